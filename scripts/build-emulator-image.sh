@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The emulator image, built with no registry: a root filesystem holding this machine's node, the libraries it
+# links and the bundled emulator, imported with `docker import`. Rebuilt only when its inputs change.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+BUNDLE="$ROOT/dist/emulator/emulator.js"
+[ -f "$BUNDLE" ] || (cd "$ROOT" && node scripts/build-emulator.mjs)
+NODE_BIN="$(readlink -f "$(command -v node)")"
+hash=$( { sha256sum "$BUNDLE" "$0" | cut -d' ' -f1; node --version; } | sha256sum | cut -c1-16)
+repo="${EMULATOR_IMAGE%%:*}"
+if docker image inspect "$repo:$hash" >/dev/null 2>&1; then
+  docker tag "$repo:$hash" "$EMULATOR_IMAGE"
+  exit 0
+fi
+log "building image $EMULATOR_IMAGE ($repo:$hash)"
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{app,etc,tmp,data/file_store,usr/local/bin}
+chmod 1777 "$stage/tmp"
+cp "$NODE_BIN" "$stage/usr/local/bin/node"
+# The dynamic loader and every library node links, at the same paths.
+for lib in $(ldd "$NODE_BIN" | grep -o '/[^ ]*'); do
+  mkdir -p "$stage$(dirname "$lib")"
+  cp -L "$lib" "$stage$lib"
+done
+cp "$BUNDLE" "$stage/app/emulator.js"
+printf 'root:x:0:0:root:/root:/sbin/nologin\nnestor:x:10001:10001:nestor:/data:/sbin/nologin\n' >"$stage/etc/passwd"
+printf 'root:x:0:\nnestor:x:10001:\n' >"$stage/etc/group"
+chown -R 10001:10001 "$stage/data"
+tar -C "$stage" -c . | docker import \
+  --change 'USER 10001' \
+  --change 'WORKDIR /data' \
+  --change 'ENV FILE_STORE_PATH=/data/file_store port=3000' \
+  --change 'EXPOSE 3000' \
+  --change 'CMD ["/usr/local/bin/node", "/app/emulator.js"]' \
+  - "$repo:$hash" >/dev/null
+docker tag "$repo:$hash" "$EMULATOR_IMAGE"
+log "image $EMULATOR_IMAGE ready"

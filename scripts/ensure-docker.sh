@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# A running Docker engine: used as it is when `docker info` answers; otherwise, with apt and root, install
+# docker.io and start dockerd in the background. Prints "started" on stdout when it started the daemon.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+if docker info >/dev/null 2>&1; then exit 0; fi
+if ! command -v dockerd >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    log "installing docker.io from apt"
+    started=$(date +%s)
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+    log "docker.io installed in $(( $(date +%s) - started )) s"
+  else
+    die "no Docker engine is running and none can be installed here: install Docker (e.g. 'apt-get install docker.io') and start it, or set DOCKER_HOST"
+  fi
+fi
+[ "$(id -u)" = 0 ] || die "dockerd is installed but not running, and starting it needs root: start the Docker service"
+mkdir -p "$STATE"
+log "starting dockerd (log: $STATE/dockerd.log)"
+# Unix socket only; containers publish ports on 127.0.0.1 themselves.
+nohup dockerd --host unix:///var/run/docker.sock --ip 127.0.0.1 >"$STATE/dockerd.log" 2>&1 &
+echo $! >"$STATE/dockerd.pid"
+for _ in $(seq 1 120); do
+  if docker info >/dev/null 2>&1; then echo started; exit 0; fi
+  kill -0 "$(cat "$STATE/dockerd.pid")" 2>/dev/null || { tail -20 "$STATE/dockerd.log" >&2; die "dockerd exited; its log is above"; }
+  sleep 0.5
+done
+tail -20 "$STATE/dockerd.log" >&2
+die "dockerd did not answer within 60 s"

@@ -1,0 +1,200 @@
+// configureNestedServer / createConversation / waitForReady / sendEvent / stopConversation:
+// the nested agent server's side of a conversation, in the contract's order (§4.1).
+import { Context } from '@temporalio/activity';
+import type { Dispatcher } from 'undici';
+import { NestedClient, type InitSessionRequest } from '../nested/client';
+import { ErrorType, NestorError } from '../shared/errors';
+import type { CustomSecret, GitProvider, ProviderTokens, UserSettings } from '../shared/schemas';
+
+export interface NestedTarget {
+  url: string;
+  sessionApiKey: string;
+  conversationId: string;
+}
+
+export interface NestedDeps {
+  dispatcher?: Dispatcher;
+  /** Per-request timeout. @default 10000 */
+  requestTimeoutMs?: number;
+}
+
+/** OpenHands' Settings on the wire (snake_case); the sandbox block is nestor's own and stays out. */
+export function nestedSettingsBody(s: UserSettings): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    agent: s.agent,
+    llm_model: s.llmModel,
+    llm_api_key: s.llmApiKey ?? null,
+    llm_base_url: s.llmBaseUrl ?? null,
+    language: s.language,
+    max_iterations: s.maxIterations,
+    confirmation_mode: s.confirmationMode,
+    security_analyzer: s.securityAnalyzer,
+    enable_default_condenser: s.enableDefaultCondenser,
+    condenser_max_size: s.condenserMaxSize,
+    max_budget_per_task: s.maxBudgetPerTask,
+    search_api_key: s.searchApiKey,
+    git_user_name: s.gitUserName,
+    git_user_email: s.gitUserEmail,
+  };
+  for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+  return body;
+}
+
+export interface ConfigureInput extends NestedTarget {
+  settings: UserSettings;
+  providerTokens?: ProviderTokens;
+  customSecrets?: CustomSecret[];
+  experimentConfig?: Record<string, unknown>;
+}
+
+export interface CreateConversationInput extends NestedTarget {
+  initialMessage?: string;
+  replayJson?: string;
+  repository?: string;
+  branch?: string;
+  gitProvider?: GitProvider;
+  conversationInstructions?: string;
+  mcpConfig?: Record<string, unknown>;
+}
+
+export interface WaitForReadyInput extends NestedTarget {
+  /** Give up (NotReady) after this long. */
+  readyTimeoutMs: number;
+}
+
+export interface ReadyReport {
+  polls: number;
+  waitedMs: number;
+  status: string;
+}
+
+export interface SendEventInput extends NestedTarget {
+  content: string;
+  imageUrls?: string[];
+}
+
+/** First poll after this; then ×1.5 up to POLL_MAX_MS. Short so readiness is noticed quickly. */
+export const POLL_FIRST_MS = 25;
+export const POLL_MAX_MS = 500;
+
+function client(t: NestedTarget, deps: NestedDeps, signal?: AbortSignal): NestedClient {
+  return new NestedClient({ baseUrl: t.url, sessionApiKey: t.sessionApiKey, dispatcher: deps.dispatcher, timeoutMs: deps.requestTimeoutMs, signal });
+}
+
+function cancellationSignal(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined; // called outside an activity (unit tests)
+  }
+}
+
+function heartbeat(details?: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    /* outside an activity */
+  }
+}
+
+export function createNestedActivities(deps: NestedDeps) {
+  return {
+    /** Settings → git providers → custom secrets → experiment config. Every call is an idempotent overwrite. */
+    async configureNestedServer(input: ConfigureInput): Promise<{ secretsCreated: number; secretsExisting: number }> {
+      const c = client(input, deps, cancellationSignal());
+      await c.storeSettings(nestedSettingsBody(input.settings));
+      const tokens = Object.entries(input.providerTokens ?? {}).filter(([, t]) => t?.token);
+      if (tokens.length > 0) {
+        await c.addGitProviders(
+          Object.fromEntries(tokens.map(([p, t]) => [p, { token: t!.token, user_id: t!.userId ?? null, host: t!.host ?? null }])),
+        );
+      }
+      let secretsCreated = 0;
+      let secretsExisting = 0;
+      for (const s of input.customSecrets ?? []) {
+        if ((await c.createSecret(s)) === 'created') secretsCreated++;
+        else secretsExisting++;
+      }
+      await c.setExperimentConfig(input.conversationId, input.experimentConfig ?? {});
+      return { secretsCreated, secretsExisting };
+    },
+
+    /** POST /api/conversations with our ID; the nested server treats a repeat as "reuse". */
+    async createConversation(input: CreateConversationInput): Promise<{ conversationStatus: string | null }> {
+      if (input.initialMessage !== undefined && input.replayJson !== undefined) {
+        throw new NestorError(ErrorType.InvalidInput, 'replayJson cannot be combined with initialMessage', false);
+      }
+      const body: InitSessionRequest = {
+        conversation_id: input.conversationId,
+        initial_user_msg: input.initialMessage ?? null,
+        image_urls: [],
+        replay_json: input.replayJson ?? null,
+        repository: input.repository ?? null,
+        selected_branch: input.branch ?? null,
+        git_provider: input.gitProvider ?? null,
+        conversation_instructions: input.conversationInstructions ?? null,
+      };
+      if (input.mcpConfig) body.mcp_config = input.mcpConfig;
+      const res = await client(input, deps, cancellationSignal()).createConversation(body);
+      if (res.status !== 'ok') throw new NestorError(ErrorType.NestedBadRequest, `POST /api/conversations answered status '${res.status}': ${res.message ?? ''}`, false);
+      return { conversationStatus: res.conversation_status ?? null };
+    },
+
+    /**
+     * Ready = the events endpoint answers 2xx and the conversation reports RUNNING (the contract's §5.3 criterion
+     * plus the status OpenHands did not check). Exhausting the bound throws NotReady; it never returns silently.
+     */
+    async waitForReady(input: WaitForReadyInput): Promise<ReadyReport> {
+      const c = client(input, deps, cancellationSignal());
+      const started = Date.now();
+      let delay = POLL_FIRST_MS;
+      let polls = 0;
+      let last = 'no answer yet';
+      for (;;) {
+        polls++;
+        try {
+          await c.getEvents(input.conversationId, { limit: 1 });
+          const info = await c.getConversation(input.conversationId);
+          const status = info?.status ?? 'unknown';
+          if (status === 'RUNNING') return { polls, waitedMs: Date.now() - started, status };
+          last = `conversation status ${status}`;
+        } catch (err) {
+          if (err instanceof NestorError && !err.retryable) throw err; // 401 or 400: waiting will not help
+          last = (err as Error).message;
+        }
+        heartbeat({ polls, last });
+        const elapsed = Date.now() - started;
+        if (elapsed >= input.readyTimeoutMs) {
+          throw new NestorError(ErrorType.NotReady, `not ready after ${elapsed} ms and ${polls} polls (last: ${last})`, false, { polls, last });
+        }
+        await new Promise((r) => setTimeout(r, Math.min(delay, input.readyTimeoutMs - elapsed)));
+        delay = Math.min(POLL_MAX_MS, Math.ceil(delay * 1.5));
+      }
+    },
+
+    /** Post one user message and report the event ID the nested server gave it. */
+    async sendEvent(input: SendEventInput): Promise<{ eventId?: number }> {
+      const c = client(input, deps, cancellationSignal());
+      const before = await c.getEvents(input.conversationId, { reverse: true, limit: 1 });
+      const afterId = before.events[0]?.id ?? -1;
+      await c.postEvent(input.conversationId, {
+        action: 'message',
+        args: { content: input.content, image_urls: input.imageUrls ?? [], file_urls: [], wait_for_response: false },
+      });
+      const page = await c.getEvents(input.conversationId, { startId: afterId + 1, limit: 100 });
+      const mine = page.events.find((e) => e.source === 'user' && e.action === 'message' && e.args?.content === input.content);
+      return { eventId: mine?.id };
+    },
+
+    /** Ask the nested server to stop the agent loop. A server that is already gone counts as stopped. */
+    async stopConversation(input: NestedTarget): Promise<{ stopped: boolean }> {
+      try {
+        await client(input, deps, cancellationSignal()).stopConversation(input.conversationId);
+        return { stopped: true };
+      } catch (err) {
+        if (err instanceof NestorError && (err.type === ErrorType.NestedUnavailable || err.type === ErrorType.NestedNotFound)) return { stopped: false };
+        throw err;
+      }
+    },
+  };
+}

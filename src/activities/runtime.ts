@@ -1,0 +1,75 @@
+// createRuntime / removeRuntime: everything that touches containers goes through a RuntimeProvider.
+import { Context } from '@temporalio/activity';
+import type { Dispatcher } from 'undici';
+import { NestedClient } from '../nested/client';
+import { ErrorType, NestorError } from '../shared/errors';
+import type { RuntimeHandle, RuntimeProvider, RuntimeSpec } from '../runtime/provider';
+
+/** First /alive poll after this, then ×1.5 up to ALIVE_POLL_MAX_MS. */
+export const ALIVE_POLL_FIRST_MS = 25;
+export const ALIVE_POLL_MAX_MS = 500;
+
+export interface CreateRuntimeInput extends RuntimeSpec {
+  /** Give up (RuntimeStartFailed) when /alive has not answered after this long. */
+  aliveTimeoutMs: number;
+}
+
+export interface CreatedRuntime extends RuntimeHandle {
+  /** Time from the call to the container's first /alive answer. */
+  readyMs: number;
+}
+
+export interface RuntimeDeps {
+  runtime: RuntimeProvider;
+  dispatcher?: Dispatcher;
+}
+
+function heartbeat(details?: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    /* outside an activity */
+  }
+}
+
+/** Poll GET /alive with a short first interval, heartbeating, until it answers or the bound passes. */
+export async function waitAlive(handle: RuntimeHandle, timeoutMs: number, deps: RuntimeDeps, conversationId: string): Promise<void> {
+  const c = new NestedClient({ baseUrl: handle.url, sessionApiKey: handle.sessionApiKey, dispatcher: deps.dispatcher, timeoutMs: 2000 });
+  const started = Date.now();
+  let delay = ALIVE_POLL_FIRST_MS;
+  for (let polls = 1; ; polls++) {
+    if (await c.alive()) return;
+    heartbeat({ polls });
+    const elapsed = Date.now() - started;
+    if (polls % 10 === 0 || elapsed >= timeoutMs) {
+      const state = await deps.runtime.inspect(conversationId);
+      if (!state || state.state === 'exited' || state.state === 'dead') {
+        throw new NestorError(ErrorType.RuntimeStartFailed, `the runtime stopped before answering /alive: ${await deps.runtime.diagnose(conversationId)}`, true);
+      }
+    }
+    if (elapsed >= timeoutMs) {
+      throw new NestorError(ErrorType.RuntimeStartFailed, `GET /alive did not answer within ${timeoutMs} ms: ${await deps.runtime.diagnose(conversationId)}`, true);
+    }
+    await new Promise((r) => setTimeout(r, Math.min(delay, timeoutMs - elapsed)));
+    delay = Math.min(ALIVE_POLL_MAX_MS, Math.ceil(delay * 1.5));
+  }
+}
+
+export function createRuntimeActivities(deps: RuntimeDeps) {
+  return {
+    /** Create or adopt the conversation's container, start it and wait until the nested server is alive. */
+    async createRuntime(input: CreateRuntimeInput): Promise<CreatedRuntime> {
+      const started = Date.now();
+      const { aliveTimeoutMs, ...spec } = input;
+      const handle = await deps.runtime.create(spec);
+      heartbeat({ runtimeId: handle.runtimeId, adopted: handle.adopted });
+      await waitAlive(handle, aliveTimeoutMs, deps, input.conversationId);
+      return { ...handle, readyMs: Date.now() - started };
+    },
+
+    /** Remove the conversation's container (and its anonymous volumes). Idempotent. */
+    async removeRuntime(input: { conversationId: string }): Promise<{ removed: boolean }> {
+      return { removed: await deps.runtime.remove(input.conversationId) };
+    },
+  };
+}

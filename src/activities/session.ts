@@ -1,0 +1,86 @@
+// acquireSession / releaseSession: the settings registry (agents, model capabilities) and the session lease.
+import { ErrorType, NestorError } from '../shared/errors';
+import type { UserSettings } from '../shared/schemas';
+
+export type Capability = 'functionCalling' | 'vision';
+export type ModelCapabilities = Partial<Record<Capability, boolean>>;
+
+/** Agents nestor knows, with what each needs of its model (OpenHands' agent classes). */
+export const AGENT_REGISTRY: Record<string, { needs: Capability[]; description: string }> = {
+  CodeActAgent: { needs: ['functionCalling'], description: 'edits code and runs commands through tool calls' },
+  BrowsingAgent: { needs: [], description: 'text-only web browsing' },
+  VisualBrowsingAgent: { needs: ['vision'], description: 'web browsing from screenshots' },
+  ReadOnlyAgent: { needs: ['functionCalling'], description: 'explores a repository without changing it' },
+  LocAgent: { needs: ['functionCalling'], description: 'localises code for an issue' },
+};
+
+/**
+ * Model capability table: glob patterns ('*' matches anything) to capabilities; the first match wins.
+ * Operators extend or override it with NESTOR_MODEL_CAPABILITIES (a JSON object of the same shape).
+ */
+export const DEFAULT_MODEL_CAPABILITIES: Record<string, ModelCapabilities> = {
+  'anthropic/claude-*': { functionCalling: true, vision: true },
+  'claude-*': { functionCalling: true, vision: true },
+  'openai/gpt-4o*': { functionCalling: true, vision: true },
+  'gpt-4o*': { functionCalling: true, vision: true },
+  'openai/gpt-4.1*': { functionCalling: true, vision: true },
+  'openai/gpt-5*': { functionCalling: true, vision: true },
+  'openai/o3*': { functionCalling: true, vision: true },
+  'openai/o4-mini*': { functionCalling: true, vision: true },
+  'openai/gpt-3.5*': { functionCalling: true, vision: false },
+  'gemini/*': { functionCalling: true, vision: true },
+  'deepseek/*': { functionCalling: true, vision: false },
+  'mistral/devstral*': { functionCalling: true, vision: false },
+  'litellm_proxy/*': { functionCalling: true, vision: true },
+  'ollama/*': { functionCalling: false, vision: false },
+};
+
+/** Models that authenticate without an API key (contract §1.1: bedrock/ and lemonade/). */
+const KEYLESS_MODEL_PREFIXES = ['bedrock/', 'lemonade/'];
+
+function globToRegExp(glob: string): RegExp {
+  return new RegExp(`^${glob.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i');
+}
+
+export function capabilitiesOf(model: string, table: Record<string, ModelCapabilities>): ModelCapabilities | undefined {
+  for (const [pattern, caps] of Object.entries(table)) if (globToRegExp(pattern).test(model)) return caps;
+  return undefined;
+}
+
+export interface AcquireSessionInput {
+  conversationId: string;
+  userId: string;
+  settings: Pick<UserSettings, 'agent' | 'llmModel' | 'llmApiKey' | 'llmBaseUrl'>;
+}
+
+/** The resolved LLM configuration. Carries no key: the key stays in the settings. */
+export interface SessionLease {
+  conversationId: string;
+  userId: string;
+  agent: string;
+  llmModel: string;
+  llmBaseUrl?: string;
+  capabilities: ModelCapabilities;
+}
+
+/** Validate the agent/model pair and the key; throws InvalidSettings naming the field. */
+export function resolveSession(input: AcquireSessionInput, table: Record<string, ModelCapabilities>): SessionLease {
+  const { agent, llmModel, llmApiKey, llmBaseUrl } = input.settings;
+  const known = AGENT_REGISTRY[agent];
+  if (!known) {
+    throw new NestorError(ErrorType.InvalidSettings, `settings.agent: unknown agent '${agent}'; expected one of ${Object.keys(AGENT_REGISTRY).join(', ')}`, false, { field: 'settings.agent' });
+  }
+  if (!llmModel?.trim()) {
+    throw new NestorError(ErrorType.InvalidSettings, 'settings.llmModel: an LLM model is required', false, { field: 'settings.llmModel' });
+  }
+  if (!llmApiKey?.trim() && !KEYLESS_MODEL_PREFIXES.some((p) => llmModel.startsWith(p))) {
+    throw new NestorError(ErrorType.InvalidSettings, `settings.llmApiKey: an LLM API key is required for model '${llmModel}'`, false, { field: 'settings.llmApiKey' });
+  }
+  const caps = capabilitiesOf(llmModel, table);
+  const missing = known.needs.filter((need) => !caps?.[need]);
+  if (missing.length > 0) {
+    const why = caps ? `model '${llmModel}' lacks ${missing.join(' and ')}` : `model '${llmModel}' is not in the model capability table (NESTOR_MODEL_CAPABILITIES)`;
+    throw new NestorError(ErrorType.InvalidSettings, `settings.llmModel: agent ${agent} needs ${known.needs.join(' and ')}; ${why}`, false, { field: 'settings.llmModel', agent, missing });
+  }
+  return { conversationId: input.conversationId, userId: input.userId, agent, llmModel, llmBaseUrl, capabilities: caps ?? {} };
+}

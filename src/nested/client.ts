@@ -1,0 +1,190 @@
+// Everything that speaks the nested agent server's HTTP (contract reference §4–§7).
+// Each status code maps onto one typed NestorError, so activities never inspect HTTP themselves.
+import { request, type Dispatcher } from 'undici';
+import { ErrorType, NestorError } from '../shared/errors';
+
+/** Per-request timeout. OpenHands used httpx's 5 s default and no retry; we keep 10 s and let Temporal retry. @default 10000 */
+export const DEFAULT_NESTED_TIMEOUT_MS = 10_000;
+
+export interface NestedClientOptions {
+  /** Base URL of the nested server, e.g. http://127.0.0.1:32768 */
+  baseUrl: string;
+  sessionApiKey: string;
+  /** undici dispatcher; tests pass a MockAgent. @default undici's global dispatcher */
+  dispatcher?: Dispatcher;
+  /** @default DEFAULT_NESTED_TIMEOUT_MS */
+  timeoutMs?: number;
+  /** Aborts in-flight requests (an activity's cancellation signal). */
+  signal?: AbortSignal;
+}
+
+export interface NestedEvent {
+  id: number;
+  source?: string;
+  action?: string;
+  observation?: string;
+  message?: string;
+  args?: Record<string, unknown>;
+  extras?: Record<string, unknown>;
+  timestamp?: string;
+  [k: string]: unknown;
+}
+
+export interface EventPage {
+  events: NestedEvent[];
+  has_more: boolean;
+}
+
+export interface ConversationInfo {
+  conversation_id: string;
+  status: string;
+  runtime_status?: string | null;
+  [k: string]: unknown;
+}
+
+export interface ConversationResponse {
+  status: string;
+  conversation_id: string;
+  message?: string | null;
+  conversation_status?: string | null;
+}
+
+/** Body of POST /api/conversations (contract §5.1). */
+export interface InitSessionRequest {
+  conversation_id: string;
+  initial_user_msg?: string | null;
+  image_urls?: string[];
+  replay_json?: string | null;
+  mcp_config?: Record<string, unknown> | null;
+  repository?: string | null;
+  selected_branch?: string | null;
+  git_provider?: string | null;
+  conversation_instructions?: string | null;
+}
+
+export class NestedClient {
+  private readonly timeoutMs: number;
+  constructor(private readonly opts: NestedClientOptions) {
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_NESTED_TIMEOUT_MS;
+  }
+
+  /** GET /alive: true on 200, false on anything else (not up yet). */
+  async alive(): Promise<boolean> {
+    try {
+      const res = await this.raw('GET', '/alive', undefined, false);
+      await res.body.dump();
+      return res.statusCode === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  storeSettings(settings: Record<string, unknown>): Promise<unknown> {
+    return this.json('POST', '/api/settings', settings);
+  }
+
+  getSettings(): Promise<Record<string, unknown>> {
+    return this.json('GET', '/api/settings') as Promise<Record<string, unknown>>;
+  }
+
+  addGitProviders(providerTokens: Record<string, { token: string; user_id: string | null; host: string | null }>): Promise<unknown> {
+    return this.json('POST', '/api/add-git-providers', { provider_tokens: providerTokens });
+  }
+
+  /** POST /api/secrets; "already exists" (400) counts as success, as on OpenHands' resume path. */
+  async createSecret(secret: { name: string; value: string; description?: string | null }): Promise<'created' | 'exists'> {
+    try {
+      await this.json('POST', '/api/secrets', { name: secret.name, description: secret.description ?? null, value: secret.value });
+      return 'created';
+    } catch (err) {
+      if (err instanceof NestorError && err.details.status === 400 && /already exists/i.test(String(err.details.body ?? ''))) return 'exists';
+      throw err;
+    }
+  }
+
+  setExperimentConfig(conversationId: string, config: Record<string, unknown>): Promise<unknown> {
+    return this.json('POST', `/api/conversations/${encodeURIComponent(conversationId)}/exp-config`, { config });
+  }
+
+  createConversation(body: InitSessionRequest): Promise<ConversationResponse> {
+    return this.json('POST', '/api/conversations', body) as Promise<ConversationResponse>;
+  }
+
+  getConversation(conversationId: string): Promise<ConversationInfo | null> {
+    return this.json('GET', `/api/conversations/${encodeURIComponent(conversationId)}`) as Promise<ConversationInfo | null>;
+  }
+
+  getEvents(conversationId: string, q: { startId?: number; endId?: number; reverse?: boolean; limit?: number } = {}): Promise<EventPage> {
+    const params = new URLSearchParams();
+    if (q.startId !== undefined) params.set('start_id', String(q.startId));
+    if (q.endId !== undefined) params.set('end_id', String(q.endId));
+    if (q.reverse) params.set('reverse', 'true');
+    if (q.limit !== undefined) params.set('limit', String(q.limit));
+    const qs = params.size ? `?${params}` : '';
+    return this.json('GET', `/api/conversations/${encodeURIComponent(conversationId)}/events${qs}`) as Promise<EventPage>;
+  }
+
+  /** Every event, following `has_more` pages of at most 100. */
+  async allEvents(conversationId: string): Promise<NestedEvent[]> {
+    const out: NestedEvent[] = [];
+    let startId = 0;
+    for (;;) {
+      const page = await this.getEvents(conversationId, { startId, limit: 100 });
+      out.push(...page.events);
+      if (!page.has_more || page.events.length === 0) return out;
+      startId = page.events[page.events.length - 1].id + 1;
+    }
+  }
+
+  postEvent(conversationId: string, event: Record<string, unknown>): Promise<{ success: boolean }> {
+    return this.json('POST', `/api/conversations/${encodeURIComponent(conversationId)}/events`, event) as Promise<{ success: boolean }>;
+  }
+
+  stopConversation(conversationId: string): Promise<ConversationResponse> {
+    return this.json('POST', `/api/conversations/${encodeURIComponent(conversationId)}/stop`) as Promise<ConversationResponse>;
+  }
+
+  private async raw(method: 'GET' | 'POST', path: string, body: unknown, auth = true): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (auth) headers['x-session-api-key'] = this.opts.sessionApiKey;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const url = new URL(path, this.opts.baseUrl);
+    try {
+      return await request(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        dispatcher: this.opts.dispatcher,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+        signal: this.opts.signal,
+      });
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? (err as Error).name;
+      throw new NestorError(ErrorType.NestedUnavailable, `${method} ${path}: ${code}`, true, { method, path, code });
+    }
+  }
+
+  private async json(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+    const res = await this.raw(method, path, body);
+    const text = await res.body.text();
+    if (res.statusCode >= 200 && res.statusCode < 300) {
+      return text ? JSON.parse(text) : null;
+    }
+    throw errorForStatus(method, path, res.statusCode, text);
+  }
+}
+
+/** Map one nested-server status code onto a typed, retryable-or-not error. The body is kept short and never holds our secrets. */
+export function errorForStatus(method: string, path: string, status: number, body: string): NestorError {
+  const snippet = body.slice(0, 300);
+  const details = { method, path, status, body: snippet };
+  const what = `${method} ${path} answered ${status}`;
+  if (status === 401 || status === 403) {
+    return new NestorError(ErrorType.NestedUnauthorized, `${what}: the nested server rejected the session API key or a provider token`, false, details);
+  }
+  if (status === 400 || status === 422) return new NestorError(ErrorType.NestedBadRequest, `${what}: ${snippet}`, false, details);
+  if (status === 404) return new NestorError(ErrorType.NestedNotFound, `${what}`, true, details);
+  if (status === 408 || status === 429 || status >= 500) return new NestorError(ErrorType.NestedUnavailable, `${what}`, true, details);
+  return new NestorError(ErrorType.NestedBadRequest, `${what}: unexpected status`, false, details);
+}

@@ -1,0 +1,51 @@
+// Names both sides of the wire agree on. Imported by workflows, so: no Node built-ins, no I/O.
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+/** Task queue the worker polls. @default 'conversations' (override with NESTOR_TASK_QUEUE). */
+export const DEFAULT_TASK_QUEUE = 'conversations';
+
+/** Workflow type names, stable for callers in other languages. */
+export const WORKFLOW_TYPES = { startConversation: 'StartConversation' } as const;
+
+/** Message names on the StartConversation workflow. */
+export const MESSAGE_NAMES = {
+  waitReady: 'waitReady',
+  sendMessage: 'sendMessage',
+  close: 'close',
+  status: 'status',
+} as const;
+
+/** The workflow ID is the lock: one running StartConversation per conversation. */
+export function conversationWorkflowId(conversationId: string): string {
+  return `conversation-${conversationId}`;
+}
+
+export const ConversationIdKey = defineSearchAttributeKey('ConversationId', SearchAttributeType.KEYWORD);
+export const UserIdKey = defineSearchAttributeKey('UserId', SearchAttributeType.KEYWORD);
+export const ConversationStatusKey = defineSearchAttributeKey('ConversationStatus', SearchAttributeType.KEYWORD);
+export const SEARCH_ATTRIBUTE_KEYS = [ConversationIdKey, UserIdKey, ConversationStatusKey];
+
+/** Conversation statuses, in OpenHands' vocabulary plus PAUSED (OpenHands folds it into STOPPED). */
+export const CONVERSATION_STATUSES = ['STARTING', 'RUNNING', 'PAUSED', 'STOPPED', 'ERROR'] as const;
+export type ConversationStatus = (typeof CONVERSATION_STATUSES)[number];
+
+/** The six start steps, in order. */
+export const START_STEPS = [
+  'acquireSession',
+  'createRuntime',
+  'refreshTokens',
+  'configureNestedServer',
+  'createConversation',
+  'waitForReady',
+] as const;
+export type StartStep = (typeof START_STEPS)[number];
+
+/** Container labels every nestor sandbox carries. */
+export const LABELS = {
+  managed: 'nestor.managed',
+  conversationId: 'nestor.conversation-id',
+  userId: 'nestor.user-id',
+} as const;
+
+/** Largest message body accepted, far under Temporal's 2 MB payload limit. */
+export const MAX_MESSAGE_BYTES = 64 * 1024;

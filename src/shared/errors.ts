@@ -1,0 +1,56 @@
+// Every failure a caller can see, by stable type name. Retry policies reference these names.
+import { ApplicationFailure } from '@temporalio/common';
+
+export const ErrorType = {
+  /** The start input or a message failed validation. Never retried. */
+  InvalidInput: 'InvalidInput',
+  /** Unknown agent, missing LLM key, or an agent/model pair that cannot work. Never retried. */
+  InvalidSettings: 'InvalidSettings',
+  /** The runtime image is not present locally. Never retried. */
+  RuntimeImageNotFound: 'RuntimeImageNotFound',
+  /** The container could not be created or exited before answering /alive. Retried a few times. */
+  RuntimeStartFailed: 'RuntimeStartFailed',
+  /** The nested server rejected the session API key (401/403). Never retried. */
+  NestedUnauthorized: 'NestedUnauthorized',
+  /** The nested server rejected a request as malformed (400/422). Never retried. */
+  NestedBadRequest: 'NestedBadRequest',
+  /** The nested server answered 404 for a conversation it should know. */
+  NestedNotFound: 'NestedNotFound',
+  /** 5xx, 429, timeout or connection failure. Retried with backoff. */
+  NestedUnavailable: 'NestedUnavailable',
+  /** The nested conversation did not become ready within its bound. Never retried. */
+  NotReady: 'NotReady',
+  /** The conversation failed to start; details name the step. Workflow-level failure. */
+  StartFailed: 'ConversationStartFailed',
+  /** The conversation is closed or closing. */
+  ConversationClosed: 'ConversationClosed',
+} as const;
+export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
+
+/** Error raised by nestor's own code outside workflows; `type` maps 1:1 onto an ApplicationFailure type. */
+export class NestorError extends Error {
+  constructor(
+    readonly type: ErrorTypeName,
+    message: string,
+    readonly retryable: boolean,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = type;
+  }
+}
+
+/** Turn any thrown value into an ApplicationFailure with a stable type; plain errors stay retryable. */
+export function toApplicationFailure(err: unknown, step?: string): unknown {
+  if (err instanceof ApplicationFailure) return err;
+  const prefix = step ? `${step}: ` : '';
+  if (err instanceof NestorError) {
+    return ApplicationFailure.create({
+      message: prefix + err.message,
+      type: err.type,
+      nonRetryable: !err.retryable,
+      details: [err.details],
+    });
+  }
+  return err;
+}

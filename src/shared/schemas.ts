@@ -1,0 +1,186 @@
+// Input schemas: validated once at the edge (client, CLI, activities). They are the source of the
+// TypeScript types and of the published JSON Schema files in schemas/.
+// Not imported by workflow code at run time (workflows use `import type` only).
+import { z } from 'zod';
+import { ErrorType, NestorError } from './errors';
+import { CONVERSATION_STATUSES, MAX_MESSAGE_BYTES, START_STEPS } from './constants';
+
+/**
+ * Conversation IDs as the nested server accepts them (contract §7.1: at most 100 characters, no NUL,
+ * `..`, `/`, `\` or control characters), narrowed to what a Docker container name allows.
+ */
+export const ConversationIdSchema = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must start with a letter or digit and hold only letters, digits, _ . -')
+  .refine((s) => !s.includes('..'), 'must not contain ".."');
+
+export const UserIdSchema = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
+
+const EnvNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name');
+
+/** Sandbox resources and environment. Omitted limits take the operator's defaults. */
+export const SandboxSettingsSchema = z.strictObject({
+  cpus: z.number().min(0.1).max(64).optional(),
+  memoryMb: z.number().int().min(64).max(262144).optional(),
+  pidsLimit: z.number().int().min(16).max(65536).optional(),
+  env: z.record(EnvNameSchema, z.string().max(4096)).optional(),
+});
+
+/** The user's settings, as OpenHands' `Settings` (camelCase here, snake_case on the nested wire). */
+export const UserSettingsSchema = z.strictObject({
+  agent: z.string().min(1).max(100).default('CodeActAgent'),
+  llmModel: z.string().min(1).max(200),
+  llmApiKey: z.string().max(4096).optional(),
+  llmBaseUrl: z.url().optional(),
+  language: z.string().max(20).optional(),
+  maxIterations: z.number().int().min(1).max(100000).optional(),
+  confirmationMode: z.boolean().optional(),
+  securityAnalyzer: z.string().max(100).optional(),
+  enableDefaultCondenser: z.boolean().optional(),
+  condenserMaxSize: z.number().int().min(20).optional(),
+  maxBudgetPerTask: z.number().positive().optional(),
+  searchApiKey: z.string().max(4096).optional(),
+  gitUserName: z.string().max(200).optional(),
+  gitUserEmail: z.string().max(200).optional(),
+  sandbox: SandboxSettingsSchema.optional(),
+});
+
+export const GIT_PROVIDERS = ['github', 'gitlab', 'bitbucket', 'azure_devops', 'enterprise_sso'] as const;
+export type GitProvider = (typeof GIT_PROVIDERS)[number];
+
+export const ProviderTokenSchema = z.strictObject({
+  token: z.string().min(1).max(8192),
+  refreshToken: z.string().min(1).max(8192).optional(),
+  /** When the access token expires (ISO 8601). Tokens expiring within 4 h are refreshed at start. */
+  expiresAt: z.iso.datetime({ offset: true }).optional(),
+  /** The identity provider's user ID, passed through to the nested server. */
+  userId: z.string().max(200).optional(),
+  host: z.string().max(255).optional(),
+});
+
+export const CustomSecretSchema = z.strictObject({
+  name: EnvNameSchema.max(200),
+  value: z.string().max(65536),
+  description: z.string().max(1000).optional(),
+});
+
+/** Durations a caller may shrink (tests) or stretch (slow images). */
+export const StartTimeoutsSchema = z.strictObject({
+  /** How long the container may take to answer GET /alive. @default 120000 */
+  aliveTimeoutMs: z.number().int().min(100).max(30 * 60_000).optional(),
+  /** How long the nested conversation may take to become ready after creation. @default 120000 */
+  readyTimeoutMs: z.number().int().min(100).max(30 * 60_000).optional(),
+});
+
+const jsonString = z.string().max(1_000_000).refine((s) => {
+  try {
+    JSON.parse(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be valid JSON');
+
+export const StartConversationInputSchema = z
+  .strictObject({
+    conversationId: ConversationIdSchema,
+    userId: UserIdSchema,
+    settings: UserSettingsSchema,
+    gitProviderTokens: z.partialRecord(z.enum(GIT_PROVIDERS), ProviderTokenSchema).optional(),
+    customSecrets: z.array(CustomSecretSchema).max(100).optional(),
+    initialMessage: z.string().min(1).max(MAX_MESSAGE_BYTES).optional(),
+    replayJson: jsonString.optional(),
+    repository: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'must be owner/repo').optional(),
+    branch: z.string().min(1).max(255).optional(),
+    gitProvider: z.enum(GIT_PROVIDERS).optional(),
+    conversationInstructions: z.string().max(MAX_MESSAGE_BYTES).optional(),
+    mcpConfig: z.record(z.string(), z.unknown()).optional(),
+    title: z.string().max(200).optional(),
+    timeouts: StartTimeoutsSchema.optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.initialMessage !== undefined && v.replayJson !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['replayJson'], message: 'cannot be combined with initialMessage' });
+    }
+    const names = new Set<string>();
+    for (const [i, s] of (v.customSecrets ?? []).entries()) {
+      if (names.has(s.name)) ctx.addIssue({ code: 'custom', path: ['customSecrets', i, 'name'], message: `duplicate secret name '${s.name}'` });
+      names.add(s.name);
+    }
+  });
+
+export const SendMessageInputSchema = z.strictObject({
+  /** Deduplication key, used as the update ID. The client makes a UUID when none is given. */
+  messageId: z.string().min(1).max(200).regex(/^[\w.:-]+$/, 'must hold only letters, digits, _ . : -').optional(),
+  content: z.string().min(1, 'must not be empty').max(MAX_MESSAGE_BYTES),
+  imageUrls: z.array(z.url()).max(20).optional(),
+});
+
+export const CloseInputSchema = z.strictObject({
+  reason: z.string().max(500).optional(),
+});
+
+export type UserSettings = z.infer<typeof UserSettingsSchema>;
+export type SandboxSettings = z.infer<typeof SandboxSettingsSchema>;
+export type ProviderToken = z.infer<typeof ProviderTokenSchema>;
+export type ProviderTokens = Partial<Record<GitProvider, ProviderToken>>;
+export type CustomSecret = z.infer<typeof CustomSecretSchema>;
+export type StartTimeouts = z.infer<typeof StartTimeoutsSchema>;
+export type StartConversationInput = z.infer<typeof StartConversationInputSchema>;
+/** What callers pass: defaults not yet applied. */
+export type StartConversationRequest = z.input<typeof StartConversationInputSchema>;
+export type SendMessageInput = z.infer<typeof SendMessageInputSchema>;
+export type CloseInput = z.infer<typeof CloseInputSchema>;
+
+/** What a caller sees of a conversation. `sessionApiKey` is only in the result of start/waitReady. */
+export const AgentLoopInfoSchema = z.strictObject({
+  conversationId: z.string(),
+  userId: z.string(),
+  status: z.enum(CONVERSATION_STATUSES),
+  step: z.enum([...START_STEPS, 'running', 'closing', 'compensating', 'done']).optional(),
+  runtimeId: z.string().optional(),
+  url: z.string().optional(),
+  sessionApiKey: z.string().optional(),
+  startedAt: z.string(),
+  readyAt: z.string().optional(),
+  closedAt: z.string().optional(),
+  messagesDelivered: z.number().int(),
+  lastError: z.strictObject({ type: z.string(), step: z.string().optional(), message: z.string() }).optional(),
+  warnings: z.array(z.string()),
+});
+export type AgentLoopInfo = z.infer<typeof AgentLoopInfoSchema>;
+
+export const MessageAckSchema = z.strictObject({
+  messageId: z.string(),
+  eventId: z.number().int().optional(),
+});
+export type MessageAck = z.infer<typeof MessageAckSchema>;
+
+/** The published schemas, by file name. */
+export const PUBLISHED_SCHEMAS = {
+  'start-conversation-input': StartConversationInputSchema,
+  'send-message-input': SendMessageInputSchema,
+  'close-input': CloseInputSchema,
+  'agent-loop-info': AgentLoopInfoSchema,
+  'message-ack': MessageAckSchema,
+} as const;
+
+/** Parse `value` or throw an InvalidInput NestorError that lists every bad field. Never partial. */
+export function parseInput<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  throw new NestorError(ErrorType.InvalidInput, `invalid ${what}: ${formatIssues(r.error)}`, false, {
+    issues: r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+  });
+}
+
+/** "settings.llmModel: expected string, received undefined; …" — field paths first, never values. */
+export function formatIssues(err: z.ZodError): string {
+  return err.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
+}

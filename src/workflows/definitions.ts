@@ -1,0 +1,15 @@
+// Message definitions of StartConversation, shared by the workflow and its callers.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { MESSAGE_NAMES } from '../shared/constants';
+import type { AgentLoopInfo, CloseInput, MessageAck, SendMessageInput } from '../shared/schemas';
+
+/** Resolves with connection info (including the session API key) once RUNNING; fails with the start error. */
+export const waitReadyUpdate = defineUpdate<AgentLoopInfo, []>(MESSAGE_NAMES.waitReady);
+/** Delivers one user message, in order; resolves once the nested server accepted it. */
+export const sendMessageUpdate = defineUpdate<MessageAck, [SendMessageInput]>(MESSAGE_NAMES.sendMessage);
+/** Stops the nested conversation and removes the runtime; resolves with the final status. */
+export const closeUpdate = defineUpdate<AgentLoopInfo, [CloseInput?]>(MESSAGE_NAMES.close);
+/** Fire-and-forget close, for callers that cannot wait. */
+export const closeSignal = defineSignal<[CloseInput?]>(MESSAGE_NAMES.close);
+/** Current state; never holds the session API key or any other secret. */
+export const statusQuery = defineQuery<AgentLoopInfo>(MESSAGE_NAMES.status);

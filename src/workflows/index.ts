@@ -1,0 +1,1 @@
+export { StartConversation } from './start-conversation';
