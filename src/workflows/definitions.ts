@@ -8,8 +8,8 @@ export const waitReadyUpdate = defineUpdate<AgentLoopInfo, []>(MESSAGE_NAMES.wai
 /** Delivers one user message, in order; resolves once the nested server accepted it. */
 export const sendMessageUpdate = defineUpdate<MessageAck, [SendMessageInput]>(MESSAGE_NAMES.sendMessage);
 /** Stops the nested conversation and removes the runtime; resolves with the final status. */
-export const closeUpdate = defineUpdate<AgentLoopInfo, [CloseInput?]>(MESSAGE_NAMES.close);
+export const closeUpdate = defineUpdate<AgentLoopInfo, [CloseInput]>(MESSAGE_NAMES.close);
 /** Fire-and-forget close, for callers that cannot wait. */
-export const closeSignal = defineSignal<[CloseInput?]>(MESSAGE_NAMES.close);
+export const closeSignal = defineSignal<[CloseInput]>(MESSAGE_NAMES.close);
 /** Current state; never holds the session API key or any other secret. */
 export const statusQuery = defineQuery<AgentLoopInfo>(MESSAGE_NAMES.status);

@@ -1,0 +1,195 @@
+#!/usr/bin/env node
+// The `nestor` command: start, send, close, status, worker, dev.
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { NativeConnection } from '@temporalio/worker';
+import { ConversationClient, ConversationError } from './client';
+import { ConfigError, loadConfig, temporalAddress, type NestorConfig } from './config';
+import { startDevServer } from './dev-server';
+import { createWorker, depsFromConfig, runWorker } from './worker';
+import { NestorError } from './shared/errors';
+import type { AgentLoopInfo, StartConversationRequest } from './shared/schemas';
+
+/** Exit codes: 1 a failure reported by the service, 2 bad input or configuration, 3 cannot reach Temporal. */
+const EXIT = { failure: 1, invalid: 2, unreachable: 3 } as const;
+
+function mask(key: string | undefined): string | undefined {
+  return key ? `${key.slice(0, 4)}…(${key.length} chars, use --show-secrets)` : key;
+}
+
+function print(value: unknown, json: boolean, human: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
+
+function describe(info: AgentLoopInfo): string {
+  const lines = [
+    `conversation ${info.conversationId} (user ${info.userId}): ${info.status}${info.step ? ` · ${info.step}` : ''}`,
+    info.runtimeId && `  runtime:  ${info.runtimeId.slice(0, 12)}`,
+    info.url && `  url:      ${info.url}`,
+    info.sessionApiKey && `  session key: ${info.sessionApiKey}`,
+    `  started:  ${info.startedAt}${info.readyAt ? `, ready ${info.readyAt}` : ''}${info.closedAt ? `, closed ${info.closedAt}` : ''}`,
+    `  messages delivered: ${info.messagesDelivered}`,
+    info.lastError && `  error:    ${info.lastError.type} at ${info.lastError.step}: ${info.lastError.message}`,
+    ...info.warnings.map((w) => `  warning:  ${w}`),
+  ];
+  return lines.filter(Boolean).join('\n');
+}
+
+/** Run fn with a connected client and close the connection after, so the command exits. */
+async function withClient<T>(fn: (client: ConversationClient) => Promise<T>): Promise<T> {
+  const client = await connect(loadConfig());
+  try {
+    return await fn(client);
+  } finally {
+    await client.closeConnection();
+  }
+}
+
+async function connect(c: NestorConfig): Promise<ConversationClient> {
+  try {
+    return await ConversationClient.connect({ address: temporalAddress(c), namespace: c.namespace, taskQueue: c.taskQueue });
+  } catch (err) {
+    const e = new Error(`cannot reach Temporal at ${temporalAddress(c)} (${(err as Error).message}); run 'npm start' or set TEMPORAL_ADDRESS`);
+    (e as Error & { exitCode: number }).exitCode = EXIT.unreachable;
+    throw e;
+  }
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function buildProgram(): Command {
+  const program = new Command('nestor')
+    .description('Durable AI-agent conversations on Temporal')
+    .option('--json', 'print JSON for scripts', false)
+    .showHelpAfterError();
+
+  program
+    .command('start')
+    .description('start a conversation (or attach to the running one) and wait until it is RUNNING')
+    .option('-i, --input <file>', 'the whole start input as JSON (- for stdin); flags below override it')
+    .option('-c, --conversation-id <id>')
+    .option('-u, --user-id <id>')
+    .option('--agent <name>', 'agent class, e.g. CodeActAgent')
+    .option('--model <name>', 'LLM model, e.g. anthropic/claude-sonnet-4-5')
+    .option('--llm-api-key-env <var>', 'environment variable holding the LLM API key (never pass keys as arguments)', 'LLM_API_KEY')
+    .option('-m, --message <text>', 'initial message')
+    .option('--repository <owner/repo>')
+    .option('--env <KEY=VALUE>', 'extra sandbox environment (repeatable)', collect, [])
+    .option('--show-secrets', 'print the session API key in full', false)
+    .action(async (o, cmd) => {
+      const json = cmd.optsWithGlobals().json as boolean;
+      const base = o.input ? (JSON.parse(readFileSync(o.input === '-' ? 0 : o.input, 'utf8')) as Record<string, any>) : {};
+      const settings = { ...(base.settings ?? {}) };
+      if (o.agent) settings.agent = o.agent;
+      if (o.model) settings.llmModel = o.model;
+      if (process.env[o.llmApiKeyEnv] && !settings.llmApiKey) settings.llmApiKey = process.env[o.llmApiKeyEnv];
+      if (o.env.length) {
+        const env = Object.fromEntries(o.env.map((kv: string) => [kv.split('=')[0], kv.split('=').slice(1).join('=')]));
+        settings.sandbox = { ...settings.sandbox, env: { ...settings.sandbox?.env, ...env } };
+      }
+      const input: StartConversationRequest = {
+        ...base,
+        ...(o.conversationId && { conversationId: o.conversationId }),
+        ...(o.userId && { userId: o.userId }),
+        ...(o.message && { initialMessage: o.message }),
+        ...(o.repository && { repository: o.repository }),
+        settings,
+      } as StartConversationRequest;
+      const info = await withClient((client) => client.start(input));
+      const shown = o.showSecrets ? info : { ...info, sessionApiKey: mask(info.sessionApiKey) };
+      print(shown, json, () => describe(shown));
+    });
+
+  program
+    .command('send <conversationId> <message>')
+    .description('send a message; returns once the nested server accepted it')
+    .option('--message-id <id>', 'deduplication key (a UUID when omitted)')
+    .action(async (id: string, message: string, o, cmd) => {
+      const ack = await withClient((client) => client.sendMessage(id, { content: message, messageId: o.messageId }));
+      print(ack, cmd.optsWithGlobals().json, () => `delivered ${ack.messageId}${ack.eventId !== undefined ? ` as event ${ack.eventId}` : ''}`);
+    });
+
+  program
+    .command('close <conversationId>')
+    .description('stop the conversation and remove its sandbox')
+    .option('-r, --reason <text>')
+    .action(async (id: string, o, cmd) => {
+      const info = await withClient((client) => client.close(id, o.reason));
+      print(info, cmd.optsWithGlobals().json, () => describe(info));
+    });
+
+  program
+    .command('status <conversationId>')
+    .description('show where a conversation is (never shows secrets)')
+    .action(async (id: string, _o, cmd) => {
+      const info = await withClient((client) => client.status(id));
+      print(info, cmd.optsWithGlobals().json, () => describe(info));
+    });
+
+  program
+    .command('worker')
+    .description('run a worker against TEMPORAL_ADDRESS (default 127.0.0.1:7233)')
+    .action(async () => {
+      const c = loadConfig();
+      console.error(`nestor worker on ${temporalAddress(c)}, task queue ${c.taskQueue}, image ${c.runtimeImage}`);
+      await runWorker(c);
+    });
+
+  program
+    .command('dev')
+    .description('run the whole service: Temporal dev server (unless TEMPORAL_ADDRESS is set) and a worker')
+    .action(async () => {
+      const c = loadConfig();
+      const server = c.temporalAddress ? undefined : await startDevServer(c);
+      const address = temporalAddress(c);
+      const connection = await NativeConnection.connect({ address });
+      const worker = await createWorker({ connection, namespace: c.namespace, taskQueue: c.taskQueue, deps: depsFromConfig(c) });
+      const ui = server ? server.uiUrl : '(the UI of your Temporal server)';
+      console.log(
+        [
+          '',
+          `nestor is running: Temporal ${address} (namespace ${c.namespace}), task queue ${c.taskQueue}, runtime image ${c.runtimeImage}`,
+          `Temporal UI: ${ui}`,
+          server ? `Dev server database: ${c.dataDir}/temporal.db` : '',
+          '',
+          'Try it (in another terminal):',
+          `  LLM_API_KEY=sk-test npx nestor start -c demo-1 -u alice --model anthropic/claude-sonnet-4-5 -m "hello"`,
+          '  npx nestor send demo-1 "how are you?"',
+          '  npx nestor status demo-1',
+          '  npx nestor close demo-1',
+          '',
+          'Ctrl-C stops everything.',
+        ].join('\n'),
+      );
+      // The worker drains on SIGINT/SIGTERM by itself; then the server goes.
+      await worker.run();
+      await connection.close();
+      if (server) await server.stop();
+      console.log('nestor stopped');
+    });
+
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    const code = (err as { exitCode?: number }).exitCode;
+    if (err instanceof ConversationError) {
+      console.error(`error (${err.type}): ${err.message}`);
+      process.exitCode = err.type === 'InvalidInput' ? EXIT.invalid : EXIT.failure;
+    } else if (err instanceof NestorError) {
+      console.error(`error (${err.type}): ${err.message}`);
+      process.exitCode = err.type === 'InvalidInput' ? EXIT.invalid : EXIT.failure;
+    } else if (err instanceof ConfigError || err instanceof SyntaxError) {
+      console.error(`error: ${err.message}`);
+      process.exitCode = EXIT.invalid;
+    } else {
+      console.error(`error: ${(err as Error).message}`);
+      process.exitCode = code ?? EXIT.failure;
+    }
+  }
+}
+
+if (require.main === module) void main();

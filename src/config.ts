@@ -1,0 +1,96 @@
+// All configuration comes from environment variables, parsed once here (README: "Configuration").
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { DEFAULT_TASK_QUEUE } from './shared/constants';
+import { formatIssues } from './shared/schemas';
+import type { OAuthConfig } from './activities/tokens';
+import { DEFAULT_TOKEN_URLS } from './activities/tokens';
+import type { ModelCapabilities } from './activities/session';
+
+/** The project root (where package.json is), whether running from src/ via tsx or from dist/src/. */
+export const PROJECT_ROOT = resolve(__dirname, __dirname.includes(`${'/dist/'}`) ? '../..' : '..');
+
+const int = (dflt: number) => z.coerce.number().int().positive().default(dflt);
+const capabilitiesJson = z
+  .string()
+  .transform((s, ctx) => {
+    try {
+      return JSON.parse(s) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.record(z.string(), z.strictObject({ functionCalling: z.boolean().optional(), vision: z.boolean().optional() })));
+
+export const EnvSchema = z.object({
+  TEMPORAL_ADDRESS: z.string().min(1).optional(),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  NESTOR_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
+  NESTOR_DATA_DIR: z.string().min(1).default(resolve(PROJECT_ROOT, '.nestor')),
+  NESTOR_TEMPORAL_BIN: z.string().min(1).default(resolve(PROJECT_ROOT, '.tools/temporal-1.5.1/temporal')),
+  NESTOR_TEMPORAL_PORT: int(7233),
+  NESTOR_UI_PORT: int(8233),
+  NESTOR_RUNTIME_IMAGE: z.string().min(1).default('nestor-emulator:latest'),
+  NESTOR_DEFAULT_CPUS: z.coerce.number().positive().default(1),
+  NESTOR_DEFAULT_MEMORY_MB: int(1024),
+  NESTOR_DEFAULT_PIDS_LIMIT: int(512),
+  NESTOR_NESTED_TIMEOUT_MS: int(10_000),
+  NESTOR_MODEL_CAPABILITIES: capabilitiesJson.optional(),
+  NESTOR_GITHUB_TOKEN_URL: z.url().default(DEFAULT_TOKEN_URLS.github),
+  NESTOR_GITHUB_CLIENT_ID: z.string().optional(),
+  NESTOR_GITHUB_CLIENT_SECRET: z.string().optional(),
+  NESTOR_GITLAB_TOKEN_URL: z.url().default(DEFAULT_TOKEN_URLS.gitlab),
+  NESTOR_GITLAB_CLIENT_ID: z.string().optional(),
+  NESTOR_GITLAB_CLIENT_SECRET: z.string().optional(),
+  NESTOR_BITBUCKET_TOKEN_URL: z.url().default(DEFAULT_TOKEN_URLS.bitbucket),
+  NESTOR_BITBUCKET_CLIENT_ID: z.string().optional(),
+  NESTOR_BITBUCKET_CLIENT_SECRET: z.string().optional(),
+});
+
+export interface NestorConfig {
+  temporalAddress?: string;
+  namespace: string;
+  taskQueue: string;
+  dataDir: string;
+  temporalBin: string;
+  temporalPort: number;
+  uiPort: number;
+  runtimeImage: string;
+  defaultLimits: { cpus: number; memoryMb: number; pidsLimit: number };
+  nestedTimeoutMs: number;
+  modelCapabilities?: Record<string, ModelCapabilities>;
+  oauth: OAuthConfig;
+}
+
+export class ConfigError extends Error {}
+
+/** Parse the environment; a bad variable is named with what was expected. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
+  const r = EnvSchema.safeParse(env);
+  if (!r.success) throw new ConfigError(`invalid environment: ${formatIssues(r.error)}`);
+  const e = r.data;
+  return {
+    temporalAddress: e.TEMPORAL_ADDRESS,
+    namespace: e.TEMPORAL_NAMESPACE,
+    taskQueue: e.NESTOR_TASK_QUEUE,
+    dataDir: e.NESTOR_DATA_DIR,
+    temporalBin: e.NESTOR_TEMPORAL_BIN,
+    temporalPort: e.NESTOR_TEMPORAL_PORT,
+    uiPort: e.NESTOR_UI_PORT,
+    runtimeImage: e.NESTOR_RUNTIME_IMAGE,
+    defaultLimits: { cpus: e.NESTOR_DEFAULT_CPUS, memoryMb: e.NESTOR_DEFAULT_MEMORY_MB, pidsLimit: e.NESTOR_DEFAULT_PIDS_LIMIT },
+    nestedTimeoutMs: e.NESTOR_NESTED_TIMEOUT_MS,
+    modelCapabilities: e.NESTOR_MODEL_CAPABILITIES,
+    oauth: {
+      github: { tokenUrl: e.NESTOR_GITHUB_TOKEN_URL, clientId: e.NESTOR_GITHUB_CLIENT_ID, clientSecret: e.NESTOR_GITHUB_CLIENT_SECRET },
+      gitlab: { tokenUrl: e.NESTOR_GITLAB_TOKEN_URL, clientId: e.NESTOR_GITLAB_CLIENT_ID, clientSecret: e.NESTOR_GITLAB_CLIENT_SECRET },
+      bitbucket: { tokenUrl: e.NESTOR_BITBUCKET_TOKEN_URL, clientId: e.NESTOR_BITBUCKET_CLIENT_ID, clientSecret: e.NESTOR_BITBUCKET_CLIENT_SECRET },
+    },
+  };
+}
+
+/** The address to reach Temporal at: TEMPORAL_ADDRESS, else the local dev server. */
+export function temporalAddress(c: NestorConfig): string {
+  return c.temporalAddress ?? `127.0.0.1:${c.temporalPort}`;
+}

@@ -1,0 +1,144 @@
+// The nested client against undici's MockAgent: every status code maps to the right typed, retryable-or-not error.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, test } from 'node:test';
+import { MockAgent } from 'undici';
+import { NestedClient } from '../src/nested/client';
+import { ErrorType, NestorError } from '../src/shared/errors';
+import { createNestedActivities } from '../src/activities/nested';
+
+const BASE = 'http://nested.test';
+
+function setup() {
+  const agent = new MockAgent();
+  agent.disableNetConnect();
+  const pool = agent.get(BASE);
+  const client = new NestedClient({ baseUrl: BASE, sessionApiKey: 'k-123', dispatcher: agent, timeoutMs: 500 });
+  return { agent, pool, client };
+}
+
+const cases: Array<[number, string, boolean]> = [
+  [400, ErrorType.NestedBadRequest, false],
+  [401, ErrorType.NestedUnauthorized, false],
+  [403, ErrorType.NestedUnauthorized, false],
+  [404, ErrorType.NestedNotFound, true],
+  [422, ErrorType.NestedBadRequest, false],
+  [429, ErrorType.NestedUnavailable, true],
+  [500, ErrorType.NestedUnavailable, true],
+  [502, ErrorType.NestedUnavailable, true],
+  [503, ErrorType.NestedUnavailable, true],
+  [504, ErrorType.NestedUnavailable, true],
+  [418, ErrorType.NestedBadRequest, false],
+];
+
+describe('NestedClient status mapping', () => {
+  for (const [status, type, retryable] of cases) {
+    test(`${status} → ${type} (${retryable ? 'retryable' : 'non-retryable'})`, async () => {
+      const { pool, client } = setup();
+      pool.intercept({ path: '/api/settings', method: 'POST' }).reply(status, { error: 'x' });
+      await assert.rejects(client.storeSettings({ llm_model: 'm' }), (err) => {
+        assert.ok(err instanceof NestorError);
+        assert.equal(err.type, type);
+        assert.equal(err.retryable, retryable);
+        assert.match(err.message, new RegExp(`POST /api/settings answered ${status}`));
+        return true;
+      });
+    });
+  }
+
+  test('a connection error is NestedUnavailable and retryable', async () => {
+    const { pool, client } = setup();
+    pool.intercept({ path: '/api/settings', method: 'POST' }).replyWithError(new Error('ECONNRESET'));
+    await assert.rejects(client.storeSettings({}), (err) => err instanceof NestorError && err.type === ErrorType.NestedUnavailable && err.retryable);
+  });
+
+  test('a stalled answer times out as NestedUnavailable', async () => {
+    // MockAgent ignores timeouts, so a real server on loopback stalls instead.
+    const server = createServer(() => {}).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    const client = new NestedClient({ baseUrl: `http://127.0.0.1:${port}`, sessionApiKey: 'k', timeoutMs: 300 });
+    try {
+      await assert.rejects(client.storeSettings({}), (err) => err instanceof NestorError && err.type === ErrorType.NestedUnavailable && err.retryable);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  test('sends the session key on /api routes and not on /alive', async () => {
+    const { pool, client } = setup();
+    pool.intercept({ path: '/alive', method: 'GET', headers: (h) => !('x-session-api-key' in h) }).reply(200, { status: 'ok' });
+    pool.intercept({ path: '/api/settings', method: 'GET', headers: { 'x-session-api-key': 'k-123' } }).reply(200, { llm_model: 'm' });
+    assert.equal(await client.alive(), true);
+    assert.deepEqual(await client.getSettings(), { llm_model: 'm' });
+  });
+
+  test('a secret that already exists counts as success; another 400 does not', async () => {
+    const { pool, client } = setup();
+    pool.intercept({ path: '/api/secrets', method: 'POST' }).reply(201, { message: 'Secret created successfully' });
+    pool.intercept({ path: '/api/secrets', method: 'POST' }).reply(400, { message: 'Secret FOO already exists' });
+    pool.intercept({ path: '/api/secrets', method: 'POST' }).reply(400, { message: 'bad name' });
+    assert.equal(await client.createSecret({ name: 'FOO', value: 'v' }), 'created');
+    assert.equal(await client.createSecret({ name: 'FOO', value: 'v' }), 'exists');
+    await assert.rejects(client.createSecret({ name: 'FOO', value: 'v' }), (err) => err instanceof NestorError && err.type === ErrorType.NestedBadRequest);
+  });
+
+  test('allEvents follows has_more pages', async () => {
+    const { pool, client } = setup();
+    const ev = (id: number) => ({ id, source: 'user' });
+    pool.intercept({ path: '/api/conversations/c1/events?start_id=0&limit=100', method: 'GET' }).reply(200, { events: [ev(0), ev(1)], has_more: true });
+    pool.intercept({ path: '/api/conversations/c1/events?start_id=2&limit=100', method: 'GET' }).reply(200, { events: [ev(2)], has_more: false });
+    assert.deepEqual((await client.allEvents('c1')).map((e) => e.id), [0, 1, 2]);
+  });
+});
+
+describe('nested activities', () => {
+  test('waitForReady fails with NotReady when the bound passes, never returning silently', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const pool = agent.get(BASE);
+    pool.intercept({ path: /\/api\/conversations\/c1\/events/, method: 'GET' }).reply(404, { error: 'no metadata' }).persist();
+    const acts = createNestedActivities({ dispatcher: agent });
+    await assert.rejects(acts.waitForReady({ url: BASE, sessionApiKey: 'k', conversationId: 'c1', readyTimeoutMs: 300 }), (err) => {
+      assert.ok(err instanceof NestorError);
+      assert.equal(err.type, ErrorType.NotReady);
+      assert.equal(err.retryable, false);
+      assert.match(err.message, /not ready after \d+ ms/);
+      return true;
+    });
+  });
+
+  test('waitForReady stops at once on 401', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    agent.get(BASE).intercept({ path: /events/, method: 'GET' }).reply(401, { detail: 'Unauthorized' });
+    const acts = createNestedActivities({ dispatcher: agent });
+    await assert.rejects(acts.waitForReady({ url: BASE, sessionApiKey: 'k', conversationId: 'c1', readyTimeoutMs: 10_000 }), (err) => err instanceof NestorError && err.type === ErrorType.NestedUnauthorized);
+  });
+
+  test('configureNestedServer calls settings, providers, secrets, exp-config in order, in snake_case', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const pool = agent.get(BASE);
+    const seen = new Map<string, string>(); // body matchers may run more than once; keep the first
+    const see = (k: string, b: string) => { if (!seen.has(k)) seen.set(k, b); return true; };
+    pool.intercept({ path: '/api/settings', method: 'POST', body: (b) => see('settings', b) }).reply(200, { message: 'Settings stored' });
+    pool.intercept({ path: '/api/add-git-providers', method: 'POST', body: (b) => see('providers', b) }).reply(200, { message: 'Git providers stored' });
+    pool.intercept({ path: '/api/secrets', method: 'POST', body: (b) => see('secret', b) }).reply(400, { message: 'Secret S already exists' });
+    pool.intercept({ path: '/api/conversations/c1/exp-config', method: 'POST', body: (b) => see('exp', b) }).reply(200, 'false');
+    const acts = createNestedActivities({ dispatcher: agent });
+    const r = await acts.configureNestedServer({
+      url: BASE, sessionApiKey: 'k', conversationId: 'c1',
+      settings: { agent: 'CodeActAgent', llmModel: 'm', llmApiKey: 'sk', maxIterations: 5 },
+      providerTokens: { github: { token: 'ghp', host: 'github.com' } },
+      customSecrets: [{ name: 'S', value: 'v' }],
+    });
+    assert.deepEqual(r, { secretsCreated: 0, secretsExisting: 1 });
+    assert.deepEqual([...seen.keys()], ['settings', 'providers', 'secret', 'exp']);
+    assert.deepEqual(JSON.parse(seen.get('settings')!), { agent: 'CodeActAgent', llm_model: 'm', llm_api_key: 'sk', llm_base_url: null, max_iterations: 5 });
+    assert.deepEqual(JSON.parse(seen.get('providers')!), { provider_tokens: { github: { token: 'ghp', user_id: null, host: 'github.com' } } });
+  });
+});

@@ -1,0 +1,230 @@
+// The StartConversation state machine on a real dev server, with fake activities.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Context } from '@temporalio/activity';
+import { WithStartWorkflowOperation, WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import type { Activities } from '../src/activities';
+import { ConversationClient } from '../src/client';
+import { ConversationStatusKey, START_STEPS, conversationWorkflowId, type StartStep } from '../src/shared/constants';
+import type { StartConversationRequest } from '../src/shared/schemas';
+import { closeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from '../src/workflows/definitions';
+import { createTestEnv, uniqueId, workflowBundle } from './helpers/temporal';
+
+interface FakeOptions {
+  failAt?: StartStep;
+  /** waitForReady takes this long (cancellable). */
+  readyDelayMs?: number;
+}
+
+/** Fake activities that record every call in order and fail where told. */
+function fakeActivities(o: FakeOptions = {}) {
+  const calls: string[] = [];
+  const sent: string[] = [];
+  const fail = (step: string) => {
+    if (o.failAt === step) throw ApplicationFailure.nonRetryable(`injected failure in ${step}`, 'NestedBadRequest');
+  };
+  const acts: Partial<Activities> = {
+    async acquireSession(input) {
+      calls.push('acquireSession');
+      fail('acquireSession');
+      return { conversationId: input.conversationId, userId: input.userId, agent: 'CodeActAgent', llmModel: 'm', capabilities: {} };
+    },
+    async releaseSession() {
+      calls.push('releaseSession');
+    },
+    async createRuntime() {
+      calls.push('createRuntime');
+      fail('createRuntime');
+      return { runtimeId: 'rt-1', url: 'http://127.0.0.1:1', sessionApiKey: 'secret-session-key', adopted: false, readyMs: 1 };
+    },
+    async removeRuntime() {
+      calls.push('removeRuntime');
+      return { removed: true };
+    },
+    async refreshTokens(input) {
+      calls.push('refreshTokens');
+      fail('refreshTokens');
+      return { tokens: input.tokens, refreshed: [], warnings: [] };
+    },
+    async configureNestedServer() {
+      calls.push('configureNestedServer');
+      fail('configureNestedServer');
+      return { secretsCreated: 0, secretsExisting: 0 };
+    },
+    async createConversation() {
+      calls.push('createConversation');
+      fail('createConversation');
+      return { conversationStatus: 'STARTING' };
+    },
+    async waitForReady() {
+      calls.push('waitForReady');
+      if (o.readyDelayMs) {
+        const ctx = Context.current();
+        const end = Date.now() + o.readyDelayMs;
+        while (Date.now() < end) {
+          ctx.heartbeat();
+          await ctx.sleep(50);
+        }
+      }
+      fail('waitForReady');
+      return { polls: 1, waitedMs: 1, status: 'RUNNING' };
+    },
+    async sendEvent(input) {
+      calls.push('sendEvent');
+      sent.push(input.content);
+      return { eventId: sent.length };
+    },
+    async stopConversation() {
+      calls.push('stopConversation');
+      return { stopped: true };
+    },
+  };
+  return { acts, calls, sent };
+}
+
+function input(id: string): StartConversationRequest {
+  return {
+    conversationId: id,
+    userId: 'alice',
+    settings: { agent: 'CodeActAgent', llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: 'sk-test' },
+    gitProviderTokens: { github: { token: 'ghp_x' } },
+  };
+}
+
+describe('StartConversation workflow (fake activities)', () => {
+  let env: TestWorkflowEnvironment;
+  before(async () => {
+    env = await createTestEnv();
+  });
+  after(async () => {
+    await env?.teardown();
+  });
+
+  async function withWorker<T>(acts: Partial<Activities>, fn: (client: ConversationClient, taskQueue: string) => Promise<T>): Promise<T> {
+    const taskQueue = uniqueId('wf');
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: await workflowBundle(),
+      activities: acts,
+    });
+    return worker.runUntil(fn(new ConversationClient({ client: env.client, taskQueue }), taskQueue));
+  }
+
+  test('runs the six steps in order, then closes with stop, remove, release', async () => {
+    const { acts, calls } = fakeActivities();
+    const id = uniqueId('order');
+    await withWorker(acts, async (client) => {
+      const info = await client.start(input(id));
+      assert.equal(info.status, 'RUNNING');
+      assert.equal(info.sessionApiKey, 'secret-session-key', 'the starter gets the session key');
+      const status = await client.status(id);
+      assert.equal(status.sessionApiKey, undefined, 'the status query never carries the key');
+      assert.equal(status.url, `http://127.0.0.1:1/api/conversations/${id}`);
+      const closed = await client.close(id, 'done');
+      assert.equal(closed.status, 'STOPPED');
+      const result = await client.handle(id).result();
+      assert.equal(result.status, 'STOPPED');
+      const desc = await client.handle(id).describe();
+      assert.equal(desc.typedSearchAttributes.get(ConversationStatusKey), 'STOPPED');
+    });
+    assert.deepEqual(calls, [...START_STEPS, 'stopConversation', 'removeRuntime', 'releaseSession']);
+  });
+
+  for (const step of START_STEPS) {
+    test(`a failure in ${step} runs the right compensations and ends in ERROR with a typed failure`, async () => {
+      const { acts, calls } = fakeActivities({ failAt: step });
+      const id = uniqueId(`fail-${step}`);
+      await withWorker(acts, async (client) => {
+        await assert.rejects(client.start(input(id)), (err: Error & { type?: string }) => {
+          assert.equal(err.type, 'ConversationStartFailed');
+          assert.match(err.message, new RegExp(`^${step} failed: .*injected failure in ${step}`));
+          return true;
+        });
+        const handle = client.handle(id);
+        await assert.rejects(handle.result(), (err) => {
+          assert.ok(err instanceof WorkflowFailedError);
+          assert.ok(err.cause instanceof ApplicationFailure);
+          assert.equal(err.cause.type, 'ConversationStartFailed');
+          assert.deepEqual(err.cause.details?.[0], { conversationId: id, step, causeType: 'NestedBadRequest' });
+          return true;
+        });
+        const status = await client.status(id);
+        assert.equal(status.status, 'ERROR');
+        assert.deepEqual(status.lastError, { type: 'NestedBadRequest', step, message: `injected failure in ${step}` });
+        assert.equal((await handle.describe()).typedSearchAttributes.get(ConversationStatusKey), 'ERROR');
+      });
+      const upTo = START_STEPS.slice(0, START_STEPS.indexOf(step) + 1);
+      const compensations = step === 'acquireSession' ? [] : ['removeRuntime', 'releaseSession'];
+      assert.deepEqual(calls, [...upTo, ...compensations]);
+    });
+  }
+
+  test('a message sent before ready is delivered once, after ready', async () => {
+    const { acts, calls, sent } = fakeActivities({ readyDelayMs: 1500 });
+    const id = uniqueId('early');
+    await withWorker(acts, async (client, taskQueue) => {
+      // Start without waiting, then send while the start is still in waitForReady.
+      const startOp = new WithStartWorkflowOperation('StartConversation', {
+        workflowId: conversationWorkflowId(id),
+        taskQueue,
+        args: [{ ...input(id), settings: { ...input(id).settings, agent: 'CodeActAgent' } }],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      });
+      const msgUpdate = client.client.workflow.startUpdateWithStart(sendMessageUpdate, {
+        args: [{ content: 'early bird', messageId: 'm-1' }],
+        updateId: 'm-1',
+        waitForStage: 'ACCEPTED',
+        startWorkflowOperation: startOp,
+      });
+      const handle = await (await msgUpdate).result();
+      assert.deepEqual(handle, { messageId: 'm-1', eventId: 1 });
+      const wf = client.handle(id);
+      // The same message ID again returns the first result and delivers nothing new.
+      const again = await wf.executeUpdate(sendMessageUpdate, { args: [{ content: 'early bird', messageId: 'm-1' }], updateId: 'm-1' });
+      assert.deepEqual(again, { messageId: 'm-1', eventId: 1 });
+      await wf.executeUpdate(closeUpdate, { args: [{}] });
+    });
+    assert.deepEqual(sent, ['early bird']);
+    assert.ok(calls.indexOf('sendEvent') > calls.indexOf('waitForReady'), `delivered after ready: ${calls.join(',')}`);
+  });
+
+  test('close while starting interrupts the start, compensates and ends STOPPED', async () => {
+    const { acts, calls } = fakeActivities({ readyDelayMs: 60_000 });
+    const id = uniqueId('close-starting');
+    await withWorker(acts, async (client, taskQueue) => {
+      const handle = await client.client.workflow.start('StartConversation', {
+        workflowId: conversationWorkflowId(id),
+        taskQueue,
+        args: [input(id)],
+      });
+      // Wait until the start is in waitForReady.
+      for (let i = 0; i < 100 && (await handle.query(statusQuery)).step !== 'waitForReady'; i++) await new Promise((r) => setTimeout(r, 50));
+      const closed = await handle.executeUpdate(closeUpdate, { args: [{ reason: 'user left' }] });
+      assert.equal(closed.status, 'STOPPED');
+      assert.equal((await handle.result()).status, 'STOPPED');
+      // Nothing can wait for readiness of a closed conversation.
+      await assert.rejects(handle.executeUpdate(waitReadyUpdate));
+    });
+    assert.deepEqual(calls, [...START_STEPS, 'removeRuntime', 'releaseSession']);
+  });
+
+  test('messages to a closed conversation are rejected by the validator', async () => {
+    const { acts, sent } = fakeActivities();
+    const id = uniqueId('closed');
+    await withWorker(acts, async (client) => {
+      await client.start(input(id));
+      await assert.rejects(client.sendMessage(id, '   '), (err: Error & { type?: string }) => {
+        assert.equal(err.type, 'InvalidInput');
+        assert.match(err.message, /content: must be a non-empty string/);
+        return true;
+      });
+      await client.close(id);
+      await assert.rejects(client.sendMessage(id, 'too late'), /closed|not found|completed/i);
+    });
+    assert.deepEqual(sent, []);
+  });
+});
