@@ -151,6 +151,8 @@ export const AgentLoopInfoSchema = z.strictObject({
   readyAt: z.string().optional(),
   closedAt: z.string().optional(),
   messagesDelivered: z.number().int(),
+  /** How the start's time was spent: container to /alive, and start to RUNNING in all. */
+  timings: z.strictObject({ runtimeReadyMs: z.number().optional(), startToRunningMs: z.number().optional() }).optional(),
   lastError: z.strictObject({ type: z.string(), step: z.string().optional(), message: z.string() }).optional(),
   warnings: z.array(z.string()),
 });

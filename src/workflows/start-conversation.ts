@@ -209,6 +209,7 @@ export async function StartConversation(input: StartConversationInput): Promise<
         }),
       );
       info.runtimeId = runtime.runtimeId;
+      info.timings = { runtimeReadyMs: runtime.readyMs };
       info.url = `${runtime.url}/api/conversations/${conversationId}`;
       upsertMemo({ runtimeId: runtime.runtimeId, runtimeAdopted: runtime.adopted });
 
@@ -281,6 +282,7 @@ export async function StartConversation(input: StartConversationInput): Promise<
   // ---- running: deliver messages in order, one at a time, until closed ----
   const target = { url: runtime!.url, sessionApiKey: runtime!.sessionApiKey, conversationId };
   info.readyAt = new Date().toISOString();
+  info.timings = { ...info.timings, startToRunningMs: Date.parse(info.readyAt) - Date.parse(info.startedAt) };
   setStatus('RUNNING');
   setStep('running', 'waiting for messages');
   for (;;) {

@@ -1,0 +1,172 @@
+// End to end: a real dev server, a real worker, real Docker and the emulator image.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { ConversationClient, ConversationError } from '../src/client';
+import { loadConfig } from '../src/config';
+import { NestedClient } from '../src/nested/client';
+import { DockerRuntimeProvider } from '../src/runtime/docker';
+import { ConversationStatusKey, conversationWorkflowId } from '../src/shared/constants';
+import type { StartConversationRequest } from '../src/shared/schemas';
+import { createWorker } from '../src/worker';
+import { containersFor, removeContainers } from './helpers/docker';
+import { createTestEnv, uniqueId, workflowBundle } from './helpers/temporal';
+
+const run = promisify(execFile);
+const CLI = require.resolve('../src/cli');
+
+describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
+  let env: TestWorkflowEnvironment;
+  let worker: Worker;
+  let running: Promise<void>;
+  let client: ConversationClient;
+  let taskQueue: string;
+  const made = new Set<string>();
+
+  const input = (id: string, extra: Partial<StartConversationRequest> = {}): StartConversationRequest => {
+    made.add(id);
+    return {
+      conversationId: id,
+      userId: 'e2e-user',
+      settings: { agent: 'CodeActAgent', llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: 'sk-e2e-llm-key', sandbox: { env: { CONVERSATION_START_DELAY_MS: '100' } } },
+      customSecrets: [{ name: 'MY_SECRET', value: 'custom-secret-value' }],
+      timeouts: { aliveTimeoutMs: 30_000, readyTimeoutMs: 30_000 },
+      ...extra,
+    };
+  };
+
+  before(async () => {
+    env = await createTestEnv();
+    taskQueue = uniqueId('e2e');
+    worker = await createWorker({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: await workflowBundle(),
+      deps: { runtime: new DockerRuntimeProvider({ image: loadConfig().runtimeImage }) },
+    });
+    running = worker.run();
+    client = new ConversationClient({ client: env.client, taskQueue });
+  });
+
+  after(async () => {
+    worker?.shutdown();
+    await running;
+    await removeContainers(made);
+    await env?.teardown();
+  });
+
+  test('start → RUNNING; three messages delivered once, in order; close removes the container', async () => {
+    const id = uniqueId('life');
+    const info = await client.start(input(id, { initialMessage: 'hello' }));
+    assert.equal(info.status, 'RUNNING');
+    assert.match(info.url!, /^http:\/\/127\.0\.0\.1:\d+\/api\/conversations\//);
+    assert.ok(info.sessionApiKey && info.sessionApiKey.length >= 43, 'a 32-byte random session key');
+    assert.ok(info.timings?.runtimeReadyMs !== undefined && info.timings.startToRunningMs! >= info.timings.runtimeReadyMs);
+    const [container] = await containersFor(id);
+    assert.equal(container.Labels['nestor.managed'], 'true');
+    assert.equal(container.Labels['nestor.user-id'], 'e2e-user');
+    assert.equal(container.Ports.find((p) => p.PrivatePort === 3000)?.IP, '127.0.0.1');
+
+    const acks = [];
+    for (const text of ['first', 'second', 'third']) acks.push(await client.sendMessage(id, text));
+    assert.deepEqual(acks.map((a) => typeof a.eventId), ['number', 'number', 'number']);
+
+    const base = info.url!.replace(/\/api\/conversations\/.*$/, '');
+    const nested = new NestedClient({ baseUrl: base, sessionApiKey: info.sessionApiKey! });
+    const events = await nested.allEvents(id);
+    const userMessages = events.filter((e) => e.source === 'user' && e.action === 'message').map((e) => e.args?.content);
+    assert.deepEqual(userMessages, ['hello', 'first', 'second', 'third'], 'each message exactly once, in order');
+    assert.deepEqual(acks.map((a) => a.eventId), events.filter((e) => e.source === 'user' && e.args?.content !== 'hello').map((e) => e.id));
+    // The echo agent answered, and the key is needed to read any of it.
+    await assert.rejects(new NestedClient({ baseUrl: base, sessionApiKey: 'wrong' }).getEvents(id), /answered 401/);
+
+    const status = await client.status(id);
+    assert.equal(status.messagesDelivered, 3);
+    assert.equal(status.sessionApiKey, undefined);
+
+    const closed = await client.close(id, 'e2e done');
+    assert.equal(closed.status, 'STOPPED');
+    assert.deepEqual(await containersFor(id), [], 'no container with this conversation label remains');
+    const desc = await client.handle(id).describe();
+    assert.equal(desc.status.name, 'COMPLETED');
+    assert.equal(desc.typedSearchAttributes.get(ConversationStatusKey), 'STOPPED');
+  });
+
+  test('20 concurrent starts of one ID: one run, one container, the same runtime ID for all', async () => {
+    const id = uniqueId('twenty');
+    const results = await Promise.all(Array.from({ length: 20 }, () => client.start(input(id))));
+    assert.equal(new Set(results.map((r) => r.runtimeId)).size, 1);
+    assert.ok(results.every((r) => r.status === 'RUNNING'));
+    assert.equal((await containersFor(id)).length, 1);
+    const runs = [];
+    for await (const wf of env.client.workflow.list({ query: `WorkflowId = '${conversationWorkflowId(id)}'` })) runs.push(wf.runId);
+    assert.equal(runs.length, 1, `one workflow run, saw ${runs.length}`);
+    await client.close(id);
+    assert.deepEqual(await containersFor(id), []);
+  });
+
+  test('the emulator failing POST /api/conversations: the workflow fails naming that step, ERROR, no container left', async () => {
+    const id = uniqueId('failing');
+    const req = input(id);
+    req.settings.sandbox = { env: { FAULT_CREATE_CONVERSATION_STATUS: '500' } };
+    await assert.rejects(client.start(req), (err) => {
+      assert.ok(err instanceof ConversationError);
+      assert.equal(err.type, 'ConversationStartFailed');
+      assert.match(err.message, /^createConversation failed: createConversation: POST \/api\/conversations answered 500/);
+      assert.doesNotMatch(err.message, /sk-e2e-llm-key|custom-secret-value/);
+      return true;
+    });
+    const status = await client.status(id);
+    assert.equal(status.status, 'ERROR');
+    assert.equal(status.lastError?.step, 'createConversation');
+    assert.deepEqual(await containersFor(id), []);
+    const desc = await client.handle(id).describe();
+    assert.equal(desc.status.name, 'FAILED');
+    assert.equal(desc.typedSearchAttributes.get(ConversationStatusKey), 'ERROR');
+  });
+
+  test('an unknown agent fails acquireSession as InvalidSettings without creating a container', async () => {
+    const id = uniqueId('badagent');
+    const req = input(id);
+    req.settings.agent = 'NoSuchAgent';
+    await assert.rejects(client.start(req), /acquireSession failed: acquireSession: settings\.agent: unknown agent 'NoSuchAgent'/);
+    assert.equal((await client.status(id)).lastError?.type, 'InvalidSettings');
+    assert.deepEqual(await containersFor(id), []);
+  });
+
+  test('invalid input: a clear error naming each field, and no workflow', async () => {
+    const id = uniqueId('invalid');
+    const bad = { conversationId: id, userId: '', settings: { llmModel: '', extra: 1 } } as unknown as StartConversationRequest;
+    await assert.rejects(client.start(bad), (err: Error & { type?: string }) => {
+      assert.equal(err.type, 'InvalidInput');
+      assert.match(err.message, /userId: /);
+      assert.match(err.message, /settings\.llmModel: /);
+      assert.match(err.message, /settings: Unrecognized key: "extra"/);
+      return true;
+    });
+    await assert.rejects(client.handle(id).describe(), /not found/i);
+  });
+
+  test('the CLI: invalid input exits 2 and starts nothing; start, status and close work and mask the key', async () => {
+    const cliEnv = { ...process.env, TEMPORAL_ADDRESS: env.address, NESTOR_TASK_QUEUE: taskQueue, LLM_API_KEY: 'sk-cli-key' };
+    const bad = await run('node', [CLI, 'start', '-c', 'bad/id', '-u', 'u', '--model', 'anthropic/claude-x'], { env: cliEnv }).catch((e) => e);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /error \(InvalidInput\): invalid start input: conversationId: /);
+
+    const id = uniqueId('cli');
+    made.add(id);
+    const { stdout } = await run('node', [CLI, '--json', 'start', '-c', id, '-u', 'cli-user', '--model', 'anthropic/claude-x', '-m', 'hi from the CLI'], { env: cliEnv });
+    const started = JSON.parse(stdout);
+    assert.equal(started.status, 'RUNNING');
+    assert.match(started.sessionApiKey, /…\(\d+ chars, use --show-secrets\)$/);
+    assert.doesNotMatch(stdout, /sk-cli-key/);
+    const status = await run('node', [CLI, 'status', id], { env: cliEnv });
+    assert.match(status.stdout, new RegExp(`conversation ${id} \\(user cli-user\\): RUNNING`));
+    const closed = await run('node', [CLI, '--json', 'close', id, '-r', 'cli test'], { env: cliEnv });
+    assert.equal(JSON.parse(closed.stdout).status, 'STOPPED');
+    assert.deepEqual(await containersFor(id), []);
+  });
+});

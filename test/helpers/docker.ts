@@ -1,0 +1,17 @@
+// Docker helpers for end-to-end tests: the real engine, the emulator image, labelled containers.
+import Docker from 'dockerode';
+import { LABELS } from '../../src/shared/constants';
+
+export const docker = new Docker();
+
+/** Containers carrying nestor's label for one conversation. */
+export async function containersFor(conversationId: string): Promise<Docker.ContainerInfo[]> {
+  return docker.listContainers({ all: true, filters: { label: [`${LABELS.conversationId}=${conversationId}`] } });
+}
+
+/** Remove every container a test made, whatever happened. */
+export async function removeContainers(conversationIds: Iterable<string>): Promise<void> {
+  for (const id of conversationIds) {
+    for (const c of await containersFor(id)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
+  }
+}
