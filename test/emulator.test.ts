@@ -1,0 +1,268 @@
+// The nested-server emulator over real HTTP on loopback: contract routes, auth, validation, persistence, faults.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { request } from 'undici';
+import { configFromEnv, createEmulator, type Emulator } from '../emulator/src/server';
+
+const KEY = 'test-session-key';
+const dirs: string[] = [];
+const running: Emulator[] = [];
+
+async function start(env: Record<string, string> = {}, fileStore?: string) {
+  const dir = fileStore ?? mkdtempSync(join(tmpdir(), 'nestor-emu-'));
+  dirs.push(dir);
+  const emu = createEmulator(
+    configFromEnv({ SESSION_API_KEY: KEY, ALLOW_SET_CONVERSATION_ID: '1', FILE_STORE_PATH: dir, port: '0', HOST: '127.0.0.1', CONVERSATION_START_DELAY_MS: '50', AGENT_REPLY_DELAY_MS: '1', ...env }),
+  );
+  running.push(emu);
+  const port = await emu.listen();
+  const call = async (method: 'GET' | 'POST', path: string, body?: unknown, key: string | null = KEY) => {
+    const res = await request(`http://127.0.0.1:${port}${path}`, {
+      method,
+      headers: { ...(key !== null && { 'x-session-api-key': key }), 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.body.text();
+    return { status: res.statusCode, body: text ? JSON.parse(text) : null };
+  };
+  return { emu, call, dir };
+}
+
+async function ready(call: Awaited<ReturnType<typeof start>>['call'], id: string) {
+  for (let i = 0; i < 100; i++) {
+    if ((await call('GET', `/api/conversations/${id}`)).body?.status === 'RUNNING') return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`${id} never became RUNNING`);
+}
+
+async function configured(env: Record<string, string> = {}) {
+  const s = await start(env);
+  assert.equal((await s.call('POST', '/api/settings', { llm_model: 'm', llm_api_key: 'sk' })).status, 200);
+  return s;
+}
+
+after(async () => {
+  for (const e of running) await e.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('emulator: auth and validation', () => {
+  test('/alive and /health need no key', async () => {
+    const { call } = await start();
+    assert.deepEqual(await call('GET', '/alive', undefined, null), { status: 200, body: { status: 'ok' } });
+    assert.deepEqual(await call('GET', '/health', undefined, null), { status: 200, body: 'OK' });
+  });
+
+  test('every /api route answers 401 to a missing or wrong key', async () => {
+    const { call } = await start();
+    const routes: Array<['GET' | 'POST', string]> = [
+      ['POST', '/api/settings'], ['GET', '/api/settings'], ['POST', '/api/add-git-providers'], ['POST', '/api/secrets'],
+      ['POST', '/api/conversations/c1/exp-config'], ['POST', '/api/conversations'], ['GET', '/api/conversations/c1'],
+      ['GET', '/api/conversations/c1/events'], ['POST', '/api/conversations/c1/events'], ['POST', '/api/conversations/c1/stop'],
+      ['GET', '/api/no-such-route'],
+    ];
+    for (const [m, p] of routes) {
+      for (const key of [null, 'wrong', `${KEY}x`, '']) {
+        const r = await call(m, p, {}, key);
+        assert.equal(r.status, 401, `${m} ${p} with key ${key}`);
+        assert.deepEqual(r.body, { detail: 'Unauthorized' });
+      }
+    }
+  });
+
+  test('conversation IDs are validated as the nested server does (§7.1)', async () => {
+    const { call } = await configured();
+    for (const bad of ['a..b', 'x'.repeat(101), '%00abc', 'a%5Cb', 'a%2Fb']) {
+      assert.equal((await call('POST', `/api/conversations/${bad}/exp-config`, { config: {} })).status, 400, bad);
+    }
+    assert.equal((await call('POST', '/api/conversations', { conversation_id: 'a..b' })).status, 400);
+  });
+
+  test('conversation_id is accepted only with ALLOW_SET_CONVERSATION_ID=1', async () => {
+    const { call } = await configured({ ALLOW_SET_CONVERSATION_ID: '0' });
+    const r = await call('POST', '/api/conversations', { conversation_id: 'c1' });
+    assert.equal(r.status, 422);
+    assert.equal(r.body.detail[0].type, 'extra_forbidden');
+    const anon = await call('POST', '/api/conversations', { initial_user_msg: null });
+    assert.equal(anon.status, 200);
+    assert.match(anon.body.conversation_id, /^[0-9a-f]{32}$/);
+  });
+
+  test('creating a conversation needs stored settings and an LLM key', async () => {
+    const { call } = await start();
+    const noSettings = await call('POST', '/api/conversations', { conversation_id: 'c1' });
+    assert.equal(noSettings.status, 400);
+    assert.equal(noSettings.body.msg_id, 'CONFIGURATION$SETTINGS_NOT_FOUND');
+    await call('POST', '/api/settings', { llm_model: 'openai/gpt-4o' });
+    const noKey = await call('POST', '/api/conversations', { conversation_id: 'c1' });
+    assert.equal(noKey.status, 400);
+    assert.equal(noKey.body.msg_id, 'STATUS$ERROR_LLM_AUTHENTICATION');
+  });
+
+  test('unknown request fields are rejected with 422; replay JSON and an initial message do not mix', async () => {
+    const { call } = await configured();
+    assert.equal((await call('POST', '/api/conversations', { conversation_id: 'c1', colour: 'red' })).status, 422);
+    assert.equal((await call('POST', '/api/conversations', { conversation_id: 'c1', initial_user_msg: 'hi', replay_json: '[]' })).status, 400);
+  });
+});
+
+describe('emulator: configuration routes', () => {
+  test('settings are stored and read back with secrets blanked', async () => {
+    const { call } = await configured();
+    await call('POST', '/api/settings', { llm_api_key: null, agent: 'CodeActAgent' });
+    const r = await call('GET', '/api/settings');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.llm_api_key, null);
+    assert.equal(r.body.llm_api_key_set, true, 'a null key keeps the stored one');
+    assert.equal(r.body.agent, 'CodeActAgent');
+  });
+
+  test('GET /api/settings is 404 before any settings are stored', async () => {
+    const { call } = await start();
+    assert.equal((await call('GET', '/api/settings')).status, 404);
+  });
+
+  test('git providers are stored', async () => {
+    const { call } = await configured();
+    assert.deepEqual(await call('POST', '/api/add-git-providers', { provider_tokens: { github: { token: 't', user_id: null, host: 'github.com' } } }), { status: 200, body: { message: 'Git providers stored' } });
+    assert.deepEqual((await call('GET', '/api/settings')).body.provider_tokens_set, { github: 'github.com' });
+  });
+
+  test('secrets: 201 once, then 400 "already exists"', async () => {
+    const { call } = await configured();
+    assert.deepEqual(await call('POST', '/api/secrets', { name: 'S', value: 'v', description: null }), { status: 201, body: { message: 'Secret created successfully' } });
+    assert.deepEqual(await call('POST', '/api/secrets', { name: 'S', value: 'v' }), { status: 400, body: { message: 'Secret S already exists' } });
+  });
+
+  test('exp-config is write-once and answers false', async () => {
+    const { call } = await configured();
+    assert.deepEqual(await call('POST', '/api/conversations/c1/exp-config', { config: { system_prompt_filename: 'a.j2' } }), { status: 200, body: false });
+    assert.deepEqual(await call('POST', '/api/conversations/c1/exp-config', { config: {} }), { status: 200, body: false });
+  });
+});
+
+describe('emulator: conversations and the echo agent', () => {
+  test('create is idempotent; STARTING, then RUNNING after the delay', async () => {
+    const { call } = await configured({ CONVERSATION_START_DELAY_MS: '150' });
+    const first = await call('POST', '/api/conversations', { conversation_id: 'c1', initial_user_msg: 'hello' });
+    assert.deepEqual(first.body, { status: 'ok', conversation_id: 'c1', message: null, conversation_status: 'STARTING' });
+    assert.equal((await call('GET', '/api/conversations/c1')).body.status, 'STARTING');
+    const again = await call('POST', '/api/conversations', { conversation_id: 'c1', initial_user_msg: 'hello' });
+    assert.equal(again.status, 200);
+    await ready(call, 'c1');
+    const info = (await call('GET', '/api/conversations/c1')).body;
+    assert.equal(info.runtime_status, 'STATUS$READY');
+    assert.equal(info.conversation_version, 'V0');
+    await new Promise((r) => setTimeout(r, 50));
+    const events = (await call('GET', '/api/conversations/c1/events?limit=100')).body.events;
+    assert.equal(events.filter((e: { args?: { content?: string } }) => e.args?.content === 'hello').length, 1, 'the initial message once, even after a repeated create');
+    assert.deepEqual(
+      events.map((e: { source: string; action?: string; extras?: { agent_state?: string } }) => e.action ?? e.extras?.agent_state),
+      ['loading', 'message', 'running', 'message', 'awaiting_user_input'],
+    );
+    assert.equal(events[3].source, 'agent');
+    assert.equal(events[3].args.content, 'echo: hello');
+  });
+
+  test('GET conversation answers null for an unknown one; events 404', async () => {
+    const { call } = await configured();
+    assert.deepEqual(await call('GET', '/api/conversations/nope'), { status: 200, body: null });
+    assert.equal((await call('GET', '/api/conversations/nope/events')).status, 404);
+    assert.equal((await call('POST', '/api/conversations/nope/events', { action: 'message', args: { content: 'x' } })).status, 404);
+  });
+
+  test('every user message gets an echo; pagination follows §6.5', async () => {
+    const { call } = await configured();
+    await call('POST', '/api/conversations', { conversation_id: 'c2' });
+    await ready(call, 'c2');
+    for (let i = 0; i < 30; i++) {
+      assert.deepEqual(await call('POST', '/api/conversations/c2/events', { action: 'message', args: { content: `m${i}` } }), { status: 200, body: { success: true } });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    const page1 = (await call('GET', '/api/conversations/c2/events')).body;
+    assert.equal(page1.events.length, 20, 'default limit 20');
+    assert.equal(page1.has_more, true);
+    const all: { id: number; source: string; action?: string; args?: { content: string } }[] = [];
+    let startId = 0;
+    for (;;) {
+      const p = (await call('GET', `/api/conversations/c2/events?start_id=${startId}&limit=100`)).body;
+      all.push(...p.events);
+      if (!p.has_more) break;
+      startId = p.events.at(-1).id + 1;
+    }
+    assert.deepEqual(all.map((e) => e.id), all.map((_, i) => i), 'ids are dense and ordered');
+    const user = all.filter((e) => e.source === 'user').map((e) => e.args!.content);
+    const agent = all.filter((e) => e.source === 'agent').map((e) => e.args!.content);
+    assert.deepEqual(user, Array.from({ length: 30 }, (_, i) => `m${i}`));
+    assert.deepEqual(agent, user.map((m) => `echo: ${m}`));
+    const last = (await call('GET', '/api/conversations/c2/events?reverse=true&limit=1')).body;
+    assert.equal(last.events[0].id, all.at(-1)!.id);
+    const window = (await call('GET', '/api/conversations/c2/events?start_id=5&end_id=7&limit=100')).body;
+    assert.deepEqual(window.events.map((e: { id: number }) => e.id), [5, 6, 7]);
+    for (const bad of ['0', '101', '-1']) assert.equal((await call('GET', `/api/conversations/c2/events?limit=${bad}`)).status, 400, `limit ${bad}`);
+    assert.equal((await call('GET', '/api/conversations/c2/events?limit=abc')).status, 422);
+  });
+
+  test('stop ends the loop; a second stop says it was not running', async () => {
+    const { call } = await configured();
+    await call('POST', '/api/conversations', { conversation_id: 'c3' });
+    assert.equal((await call('POST', '/api/conversations/c3/stop')).body.message, 'Conversation stopped successfully');
+    assert.equal((await call('POST', '/api/conversations/c3/stop')).body.message, 'Conversation was not running');
+    assert.equal((await call('GET', '/api/conversations/c3')).body.status, 'STOPPED');
+  });
+
+  test('a restarted server keeps settings, secrets and events; the conversation resumes without repeating the first message', async () => {
+    const first = await configured();
+    await first.call('POST', '/api/secrets', { name: 'S', value: 'v' });
+    await first.call('POST', '/api/conversations', { conversation_id: 'c4', initial_user_msg: 'before restart' });
+    await ready(first.call, 'c4');
+    await new Promise((r) => setTimeout(r, 50));
+    const before = (await first.call('GET', '/api/conversations/c4/events?limit=100')).body.events;
+    await first.emu.close();
+
+    const second = await start({}, first.dir);
+    assert.equal((await second.call('GET', '/api/conversations/c4')).body.status, 'STOPPED');
+    assert.deepEqual((await second.call('GET', '/api/conversations/c4/events?limit=100')).body.events, before);
+    const noLoop = await second.call('POST', '/api/conversations/c4/events', { action: 'message', args: { content: 'x' } });
+    assert.deepEqual(noLoop, { status: 500, body: { success: false, error: 'no_conversation:c4' } });
+    assert.equal((await second.call('POST', '/api/secrets', { name: 'S', value: 'v' })).status, 400, 'secrets survived');
+    await second.call('POST', '/api/conversations', { conversation_id: 'c4', initial_user_msg: 'before restart' });
+    await ready(second.call, 'c4');
+    await second.call('POST', '/api/conversations/c4/events', { action: 'message', args: { content: 'after restart' } });
+    const after = (await second.call('GET', '/api/conversations/c4/events?limit=100')).body.events;
+    assert.deepEqual(after.slice(0, before.length), before);
+    assert.deepEqual(
+      after.filter((e: { source: string }) => e.source === 'user').map((e: { args: { content: string } }) => e.args.content),
+      ['before restart', 'after restart'],
+    );
+  });
+});
+
+describe('emulator: fault knobs', () => {
+  test('a fixed status per route', async () => {
+    const { call } = await configured({ FAULT_CREATE_CONVERSATION_STATUS: '503' });
+    assert.equal((await call('POST', '/api/conversations', { conversation_id: 'c1' })).status, 503);
+    assert.equal((await call('GET', '/alive')).status, 200, 'other routes unaffected');
+  });
+
+  test('an error rate of 1 always fails, 0 never', async () => {
+    const { call } = await configured({ FAULT_GET_CONVERSATION_ERROR_RATE: '1' });
+    for (let i = 0; i < 5; i++) assert.equal((await call('GET', '/api/conversations/c1')).status, 500);
+  });
+
+  test('a stall delays the answer', async () => {
+    const { call } = await start({ FAULT_ALIVE_STALL_MS: '200' });
+    const t0 = Date.now();
+    assert.equal((await call('GET', '/alive')).status, 200);
+    assert.ok(Date.now() - t0 >= 190);
+  });
+
+  test('bad knob values are refused with the variable named', () => {
+    assert.throws(() => configFromEnv({ FAULT_ALIVE_ERROR_RATE: '2' }), /FAULT_ALIVE_ERROR_RATE must be between 0 and 1/);
+    assert.throws(() => configFromEnv({ STARTUP_DELAY_MS: 'soon' }), /STARTUP_DELAY_MS must be a non-negative number/);
+  });
+});

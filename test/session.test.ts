@@ -1,0 +1,47 @@
+// acquireSession's checks: known agent, LLM key, agent/model capability pairing.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { AGENT_REGISTRY, DEFAULT_MODEL_CAPABILITIES, capabilitiesOf, resolveSession } from '../src/activities/session';
+import { NestorError } from '../src/shared/errors';
+
+const base = { conversationId: 'c', userId: 'u' };
+function reject(settings: Parameters<typeof resolveSession>[0]['settings'], field: string, pattern: RegExp) {
+  assert.throws(() => resolveSession({ ...base, settings }, DEFAULT_MODEL_CAPABILITIES), (err) => {
+    assert.ok(err instanceof NestorError);
+    assert.equal(err.type, 'InvalidSettings');
+    assert.equal(err.retryable, false);
+    assert.equal(err.details.field, field);
+    assert.match(err.message, pattern);
+    return true;
+  });
+}
+
+describe('acquireSession checks', () => {
+  test('knows at least the five OpenHands agents', () => {
+    for (const a of ['CodeActAgent', 'BrowsingAgent', 'VisualBrowsingAgent', 'ReadOnlyAgent', 'LocAgent']) assert.ok(AGENT_REGISTRY[a], a);
+  });
+
+  test('resolves a compatible pair without returning the key', () => {
+    const lease = resolveSession({ ...base, settings: { agent: 'CodeActAgent', llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: 'sk' } }, DEFAULT_MODEL_CAPABILITIES);
+    assert.deepEqual(lease.capabilities, { functionCalling: true, vision: true });
+    assert.ok(!JSON.stringify(lease).includes('sk'));
+  });
+
+  test('an unknown agent names settings.agent', () => reject({ agent: 'Nope', llmModel: 'gpt-4o', llmApiKey: 'k' }, 'settings.agent', /unknown agent 'Nope'; expected one of CodeActAgent/));
+  test('a missing key names settings.llmApiKey', () => reject({ agent: 'CodeActAgent', llmModel: 'gpt-4o', llmApiKey: ' ' }, 'settings.llmApiKey', /API key is required/));
+  test('bedrock models need no key', () => {
+    const table = { 'bedrock/*': { functionCalling: true } };
+    assert.equal(resolveSession({ ...base, settings: { agent: 'CodeActAgent', llmModel: 'bedrock/claude' } }, table).llmModel, 'bedrock/claude');
+  });
+  test('a vision agent on a text-only model is incompatible', () =>
+    reject({ agent: 'VisualBrowsingAgent', llmModel: 'deepseek/deepseek-chat', llmApiKey: 'k' }, 'settings.llmModel', /needs vision; model 'deepseek\/deepseek-chat' lacks vision/));
+  test('a function-calling agent on a model without it is incompatible', () =>
+    reject({ agent: 'CodeActAgent', llmModel: 'ollama/llama3', llmApiKey: 'k' }, 'settings.llmModel', /lacks functionCalling/));
+  test('a model missing from the table is rejected only when the agent needs something', () => {
+    reject({ agent: 'LocAgent', llmModel: 'acme/unknown', llmApiKey: 'k' }, 'settings.llmModel', /not in the model capability table/);
+    assert.equal(resolveSession({ ...base, settings: { agent: 'BrowsingAgent', llmModel: 'acme/unknown', llmApiKey: 'k' } }, DEFAULT_MODEL_CAPABILITIES).agent, 'BrowsingAgent');
+  });
+  test('the table is configurable, first match wins', () => {
+    assert.deepEqual(capabilitiesOf('acme/x', { 'acme/*': { vision: true }, '*': { vision: false } }), { vision: true });
+  });
+});
