@@ -1,0 +1,36 @@
+// The test command's body: make sure Docker, the Temporal CLI and the emulator image are there, run every test
+// file with node's test runner (one file at a time: the end-to-end files start servers), then stop what we started.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const sh = (script) => spawnSync('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+
+const docker = sh('scripts/ensure-docker.sh');
+if (docker.status !== 0) process.exit(docker.status ?? 1);
+const startedDocker = docker.stdout.includes('started');
+const setup = spawnSync('bash', ['scripts/setup.sh'], { stdio: 'inherit' });
+if (setup.status !== 0) process.exit(setup.status ?? 1);
+
+const dir = 'dist/test';
+const files = readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort().map((f) => join(dir, f));
+const only = process.argv.slice(2);
+const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
+const t0 = Date.now();
+const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...selected], { stdio: 'inherit' });
+console.log(`test files: ${selected.length}, wall time ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+if (startedDocker) {
+  // We started the engine for this run; leave the machine as we found it.
+  const pid = Number(readFileSync('.nestor/dockerd.pid', 'utf8'));
+  try {
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 100; i++) {
+      process.kill(pid, 0);
+      spawnSync('sleep', ['0.2']);
+    }
+  } catch {
+    /* exited */
+  }
+}
+process.exit(result.status ?? 1);
