@@ -35,4 +35,8 @@ tar -C "$stage" -c . | docker import \
   --change 'CMD ["/usr/local/bin/node", "/app/emulator.js"]' \
   - "$repo:$hash" >/dev/null
 docker tag "$repo:$hash" "$EMULATOR_IMAGE"
+# Drop the builds this one replaces (kept if a container still uses one).
+for old in $(docker image ls "$repo" --format '{{.Tag}}' | grep -vx -e "$hash" -e "${EMULATOR_IMAGE##*:}"); do
+  docker image rm "$repo:$old" >/dev/null 2>&1 || true
+done
 log "image $EMULATOR_IMAGE ready"

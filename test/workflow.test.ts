@@ -10,11 +10,13 @@ import type { Activities } from '../src/activities';
 import { ConversationClient } from '../src/client';
 import { ConversationStatusKey, START_STEPS, conversationWorkflowId, type StartStep } from '../src/shared/constants';
 import type { StartConversationRequest } from '../src/shared/schemas';
-import { closeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from '../src/workflows/definitions';
+import { closeSignal, closeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from '../src/workflows/definitions';
 import { createTestEnv, uniqueId, workflowBundle } from './helpers/temporal';
 
 interface FakeOptions {
   failAt?: StartStep;
+  /** removeRuntime fails (non-retryably). */
+  removeFails?: boolean;
   /** waitForReady takes this long (cancellable). */
   readyDelayMs?: number;
 }
@@ -42,6 +44,7 @@ function fakeActivities(o: FakeOptions = {}) {
     },
     async removeRuntime() {
       calls.push('removeRuntime');
+      if (o.removeFails) throw ApplicationFailure.nonRetryable('docker is gone', 'RuntimeStartFailed');
       return { removed: true };
     },
     async refreshTokens(input) {
@@ -226,5 +229,34 @@ describe('StartConversation workflow (fake activities)', () => {
       await assert.rejects(client.sendMessage(id, 'too late'), /closed|not found|completed/i);
     });
     assert.deepEqual(sent, []);
+  });
+
+  test('the close signal closes like the update', async () => {
+    const { acts, calls } = fakeActivities();
+    const id = uniqueId('signal');
+    await withWorker(acts, async (client) => {
+      await client.start(input(id));
+      await client.handle(id).signal(closeSignal, { reason: 'fire and forget' });
+      assert.equal((await client.handle(id).result()).status, 'STOPPED');
+    });
+    assert.deepEqual(calls.slice(-3), ['stopConversation', 'removeRuntime', 'releaseSession']);
+  });
+
+  test('a close that cannot remove the runtime ends in ERROR with ConversationCloseFailed, not a silent STOPPED', async () => {
+    const { acts, calls } = fakeActivities({ removeFails: true });
+    const id = uniqueId('closefail');
+    await withWorker(acts, async (client) => {
+      await client.start(input(id));
+      const closed = await client.close(id);
+      assert.equal(closed.status, 'ERROR');
+      assert.equal(closed.lastError?.step, 'closing');
+      await assert.rejects(client.handle(id).result(), (err) => {
+        assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
+        assert.equal(err.cause.type, 'ConversationCloseFailed');
+        assert.match(err.cause.message, /docker is gone/);
+        return true;
+      });
+    });
+    assert.deepEqual(calls.slice(-3), ['stopConversation', 'removeRuntime', 'releaseSession'], 'the session is released even so');
   });
 });

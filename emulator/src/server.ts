@@ -527,8 +527,14 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
 }
 
 async function main() {
-  const config = configFromEnv();
   const log = (msg: string) => process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), msg })}\n`);
+  let config: EmulatorConfig;
+  try {
+    config = configFromEnv();
+  } catch (err) {
+    log(`invalid configuration: ${(err as Error).message}`);
+    process.exit(1);
+  }
   if (config.startupDelayMs) await new Promise((r) => setTimeout(r, config.startupDelayMs));
   const emu = createEmulator(config, log);
   const port = await emu.listen();

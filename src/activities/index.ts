@@ -1,9 +1,9 @@
 // createActivities(deps): every activity, built from its dependencies, so tests hand in fakes or real clients.
-import { Context } from '@temporalio/activity';
 import type { Dispatcher } from 'undici';
 import { toApplicationFailure } from '../shared/errors';
 import type { RuntimeProvider } from '../runtime/provider';
 import type { ProviderTokens } from '../shared/schemas';
+import { activityLog } from './context';
 import { createNestedActivities } from './nested';
 import { createRuntimeActivities } from './runtime';
 import { DEFAULT_MODEL_CAPABILITIES, resolveSession, type AcquireSessionInput, type ModelCapabilities, type SessionLease } from './session';
@@ -51,11 +51,7 @@ export function createActivities(deps: ActivityDeps) {
      * (UserSessions) will release its slot here.
      */
     async releaseSession(input: { conversationId: string; userId: string }): Promise<void> {
-      try {
-        Context.current().log.info('session released', { conversationId: input.conversationId, userId: input.userId });
-      } catch {
-        /* outside an activity */
-      }
+      activityLog()?.info('session released', { conversationId: input.conversationId, userId: input.userId });
     },
     async refreshTokens(input: { tokens: ProviderTokens }): Promise<RefreshResult> {
       return refreshProviderTokens(input.tokens, deps.oauth ?? {}, now(), deps.dispatcher);

@@ -1,8 +1,8 @@
 // configureNestedServer / createConversation / waitForReady / sendEvent / stopConversation:
 // the nested agent server's side of a conversation, in the contract's order (§4.1).
-import { Context } from '@temporalio/activity';
 import type { Dispatcher } from 'undici';
 import { NestedClient, type InitSessionRequest } from '../nested/client';
+import { cancellationSignal, heartbeat, sleep } from './context';
 import { ErrorType, NestorError } from '../shared/errors';
 import type { CustomSecret, GitProvider, ProviderTokens, UserSettings } from '../shared/schemas';
 
@@ -81,22 +81,6 @@ function client(t: NestedTarget, deps: NestedDeps, signal?: AbortSignal): Nested
   return new NestedClient({ baseUrl: t.url, sessionApiKey: t.sessionApiKey, dispatcher: deps.dispatcher, timeoutMs: deps.requestTimeoutMs, signal });
 }
 
-function cancellationSignal(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined; // called outside an activity (unit tests)
-  }
-}
-
-function heartbeat(details?: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    /* outside an activity */
-  }
-}
-
 export function createNestedActivities(deps: NestedDeps) {
   return {
     /** Settings → git providers → custom secrets → experiment config. Every call is an idempotent overwrite. */
@@ -167,7 +151,7 @@ export function createNestedActivities(deps: NestedDeps) {
         if (elapsed >= input.readyTimeoutMs) {
           throw new NestorError(ErrorType.NotReady, `not ready after ${elapsed} ms and ${polls} polls (last: ${last})`, false, { polls, last });
         }
-        await new Promise((r) => setTimeout(r, Math.min(delay, input.readyTimeoutMs - elapsed)));
+        await sleep(Math.min(delay, input.readyTimeoutMs - elapsed));
         delay = Math.min(POLL_MAX_MS, Math.ceil(delay * 1.5));
       }
     },

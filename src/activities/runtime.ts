@@ -1,9 +1,9 @@
 // createRuntime / removeRuntime: everything that touches containers goes through a RuntimeProvider.
-import { Context } from '@temporalio/activity';
 import type { Dispatcher } from 'undici';
 import { NestedClient } from '../nested/client';
 import { ErrorType, NestorError } from '../shared/errors';
 import type { RuntimeHandle, RuntimeProvider, RuntimeSpec } from '../runtime/provider';
+import { heartbeat, sleep } from './context';
 
 /** First /alive poll after this, then ×1.5 up to ALIVE_POLL_MAX_MS. */
 export const ALIVE_POLL_FIRST_MS = 25;
@@ -24,14 +24,6 @@ export interface RuntimeDeps {
   dispatcher?: Dispatcher;
 }
 
-function heartbeat(details?: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    /* outside an activity */
-  }
-}
-
 /** Poll GET /alive with a short first interval, heartbeating, until it answers or the bound passes. */
 export async function waitAlive(handle: RuntimeHandle, timeoutMs: number, deps: RuntimeDeps, conversationId: string): Promise<void> {
   const c = new NestedClient({ baseUrl: handle.url, sessionApiKey: handle.sessionApiKey, dispatcher: deps.dispatcher, timeoutMs: 2000 });
@@ -50,7 +42,7 @@ export async function waitAlive(handle: RuntimeHandle, timeoutMs: number, deps: 
     if (elapsed >= timeoutMs) {
       throw new NestorError(ErrorType.RuntimeStartFailed, `GET /alive did not answer within ${timeoutMs} ms: ${await deps.runtime.diagnose(conversationId)}`, true);
     }
-    await new Promise((r) => setTimeout(r, Math.min(delay, timeoutMs - elapsed)));
+    await sleep(Math.min(delay, timeoutMs - elapsed));
     delay = Math.min(ALIVE_POLL_MAX_MS, Math.ceil(delay * 1.5));
   }
 }

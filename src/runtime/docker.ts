@@ -91,9 +91,13 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     } catch (err) {
       const status = statusOf(err);
       if (status === 409) {
-        // Someone (a retry racing the first attempt) created it between our inspect and create: adopt it.
-        const raced = await this.inspectRaw(name);
-        if (raced) return this.adopt(raced);
+        // Someone (a retry racing the first attempt) is creating it: adopt it once Docker shows it. Docker holds the
+        // name before the container can be inspected, so wait briefly for it to appear.
+        for (let wait = 20; wait <= 2000; wait *= 2) {
+          const raced = await this.inspectRaw(name);
+          if (raced) return this.adopt(raced);
+          await new Promise((r) => setTimeout(r, wait));
+        }
       }
       if (status === 404) {
         throw new NestorError(

@@ -22,6 +22,8 @@ export const ErrorType = {
   NotReady: 'NotReady',
   /** The conversation failed to start; details name the step. Workflow-level failure. */
   StartFailed: 'ConversationStartFailed',
+  /** Closing could not remove the runtime after its retries; the details name what is left. */
+  CloseFailed: 'ConversationCloseFailed',
   /** The conversation is closed or closing. */
   ConversationClosed: 'ConversationClosed',
 } as const;

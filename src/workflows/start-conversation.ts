@@ -73,7 +73,8 @@ function stepActivities(aliveTimeoutMs: number, readyTimeoutMs: number) {
     cleanup: proxyActivities<Activities>({
       summary: 'cleanup: stop the conversation, remove the runtime, release the session',
       startToCloseTimeout: '60 seconds',
-      retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
+      // Cleanup must outlast a Docker hiccup (about 4 minutes of tries), but not forever.
+      retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: [ErrorType.InvalidInput] },
     }),
   };
 }
@@ -303,16 +304,35 @@ export async function StartConversation(input: StartConversationInput): Promise<
   }
 
   // ---- close: stop the nested conversation, remove the runtime, release the session ----
-  await CancellationScope.nonCancellable(async () => {
+  const closeFailure = await CancellationScope.nonCancellable(async () => {
     setStep('closing', `closing${closeReason ? `: ${closeReason}` : ''}`);
     try {
       await acts.cleanup.stopConversation(target);
     } catch (err) {
       info.warnings.push(`stopConversation failed: ${describeCause(err).message}`);
     }
-    await acts.cleanup.removeRuntime({ conversationId });
-    await acts.cleanup.releaseSession({ conversationId, userId });
+    try {
+      await acts.cleanup.removeRuntime({ conversationId });
+    } catch (err) {
+      return describeCause(err);
+    } finally {
+      await acts.cleanup.releaseSession({ conversationId, userId });
+    }
+    return undefined;
   });
+  if (closeFailure) {
+    // The container may still exist: say so loudly rather than report a clean STOPPED.
+    info.lastError = { type: closeFailure.type, step: 'closing', message: `removeRuntime: ${closeFailure.message}` };
+    setStatus('ERROR');
+    setStep('done', 'close failed: the runtime may still exist');
+    await condition(allHandlersFinished);
+    throw ApplicationFailure.create({
+      message: `close failed: removeRuntime: ${closeFailure.message}; remove the container labelled nestor.conversation-id=${conversationId} by hand`,
+      type: ErrorType.CloseFailed,
+      nonRetryable: true,
+      details: [{ conversationId, runtimeId: info.runtimeId }],
+    });
+  }
   info.closedAt = new Date().toISOString();
   setStatus('STOPPED');
   setStep('done', 'closed');

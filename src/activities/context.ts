@@ -1,0 +1,29 @@
+// Activity-context helpers that also work outside an activity (unit tests call activity functions directly).
+import { Context } from '@temporalio/activity';
+
+function current(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+export function heartbeat(details?: unknown): void {
+  current()?.heartbeat(details);
+}
+
+/** Sleep that ends early with a CancelledFailure when the activity is cancelled. */
+export function sleep(ms: number): Promise<void> {
+  const ctx = current();
+  return ctx ? ctx.sleep(ms) : new Promise((r) => setTimeout(r, ms));
+}
+
+/** Aborts in-flight HTTP requests when the activity is cancelled. */
+export function cancellationSignal(): AbortSignal | undefined {
+  return current()?.cancellationSignal;
+}
+
+export function activityLog(): Context['log'] | undefined {
+  return current()?.log;
+}

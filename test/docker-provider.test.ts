@@ -1,0 +1,101 @@
+// The Docker runtime provider on the real engine with the emulator image: create, adopt, race, limits, removal.
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { createRuntimeActivities } from '../src/activities/runtime';
+import { loadConfig } from '../src/config';
+import { NestedClient } from '../src/nested/client';
+import { DockerRuntimeProvider, containerName } from '../src/runtime/docker';
+import { ErrorType, NestorError } from '../src/shared/errors';
+import { containersFor, docker, removeContainers } from './helpers/docker';
+import { uniqueId } from './helpers/temporal';
+
+const provider = new DockerRuntimeProvider({ image: loadConfig().runtimeImage });
+const acts = createRuntimeActivities({ runtime: provider });
+const made = new Set<string>();
+const id = (p: string) => {
+  const v = uniqueId(p);
+  made.add(v);
+  return v;
+};
+
+after(() => removeContainers(made));
+
+describe('DockerRuntimeProvider', () => {
+  test('creates a labelled, limited container and answers /alive on 127.0.0.1', async () => {
+    const cid = id('create');
+    const rt = await acts.createRuntime({ conversationId: cid, userId: 'u1', memoryMb: 256, cpus: 0.5, pidsLimit: 64, aliveTimeoutMs: 20_000 });
+    assert.equal(rt.adopted, false);
+    assert.match(rt.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(Buffer.from(rt.sessionApiKey, 'base64url').length, 32);
+    const info = await docker.getContainer(containerName(cid)).inspect();
+    assert.equal(info.HostConfig.Memory, 256 * 1024 * 1024);
+    assert.equal(info.HostConfig.NanoCpus, 500_000_000);
+    assert.equal(info.HostConfig.PidsLimit, 64);
+    assert.equal(info.Config.Labels['nestor.conversation-id'], cid);
+    assert.equal(info.NetworkSettings.Ports['3000/tcp']?.[0].HostIp, '127.0.0.1');
+    assert.equal(await new NestedClient({ baseUrl: rt.url, sessionApiKey: rt.sessionApiKey }).alive(), true);
+  });
+
+  test('a second create adopts the existing container with its session key; a stopped one is started again', async () => {
+    const cid = id('adopt');
+    const first = await provider.create({ conversationId: cid, userId: 'u' });
+    await provider.pause(cid);
+    assert.equal((await provider.inspect(cid))?.state, 'exited');
+    const second = await acts.createRuntime({ conversationId: cid, userId: 'u', aliveTimeoutMs: 20_000 });
+    assert.equal(second.adopted, true);
+    assert.equal(second.runtimeId, first.runtimeId);
+    assert.equal(second.sessionApiKey, first.sessionApiKey);
+    assert.equal((await provider.inspect(cid))?.state, 'running');
+    assert.equal((await containersFor(cid)).length, 1);
+  });
+
+  test('five racing creates of one conversation leave one container and agree on it', async () => {
+    const cid = id('race');
+    const all = await Promise.all(Array.from({ length: 5 }, () => provider.create({ conversationId: cid, userId: 'u' })));
+    assert.equal(new Set(all.map((h) => h.runtimeId)).size, 1);
+    assert.equal(new Set(all.map((h) => h.sessionApiKey)).size, 1);
+    assert.equal((await containersFor(cid)).length, 1);
+  });
+
+  test('remove is forced and idempotent; list sees only labelled containers', async () => {
+    const cid = id('remove');
+    await provider.create({ conversationId: cid, userId: 'u' });
+    assert.ok((await provider.list()).some((r) => r.conversationId === cid));
+    assert.equal(await provider.remove(cid), true);
+    assert.equal(await provider.remove(cid), false);
+    assert.deepEqual(await containersFor(cid), []);
+  });
+
+  test('a missing image is RuntimeImageNotFound, non-retryable, saying how to build it', async () => {
+    const p = new DockerRuntimeProvider({ image: 'nestor-no-such-image:never' });
+    await assert.rejects(p.create({ conversationId: id('noimage'), userId: 'u' }), (err) => {
+      assert.ok(err instanceof NestorError);
+      assert.equal(err.type, ErrorType.RuntimeImageNotFound);
+      assert.equal(err.retryable, false);
+      assert.match(err.message, /image 'nestor-no-such-image:never' not found locally; build it with 'npm run setup'/);
+      return true;
+    });
+  });
+
+  test('a server that never answers /alive fails within the bound as RuntimeStartFailed', async () => {
+    const cid = id('noalive');
+    const t0 = Date.now();
+    await assert.rejects(acts.createRuntime({ conversationId: cid, userId: 'u', env: { FAULT_ALIVE_STATUS: '503' }, aliveTimeoutMs: 1500 }), (err) => {
+      assert.ok(err instanceof NestorError);
+      assert.equal(err.type, ErrorType.RuntimeStartFailed);
+      assert.match(err.message, /GET \/alive did not answer within 1500 ms: container nestor-conv-.* is running/);
+      return true;
+    });
+    assert.ok(Date.now() - t0 < 10_000);
+  });
+
+  test('a container that exits at once is reported with its state and last log lines', async () => {
+    const cid = id('crash');
+    await assert.rejects(acts.createRuntime({ conversationId: cid, userId: 'u', env: { FAULT_ALIVE_ERROR_RATE: '7' }, aliveTimeoutMs: 10_000 }), (err) => {
+      assert.ok(err instanceof NestorError);
+      assert.equal(err.type, ErrorType.RuntimeStartFailed);
+      assert.match(err.message, /exited \(exit code 1\).*FAULT_ALIVE_ERROR_RATE must be between 0 and 1/);
+      return true;
+    });
+  });
+});
