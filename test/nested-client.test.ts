@@ -48,6 +48,17 @@ describe('NestedClient status mapping', () => {
     });
   }
 
+  test('a 422 keeps where and why, never the echoed input', async () => {
+    const { pool, client } = setup();
+    pool.intercept({ path: '/api/conversations', method: 'POST' }).reply(422, { detail: [{ type: 'extra_forbidden', loc: ['body', 'llm_key'], msg: 'Extra inputs are not permitted', input: 'sk-leaked' }] });
+    await assert.rejects(client.createConversation({ conversation_id: 'c' }), (err) => {
+      assert.ok(err instanceof NestorError);
+      assert.equal(err.message, 'POST /api/conversations answered 422: body.llm_key: Extra inputs are not permitted');
+      assert.doesNotMatch(JSON.stringify(err.details), /sk-leaked/);
+      return true;
+    });
+  });
+
   test('a connection error is NestedUnavailable and retryable', async () => {
     const { pool, client } = setup();
     pool.intercept({ path: '/api/settings', method: 'POST' }).replyWithError(new Error('ECONNRESET'));

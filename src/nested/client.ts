@@ -177,7 +177,7 @@ export class NestedClient {
 
 /** Map one nested-server status code onto a typed, retryable-or-not error. The body is kept short and never holds our secrets. */
 export function errorForStatus(method: string, path: string, status: number, body: string): NestorError {
-  const snippet = body.slice(0, 300);
+  const snippet = summarizeBody(body);
   const details = { method, path, status, body: snippet };
   const what = `${method} ${path} answered ${status}`;
   if (status === 401 || status === 403) {
@@ -187,4 +187,23 @@ export function errorForStatus(method: string, path: string, status: number, bod
   if (status === 404) return new NestorError(ErrorType.NestedNotFound, `${what}`, true, details);
   if (status === 408 || status === 429 || status >= 500) return new NestorError(ErrorType.NestedUnavailable, `${what}`, true, details);
   return new NestorError(ErrorType.NestedBadRequest, `${what}: unexpected status`, false, details);
+}
+
+/**
+ * A short, value-free account of an error body. FastAPI's 422 details echo the offending input (which may be a
+ * secret), so only their locations and messages are kept.
+ */
+export function summarizeBody(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as { detail?: unknown };
+    if (Array.isArray(parsed?.detail)) {
+      return parsed.detail
+        .map((d: { loc?: unknown[]; msg?: string }) => `${(d.loc ?? []).join('.')}: ${d.msg ?? 'invalid'}`)
+        .join('; ')
+        .slice(0, 300);
+    }
+  } catch {
+    /* not JSON: fall through */
+  }
+  return body.slice(0, 300);
 }
