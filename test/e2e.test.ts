@@ -1,6 +1,9 @@
 // End to end: a real dev server, a real worker, real Docker and the emulator image.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -25,6 +28,16 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
   let client: ConversationClient;
   let taskQueue: string;
   const made = new Set<string>();
+  // A local OAuth token endpoint: GitHub refreshes succeed, GitLab's fail.
+  const refreshes: string[] = [];
+  const oauthServer = createServer(async (req, res) => {
+    let body = '';
+    for await (const c of req) body += c;
+    refreshes.push(`${req.url} ${new URLSearchParams(body).get('refresh_token')}`);
+    if (req.url === '/gitlab') return res.writeHead(500).end();
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ access_token: 'ghp-refreshed', refresh_token: 'r2', expires_in: 28_800 }));
+  });
 
   const input = (id: string, extra: Partial<StartConversationRequest> = {}): StartConversationRequest => {
     made.add(id);
@@ -40,12 +53,18 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
 
   before(async () => {
     env = await createTestEnv();
+    oauthServer.listen(0, '127.0.0.1');
+    await once(oauthServer, 'listening');
+    const oauthBase = `http://127.0.0.1:${(oauthServer.address() as AddressInfo).port}`;
     taskQueue = uniqueId('e2e');
     worker = await createWorker({
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: await workflowBundle(),
-      deps: { runtime: new DockerRuntimeProvider({ image: loadConfig().runtimeImage }) },
+      deps: {
+        runtime: new DockerRuntimeProvider({ image: loadConfig().runtimeImage }),
+        oauth: { github: { tokenUrl: `${oauthBase}/github`, clientId: 'id' }, gitlab: { tokenUrl: `${oauthBase}/gitlab` } },
+      },
     });
     running = worker.run();
     client = new ConversationClient({ client: env.client, taskQueue });
@@ -55,6 +74,7 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     worker?.shutdown();
     await running;
     await removeContainers(made);
+    oauthServer.close();
     await env?.teardown();
   });
 
@@ -93,6 +113,28 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     const desc = await client.handle(id).describe();
     assert.equal(desc.status.name, 'COMPLETED');
     assert.equal(desc.typedSearchAttributes.get(ConversationStatusKey), 'STOPPED');
+  });
+
+  test('git tokens expiring within 4 h are refreshed before the nested server gets them; a failed refresh warns and keeps the old one', async () => {
+    const id = uniqueId('tokens');
+    const soon = new Date(Date.now() + 60 * 60 * 1000).toISOString();
+    const later = new Date(Date.now() + 24 * 60 * 60 * 1000).toISOString();
+    refreshes.length = 0;
+    const info = await client.start(
+      input(id, {
+        gitProviderTokens: {
+          github: { token: 'ghp-old', refreshToken: 'r-gh', expiresAt: soon, host: 'github.com' },
+          gitlab: { token: 'glpat-old', refreshToken: 'r-gl', expiresAt: soon },
+          bitbucket: { token: 'bb-old', refreshToken: 'r-bb', expiresAt: later },
+        },
+      }),
+    );
+    assert.equal(info.status, 'RUNNING', 'a failed refresh never fails the start');
+    assert.deepEqual(refreshes.sort(), ['/github r-gh', '/gitlab r-gl']);
+    assert.deepEqual(info.warnings, ['gitlab: refresh failed (token endpoint answered 500); kept the old token']);
+    const nested = new NestedClient({ baseUrl: info.url!.replace(/\/api\/conversations\/.*$/, ''), sessionApiKey: info.sessionApiKey! });
+    assert.deepEqual((await nested.getSettings()).provider_tokens_set, { github: 'github.com', gitlab: null, bitbucket: null });
+    await client.close(id);
   });
 
   test('20 concurrent starts of one ID: one run, one container, the same runtime ID for all', async () => {
