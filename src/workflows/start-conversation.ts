@@ -2,6 +2,7 @@
 // which order, the activities say how.
 import {
   ActivityCancellationType,
+  type ActivityOptions,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
@@ -32,50 +33,56 @@ export const DEFAULT_READY_TIMEOUT_MS = 120_000;
 
 const NEVER_RETRY_INPUT = [ErrorType.InvalidInput, ErrorType.InvalidSettings, ErrorType.NestedUnauthorized, ErrorType.NestedBadRequest];
 
-/** Each step's timeouts and retries, named so a reader sees every bound in one place. */
+/** Each step's timeouts and retries, named so a reader sees every bound in one place; each activity gets a UI summary. */
 function stepActivities(aliveTimeoutMs: number, readyTimeoutMs: number) {
+  const SESSION: ActivityOptions = {
+    startToCloseTimeout: '30 seconds',
+    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
+  };
+  const RUNTIME: ActivityOptions = {
+    startToCloseTimeout: aliveTimeoutMs + 60_000,
+    heartbeatTimeout: '20 seconds',
+    // Wait for the activity to stop before compensating, so a cancelled create cannot leave a container behind.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: {
+      initialInterval: '1 second',
+      maximumInterval: '10 seconds',
+      maximumAttempts: 3,
+      nonRetryableErrorTypes: [...NEVER_RETRY_INPUT, ErrorType.RuntimeImageNotFound],
+    },
+  };
+  const TOKENS: ActivityOptions = {
+    startToCloseTimeout: '60 seconds',
+    retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
+  };
+  const NESTED: ActivityOptions = {
+    startToCloseTimeout: '60 seconds',
+    retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
+  };
+  const READY: ActivityOptions = {
+    startToCloseTimeout: readyTimeoutMs + 30_000,
+    heartbeatTimeout: '20 seconds',
+    // Retried only when the worker died mid-poll; exhausting the bound (NotReady) is final.
+    retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [...NEVER_RETRY_INPUT, ErrorType.NotReady] },
+  };
+  const CLEANUP: ActivityOptions = {
+    startToCloseTimeout: '60 seconds',
+    // Cleanup must outlast a Docker hiccup (about 4 minutes of tries), but not forever.
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: [ErrorType.InvalidInput] },
+  };
+  const one = <K extends keyof Activities>(name: K, options: ActivityOptions, summary: string): Activities[K] =>
+    proxyActivities<Activities>({ ...options, summary: `${name}: ${summary}` })[name];
   return {
-    session: proxyActivities<Activities>({
-      summary: 'acquireSession: validate settings, take the session',
-      startToCloseTimeout: '30 seconds',
-      retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
-    }),
-    runtime: proxyActivities<Activities>({
-      summary: 'createRuntime: create or adopt the container, wait for /alive',
-      startToCloseTimeout: aliveTimeoutMs + 60_000,
-      heartbeatTimeout: '20 seconds',
-      // Wait for the activity to stop before compensating, so a cancelled create cannot leave a container behind.
-      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-      retry: {
-        initialInterval: '1 second',
-        maximumInterval: '10 seconds',
-        maximumAttempts: 3,
-        nonRetryableErrorTypes: [...NEVER_RETRY_INPUT, ErrorType.RuntimeImageNotFound],
-      },
-    }),
-    tokens: proxyActivities<Activities>({
-      summary: 'refreshTokens: refresh git tokens that expire within 4 h',
-      startToCloseTimeout: '60 seconds',
-      retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
-    }),
-    nested: proxyActivities<Activities>({
-      summary: 'nested server call',
-      startToCloseTimeout: '60 seconds',
-      retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
-    }),
-    ready: proxyActivities<Activities>({
-      summary: 'waitForReady: poll until the nested conversation runs',
-      startToCloseTimeout: readyTimeoutMs + 30_000,
-      heartbeatTimeout: '20 seconds',
-      // Retried only when the worker died mid-poll; exhausting the bound (NotReady) is final.
-      retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [...NEVER_RETRY_INPUT, ErrorType.NotReady] },
-    }),
-    cleanup: proxyActivities<Activities>({
-      summary: 'cleanup: stop the conversation, remove the runtime, release the session',
-      startToCloseTimeout: '60 seconds',
-      // Cleanup must outlast a Docker hiccup (about 4 minutes of tries), but not forever.
-      retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: [ErrorType.InvalidInput] },
-    }),
+    acquireSession: one('acquireSession', SESSION, 'validate agent, model and key'),
+    createRuntime: one('createRuntime', RUNTIME, 'create or adopt the container, wait for /alive'),
+    refreshTokens: one('refreshTokens', TOKENS, 'refresh git tokens expiring within 4 h'),
+    configureNestedServer: one('configureNestedServer', NESTED, 'settings, git providers, secrets, experiment config'),
+    createConversation: one('createConversation', NESTED, 'POST /api/conversations'),
+    waitForReady: one('waitForReady', READY, 'poll until the nested conversation runs'),
+    sendEvent: one('sendEvent', NESTED, 'deliver a user message'),
+    stopConversation: one('stopConversation', CLEANUP, 'stop the nested agent loop'),
+    removeRuntime: one('removeRuntime', CLEANUP, 'remove the container'),
+    releaseSession: one('releaseSession', CLEANUP, 'give the session back'),
   };
 }
 
@@ -191,15 +198,15 @@ export async function StartConversation(input: StartConversationInput): Promise<
   try {
     await startScope.run(async () => {
       await run('acquireSession', 'validating settings', () =>
-        acts.session.acquireSession({ conversationId, userId, settings: input.settings }),
+        acts.acquireSession({ conversationId, userId, settings: input.settings }),
       );
-      compensations.unshift({ name: 'releaseSession', run: () => acts.cleanup.releaseSession({ conversationId, userId }) });
+      compensations.unshift({ name: 'releaseSession', run: () => acts.releaseSession({ conversationId, userId }) });
 
       // Pushed before the create: a create that fails half-way may still have made the container.
-      compensations.unshift({ name: 'removeRuntime', run: () => acts.cleanup.removeRuntime({ conversationId }) });
+      compensations.unshift({ name: 'removeRuntime', run: () => acts.removeRuntime({ conversationId }) });
       const sandbox = input.settings.sandbox;
       runtime = await run('createRuntime', 'waiting for the container to answer /alive', () =>
-        acts.runtime.createRuntime({
+        acts.createRuntime({
           conversationId,
           userId,
           env: sandbox?.env,
@@ -216,7 +223,7 @@ export async function StartConversation(input: StartConversationInput): Promise<
 
       let tokens: ProviderTokens | undefined = input.gitProviderTokens;
       if (tokens && Object.keys(tokens).length > 0) {
-        const refreshed = await run('refreshTokens', 'refreshing git provider tokens', () => acts.tokens.refreshTokens({ tokens: tokens! }));
+        const refreshed = await run('refreshTokens', 'refreshing git provider tokens', () => acts.refreshTokens({ tokens: tokens! }));
         tokens = refreshed.tokens;
         info.warnings.push(...refreshed.warnings);
         for (const w of refreshed.warnings) log.warn('token refresh', { conversationId, warning: w });
@@ -226,10 +233,10 @@ export async function StartConversation(input: StartConversationInput): Promise<
 
       const target = { url: runtime.url, sessionApiKey: runtime.sessionApiKey, conversationId };
       await run('configureNestedServer', 'storing settings, git providers and secrets', () =>
-        acts.nested.configureNestedServer({ ...target, settings: input.settings, providerTokens: tokens, customSecrets: input.customSecrets }),
+        acts.configureNestedServer({ ...target, settings: input.settings, providerTokens: tokens, customSecrets: input.customSecrets }),
       );
       await run('createConversation', 'creating the nested conversation', () =>
-        acts.nested.createConversation({
+        acts.createConversation({
           ...target,
           initialMessage: input.initialMessage,
           replayJson: input.replayJson,
@@ -241,7 +248,7 @@ export async function StartConversation(input: StartConversationInput): Promise<
         }),
       );
       await run('waitForReady', `waiting up to ${readyTimeoutMs} ms for the conversation to run`, () =>
-        acts.ready.waitForReady({ ...target, readyTimeoutMs }),
+        acts.waitForReady({ ...target, readyTimeoutMs }),
       );
     });
   } catch (err) {
@@ -292,7 +299,7 @@ export async function StartConversation(input: StartConversationInput): Promise<
     if (!next) break; // closeRequested and nothing left to deliver
     setStep('running', `delivering message ${next.id}`);
     try {
-      const res = await acts.nested.sendEvent({ ...target, content: next.input.content, imageUrls: next.input.imageUrls });
+      const res = await acts.sendEvent({ ...target, content: next.input.content, imageUrls: next.input.imageUrls });
       next.ack = { messageId: next.id, eventId: res.eventId };
       info.messagesDelivered++;
     } catch (err) {
@@ -307,16 +314,16 @@ export async function StartConversation(input: StartConversationInput): Promise<
   const closeFailure = await CancellationScope.nonCancellable(async () => {
     setStep('closing', `closing${closeReason ? `: ${closeReason}` : ''}`);
     try {
-      await acts.cleanup.stopConversation(target);
+      await acts.stopConversation(target);
     } catch (err) {
       info.warnings.push(`stopConversation failed: ${describeCause(err).message}`);
     }
     try {
-      await acts.cleanup.removeRuntime({ conversationId });
+      await acts.removeRuntime({ conversationId });
     } catch (err) {
       return describeCause(err);
     } finally {
-      await acts.cleanup.releaseSession({ conversationId, userId });
+      await acts.releaseSession({ conversationId, userId });
     }
     return undefined;
   });
