@@ -77,6 +77,11 @@ describe('DockerRuntimeProvider', () => {
     });
   });
 
+  test('the emulator start-up delay knob holds /alive back, and createRuntime waits it out', async () => {
+    const rt = await acts.createRuntime({ conversationId: id('slow'), userId: 'u', env: { STARTUP_DELAY_MS: '1200' }, aliveTimeoutMs: 20_000 });
+    assert.ok(rt.readyMs >= 1200, `ready after ${rt.readyMs} ms`);
+  });
+
   test('a server that never answers /alive fails within the bound as RuntimeStartFailed', async () => {
     const cid = id('noalive');
     const t0 = Date.now();

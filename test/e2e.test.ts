@@ -1,6 +1,6 @@
 // End to end: a real dev server, a real worker, real Docker and the emulator image.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -210,5 +210,29 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     const closed = await run('node', [CLI, '--json', 'close', id, '-r', 'cli test'], { env: cliEnv });
     assert.equal(JSON.parse(closed.stdout).status, 'STOPPED');
     assert.deepEqual(await containersFor(id), []);
+  });
+
+  test('`nestor worker` serves its task queue from the environment and drains on SIGINT', async () => {
+    const queue = uniqueId('cli-worker');
+    const child = spawn('node', [CLI, 'worker'], {
+      env: { ...process.env, TEMPORAL_ADDRESS: env.address, NESTOR_TASK_QUEUE: queue },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = once(child, 'exit');
+    try {
+      const id = uniqueId('via-cli-worker');
+      const other = new ConversationClient({ client: env.client, taskQueue: queue });
+      const info = await other.start(input(id));
+      assert.equal(info.status, 'RUNNING');
+      assert.equal((await other.close(id)).status, 'STOPPED');
+      assert.deepEqual(await containersFor(id), []);
+    } finally {
+      child.kill('SIGINT');
+    }
+    const [code] = await exited;
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, new RegExp(`task queue ${queue}`));
   });
 });
