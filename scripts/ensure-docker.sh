@@ -17,6 +17,17 @@ if ! command -v dockerd >/dev/null 2>&1; then
 fi
 [ "$(id -u)" = 0 ] || die "dockerd is installed but not running, and starting it needs root: start the Docker service"
 mkdir -p "$STATE"
+# A daemon killed without cleanup (a stopped session, a crash) leaves its pid file behind, and dockerd refuses to
+# start while it exists. Remove it only when no live dockerd owns it.
+for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+  if [ -f "$pidfile" ]; then
+    pid="$(cat "$pidfile" 2>/dev/null || true)"
+    if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+      log "removing stale $pidfile"
+      rm -f "$pidfile"
+    fi
+  fi
+done
 log "starting dockerd (log: $STATE/dockerd.log)"
 # Unix socket only; containers publish ports on 127.0.0.1 themselves.
 nohup dockerd --host unix:///var/run/docker.sock --ip 127.0.0.1 >"$STATE/dockerd.log" 2>&1 &
