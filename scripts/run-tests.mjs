@@ -16,9 +16,8 @@ const dir = 'dist/test';
 const files = readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort().map((f) => join(dir, f));
 const only = process.argv.slice(2);
 const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
-const t0 = Date.now();
+// Nothing is printed after the runner's own summary (`# tests`, `# pass`, `# fail`, `# duration_ms`): CI reads it last.
 const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...selected], { stdio: 'inherit' });
-console.log(`test files: ${selected.length}, wall time ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
 if (startedDocker) {
   // We started the engine for this run; leave the machine as we found it.
