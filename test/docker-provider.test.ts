@@ -36,9 +36,13 @@ describe('DockerRuntimeProvider', () => {
     assert.equal(await new NestedClient({ baseUrl: rt.url, sessionApiKey: rt.sessionApiKey }).alive(), true);
   });
 
-  test('a second create adopts the existing container with its session key; a stopped one is started again', async () => {
+  test('a second create adopts the existing container with its session key; a stopped one is started again with its file store', async () => {
     const cid = id('adopt');
-    const first = await provider.create({ conversationId: cid, userId: 'u' });
+    const first = await acts.createRuntime({ conversationId: cid, userId: 'u', aliveTimeoutMs: 20_000 });
+    const nested = new NestedClient({ baseUrl: first.url, sessionApiKey: first.sessionApiKey });
+    await nested.storeSettings({ llm_model: 'm', llm_api_key: 'k' });
+    await nested.createConversation({ conversation_id: cid, initial_user_msg: 'kept across a stop' });
+    const before = await nested.getEvents(cid, { limit: 100 });
     await provider.pause(cid);
     assert.equal((await provider.inspect(cid))?.state, 'exited');
     const second = await acts.createRuntime({ conversationId: cid, userId: 'u', aliveTimeoutMs: 20_000 });
@@ -47,6 +51,9 @@ describe('DockerRuntimeProvider', () => {
     assert.equal(second.sessionApiKey, first.sessionApiKey);
     assert.equal((await provider.inspect(cid))?.state, 'running');
     assert.equal((await containersFor(cid)).length, 1);
+    const after = await new NestedClient({ baseUrl: second.url, sessionApiKey: second.sessionApiKey }).getEvents(cid, { limit: 100 });
+    assert.ok(before.events.length > 0);
+    assert.deepEqual(after.events.slice(0, before.events.length), before.events, 'events survive the stop');
   });
 
   test('five racing creates of one conversation leave one container and agree on it', async () => {
