@@ -8,8 +8,9 @@ if ! command -v dockerd >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     log "installing docker.io from apt"
     started=$(date +%s)
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+    mkdir -p "$STATE"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io; } >"$STATE/apt.log" 2>&1 \
+      || { tail -20 "$STATE/apt.log" >&2; die "installing docker.io failed; its log is above"; }
     log "docker.io installed in $(( $(date +%s) - started )) s"
   else
     die "no Docker engine is running and none can be installed here: install Docker (e.g. 'apt-get install docker.io') and start it, or set DOCKER_HOST"
