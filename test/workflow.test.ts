@@ -42,6 +42,13 @@ function fakeActivities(o: FakeOptions = {}) {
       fail('createRuntime');
       return { runtimeId: 'rt-1', url: 'http://127.0.0.1:1', sessionApiKey: 'secret-session-key', adopted: false, readyMs: 1 };
     },
+    async pauseRuntime() {
+      calls.push('pauseRuntime');
+    },
+    async resumeRuntime() {
+      calls.push('resumeRuntime');
+      return { runtimeId: 'rt-1', url: 'http://127.0.0.1:2', sessionApiKey: 'secret-session-key', adopted: true, readyMs: 1 };
+    },
     async removeRuntime() {
       calls.push('removeRuntime');
       if (o.removeFails) throw ApplicationFailure.nonRetryable('docker is gone', 'RuntimeStartFailed');
@@ -73,12 +80,12 @@ function fakeActivities(o: FakeOptions = {}) {
         }
       }
       fail('waitForReady');
-      return { polls: 1, waitedMs: 1, status: 'RUNNING' };
+      return { polls: 1, waitedMs: 1, status: 'RUNNING', lastEventId: -1 };
     },
     async sendEvent(input) {
       calls.push('sendEvent');
       sent.push(input.content);
-      return { eventId: sent.length };
+      return { eventId: sent.length, recovered: false };
     },
     async stopConversation() {
       calls.push('stopConversation');

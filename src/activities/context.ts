@@ -27,3 +27,8 @@ export function cancellationSignal(): AbortSignal | undefined {
 export function activityLog(): Context['log'] | undefined {
   return current()?.log;
 }
+
+/** This activity's attempt number (1 outside an activity). */
+export function attempt(): number {
+  return current()?.info.attempt ?? 1;
+}

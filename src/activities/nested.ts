@@ -2,7 +2,7 @@
 // the nested agent server's side of a conversation, in the contract's order (§4.1).
 import type { Dispatcher } from 'undici';
 import { NestedClient, type InitSessionRequest } from '../nested/client';
-import { cancellationSignal, heartbeat, sleep } from './context';
+import { attempt, cancellationSignal, heartbeat, sleep } from './context';
 import { ErrorType, NestorError } from '../shared/errors';
 import type { CustomSecret, GitProvider, ProviderTokens, UserSettings } from '../shared/schemas';
 
@@ -66,11 +66,21 @@ export interface ReadyReport {
   polls: number;
   waitedMs: number;
   status: string;
+  /** ID of the newest event at readiness (-1 for none): the cursor later deliveries look past. */
+  lastEventId: number;
 }
 
 export interface SendEventInput extends NestedTarget {
   content: string;
   imageUrls?: string[];
+  /** Every user message after this event ID was posted by this delivery: where a retry looks for its own post. */
+  afterEventId: number;
+}
+
+export interface SentEvent {
+  eventId?: number;
+  /** True when a retry found the earlier attempt's event and did not post again. */
+  recovered: boolean;
 }
 
 /** First poll after this; then ×1.5 up to POLL_MAX_MS. Short so readiness is noticed quickly. */
@@ -137,10 +147,13 @@ export function createNestedActivities(deps: NestedDeps) {
       for (;;) {
         polls++;
         try {
-          await c.getEvents(input.conversationId, { limit: 1 });
+          // Status first, then the events endpoint (it must answer 2xx too), whose newest ID becomes the cursor.
           const info = await c.getConversation(input.conversationId);
           const status = info?.status ?? 'unknown';
-          if (status === 'RUNNING') return { polls, waitedMs: Date.now() - started, status };
+          if (status === 'RUNNING') {
+            const newest = await c.getEvents(input.conversationId, { reverse: true, limit: 1 });
+            return { polls, waitedMs: Date.now() - started, status, lastEventId: newest.events[0]?.id ?? -1 };
+          }
           last = `conversation status ${status}`;
         } catch (err) {
           if (err instanceof NestorError && !err.retryable) throw err; // 401 or 400: waiting will not help
@@ -156,18 +169,25 @@ export function createNestedActivities(deps: NestedDeps) {
       }
     },
 
-    /** Post one user message and report the event ID the nested server gave it. */
-    async sendEvent(input: SendEventInput): Promise<{ eventId?: number }> {
+    /**
+     * Post one user message and report the event ID the nested server gave it. A retry first looks past the cursor
+     * for the message an earlier attempt posted (its response lost), so a message is never posted twice.
+     */
+    async sendEvent(input: SendEventInput): Promise<SentEvent> {
       const c = client(input, deps, cancellationSignal());
-      const before = await c.getEvents(input.conversationId, { reverse: true, limit: 1 });
-      const afterId = before.events[0]?.id ?? -1;
+      const findMine = async () => {
+        const events = await c.eventsAfter(input.conversationId, input.afterEventId);
+        return events.find((e) => e.source === 'user' && e.action === 'message' && e.args?.content === input.content);
+      };
+      if (attempt() > 1) {
+        const earlier = await findMine();
+        if (earlier) return { eventId: earlier.id, recovered: true };
+      }
       await c.postEvent(input.conversationId, {
         action: 'message',
         args: { content: input.content, image_urls: input.imageUrls ?? [], file_urls: [], wait_for_response: false },
       });
-      const page = await c.getEvents(input.conversationId, { startId: afterId + 1, limit: 100 });
-      const mine = page.events.find((e) => e.source === 'user' && e.action === 'message' && e.args?.content === input.content);
-      return { eventId: mine?.id };
+      return { eventId: (await findMine())?.id, recovered: false };
     },
 
     /** Ask the nested server to stop the agent loop. A server that is already gone counts as stopped. */

@@ -59,6 +59,20 @@ export function createRuntimeActivities(deps: RuntimeDeps) {
       return { ...handle, readyMs: Date.now() - started };
     },
 
+    /** Stop the conversation's container but keep it and its file store. Idempotent. */
+    async pauseRuntime(input: { conversationId: string }): Promise<void> {
+      await deps.runtime.pause(input.conversationId);
+    },
+
+    /** Start a paused container again and wait until the nested server is alive; the URL may change. */
+    async resumeRuntime(input: { conversationId: string; aliveTimeoutMs: number }): Promise<CreatedRuntime> {
+      const started = Date.now();
+      const handle = await deps.runtime.resume(input.conversationId);
+      heartbeat({ runtimeId: handle.runtimeId });
+      await waitAlive(handle, input.aliveTimeoutMs, deps, input.conversationId);
+      return { ...handle, readyMs: Date.now() - started };
+    },
+
     /** Remove the conversation's container (and its anonymous volumes). Idempotent. */
     async removeRuntime(input: { conversationId: string }): Promise<{ removed: boolean }> {
       return { removed: await deps.runtime.remove(input.conversationId) };

@@ -125,9 +125,14 @@ export class NestedClient {
   }
 
   /** Every event, following `has_more` pages of at most 100. */
-  async allEvents(conversationId: string): Promise<NestedEvent[]> {
+  allEvents(conversationId: string): Promise<NestedEvent[]> {
+    return this.eventsAfter(conversationId, -1);
+  }
+
+  /** Every event with an ID above `afterId`, following `has_more` pages of at most 100. */
+  async eventsAfter(conversationId: string, afterId: number): Promise<NestedEvent[]> {
     const out: NestedEvent[] = [];
-    let startId = 0;
+    let startId = afterId + 1;
     for (;;) {
       const page = await this.getEvents(conversationId, { startId, limit: 100 });
       out.push(...page.events);

@@ -5,13 +5,15 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 export const DEFAULT_TASK_QUEUE = 'conversations';
 
 /** Workflow type names, stable for callers in other languages. */
-export const WORKFLOW_TYPES = { startConversation: 'StartConversation' } as const;
+export const WORKFLOW_TYPES = { startConversation: 'StartConversation', resumeConversation: 'ResumeConversation' } as const;
 
 /** Message names on the StartConversation workflow. */
 export const MESSAGE_NAMES = {
   waitReady: 'waitReady',
   sendMessage: 'sendMessage',
   close: 'close',
+  pause: 'pause',
+  resume: 'resume',
   status: 'status',
 } as const;
 
@@ -46,6 +48,12 @@ export const LABELS = {
   conversationId: 'nestor.conversation-id',
   userId: 'nestor.user-id',
 } as const;
+
+/** The steps of a running conversation's life besides the start steps. */
+export const LIFE_STEPS = ['resumeRuntime', 'running', 'pausing', 'paused', 'closing', 'compensating', 'done'] as const;
+
+/** How many delivered message IDs a conversation remembers (across continue-as-new) to deduplicate repeats. */
+export const RECENT_MESSAGE_IDS = 1000;
 
 /** Largest message body accepted, far under Temporal's 2 MB payload limit. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;

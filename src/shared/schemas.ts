@@ -3,7 +3,7 @@
 // Not imported by workflow code at run time (workflows use `import type` only).
 import { z } from 'zod';
 import { ErrorType, NestorError } from './errors';
-import { CONVERSATION_STATUSES, MAX_MESSAGE_BYTES, START_STEPS } from './constants';
+import { CONVERSATION_STATUSES, LIFE_STEPS, MAX_MESSAGE_BYTES, START_STEPS } from './constants';
 
 /**
  * Conversation IDs as the nested server accepts them (contract §7.1: at most 100 characters, no NUL,
@@ -76,6 +76,8 @@ export const StartTimeoutsSchema = z.strictObject({
   aliveTimeoutMs: z.number().int().min(100).max(30 * 60_000).optional(),
   /** How long the nested conversation may take to become ready after creation. @default 120000 */
   readyTimeoutMs: z.number().int().min(100).max(30 * 60_000).optional(),
+  /** Pause (stop the container, keep it) after this long without messages; OpenHands' runtime API uses 20 min. @default 1200000 */
+  idleTimeoutMs: z.number().int().min(100).max(30 * 24 * 3_600_000).optional(),
 });
 
 const jsonString = z.string().max(1_000_000).refine((s) => {
@@ -103,6 +105,8 @@ export const StartConversationInputSchema = z
     mcpConfig: z.record(z.string(), z.unknown()).optional(),
     title: z.string().max(200).optional(),
     timeouts: StartTimeoutsSchema.optional(),
+    /** Continue-as-new once the history holds this many events (besides the server's suggestion); tests shrink it. */
+    continueAsNewAfterEvents: z.number().int().min(50).max(50_000).optional(),
   })
   .superRefine((v, ctx) => {
     if (v.initialMessage !== undefined && v.replayJson !== undefined) {
@@ -126,6 +130,9 @@ export const CloseInputSchema = z.strictObject({
   reason: z.string().max(500).optional(),
 });
 
+/** Input of the pause update and signal. */
+export const PauseInputSchema = CloseInputSchema;
+
 export type UserSettings = z.infer<typeof UserSettingsSchema>;
 export type SandboxSettings = z.infer<typeof SandboxSettingsSchema>;
 export type ProviderToken = z.infer<typeof ProviderTokenSchema>;
@@ -137,19 +144,25 @@ export type StartConversationInput = z.infer<typeof StartConversationInputSchema
 export type StartConversationRequest = z.input<typeof StartConversationInputSchema>;
 export type SendMessageInput = z.infer<typeof SendMessageInputSchema>;
 export type CloseInput = z.infer<typeof CloseInputSchema>;
+export type PauseInput = z.infer<typeof PauseInputSchema>;
 
 /** What a caller sees of a conversation. `sessionApiKey` is only in the result of start/waitReady. */
 export const AgentLoopInfoSchema = z.strictObject({
   conversationId: z.string(),
   userId: z.string(),
   status: z.enum(CONVERSATION_STATUSES),
-  step: z.enum([...START_STEPS, 'running', 'closing', 'compensating', 'done']).optional(),
+  step: z.enum([...START_STEPS, ...LIFE_STEPS]).optional(),
   runtimeId: z.string().optional(),
   url: z.string().optional(),
   sessionApiKey: z.string().optional(),
   startedAt: z.string(),
   readyAt: z.string().optional(),
   closedAt: z.string().optional(),
+  pausedAt: z.string().optional(),
+  /** Why the conversation was paused: idle, an explicit pause, or "too many conversations". */
+  pauseReason: z.string().optional(),
+  /** Which run of the workflow this is (continue-as-new starts a new one). */
+  runNumber: z.number().int().optional(),
   messagesDelivered: z.number().int(),
   /** How the start's time was spent: container to /alive, and start to RUNNING in all. */
   timings: z.strictObject({ runtimeReadyMs: z.number().optional(), startToRunningMs: z.number().optional() }).optional(),
@@ -169,6 +182,7 @@ export const PUBLISHED_SCHEMAS = {
   'start-conversation-input': StartConversationInputSchema,
   'send-message-input': SendMessageInputSchema,
   'close-input': CloseInputSchema,
+  'pause-input': PauseInputSchema,
   'agent-loop-info': AgentLoopInfoSchema,
   'message-ack': MessageAckSchema,
 } as const;

@@ -8,6 +8,7 @@ import {
   CancellationScope,
   allHandlersFinished,
   condition,
+  continueAsNew,
   currentUpdateInfo,
   isCancellation,
   log,
@@ -21,15 +22,26 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { CreatedRuntime } from '../activities/runtime';
-import { ConversationStatusKey, MAX_MESSAGE_BYTES, type ConversationStatus, type StartStep } from '../shared/constants';
+import { ConversationStatusKey, MAX_MESSAGE_BYTES, RECENT_MESSAGE_IDS, type ConversationStatus, type StartStep } from '../shared/constants';
 import { ErrorType } from '../shared/errors';
-import type { AgentLoopInfo, MessageAck, ProviderTokens, SendMessageInput, StartConversationInput } from '../shared/schemas';
-import { closeSignal, closeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from './definitions';
+import type { AgentLoopInfo, MessageAck, PauseInput, ProviderTokens, SendMessageInput, StartConversationInput } from '../shared/schemas';
+import {
+  closeSignal,
+  closeUpdate,
+  pauseSignal,
+  pauseUpdate,
+  resumeUpdate,
+  sendMessageUpdate,
+  statusQuery,
+  waitReadyUpdate,
+} from './definitions';
 
 /** Bound on the container answering /alive. @default 120 s (OpenHands' Docker runtime waits 120 s). */
 export const DEFAULT_ALIVE_TIMEOUT_MS = 120_000;
 /** Bound on the nested conversation becoming ready. @default 120 s */
 export const DEFAULT_READY_TIMEOUT_MS = 120_000;
+/** Idle time before a conversation is paused. @default 20 min, as OpenHands' runtime API (RUNTIME_IDLE_SECONDS=1200). */
+export const DEFAULT_IDLE_TIMEOUT_MS = 20 * 60_000;
 
 const NEVER_RETRY_INPUT = [ErrorType.InvalidInput, ErrorType.InvalidSettings, ErrorType.NestedUnauthorized, ErrorType.NestedBadRequest];
 
@@ -75,6 +87,8 @@ function stepActivities(aliveTimeoutMs: number, readyTimeoutMs: number) {
   return {
     acquireSession: one('acquireSession', SESSION, 'validate agent, model and key'),
     createRuntime: one('createRuntime', RUNTIME, 'create or adopt the container, wait for /alive'),
+    resumeRuntime: one('resumeRuntime', RUNTIME, 'start the paused container, wait for /alive'),
+    pauseRuntime: one('pauseRuntime', CLEANUP, 'stop the container, keep it'),
     refreshTokens: one('refreshTokens', TOKENS, 'refresh git tokens expiring within 4 h'),
     configureNestedServer: one('configureNestedServer', NESTED, 'settings, git providers, secrets, experiment config'),
     createConversation: one('createConversation', NESTED, 'POST /api/conversations'),
@@ -92,6 +106,17 @@ interface PendingMessage {
   ack?: MessageAck;
   error?: ApplicationFailure;
   done: boolean;
+}
+
+/** What one run hands the next through continue-as-new. Pending messages are always delivered first, so none travel. */
+export interface CarriedState {
+  info: AgentLoopInfo;
+  runtime?: CreatedRuntime;
+  tokens?: ProviderTokens;
+  /** Recently delivered message IDs and their acknowledgements, oldest first. */
+  acks: Array<[string, MessageAck]>;
+  /** Newest event ID known to precede every message still to be delivered. */
+  cursor: number;
 }
 
 /** Length of a string in UTF-8 bytes, without TextEncoder (not guaranteed in the workflow sandbox). */
@@ -113,13 +138,14 @@ function describeCause(err: unknown): { type: string; message: string } {
   return { type: 'Error', message: String(e) };
 }
 
-export async function StartConversation(input: StartConversationInput): Promise<AgentLoopInfo> {
+export async function StartConversation(input: StartConversationInput, carried?: CarriedState): Promise<AgentLoopInfo> {
   const { conversationId, userId } = input;
   const aliveTimeoutMs = input.timeouts?.aliveTimeoutMs ?? DEFAULT_ALIVE_TIMEOUT_MS;
   const readyTimeoutMs = input.timeouts?.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+  const idleTimeoutMs = input.timeouts?.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const acts = stepActivities(aliveTimeoutMs, readyTimeoutMs);
 
-  const info: AgentLoopInfo = {
+  const info: AgentLoopInfo = carried?.info ?? {
     conversationId,
     userId,
     status: 'STARTING',
@@ -127,12 +153,19 @@ export async function StartConversation(input: StartConversationInput): Promise<
     messagesDelivered: 0,
     warnings: [],
   };
-  let runtime: CreatedRuntime | undefined;
+  info.runNumber = (info.runNumber ?? 0) + 1;
+  let runtime: CreatedRuntime | undefined = carried?.runtime;
+  let tokens: ProviderTokens | undefined = carried?.tokens ?? input.gitProviderTokens;
+  let cursor = carried?.cursor ?? -1;
+  const acks = new Map<string, MessageAck>(carried?.acks ?? []);
   let startFailure: ApplicationFailure | undefined;
   let closeRequested = false;
   let closeReason: string | undefined;
+  let pauseReason: string | undefined;
+  let resumeRequested = false;
   const queue: PendingMessage[] = [];
-  const startScope = new CancellationScope();
+  /** The scope of the bring-up in progress (start or resume), cancelled by a close. */
+  let bringUpScope: CancellationScope | undefined;
 
   const setStatus = (status: ConversationStatus) => {
     info.status = status;
@@ -142,31 +175,49 @@ export async function StartConversation(input: StartConversationInput): Promise<
     info.step = step;
     setCurrentDetails(`**${info.status}** · ${step}: ${details}`);
   };
+  const terminal = () => info.status === 'STOPPED' || info.status === 'ERROR';
+  const pending = () => queue.some((m) => !m.done);
   const requestClose = (reason?: string) => {
     if (closeRequested) return;
     closeRequested = true;
     closeReason = reason;
-    // Closing while starting interrupts the step in flight; compensations then tear down what exists.
-    if (info.status === 'STARTING') startScope.cancel();
+    // Closing while starting or resuming interrupts the step in flight; compensations then tear down what exists.
+    bringUpScope?.cancel();
+  };
+  const requestPause = (reason: string) => {
+    if (!closeRequested && !terminal()) pauseReason ??= reason;
   };
   const closedFailure = () =>
     ApplicationFailure.create({ message: `conversation ${conversationId} is ${info.status === 'ERROR' ? 'failed' : 'closed'}`, type: ErrorType.ConversationClosed, nonRetryable: true });
+  const publicInfo = (): AgentLoopInfo => ({ ...info, sessionApiKey: undefined });
+  const rejectIfClosed = (): void => {
+    if (closeRequested || terminal()) throw closedFailure();
+  };
 
   // All handlers before the first await: update-with-start delivers its update before the main code proceeds.
-  setHandler(statusQuery, () => ({ ...info, sessionApiKey: undefined }));
+  setHandler(statusQuery, publicInfo);
   setHandler(waitReadyUpdate, async () => {
-    await condition(() => info.status !== 'STARTING');
+    if (info.status === 'PAUSED') resumeRequested = true;
+    await condition(() => info.status === 'RUNNING' || terminal());
     if (info.status === 'RUNNING') return { ...info, sessionApiKey: runtime?.sessionApiKey };
     throw startFailure ?? closedFailure();
   });
   setHandler(
     sendMessageUpdate,
     async (msg) => {
-      const item: PendingMessage = { id: msg.messageId ?? currentUpdateInfo()?.id ?? uuid4(), input: msg, done: false };
-      queue.push(item);
-      await condition(() => item.done);
-      if (item.error) throw item.error;
-      return item.ack!;
+      const id = msg.messageId ?? currentUpdateInfo()?.id ?? uuid4();
+      // The same message ID again (a retry, or the client after a continue-as-new) gets the first answer.
+      const delivered = acks.get(id);
+      if (delivered) return delivered;
+      let item = queue.find((m) => m.id === id);
+      if (!item) {
+        item = { id, input: msg, done: false };
+        queue.push(item);
+      }
+      const mine = item;
+      await condition(() => mine.done);
+      if (mine.error) throw mine.error;
+      return mine.ack!;
     },
     {
       validator: (msg) => {
@@ -176,182 +227,282 @@ export async function StartConversation(input: StartConversationInput): Promise<
         if (utf8Length(msg.content) > MAX_MESSAGE_BYTES) {
           throw ApplicationFailure.nonRetryable(`content: must be at most ${MAX_MESSAGE_BYTES} bytes`, ErrorType.InvalidInput);
         }
-        if (closeRequested || info.status === 'STOPPED' || info.status === 'ERROR') throw closedFailure();
+        rejectIfClosed();
       },
     },
   );
   setHandler(closeUpdate, async (c) => {
     requestClose(c?.reason);
-    await condition(() => info.status === 'STOPPED' || info.status === 'ERROR');
-    return { ...info, sessionApiKey: undefined };
+    await condition(terminal);
+    return publicInfo();
   });
   setHandler(closeSignal, (c) => requestClose(c?.reason));
+  setHandler(
+    pauseUpdate,
+    async (p) => {
+      requestPause(p?.reason ?? 'paused on request');
+      await condition(() => info.status === 'PAUSED' || terminal());
+      return publicInfo();
+    },
+    { validator: (_p: PauseInput) => rejectIfClosed() },
+  );
+  setHandler(pauseSignal, (p) => requestPause(p?.reason ?? 'paused on request'));
+  setHandler(
+    resumeUpdate,
+    async () => {
+      if (info.status === 'PAUSED') resumeRequested = true;
+      await condition(() => info.status === 'RUNNING' || terminal());
+      if (info.status !== 'RUNNING') throw startFailure ?? closedFailure();
+      return publicInfo();
+    },
+    { validator: rejectIfClosed },
+  );
 
-  // ---- start: six steps, compensations pushed as each resource comes to exist ----
-  const compensations: Array<{ name: string; run: () => Promise<unknown> }> = [];
-  let step: StartStep = 'acquireSession';
-  const run = async <T>(s: StartStep, details: string, fn: () => Promise<T>): Promise<T> => {
-    step = s;
-    setStep(s, details);
-    return fn();
-  };
-  try {
-    await startScope.run(async () => {
-      await run('acquireSession', 'validating settings', () =>
-        acts.acquireSession({ conversationId, userId, settings: input.settings }),
-      );
-      compensations.unshift({ name: 'releaseSession', run: () => acts.releaseSession({ conversationId, userId }) });
-
-      // Pushed before the create: a create that fails half-way may still have made the container.
-      compensations.unshift({ name: 'removeRuntime', run: () => acts.removeRuntime({ conversationId }) });
-      const sandbox = input.settings.sandbox;
-      runtime = await run('createRuntime', 'waiting for the container to answer /alive', () =>
-        acts.createRuntime({
-          conversationId,
-          userId,
-          env: sandbox?.env,
-          cpus: sandbox?.cpus,
-          memoryMb: sandbox?.memoryMb,
-          pidsLimit: sandbox?.pidsLimit,
-          aliveTimeoutMs,
-        }),
-      );
-      info.runtimeId = runtime.runtimeId;
-      info.timings = { runtimeReadyMs: runtime.readyMs };
-      info.url = `${runtime.url}/api/conversations/${conversationId}`;
-      upsertMemo({ runtimeId: runtime.runtimeId, runtimeAdopted: runtime.adopted });
-
-      let tokens: ProviderTokens | undefined = input.gitProviderTokens;
-      if (tokens && Object.keys(tokens).length > 0) {
-        const refreshed = await run('refreshTokens', 'refreshing git provider tokens', () => acts.refreshTokens({ tokens: tokens! }));
-        tokens = refreshed.tokens;
-        info.warnings.push(...refreshed.warnings);
-        for (const w of refreshed.warnings) log.warn('token refresh', { conversationId, warning: w });
-      } else {
-        step = 'refreshTokens';
-      }
-
-      const target = { url: runtime.url, sessionApiKey: runtime.sessionApiKey, conversationId };
-      await run('configureNestedServer', 'storing settings, git providers and secrets', () =>
-        acts.configureNestedServer({ ...target, settings: input.settings, providerTokens: tokens, customSecrets: input.customSecrets }),
-      );
-      await run('createConversation', 'creating the nested conversation', () =>
-        acts.createConversation({
-          ...target,
-          initialMessage: input.initialMessage,
-          replayJson: input.replayJson,
-          repository: input.repository,
-          branch: input.branch,
-          gitProvider: input.gitProvider,
-          conversationInstructions: input.conversationInstructions,
-          mcpConfig: input.mcpConfig,
-        }),
-      );
-      await run('waitForReady', `waiting up to ${readyTimeoutMs} ms for the conversation to run`, () =>
-        acts.waitForReady({ ...target, readyTimeoutMs }),
-      );
-    });
-  } catch (err) {
-    const cancelledByClose = closeRequested && isCancellation(err);
-    const cause = describeCause(err);
-    await CancellationScope.nonCancellable(async () => {
-      setStep('compensating', `undoing ${compensations.map((c) => c.name).join(', ') || 'nothing'}`);
-      for (const c of compensations) {
-        try {
-          await c.run();
-        } catch (cerr) {
-          info.warnings.push(`compensation ${c.name} failed: ${describeCause(cerr).message}`);
-        }
-      }
-    });
-    runtime = undefined;
-    if (cancelledByClose) {
-      info.closedAt = new Date().toISOString();
-      setStatus('STOPPED');
-      setStep('done', `closed while starting${closeReason ? `: ${closeReason}` : ''}`);
-      failPending(closedFailure());
-      await condition(allHandlersFinished);
-      return { ...info };
-    }
-    info.lastError = { type: cause.type, step, message: cause.message };
-    startFailure = ApplicationFailure.create({
-      message: `${step} failed: ${cause.message}`,
-      type: ErrorType.StartFailed,
-      nonRetryable: true,
-      details: [{ conversationId, step, causeType: cause.type }],
-    });
-    setStatus('ERROR');
-    setStep('done', `start failed at ${step}`);
-    failPending(startFailure);
-    await condition(allHandlersFinished);
-    throw startFailure;
-  }
-
-  // ---- running: deliver messages in order, one at a time, until closed ----
-  const target = { url: runtime!.url, sessionApiKey: runtime!.sessionApiKey, conversationId };
-  info.readyAt = new Date().toISOString();
-  info.timings = { ...info.timings, startToRunningMs: Date.parse(info.readyAt) - Date.parse(info.startedAt) };
-  setStatus('RUNNING');
-  setStep('running', 'waiting for messages');
-  for (;;) {
-    await condition(() => closeRequested || queue.some((m) => !m.done));
-    const next = queue.find((m) => !m.done);
-    if (!next) break; // closeRequested and nothing left to deliver
-    setStep('running', `delivering message ${next.id}`);
-    try {
-      const res = await acts.sendEvent({ ...target, content: next.input.content, imageUrls: next.input.imageUrls });
-      next.ack = { messageId: next.id, eventId: res.eventId };
-      info.messagesDelivered++;
-    } catch (err) {
-      const cause = describeCause(err);
-      next.error = ApplicationFailure.create({ message: `sendMessage failed: ${cause.message}`, type: cause.type, nonRetryable: true });
-    }
-    next.done = true;
-    setStep('running', 'waiting for messages');
-  }
-
-  // ---- close: stop the nested conversation, remove the runtime, release the session ----
-  const closeFailure = await CancellationScope.nonCancellable(async () => {
-    setStep('closing', `closing${closeReason ? `: ${closeReason}` : ''}`);
-    try {
-      await acts.stopConversation(target);
-    } catch (err) {
-      info.warnings.push(`stopConversation failed: ${describeCause(err).message}`);
-    }
-    try {
-      await acts.removeRuntime({ conversationId });
-    } catch (err) {
-      return describeCause(err);
-    } finally {
-      await acts.releaseSession({ conversationId, userId });
-    }
-    return undefined;
-  });
-  if (closeFailure) {
-    // The container may still exist: say so loudly rather than report a clean STOPPED.
-    info.lastError = { type: closeFailure.type, step: 'closing', message: `removeRuntime: ${closeFailure.message}` };
-    setStatus('ERROR');
-    setStep('done', 'close failed: the runtime may still exist');
-    await condition(allHandlersFinished);
-    throw ApplicationFailure.create({
-      message: `close failed: removeRuntime: ${closeFailure.message}; remove the container labelled nestor.conversation-id=${conversationId} by hand`,
-      type: ErrorType.CloseFailed,
-      nonRetryable: true,
-      details: [{ conversationId, runtimeId: info.runtimeId }],
-    });
-  }
-  info.closedAt = new Date().toISOString();
-  setStatus('STOPPED');
-  setStep('done', 'closed');
-  await condition(allHandlersFinished);
-  return { ...info };
-
-  function failPending(failure: ApplicationFailure) {
+  const failPending = (failure: ApplicationFailure) => {
     for (const m of queue) {
       if (!m.done) {
         m.error = failure;
         m.done = true;
       }
     }
+  };
+
+  /**
+   * Start (mode 'start') or resume (mode 'resume') the conversation: the six steps, with compensations pushed as each
+   * resource comes to exist. Returns false when a close interrupted it (the conversation is then STOPPED); throws the
+   * typed start failure otherwise.
+   */
+  const bringUp = async (mode: 'start' | 'resume'): Promise<boolean> => {
+    setStatus('STARTING');
+    const compensations: Array<{ name: string; run: () => Promise<unknown> }> = [];
+    let step: StartStep | 'resumeRuntime' = 'acquireSession';
+    const run = async <T>(s: StartStep | 'resumeRuntime', details: string, fn: () => Promise<T>): Promise<T> => {
+      step = s;
+      setStep(s, details);
+      return fn();
+    };
+    bringUpScope = new CancellationScope();
+    try {
+      await bringUpScope.run(async () => {
+        await run('acquireSession', 'validating settings', () => acts.acquireSession({ conversationId, userId, settings: input.settings }));
+        compensations.unshift({ name: 'releaseSession', run: () => acts.releaseSession({ conversationId, userId }) });
+
+        // Pushed before the create: a create that fails half-way may still have made the container.
+        compensations.unshift({ name: 'removeRuntime', run: () => acts.removeRuntime({ conversationId }) });
+        const sandbox = input.settings.sandbox;
+        runtime =
+          mode === 'start'
+            ? await run('createRuntime', 'waiting for the container to answer /alive', () =>
+                acts.createRuntime({ conversationId, userId, env: sandbox?.env, cpus: sandbox?.cpus, memoryMb: sandbox?.memoryMb, pidsLimit: sandbox?.pidsLimit, aliveTimeoutMs }),
+              )
+            : await run('resumeRuntime', 'starting the paused container', () => acts.resumeRuntime({ conversationId, aliveTimeoutMs }));
+        info.runtimeId = runtime.runtimeId;
+        info.timings = { runtimeReadyMs: runtime.readyMs };
+        info.url = `${runtime.url}/api/conversations/${conversationId}`;
+        upsertMemo({ runtimeId: runtime.runtimeId, runtimeAdopted: runtime.adopted });
+
+        if (tokens && Object.keys(tokens).length > 0) {
+          const current = tokens;
+          const refreshed = await run('refreshTokens', 'refreshing git provider tokens', () => acts.refreshTokens({ tokens: current }));
+          tokens = refreshed.tokens;
+          info.warnings.push(...refreshed.warnings);
+          for (const w of refreshed.warnings) log.warn('token refresh', { conversationId, warning: w });
+        }
+
+        const target = { url: runtime.url, sessionApiKey: runtime.sessionApiKey, conversationId };
+        await run('configureNestedServer', 'storing settings, git providers and secrets', () =>
+          acts.configureNestedServer({ ...target, settings: input.settings, providerTokens: tokens, customSecrets: input.customSecrets }),
+        );
+        // A resume creates the conversation again (the nested server reuses it) without the initial message or replay.
+        await run('createConversation', mode === 'start' ? 'creating the nested conversation' : 'reopening the nested conversation', () =>
+          acts.createConversation({
+            ...target,
+            initialMessage: mode === 'start' ? input.initialMessage : undefined,
+            replayJson: mode === 'start' ? input.replayJson : undefined,
+            repository: input.repository,
+            branch: input.branch,
+            gitProvider: input.gitProvider,
+            conversationInstructions: input.conversationInstructions,
+            mcpConfig: input.mcpConfig,
+          }),
+        );
+        const ready = await run('waitForReady', `waiting up to ${readyTimeoutMs} ms for the conversation to run`, () => acts.waitForReady({ ...target, readyTimeoutMs }));
+        cursor = Math.max(cursor, ready.lastEventId);
+      });
+    } catch (err) {
+      const cancelledByClose = closeRequested && isCancellation(err);
+      const cause = describeCause(err);
+      await CancellationScope.nonCancellable(async () => {
+        setStep('compensating', `undoing ${compensations.map((c) => c.name).join(', ') || 'nothing'}`);
+        for (const c of compensations) {
+          try {
+            await c.run();
+          } catch (cerr) {
+            info.warnings.push(`compensation ${c.name} failed: ${describeCause(cerr).message}`);
+          }
+        }
+      });
+      runtime = undefined;
+      if (cancelledByClose) {
+        info.closedAt = new Date().toISOString();
+        setStatus('STOPPED');
+        setStep('done', `closed while ${mode === 'start' ? 'starting' : 'resuming'}${closeReason ? `: ${closeReason}` : ''}`);
+        failPending(closedFailure());
+        return false;
+      }
+      info.lastError = { type: cause.type, step, message: cause.message };
+      startFailure = ApplicationFailure.create({
+        message: `${step} failed: ${cause.message}`,
+        type: ErrorType.StartFailed,
+        nonRetryable: true,
+        details: [{ conversationId, step, causeType: cause.type }],
+      });
+      setStatus('ERROR');
+      setStep('done', `${mode} failed at ${step}`);
+      failPending(startFailure);
+      await condition(allHandlersFinished);
+      throw startFailure;
+    } finally {
+      bringUpScope = undefined;
+    }
+    info.readyAt = new Date().toISOString();
+    if (mode === 'start') info.timings = { ...info.timings, startToRunningMs: Date.parse(info.readyAt) - Date.parse(info.startedAt) };
+    info.pausedAt = undefined;
+    info.pauseReason = undefined;
+    resumeRequested = false;
+    setStatus('RUNNING');
+    setStep('running', 'waiting for messages');
+    return true;
+  };
+
+  /** Deliver the oldest undelivered message; exactly once thanks to the cursor the activity looks past on retries. */
+  const deliver = async (next: PendingMessage) => {
+    setStep('running', `delivering message ${next.id}`);
+    try {
+      const res = await acts.sendEvent({ url: runtime!.url, sessionApiKey: runtime!.sessionApiKey, conversationId, content: next.input.content, imageUrls: next.input.imageUrls, afterEventId: cursor });
+      if (res.eventId !== undefined) cursor = Math.max(cursor, res.eventId);
+      next.ack = { messageId: next.id, eventId: res.eventId };
+      acks.set(next.id, next.ack);
+      if (acks.size > RECENT_MESSAGE_IDS) acks.delete(acks.keys().next().value!);
+      info.messagesDelivered++;
+    } catch (err) {
+      const cause = describeCause(err);
+      next.error = ApplicationFailure.create({ message: `sendMessage failed: ${cause.message}`, type: cause.type, nonRetryable: true });
+    }
+    next.done = true;
+    // Delivered messages stay in `acks`; the queue only holds what is still to come.
+    queue.splice(queue.indexOf(next), 1);
+    setStep('running', 'waiting for messages');
+  };
+
+  const pause = async (reason: string) => {
+    setStep('pausing', reason);
+    try {
+      await acts.pauseRuntime({ conversationId });
+    } catch (err) {
+      info.warnings.push(`pause failed, still running: ${describeCause(err).message}`);
+      pauseReason = undefined;
+      setStep('running', 'waiting for messages');
+      return;
+    }
+    await acts.releaseSession({ conversationId, userId });
+    info.pausedAt = new Date().toISOString();
+    info.pauseReason = reason;
+    pauseReason = undefined;
+    setStatus('PAUSED');
+    setStep('paused', reason);
+  };
+
+  const continueAsNewDue = () => {
+    const wi = workflowInfo();
+    return wi.continueAsNewSuggested || (input.continueAsNewAfterEvents !== undefined && wi.historyLength >= input.continueAsNewAfterEvents);
+  };
+
+  // ---- start, or carry on from the previous run ----
+  if (!carried) {
+    if (!(await bringUp('start'))) {
+      await condition(allHandlersFinished);
+      return publicInfo();
+    }
+  } else {
+    setStatus(info.status);
+    setStep(info.status === 'PAUSED' ? 'paused' : 'running', `continued as new (run ${info.runNumber})`);
   }
+
+  // ---- life: deliver in order, pause when idle or asked, resume on demand, continue-as-new when long ----
+  for (;;) {
+    if (closeRequested) break;
+    if (continueAsNewDue() && !pending()) {
+      if (allHandlersFinished()) {
+        await continueAsNew<typeof StartConversation>(input, { info, runtime, tokens, acks: [...acks], cursor });
+      }
+      // Let in-flight handlers finish (or bring new work) before switching runs.
+      await condition(() => allHandlersFinished() || pending() || closeRequested || pauseReason !== undefined || resumeRequested);
+      if (allHandlersFinished() && !pending() && !closeRequested && pauseReason === undefined && !resumeRequested) continue;
+    }
+    if (info.status === 'RUNNING') {
+      if (pauseReason !== undefined) {
+        await pause(pauseReason);
+        continue;
+      }
+      const next = queue.find((m) => !m.done);
+      if (next) {
+        await deliver(next);
+        continue;
+      }
+      const woke = await condition(() => closeRequested || pauseReason !== undefined || pending() || continueAsNewDue(), idleTimeoutMs);
+      if (!woke) requestPause(`idle for ${idleTimeoutMs} ms`);
+      continue;
+    }
+    // PAUSED: a message, a resume or a waitReady brings it back.
+    pauseReason = undefined;
+    if (pending() || resumeRequested) {
+      if (!(await bringUp('resume'))) break;
+      continue;
+    }
+    await condition(() => closeRequested || pending() || resumeRequested || continueAsNewDue());
+  }
+
+  // ---- close: stop the nested conversation, remove the runtime, release the session ----
+  if (!terminal()) {
+    const wasRunning = info.status === 'RUNNING';
+    const closeFailure = await CancellationScope.nonCancellable(async () => {
+      setStep('closing', `closing${closeReason ? `: ${closeReason}` : ''}`);
+      if (wasRunning && runtime) {
+        try {
+          await acts.stopConversation({ url: runtime.url, sessionApiKey: runtime.sessionApiKey, conversationId });
+        } catch (err) {
+          info.warnings.push(`stopConversation failed: ${describeCause(err).message}`);
+        }
+      }
+      try {
+        await acts.removeRuntime({ conversationId });
+      } catch (err) {
+        return describeCause(err);
+      } finally {
+        // A paused conversation already gave its session back.
+        if (wasRunning) await acts.releaseSession({ conversationId, userId });
+      }
+      return undefined;
+    });
+    failPending(closedFailure());
+    if (closeFailure) {
+      // The container may still exist: say so loudly rather than report a clean STOPPED.
+      info.lastError = { type: closeFailure.type, step: 'closing', message: `removeRuntime: ${closeFailure.message}` };
+      setStatus('ERROR');
+      setStep('done', 'close failed: the runtime may still exist');
+      await condition(allHandlersFinished);
+      throw ApplicationFailure.create({
+        message: `close failed: removeRuntime: ${closeFailure.message}; remove the container labelled nestor.conversation-id=${conversationId} by hand`,
+        type: ErrorType.CloseFailed,
+        nonRetryable: true,
+        details: [{ conversationId, runtimeId: info.runtimeId }],
+      });
+    }
+    info.closedAt = new Date().toISOString();
+    setStatus('STOPPED');
+    setStep('done', 'closed');
+  }
+  await condition(allHandlersFinished);
+  return publicInfo();
 }
