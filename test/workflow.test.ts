@@ -10,7 +10,9 @@ import type { Activities } from '../src/activities';
 import { ConversationClient } from '../src/client';
 import { ConversationStatusKey, START_STEPS, conversationWorkflowId, type StartStep } from '../src/shared/constants';
 import type { StartConversationRequest } from '../src/shared/schemas';
-import { closeSignal, closeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from '../src/workflows/definitions';
+import { closeSignal, closeUpdate, pauseUpdate, resumeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from '../src/workflows/definitions';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 import { createTestEnv, uniqueId, workflowBundle } from './helpers/temporal';
 
 interface FakeOptions {
@@ -265,5 +267,73 @@ describe('StartConversation workflow (fake activities)', () => {
       });
     });
     assert.deepEqual(calls.slice(-3), ['stopConversation', 'removeRuntime', 'releaseSession'], 'the session is released even so');
+  });
+
+  test('idle pauses; a message resumes and is delivered once, after the resume', async () => {
+    const { acts, calls, sent } = fakeActivities();
+    const id = uniqueId('idle');
+    await withWorker(acts, async (client) => {
+      await client.start({ ...input(id), timeouts: { idleTimeoutMs: 300 } });
+      const handle = client.handle(id);
+      for (let i = 0; i < 100 && (await handle.query(statusQuery)).status !== 'PAUSED'; i++) await sleep(50);
+      const paused = await client.status(id);
+      assert.equal(paused.status, 'PAUSED');
+      assert.equal(paused.pauseReason, 'idle for 300 ms');
+      const ack = await client.sendMessage(id, { content: 'wake up', messageId: 'w-1' });
+      assert.equal(ack.messageId, 'w-1');
+      assert.equal((await client.status(id)).status, 'RUNNING');
+      await client.close(id);
+    });
+    assert.deepEqual(sent, ['wake up']);
+    const resumed = calls.indexOf('resumeRuntime');
+    assert.ok(resumed > calls.indexOf('pauseRuntime') && resumed < calls.indexOf('sendEvent'), calls.join(','));
+    assert.deepEqual(calls.slice(resumed - 1, resumed + 6), ['acquireSession', 'resumeRuntime', 'refreshTokens', 'configureNestedServer', 'createConversation', 'waitForReady', 'sendEvent']);
+  });
+
+  test('close while paused removes the runtime without talking to the stopped server', async () => {
+    const { acts, calls } = fakeActivities();
+    const id = uniqueId('closepaused');
+    await withWorker(acts, async (client) => {
+      await client.start(input(id));
+      const paused = await client.handle(id).executeUpdate(pauseUpdate, { args: [{ reason: 'lunch' }] });
+      assert.equal(paused.status, 'PAUSED');
+      assert.equal(paused.pauseReason, 'lunch');
+      assert.equal((await client.close(id)).status, 'STOPPED');
+    });
+    assert.deepEqual(calls.slice(START_STEPS.length), ['pauseRuntime', 'releaseSession', 'removeRuntime']);
+  });
+
+  test('resume while resuming brings it back once', async () => {
+    const { acts, calls } = fakeActivities({ readyDelayMs: 0 });
+    const id = uniqueId('doubleresume');
+    await withWorker(acts, async (client) => {
+      await client.start(input(id));
+      const handle = client.handle(id);
+      await handle.executeUpdate(pauseUpdate, { args: [{}] });
+      const both = await Promise.all([handle.executeUpdate(resumeUpdate), handle.executeUpdate(resumeUpdate), client.start(input(id))]);
+      assert.deepEqual(both.map((b) => b.status), ['RUNNING', 'RUNNING', 'RUNNING']);
+      await client.close(id);
+    });
+    assert.equal(calls.filter((c) => c === 'resumeRuntime').length, 1);
+  });
+
+  test('messages sent during a continue-as-new are delivered once each, in order, across runs', async () => {
+    const { acts, sent } = fakeActivities();
+    const id = uniqueId('can');
+    const n = 30;
+    await withWorker(acts, async (client) => {
+      await client.start({ ...input(id), continueAsNewAfterEvents: 60 });
+      const ids = Array.from({ length: n }, (_, i) => `m-${i}`);
+      // One after another so that "accepted order" is the sending order; each still crosses runs.
+      for (const mid of ids) await client.sendMessage(id, { content: `message ${mid}`, messageId: mid });
+      // Resending every ID after the switches delivers nothing new.
+      const again = await Promise.all(ids.map((mid) => client.sendMessage(id, { content: `message ${mid}`, messageId: mid })));
+      assert.deepEqual(again.map((a) => a.messageId), ids);
+      const status = await client.status(id);
+      assert.ok((status.runNumber ?? 1) >= 2, `continued as new: run ${status.runNumber}`);
+      assert.equal(status.messagesDelivered, n);
+      await client.close(id);
+    });
+    assert.deepEqual(sent, Array.from({ length: n }, (_, i) => `message m-${i}`));
   });
 });
