@@ -29,6 +29,7 @@ function describe(info: AgentLoopInfo): string {
     info.sessionApiKey && `  session key: ${info.sessionApiKey}`,
     `  started:  ${info.startedAt}${info.readyAt ? `, ready ${info.readyAt}` : ''}${info.closedAt ? `, closed ${info.closedAt}` : ''}`,
     `  messages delivered: ${info.messagesDelivered}`,
+    info.pausedAt && `  paused:   ${info.pausedAt}${info.pauseReason ? ` (${info.pauseReason})` : ''}`,
     info.lastError && `  error:    ${info.lastError.type} at ${info.lastError.step}: ${info.lastError.message}`,
     ...info.warnings.map((w) => `  warning:  ${w}`),
   ];
@@ -124,6 +125,67 @@ export function buildProgram(): Command {
     .action(async (id: string, _o, cmd) => {
       const info = await withClient((client) => client.status(id));
       print(info, cmd.optsWithGlobals().json, () => describe(info));
+    });
+
+  program
+    .command('pause <conversationId>')
+    .description('stop the sandbox but keep it; a message or resume brings it back')
+    .option('-r, --reason <text>')
+    .action(async (id: string, o, cmd) => {
+      const info = await withClient((client) => client.pause(id, o.reason));
+      print(info, cmd.optsWithGlobals().json, () => describe(info));
+    });
+
+  program
+    .command('resume <conversationId>')
+    .description('bring a paused conversation back')
+    .action(async (id: string, _o, cmd) => {
+      const info = await withClient((client) => client.resume(id));
+      print(info, cmd.optsWithGlobals().json, () => describe(info));
+    });
+
+  program
+    .command('list')
+    .description('list conversations (from the search attributes)')
+    .option('-u, --user-id <id>')
+    .option('-s, --status <status>', 'STARTING, RUNNING, PAUSED, STOPPED or ERROR')
+    .action(async (o, cmd) => {
+      const rows = await withClient((client) => client.list({ userId: o.userId, status: o.status }));
+      print(rows, cmd.optsWithGlobals().json, () =>
+        rows.length === 0 ? 'no conversations' : rows.map((r) => `${r.conversationId}\t${r.userId}\t${r.status}\t${r.startTime.toISOString()}`).join('\n'),
+      );
+    });
+
+  program
+    .command('schedule <conversationId>')
+    .description('schedule a resume, with an optional message')
+    .option('--at <iso-time>', 'once, at this time')
+    .option('--cron <expression>', 'on a cron expression')
+    .option('--every <interval>', "every interval, e.g. '1h'")
+    .option('-m, --message <text>')
+    .action(async (id: string, o, cmd) => {
+      const scheduleId = await withClient((client) => client.scheduleResume(id, { at: o.at, cron: o.cron, every: o.every, message: o.message }));
+      print({ scheduleId }, cmd.optsWithGlobals().json, () => `scheduled ${scheduleId}`);
+    });
+
+  program
+    .command('schedules [conversationId]')
+    .description('list scheduled resumes')
+    .action(async (id: string | undefined, _o, cmd) => {
+      const rows = await withClient((client) => client.listScheduledResumes(id));
+      print(rows, cmd.optsWithGlobals().json, () =>
+        rows.length === 0
+          ? 'no scheduled resumes'
+          : rows.map((r) => `${r.scheduleId}\t${r.conversationId}\tnext ${r.nextActionTimes[0]?.toISOString() ?? '-'}${r.message ? `\tmessage: ${r.message}` : ''}`).join('\n'),
+      );
+    });
+
+  program
+    .command('unschedule <scheduleId>')
+    .description('cancel a scheduled resume')
+    .action(async (scheduleId: string, _o, cmd) => {
+      await withClient((client) => client.cancelScheduledResume(scheduleId));
+      print({ cancelled: scheduleId }, cmd.optsWithGlobals().json, () => `cancelled ${scheduleId}`);
     });
 
   program

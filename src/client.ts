@@ -3,6 +3,8 @@ import { randomUUID } from 'node:crypto';
 import {
   Client,
   Connection,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
   WithStartWorkflowOperation,
   WorkflowUpdateFailedError,
   WorkflowFailedError,
@@ -15,7 +17,10 @@ import {
   DEFAULT_TASK_QUEUE,
   UserIdKey,
   conversationWorkflowId,
+  CONVERSATION_STATUSES,
+  type ConversationStatus,
 } from './shared/constants';
+import { ErrorType, NestorError } from './shared/errors';
 import {
   CloseInputSchema,
   ConversationIdSchema,
@@ -27,8 +32,42 @@ import {
   type SendMessageInput,
   type StartConversationRequest,
 } from './shared/schemas';
-import { closeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from './workflows/definitions';
+import { closeUpdate, pauseUpdate, resumeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from './workflows/definitions';
 import type { StartConversation } from './workflows/start-conversation';
+import type { ResumeConversation } from './workflows/resume-conversation';
+import { z } from 'zod';
+
+/** When a scheduled resume fires: once at a time, on a cron expression, or every interval (e.g. '1h'). */
+export const ScheduleResumeSchema = z
+  .strictObject({
+    at: z.union([z.date(), z.iso.datetime({ offset: true })]).optional(),
+    cron: z.string().min(9).max(200).optional(),
+    every: z.union([z.string().regex(/^\d+\s*(ms|s|m|h|d)$/, "must look like '90s', '15m', '1h' or '1d'"), z.number().int().min(1000)]).optional(),
+    message: z.string().min(1).max(65536).optional(),
+  })
+  .refine((v) => [v.at, v.cron, v.every].filter((x) => x !== undefined).length === 1, { message: 'give exactly one of at, cron, every' });
+export type ScheduleResumeOptions = z.input<typeof ScheduleResumeSchema>;
+
+/** One scheduled resume, as listed. */
+export interface ScheduledResume {
+  scheduleId: string;
+  conversationId: string;
+  message?: string;
+  nextActionTimes: Date[];
+  paused: boolean;
+}
+
+/** One conversation, as listed from visibility. */
+export interface ConversationSummary {
+  conversationId: string;
+  userId: string;
+  status: ConversationStatus | 'UNKNOWN';
+  workflowStatus: string;
+  startTime: Date;
+  runId: string;
+}
+
+const RESUME_SCHEDULE_PREFIX = 'resume-';
 
 export interface ConversationClientOptions {
   client: Client;
@@ -128,6 +167,102 @@ export class ConversationClient {
     }
   }
 
+  /** Pause: stop the runtime, keep it and its file store. Resolves once PAUSED. */
+  async pause(conversationId: string, reason?: string): Promise<AgentLoopInfo> {
+    const input = parseInput(CloseInputSchema, { reason }, 'pause input');
+    try {
+      return await this.handle(conversationId).executeUpdate(pauseUpdate, { args: [input] });
+    } catch (err) {
+      unwrap(err);
+    }
+  }
+
+  /** Resume a paused conversation. Resolves once RUNNING. */
+  async resume(conversationId: string): Promise<AgentLoopInfo> {
+    try {
+      return await this.handle(conversationId).executeUpdate(resumeUpdate);
+    } catch (err) {
+      unwrap(err);
+    }
+  }
+
+  /** Conversations by user and/or status, newest first, from the search attributes (eventually consistent). */
+  async list(filter: { userId?: string; status?: ConversationStatus } = {}): Promise<ConversationSummary[]> {
+    const clauses = [`WorkflowType = 'StartConversation'`, `ExecutionStatus != 'ContinuedAsNew'`];
+    if (filter.userId !== undefined) clauses.push(`UserId = ${quote(filter.userId)}`);
+    if (filter.status !== undefined) {
+      if (!CONVERSATION_STATUSES.includes(filter.status)) {
+        throw new NestorError(ErrorType.InvalidInput, `status: expected one of ${CONVERSATION_STATUSES.join(', ')}`, false);
+      }
+      clauses.push(`ConversationStatus = '${filter.status}'`);
+    }
+    const out: ConversationSummary[] = [];
+    for await (const wf of this.client.workflow.list({ query: clauses.join(' AND ') })) {
+      out.push({
+        conversationId: wf.typedSearchAttributes.get(ConversationIdKey) ?? wf.workflowId.replace(/^conversation-/, ''),
+        userId: wf.typedSearchAttributes.get(UserIdKey) ?? '',
+        status: (wf.typedSearchAttributes.get(ConversationStatusKey) as ConversationStatus | undefined) ?? 'UNKNOWN',
+        workflowStatus: wf.status.name,
+        startTime: wf.startTime,
+        runId: wf.runId,
+      });
+    }
+    return out;
+  }
+
+  /** Schedule a resume (with an optional message) at a time, on a cron expression, or at an interval. Overlaps are skipped. */
+  async scheduleResume(conversationId: string, when: ScheduleResumeOptions): Promise<string> {
+    parseInput(ConversationIdSchema, conversationId, 'conversation ID');
+    const o = parseInput(ScheduleResumeSchema, when, 'schedule');
+    const scheduleId = `${RESUME_SCHEDULE_PREFIX}${conversationId}-${randomUUID().slice(0, 8)}`;
+    const at = o.at === undefined ? undefined : new Date(o.at);
+    await this.client.schedule.create({
+      scheduleId,
+      spec: at
+        ? { calendars: [{ year: at.getUTCFullYear(), month: MONTHS[at.getUTCMonth()], dayOfMonth: at.getUTCDate(), hour: at.getUTCHours(), minute: at.getUTCMinutes(), second: at.getUTCSeconds() }] }
+        : o.cron
+          ? { cronExpressions: [o.cron] }
+          : { intervals: [{ every: o.every as never }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'ResumeConversation' as unknown as typeof ResumeConversation,
+        workflowId: `${RESUME_SCHEDULE_PREFIX}${conversationId}`,
+        taskQueue: this.taskQueue,
+        args: [{ conversationId, message: o.message }],
+      },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
+      // A one-off schedule acts once.
+      state: at ? { remainingActions: 1 } : undefined,
+      memo: { conversationId, ...(o.message !== undefined && { message: o.message }) },
+    });
+    return scheduleId;
+  }
+
+  /** Scheduled resumes, of one conversation or all. */
+  async listScheduledResumes(conversationId?: string): Promise<ScheduledResume[]> {
+    const out: ScheduledResume[] = [];
+    for await (const s of this.client.schedule.list()) {
+      if (!s.scheduleId.startsWith(RESUME_SCHEDULE_PREFIX)) continue;
+      const memo = (s.memo ?? {}) as { conversationId?: string; message?: string };
+      if (!memo.conversationId || (conversationId !== undefined && memo.conversationId !== conversationId)) continue;
+      out.push({ scheduleId: s.scheduleId, conversationId: memo.conversationId, message: memo.message, nextActionTimes: s.info.nextActionTimes, paused: s.state.paused });
+    }
+    return out;
+  }
+
+  /** Delete a scheduled resume. Unknown IDs are an InvalidInput error. */
+  async cancelScheduledResume(scheduleId: string): Promise<void> {
+    if (!scheduleId.startsWith(RESUME_SCHEDULE_PREFIX)) {
+      throw new NestorError(ErrorType.InvalidInput, `scheduleId: '${scheduleId}' is not a resume schedule (they start with '${RESUME_SCHEDULE_PREFIX}')`, false);
+    }
+    try {
+      await this.client.schedule.getHandle(scheduleId).delete();
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError) throw new NestorError(ErrorType.InvalidInput, `scheduleId: no schedule '${scheduleId}'`, false);
+      throw err;
+    }
+  }
+
   /** Current status; never holds the session API key. */
   async status(conversationId: string): Promise<AgentLoopInfo> {
     const info = await this.handle(conversationId).query(statusQuery);
@@ -144,4 +279,11 @@ export class ConversationClient {
     parseInput(ConversationIdSchema, conversationId, 'conversation ID');
     return this.client.workflow.getHandle(conversationWorkflowId(conversationId));
   }
+}
+
+const MONTHS = ['JANUARY', 'FEBRUARY', 'MARCH', 'APRIL', 'MAY', 'JUNE', 'JULY', 'AUGUST', 'SEPTEMBER', 'OCTOBER', 'NOVEMBER', 'DECEMBER'] as const;
+
+/** A visibility-query string literal. */
+function quote(v: string): string {
+  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }

@@ -6,6 +6,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { ConversationClient, ConversationError } from '../src/client';
@@ -207,6 +209,17 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     assert.doesNotMatch(stdout, /sk-cli-key/);
     const status = await run('node', [CLI, 'status', id], { env: cliEnv });
     assert.match(status.stdout, new RegExp(`conversation ${id} \\(user cli-user\\): RUNNING`));
+    const paused = await run('node', [CLI, 'pause', id, '-r', 'cli pause'], { env: cliEnv });
+    assert.match(paused.stdout, /: PAUSED/);
+    assert.match(paused.stdout, /paused: .* \(cli pause\)/);
+    const sched = JSON.parse((await run('node', [CLI, '--json', 'schedule', id, '--every', '1h', '-m', 'later'], { env: cliEnv })).stdout);
+    assert.match((await run('node', [CLI, 'schedules', id], { env: cliEnv })).stdout, new RegExp(`${sched.scheduleId}\\t${id}\\tnext .*\\tmessage: later`));
+    await run('node', [CLI, 'unschedule', sched.scheduleId], { env: cliEnv });
+    assert.match((await run('node', [CLI, 'schedules', id], { env: cliEnv })).stdout, /no scheduled resumes/);
+    const badSchedule = await run('node', [CLI, 'schedule', id, '--every', 'soon'], { env: cliEnv }).catch((e) => e);
+    assert.equal(badSchedule.code, 2);
+    assert.match(badSchedule.stderr, /every: /);
+    assert.match((await run('node', [CLI, 'resume', id], { env: cliEnv })).stdout, /: RUNNING/);
     const closed = await run('node', [CLI, '--json', 'close', id, '-r', 'cli test'], { env: cliEnv });
     assert.equal(JSON.parse(closed.stdout).status, 'STOPPED');
     assert.deepEqual(await containersFor(id), []);
@@ -288,5 +301,67 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     assert.ok((status.runNumber ?? 1) >= 2, `ran across ${status.runNumber} runs`);
     assert.equal(status.messagesDelivered, 50);
     await client.close(id);
+  });
+
+  test('a resume schedule triggered now resumes a paused conversation and delivers its message; listing and cancelling work', async () => {
+    const id = uniqueId('sched');
+    const info = await client.start(input(id));
+    await client.pause(id, 'for the schedule');
+    const scheduleId = await client.scheduleResume(id, { every: '1h', message: 'from the schedule' });
+    const other = await client.scheduleResume(id, { at: new Date(Date.now() + 24 * 3_600_000).toISOString() });
+    const listed = await client.listScheduledResumes(id);
+    assert.deepEqual(listed.map((s) => s.scheduleId).sort(), [scheduleId, other].sort());
+    assert.equal(listed.find((s) => s.scheduleId === scheduleId)?.message, 'from the schedule');
+    await env.client.schedule.getHandle(scheduleId).trigger();
+    let status = await client.status(id);
+    for (let i = 0; i < 200 && status.messagesDelivered < 1; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      status = await client.status(id);
+    }
+    assert.equal(status.status, 'RUNNING');
+    const again = await client.start(input(id));
+    assert.deepEqual((await userMessages(again, id)).map((e) => e.args?.content), ['from the schedule']);
+    assert.equal(again.runtimeId, info.runtimeId);
+    await client.cancelScheduledResume(scheduleId);
+    await client.cancelScheduledResume(other);
+    assert.deepEqual(await client.listScheduledResumes(id), []);
+    await assert.rejects(client.cancelScheduledResume(scheduleId), /scheduleId: no schedule/);
+    await client.close(id);
+  });
+
+  test('ResumeConversation on a conversation that is not running fails non-retryably with ConversationNotFound', async () => {
+    await assert.rejects(
+      env.client.workflow.execute('ResumeConversation', { taskQueue, workflowId: uniqueId('resume-nobody'), args: [{ conversationId: 'nobody-here' }] }),
+      (err) => {
+        assert.ok(err instanceof WorkflowFailedError);
+        const cause = (err.cause as ActivityFailure).cause as ApplicationFailure;
+        assert.equal(cause.type, 'ConversationNotFound');
+        assert.match(cause.message, /conversation nobody-here does not exist/);
+        return true;
+      },
+    );
+  });
+
+  test('list filters by user and by status', async () => {
+    const alice = uniqueId('alice');
+    const bob = uniqueId('bob');
+    const [a1, a2, b1] = [uniqueId('la'), uniqueId('la'), uniqueId('lb')];
+    await Promise.all([client.start(input(a1, { userId: alice })), client.start(input(a2, { userId: alice })), client.start(input(b1, { userId: bob }))]);
+    await client.pause(a2);
+    const eventually = async (f: Parameters<typeof client.list>[0], expected: string[]) => {
+      let got: string[] = [];
+      for (let i = 0; i < 50; i++) {
+        got = (await client.list(f)).map((c) => c.conversationId).sort();
+        if (JSON.stringify(got) === JSON.stringify([...expected].sort())) return;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.deepEqual(got, [...expected].sort());
+    };
+    await eventually({ userId: alice }, [a1, a2]);
+    await eventually({ userId: alice, status: 'PAUSED' }, [a2]);
+    await eventually({ userId: alice, status: 'RUNNING' }, [a1]);
+    await eventually({ userId: bob }, [b1]);
+    await Promise.all([a1, a2, b1].map((c) => client.close(c)));
+    await eventually({ userId: alice, status: 'STOPPED' }, [a1, a2]);
   });
 });

@@ -4,6 +4,7 @@ import { toApplicationFailure } from '../shared/errors';
 import type { RuntimeProvider } from '../runtime/provider';
 import type { ProviderTokens } from '../shared/schemas';
 import { activityLog } from './context';
+import { createConversationActivities } from './conversations';
 import { createNestedActivities } from './nested';
 import { createRuntimeActivities } from './runtime';
 import { DEFAULT_MODEL_CAPABILITIES, resolveSession, type AcquireSessionInput, type ModelCapabilities, type SessionLease } from './session';
@@ -58,6 +59,7 @@ export function createActivities(deps: ActivityDeps) {
     },
     ...createRuntimeActivities({ runtime: deps.runtime, dispatcher: deps.dispatcher }),
     ...createNestedActivities({ dispatcher: deps.dispatcher, requestTimeoutMs: deps.nestedRequestTimeoutMs }),
+    ...createConversationActivities(),
   });
 }
 

@@ -24,6 +24,8 @@ export const ErrorType = {
   StartFailed: 'ConversationStartFailed',
   /** Closing could not remove the runtime after its retries; the details name what is left. */
   CloseFailed: 'ConversationCloseFailed',
+  /** A resume (e.g. by a schedule) found no running conversation with that ID. Never retried. */
+  ConversationNotFound: 'ConversationNotFound',
   /** The conversation is closed or closing. */
   ConversationClosed: 'ConversationClosed',
 } as const;

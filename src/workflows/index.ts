@@ -1,1 +1,2 @@
 export { StartConversation } from './start-conversation';
+export { ResumeConversation } from './resume-conversation';

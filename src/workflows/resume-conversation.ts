@@ -1,0 +1,23 @@
+// ResumeConversation: the target of a resume schedule. Schedules append a timestamp to the workflow ID they start,
+// so they cannot address conversation-<id> directly; this small workflow does it through an activity.
+import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { ErrorType } from '../shared/errors';
+import type { AgentLoopInfo } from '../shared/schemas';
+
+const { resumeConversation } = proxyActivities<Activities>({
+  summary: 'resumeConversation: resume the conversation, deliver the scheduled message',
+  // Covers a full resume (container start, nested set-up, readiness) with room to spare.
+  startToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 5, nonRetryableErrorTypes: [ErrorType.ConversationNotFound, ErrorType.ConversationClosed, ErrorType.InvalidInput] },
+});
+
+export interface ResumeConversationInput {
+  conversationId: string;
+  /** Delivered after the resume, once (the run's workflow ID is its message ID). */
+  message?: string;
+}
+
+export async function ResumeConversation(input: ResumeConversationInput): Promise<AgentLoopInfo> {
+  return resumeConversation({ ...input, messageId: input.message ? workflowInfo().workflowId : undefined });
+}
