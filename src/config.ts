@@ -36,6 +36,7 @@ export const EnvSchema = z.object({
   NESTOR_DEFAULT_MEMORY_MB: int(1024),
   NESTOR_DEFAULT_PIDS_LIMIT: int(512),
   NESTOR_NESTED_TIMEOUT_MS: int(10_000),
+  NESTOR_MAX_CONVERSATIONS_PER_USER: int(3),
   NESTOR_MODEL_CAPABILITIES: capabilitiesJson.optional(),
   NESTOR_GITHUB_TOKEN_URL: z.url().default(DEFAULT_TOKEN_URLS.github),
   NESTOR_GITHUB_CLIENT_ID: z.string().optional(),
@@ -59,6 +60,7 @@ export interface NestorConfig {
   runtimeImage: string;
   defaultLimits: { cpus: number; memoryMb: number; pidsLimit: number };
   nestedTimeoutMs: number;
+  maxConversationsPerUser: number;
   modelCapabilities?: Record<string, ModelCapabilities>;
   oauth: OAuthConfig;
 }
@@ -81,6 +83,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
     runtimeImage: e.NESTOR_RUNTIME_IMAGE,
     defaultLimits: { cpus: e.NESTOR_DEFAULT_CPUS, memoryMb: e.NESTOR_DEFAULT_MEMORY_MB, pidsLimit: e.NESTOR_DEFAULT_PIDS_LIMIT },
     nestedTimeoutMs: e.NESTOR_NESTED_TIMEOUT_MS,
+    maxConversationsPerUser: e.NESTOR_MAX_CONVERSATIONS_PER_USER,
     modelCapabilities: e.NESTOR_MODEL_CAPABILITIES,
     oauth: {
       github: { tokenUrl: e.NESTOR_GITHUB_TOKEN_URL, clientId: e.NESTOR_GITHUB_CLIENT_ID, clientSecret: e.NESTOR_GITHUB_CLIENT_SECRET },

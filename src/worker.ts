@@ -37,6 +37,7 @@ export function depsFromConfig(c: NestorConfig): ActivityDeps {
     modelCapabilities: { ...c.modelCapabilities, ...DEFAULT_MODEL_CAPABILITIES, ...c.modelCapabilities },
     oauth: c.oauth,
     nestedRequestTimeoutMs: c.nestedTimeoutMs,
+    maxConversationsPerUser: c.maxConversationsPerUser,
   };
 }
 

@@ -17,7 +17,7 @@ import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { ConversationStatusKey, conversationWorkflowId } from '../src/shared/constants';
 import type { StartConversationRequest } from '../src/shared/schemas';
 import { createWorker } from '../src/worker';
-import { containersFor, removeContainers } from './helpers/docker';
+import { containersFor, docker, removeContainers } from './helpers/docker';
 import { createTestEnv, uniqueId, workflowBundle } from './helpers/temporal';
 
 const run = promisify(execFile);
@@ -363,5 +363,69 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     await eventually({ userId: bob }, [b1]);
     await Promise.all([a1, a2, b1].map((c) => client.close(c)));
     await eventually({ userId: alice, status: 'STOPPED' }, [a1, a2]);
+  });
+
+  describe('per-user limit of 2', () => {
+    let limited: ConversationClient;
+    let limitedWorker: Worker;
+    let limitedRun: Promise<void>;
+    before(async () => {
+      const queue = uniqueId('limit');
+      limitedWorker = await createWorker({
+        connection: env.nativeConnection,
+        taskQueue: queue,
+        workflowBundle: await workflowBundle(),
+        deps: { runtime: new DockerRuntimeProvider({ image: loadConfig().runtimeImage }), maxConversationsPerUser: 2 },
+      });
+      limitedRun = limitedWorker.run();
+      limited = new ConversationClient({ client: env.client, taskQueue: queue });
+    });
+    after(async () => {
+      limitedWorker.shutdown();
+      await limitedRun;
+    });
+
+    test('a third start pauses the least recently active conversation, with the reason in its status', async () => {
+      const user = uniqueId('limited-user');
+      const [c1, c2, c3] = [uniqueId('lim'), uniqueId('lim'), uniqueId('lim')];
+      await limited.start(input(c1, { userId: user }));
+      await limited.start(input(c2, { userId: user }));
+      await limited.sendMessage(c1, 'c1 was active last'); // so c2 is now the least recently active
+      await limited.start(input(c3, { userId: user }));
+      const s2 = await limited.status(c2);
+      assert.equal(s2.status, 'PAUSED');
+      assert.equal(s2.pauseReason, 'too many conversations');
+      assert.equal((await limited.status(c1)).status, 'RUNNING');
+      assert.equal((await limited.status(c3)).status, 'RUNNING');
+      assert.equal((await containersFor(c2))[0].State, 'exited');
+      // Resuming takes a slot again, pausing the next least recently active: c1, whose message came before c3 started.
+      await limited.resume(c2);
+      assert.equal((await limited.status(c1)).pauseReason, 'too many conversations');
+      assert.equal((await limited.status(c3)).status, 'RUNNING');
+      await Promise.all([c1, c2, c3].map((c) => limited.close(c)));
+    });
+
+    test('three concurrent starts for one user never leave more than two running', async () => {
+      const user = uniqueId('burst-user');
+      const ids = [uniqueId('burst'), uniqueId('burst'), uniqueId('burst')];
+      let maxRunning = 0;
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          const running = await docker.listContainers({ filters: { label: [`nestor.user-id=${user}`], status: ['running'] } });
+          maxRunning = Math.max(maxRunning, running.length);
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      })();
+      const infos = await Promise.all(ids.map((id) => limited.start(input(id, { userId: user }))));
+      await new Promise((r) => setTimeout(r, 500));
+      sampling = false;
+      await sampler;
+      assert.ok(infos.every((i) => i.status === 'RUNNING'), 'every start got its answer');
+      assert.ok(maxRunning <= 2, `at most two running at any time, saw ${maxRunning}`);
+      const statuses = await Promise.all(ids.map((id) => limited.status(id)));
+      assert.deepEqual(statuses.map((s) => s.status).sort(), ['PAUSED', 'RUNNING', 'RUNNING']);
+      await Promise.all(ids.map((id) => limited.close(id)));
+    });
   });
 });

@@ -34,7 +34,7 @@ function fakeActivities(o: FakeOptions = {}) {
     async acquireSession(input) {
       calls.push('acquireSession');
       fail('acquireSession');
-      return { conversationId: input.conversationId, userId: input.userId, agent: 'CodeActAgent', llmModel: 'm', capabilities: {} };
+      return { conversationId: input.conversationId, userId: input.userId, agent: 'CodeActAgent', llmModel: 'm', capabilities: {}, evicted: [] };
     },
     async releaseSession() {
       calls.push('releaseSession');

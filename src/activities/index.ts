@@ -3,7 +3,10 @@ import type { Dispatcher } from 'undici';
 import { toApplicationFailure } from '../shared/errors';
 import type { RuntimeProvider } from '../runtime/provider';
 import type { ProviderTokens } from '../shared/schemas';
-import { activityLog } from './context';
+import { Context } from '@temporalio/activity';
+import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
+import { activityLog, heartbeat } from './context';
+import { UserSessions, acquireSlotUpdate, releaseSlotSignal, userSessionsWorkflowId, type SlotGrant } from '../workflows/user-sessions';
 import { createConversationActivities } from './conversations';
 import { createNestedActivities } from './nested';
 import { createRuntimeActivities } from './runtime';
@@ -22,7 +25,12 @@ export interface ActivityDeps {
   nestedRequestTimeoutMs?: number;
   /** @default () => new Date() */
   now?: () => Date;
+  /** Most conversations per user at once (STARTING ones count), or false to keep no per-user slots. @default 3 */
+  maxConversationsPerUser?: number | false;
 }
+
+/** OpenHands' max_concurrent_conversations default. */
+export const DEFAULT_MAX_CONVERSATIONS_PER_USER = 3;
 
 /** Wrap each activity so a NestorError leaves it as an ApplicationFailure with its stable type and step name. */
 function typed<T extends Record<string, (...args: any[]) => Promise<unknown>>>(acts: T): T {
@@ -42,17 +50,44 @@ function typed<T extends Record<string, (...args: any[]) => Promise<unknown>>>(a
 export function createActivities(deps: ActivityDeps) {
   const table = deps.modelCapabilities ?? DEFAULT_MODEL_CAPABILITIES;
   const now = deps.now ?? (() => new Date());
+  const limit = deps.maxConversationsPerUser ?? DEFAULT_MAX_CONVERSATIONS_PER_USER;
   return typed({
-    /** Validate the agent and model against the registry and capability table; resolve the LLM configuration. */
-    async acquireSession(input: AcquireSessionInput): Promise<SessionLease> {
-      return resolveSession(input, table);
-    },
     /**
-     * Give the session back. The lease holds nothing outside the workflow yet; the per-user slot registry
-     * (UserSessions) will release its slot here.
+     * Validate the agent and model against the registry and capability table, then take a slot from the user's
+     * UserSessions workflow (update-with-start), which may pause the user's least recently active conversation.
      */
+    async acquireSession(input: AcquireSessionInput): Promise<SessionLease & { evicted: string[] }> {
+      const lease = resolveSession(input, table);
+      if (limit === false) return { ...lease, evicted: [] };
+      const ctx = Context.current();
+      const startWorkflowOperation = new WithStartWorkflowOperation(UserSessions, {
+        workflowId: userSessionsWorkflowId(input.userId),
+        taskQueue: ctx.info.taskQueue,
+        args: [{ userId: input.userId, limit }],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        staticSummary: `conversation slots of ${input.userId}`,
+      });
+      // Waiting for an evicted conversation to pause can take a while: keep telling Temporal we are alive.
+      const beat = setInterval(() => heartbeat('waiting for a slot'), 2000);
+      try {
+        const grant: SlotGrant = await ctx.client.workflow.executeUpdateWithStart(acquireSlotUpdate, {
+          args: [{ conversationId: input.conversationId, limit }],
+          startWorkflowOperation,
+        });
+        if (grant.evicted.length) activityLog()?.info('paused to make room', { userId: input.userId, evicted: grant.evicted });
+        return { ...lease, evicted: grant.evicted };
+      } finally {
+        clearInterval(beat);
+      }
+    },
+    /** Give the conversation's slot back to the user's UserSessions workflow. */
     async releaseSession(input: { conversationId: string; userId: string }): Promise<void> {
-      activityLog()?.info('session released', { conversationId: input.conversationId, userId: input.userId });
+      if (limit === false) return;
+      try {
+        await Context.current().client.workflow.getHandle(userSessionsWorkflowId(input.userId)).signal(releaseSlotSignal, { conversationId: input.conversationId });
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err; // no registry: no slot to give back
+      }
     },
     async refreshTokens(input: { tokens: ProviderTokens }): Promise<RefreshResult> {
       return refreshProviderTokens(input.tokens, deps.oauth ?? {}, now(), deps.dispatcher);

@@ -1,2 +1,3 @@
 export { StartConversation } from './start-conversation';
 export { ResumeConversation } from './resume-conversation';
+export { UserSessions } from './user-sessions';

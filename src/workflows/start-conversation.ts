@@ -10,6 +10,7 @@ import {
   condition,
   continueAsNew,
   currentUpdateInfo,
+  getExternalWorkflowHandle,
   isCancellation,
   log,
   proxyActivities,
@@ -35,6 +36,7 @@ import {
   statusQuery,
   waitReadyUpdate,
 } from './definitions';
+import { touchSlotSignal, userSessionsWorkflowId } from './user-sessions';
 
 /** Bound on the container answering /alive. @default 120 s (OpenHands' Docker runtime waits 120 s). */
 export const DEFAULT_ALIVE_TIMEOUT_MS = 120_000;
@@ -48,7 +50,9 @@ const NEVER_RETRY_INPUT = [ErrorType.InvalidInput, ErrorType.InvalidSettings, Er
 /** Each step's timeouts and retries, named so a reader sees every bound in one place; each activity gets a UI summary. */
 function stepActivities(aliveTimeoutMs: number, readyTimeoutMs: number) {
   const SESSION: ActivityOptions = {
-    startToCloseTimeout: '30 seconds',
+    // Taking a slot may wait for another conversation of the user to pause.
+    startToCloseTimeout: '3 minutes',
+    heartbeatTimeout: '20 seconds',
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
   };
   const RUNTIME: ActivityOptions = {
@@ -372,6 +376,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
     resumeRequested = false;
     setStatus('RUNNING');
     setStep('running', 'waiting for messages');
+    await touch(true);
     return true;
   };
 
@@ -385,6 +390,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
       acks.set(next.id, next.ack);
       if (acks.size > RECENT_MESSAGE_IDS) acks.delete(acks.keys().next().value!);
       info.messagesDelivered++;
+      await touch();
     } catch (err) {
       const cause = describeCause(err);
       next.error = ApplicationFailure.create({ message: `sendMessage failed: ${cause.message}`, type: cause.type, nonRetryable: true });
@@ -411,6 +417,15 @@ export async function StartConversation(input: StartConversationInput, carried?:
     pauseReason = undefined;
     setStatus('PAUSED');
     setStep('paused', reason);
+  };
+
+  /** Tell the user's slot registry this conversation is active (or now running); it may not exist, which is fine. */
+  const touch = async (running?: boolean) => {
+    try {
+      await getExternalWorkflowHandle(userSessionsWorkflowId(userId)).signal(touchSlotSignal, { conversationId, running });
+    } catch {
+      /* no registry (slots disabled): nothing to tell */
+    }
   };
 
   const continueAsNewDue = () => {
