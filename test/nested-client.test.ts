@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { MockAgent } from 'undici';
 import { NestedClient } from '../src/nested/client';
 import { ErrorType, NestorError } from '../src/shared/errors';
@@ -111,21 +112,56 @@ describe('nested activities', () => {
     const agent = new MockAgent();
     agent.disableNetConnect();
     const pool = agent.get(BASE);
-    pool.intercept({ path: /\/api\/conversations\/c1\/events/, method: 'GET' }).reply(404, { error: 'no metadata' }).persist();
+    // The conversation exists but never reaches RUNNING.
+    pool.intercept({ path: '/api/conversations/c1', method: 'GET' }).reply(200, { conversation_id: 'c1', status: 'STARTING' }).persist();
     const acts = createNestedActivities({ dispatcher: agent });
     await assert.rejects(acts.waitForReady({ url: BASE, sessionApiKey: 'k', conversationId: 'c1', readyTimeoutMs: 300 }), (err) => {
       assert.ok(err instanceof NestorError);
       assert.equal(err.type, ErrorType.NotReady);
       assert.equal(err.retryable, false);
-      assert.match(err.message, /not ready after \d+ ms/);
+      assert.match(err.message, /not ready after \d+ ms and \d+ polls \(last: conversation status STARTING\)/);
       return true;
     });
+  });
+
+  test('sendEvent: a retry whose first post landed finds it past the cursor and does not post again', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const pool = agent.get(BASE);
+    // Events after cursor 4: our message (id 5, posted by the lost attempt) and the echo.
+    pool.intercept({ path: '/api/conversations/c1/events?start_id=5&limit=100', method: 'GET' }).reply(200, {
+      events: [{ id: 5, source: 'user', action: 'message', args: { content: 'hello' } }, { id: 6, source: 'agent', action: 'message', args: { content: 'echo: hello' } }],
+      has_more: false,
+    });
+    const acts = createNestedActivities({ dispatcher: agent });
+    const env = new MockActivityEnvironment({ attempt: 2 });
+    const res = await env.run(acts.sendEvent, { url: BASE, sessionApiKey: 'k', conversationId: 'c1', content: 'hello', afterEventId: 4 });
+    assert.deepEqual(res, { eventId: 5, recovered: true });
+    agent.assertNoPendingInterceptors();
+  });
+
+  test('sendEvent: a first attempt posts, then reports its event ID', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const pool = agent.get(BASE);
+    let posted = '';
+    // One intercept, consumed once: a second POST would fail as unmatched. (Body matchers may run more than once.)
+    pool.intercept({ path: '/api/conversations/c1/events', method: 'POST', body: (b) => ((posted ||= b), true) }).reply(200, { success: true });
+    pool.intercept({ path: '/api/conversations/c1/events?start_id=5&limit=100', method: 'GET' }).reply(200, {
+      events: [{ id: 5, source: 'user', action: 'message', args: { content: 'hello' } }],
+      has_more: false,
+    });
+    const acts = createNestedActivities({ dispatcher: agent });
+    const res = await new MockActivityEnvironment({ attempt: 1 }).run(acts.sendEvent, { url: BASE, sessionApiKey: 'k', conversationId: 'c1', content: 'hello', afterEventId: 4 });
+    assert.deepEqual(res, { eventId: 5, recovered: false });
+    assert.equal(JSON.parse(posted).args.content, 'hello');
+    agent.assertNoPendingInterceptors();
   });
 
   test('waitForReady stops at once on 401', async () => {
     const agent = new MockAgent();
     agent.disableNetConnect();
-    agent.get(BASE).intercept({ path: /events/, method: 'GET' }).reply(401, { detail: 'Unauthorized' });
+    agent.get(BASE).intercept({ path: /^\/api\//, method: 'GET' }).reply(401, { detail: 'Unauthorized' }).persist();
     const acts = createNestedActivities({ dispatcher: agent });
     await assert.rejects(acts.waitForReady({ url: BASE, sessionApiKey: 'k', conversationId: 'c1', readyTimeoutMs: 10_000 }), (err) => err instanceof NestorError && err.type === ErrorType.NestedUnauthorized);
   });
