@@ -220,6 +220,12 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     assert.equal(badSchedule.code, 2);
     assert.match(badSchedule.stderr, /every: /);
     assert.match((await run('node', [CLI, 'resume', id], { env: cliEnv })).stdout, /: RUNNING/);
+    let listed = '';
+    for (let i = 0; i < 50 && !listed.includes(`${id}\tcli-user\tRUNNING`); i++) {
+      listed = (await run('node', [CLI, 'list', '-u', 'cli-user', '-s', 'RUNNING'], { env: cliEnv })).stdout;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.match(listed, new RegExp(`${id}\tcli-user\tRUNNING`));
     const closed = await run('node', [CLI, '--json', 'close', id, '-r', 'cli test'], { env: cliEnv });
     assert.equal(JSON.parse(closed.stdout).status, 'STOPPED');
     assert.deepEqual(await containersFor(id), []);

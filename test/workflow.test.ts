@@ -234,6 +234,11 @@ describe('StartConversation workflow (fake activities)', () => {
         assert.match(err.message, /content: must be a non-empty string/);
         return true;
       });
+      // Past the client's own check, the workflow's validator still refuses an oversized message.
+      await assert.rejects(client.handle(id).executeUpdate(sendMessageUpdate, { args: [{ content: 'x'.repeat(70_000) }] }), (err: Error) => {
+        assert.match(String((err as { cause?: Error }).cause?.message), /content: must be at most 65536 bytes/);
+        return true;
+      });
       await client.close(id);
       await assert.rejects(client.sendMessage(id, 'too late'), /closed|not found|completed/i);
     });
