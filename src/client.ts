@@ -68,6 +68,8 @@ export interface ConversationSummary {
 }
 
 const RESUME_SCHEDULE_PREFIX = 'resume-';
+/** How often sendMessage tries again while a conversation continues as new (about 40 s in all). */
+const CONTINUE_AS_NEW_RETRIES = 100;
 
 export interface ConversationClientOptions {
   client: Client;
@@ -150,10 +152,15 @@ export class ConversationClient {
   async sendMessage(conversationId: string, message: string | SendMessageInput): Promise<MessageAck> {
     const msg = parseInput(SendMessageInputSchema, typeof message === 'string' ? { content: message } : message, 'message');
     const messageId = msg.messageId ?? randomUUID();
-    try {
-      return await this.handle(conversationId).executeUpdate(sendMessageUpdate, { args: [{ ...msg, messageId }], updateId: messageId });
-    } catch (err) {
-      unwrap(err);
+    // While the workflow hands over to a new run it turns messages away; the same message ID goes again, to the new run.
+    for (let attempt = 1, delay = 20; ; attempt++, delay = Math.min(500, delay * 1.5)) {
+      try {
+        return await this.handle(conversationId).executeUpdate(sendMessageUpdate, { args: [{ ...msg, messageId }], updateId: messageId });
+      } catch (err) {
+        const continuing = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === ErrorType.ContinuingAsNew;
+        if (!continuing || attempt >= CONTINUE_AS_NEW_RETRIES) unwrap(err);
+        await new Promise((r) => setTimeout(r, delay));
+      }
     }
   }
 

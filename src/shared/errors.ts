@@ -26,6 +26,8 @@ export const ErrorType = {
   CloseFailed: 'ConversationCloseFailed',
   /** A resume (e.g. by a schedule) found no running conversation with that ID. Never retried. */
   ConversationNotFound: 'ConversationNotFound',
+  /** The conversation is switching to a new run (continue-as-new); the client sends the message again. */
+  ContinuingAsNew: 'ContinuingAsNew',
   /** The conversation is closed or closing. */
   ConversationClosed: 'ConversationClosed',
 } as const;

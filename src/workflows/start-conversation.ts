@@ -168,6 +168,8 @@ export async function StartConversation(input: StartConversationInput, carried?:
   let pauseReason: string | undefined;
   let resumeRequested = false;
   const queue: PendingMessage[] = [];
+  /** True while this run is handing over to the next: new messages are turned away for the client to retry there. */
+  let switching = false;
   /** The scope of the bring-up in progress (start or resume), cancelled by a close. */
   let bringUpScope: CancellationScope | undefined;
 
@@ -232,6 +234,9 @@ export async function StartConversation(input: StartConversationInput, carried?:
           throw ApplicationFailure.nonRetryable(`content: must be at most ${MAX_MESSAGE_BYTES} bytes`, ErrorType.InvalidInput);
         }
         rejectIfClosed();
+        if (switching) {
+          throw ApplicationFailure.create({ message: 'continuing as new: send again', type: ErrorType.ContinuingAsNew, nonRetryable: false });
+        }
       },
     },
   );
@@ -390,7 +395,6 @@ export async function StartConversation(input: StartConversationInput, carried?:
       acks.set(next.id, next.ack);
       if (acks.size > RECENT_MESSAGE_IDS) acks.delete(acks.keys().next().value!);
       info.messagesDelivered++;
-      await touch();
     } catch (err) {
       const cause = describeCause(err);
       next.error = ApplicationFailure.create({ message: `sendMessage failed: ${cause.message}`, type: cause.type, nonRetryable: true });
@@ -399,6 +403,8 @@ export async function StartConversation(input: StartConversationInput, carried?:
     // Delivered messages stay in `acks`; the queue only holds what is still to come.
     queue.splice(queue.indexOf(next), 1);
     setStep('running', 'waiting for messages');
+    // After `done`, so the sender's update completes in this same workflow task, not one signal later.
+    if (next.ack) await touch();
   };
 
   const pause = async (reason: string) => {
@@ -447,13 +453,15 @@ export async function StartConversation(input: StartConversationInput, carried?:
   // ---- life: deliver in order, pause when idle or asked, resume on demand, continue-as-new when long ----
   for (;;) {
     if (closeRequested) break;
-    if (continueAsNewDue() && !pending()) {
+    // Hand over to a new run: turn new messages away (the client sends them again, to the new run), deliver what was
+    // accepted, let every handler finish, then continue as new with the state that matters.
+    switching = continueAsNewDue();
+    if (switching && !pending() && pauseReason === undefined && !resumeRequested) {
       if (allHandlersFinished()) {
         await continueAsNew<typeof StartConversation>(input, { info, runtime, tokens, acks: [...acks], cursor });
       }
-      // Let in-flight handlers finish (or bring new work) before switching runs.
       await condition(() => allHandlersFinished() || pending() || closeRequested || pauseReason !== undefined || resumeRequested);
-      if (allHandlersFinished() && !pending() && !closeRequested && pauseReason === undefined && !resumeRequested) continue;
+      continue;
     }
     if (info.status === 'RUNNING') {
       if (pauseReason !== undefined) {
