@@ -35,6 +35,9 @@ export const EnvSchema = z.object({
   NESTOR_DEFAULT_CPUS: z.coerce.number().positive().default(1),
   NESTOR_DEFAULT_MEMORY_MB: int(1024),
   NESTOR_DEFAULT_PIDS_LIMIT: int(512),
+  NESTOR_MAX_CPUS: z.coerce.number().positive().default(4),
+  NESTOR_MAX_MEMORY_MB: int(8192),
+  NESTOR_MAX_PIDS_LIMIT: int(4096),
   NESTOR_NESTED_TIMEOUT_MS: int(10_000),
   NESTOR_MAX_CONVERSATIONS_PER_USER: int(3),
   NESTOR_MODEL_CAPABILITIES: capabilitiesJson.optional(),
@@ -59,6 +62,7 @@ export interface NestorConfig {
   uiPort: number;
   runtimeImage: string;
   defaultLimits: { cpus: number; memoryMb: number; pidsLimit: number };
+  maxLimits: { cpus: number; memoryMb: number; pidsLimit: number };
   nestedTimeoutMs: number;
   maxConversationsPerUser: number;
   modelCapabilities?: Record<string, ModelCapabilities>;
@@ -82,6 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
     uiPort: e.NESTOR_UI_PORT,
     runtimeImage: e.NESTOR_RUNTIME_IMAGE,
     defaultLimits: { cpus: e.NESTOR_DEFAULT_CPUS, memoryMb: e.NESTOR_DEFAULT_MEMORY_MB, pidsLimit: e.NESTOR_DEFAULT_PIDS_LIMIT },
+    maxLimits: { cpus: e.NESTOR_MAX_CPUS, memoryMb: e.NESTOR_MAX_MEMORY_MB, pidsLimit: e.NESTOR_MAX_PIDS_LIMIT },
     nestedTimeoutMs: e.NESTOR_NESTED_TIMEOUT_MS,
     maxConversationsPerUser: e.NESTOR_MAX_CONVERSATIONS_PER_USER,
     modelCapabilities: e.NESTOR_MODEL_CAPABILITIES,

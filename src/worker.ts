@@ -38,6 +38,7 @@ export function depsFromConfig(c: NestorConfig): ActivityDeps {
     oauth: c.oauth,
     nestedRequestTimeoutMs: c.nestedTimeoutMs,
     maxConversationsPerUser: c.maxConversationsPerUser,
+    sandboxMaxima: c.maxLimits,
   };
 }
 

@@ -38,4 +38,17 @@ describe('buildContainerSpec', () => {
     assert.ok(!spec.Env?.includes('SESSION_API_KEY=attempted-override'));
     assert.ok(spec.Env?.includes('ALLOW_SET_CONVERSATION_ID=1'));
   });
+
+  test('is hardened: unprivileged user, no capabilities, no privilege escalation, read-only root, tmpfs scratch', () => {
+    assert.equal(spec.User, '10001:10001');
+    assert.deepEqual(spec.HostConfig?.CapDrop, ['ALL']);
+    assert.deepEqual(spec.HostConfig?.SecurityOpt, ['no-new-privileges:true']);
+    assert.equal(spec.HostConfig?.ReadonlyRootfs, true);
+    assert.deepEqual(Object.keys(spec.HostConfig?.Tmpfs ?? {}), ['/tmp']);
+  });
+
+  test('keeps the file store on the conversation’s own volume', () => {
+    assert.deepEqual(spec.HostConfig?.Mounts, [{ Type: 'volume', Source: 'nestor-conv-c-42-data', Target: '/data', ReadOnly: false }]);
+    assert.ok(spec.Env?.includes('FILE_STORE_PATH=/data/file_store'));
+  });
 });

@@ -4,9 +4,9 @@ import { after, describe, test } from 'node:test';
 import { createRuntimeActivities } from '../src/activities/runtime';
 import { loadConfig } from '../src/config';
 import { NestedClient } from '../src/nested/client';
-import { DockerRuntimeProvider, containerName } from '../src/runtime/docker';
+import { DockerRuntimeProvider, containerName, demux, volumeName } from '../src/runtime/docker';
 import { ErrorType, NestorError } from '../src/shared/errors';
-import { containersFor, docker, removeContainers } from './helpers/docker';
+import { containersFor, docker, removeContainers, volumesFor } from './helpers/docker';
 import { uniqueId } from './helpers/temporal';
 
 const provider = new DockerRuntimeProvider({ image: loadConfig().runtimeImage });
@@ -34,6 +34,25 @@ describe('DockerRuntimeProvider', () => {
     assert.equal(info.Config.Labels['nestor.conversation-id'], cid);
     assert.equal(info.NetworkSettings.Ports['3000/tcp']?.[0].HostIp, '127.0.0.1');
     assert.equal(await new NestedClient({ baseUrl: rt.url, sessionApiKey: rt.sessionApiKey }).alive(), true);
+    // Hardened as built, as Docker reports it.
+    assert.equal(info.Config.User, '10001:10001');
+    assert.deepEqual(info.HostConfig.CapDrop, ['ALL']);
+    assert.deepEqual(info.HostConfig.SecurityOpt, ['no-new-privileges:true']);
+    assert.equal(info.HostConfig.ReadonlyRootfs, true);
+    const mount = info.Mounts.find((m) => m.Destination === '/data');
+    assert.equal(mount?.Type, 'volume');
+    assert.equal(mount?.Name, volumeName(cid));
+    const volume = await docker.getVolume(volumeName(cid)).inspect();
+    assert.equal(volume.Labels['nestor.conversation-id'], cid);
+    // The root file system really is read-only, and the sandbox is not root.
+    const exec = await docker.getContainer(containerName(cid)).exec({ Cmd: ['/usr/local/bin/node', '-e', "try{require('fs').writeFileSync('/x','')}catch(e){process.stdout.write(e.code)};process.stdout.write(' uid='+process.getuid())"], AttachStdout: true });
+    const stream = await exec.start({});
+    const out = await new Promise<string>((resolve) => {
+      let b = Buffer.alloc(0);
+      stream.on('data', (d: Buffer) => (b = Buffer.concat([b, d])));
+      stream.on('end', () => resolve(demux(b)));
+    });
+    assert.equal(out, 'EROFS uid=10001');
   });
 
   test('a second create adopts the existing container with its session key; a stopped one is started again with its file store', async () => {
@@ -71,6 +90,7 @@ describe('DockerRuntimeProvider', () => {
     assert.equal(await provider.remove(cid), true);
     assert.equal(await provider.remove(cid), false);
     assert.deepEqual(await containersFor(cid), []);
+    assert.deepEqual(await volumesFor(cid), [], 'the data volume goes with it');
   });
 
   test('a missing image is RuntimeImageNotFound, non-retryable, saying how to build it', async () => {

@@ -17,7 +17,7 @@ import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { ConversationStatusKey, conversationWorkflowId } from '../src/shared/constants';
 import type { StartConversationRequest } from '../src/shared/schemas';
 import { createWorker } from '../src/worker';
-import { containersFor, docker, removeContainers } from './helpers/docker';
+import { containersFor, docker, removeContainers, volumesFor } from './helpers/docker';
 import { createTestEnv, uniqueId, workflowBundle } from './helpers/temporal';
 
 const run = promisify(execFile);
@@ -112,6 +112,7 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     const closed = await client.close(id, 'e2e done');
     assert.equal(closed.status, 'STOPPED');
     assert.deepEqual(await containersFor(id), [], 'no container with this conversation label remains');
+    assert.deepEqual(await volumesFor(id), [], 'nor its data volume');
     const desc = await client.handle(id).describe();
     assert.equal(desc.status.name, 'COMPLETED');
     assert.equal(desc.typedSearchAttributes.get(ConversationStatusKey), 'STOPPED');

@@ -44,4 +44,19 @@ describe('acquireSession checks', () => {
   test('the table is configurable, first match wins', () => {
     assert.deepEqual(capabilitiesOf('acme/x', { 'acme/*': { vision: true }, '*': { vision: false } }), { vision: true });
   });
+
+  test('sandbox limits above the operator maxima are refused, naming the field', () => {
+    const settings = { agent: 'CodeActAgent', llmModel: 'gpt-4o', llmApiKey: 'k' };
+    for (const [key, value] of [['cpus', 5], ['memoryMb', 8193], ['pidsLimit', 5000]] as const) {
+      assert.throws(() => resolveSession({ ...base, settings: { ...settings, sandbox: { [key]: value } } }, DEFAULT_MODEL_CAPABILITIES), (err) => {
+        assert.ok(err instanceof NestorError);
+        assert.equal(err.type, 'InvalidSettings');
+        assert.equal(err.details.field, `settings.sandbox.${key}`);
+        assert.match(err.message, /above the operator's maximum/);
+        return true;
+      });
+    }
+    const within = resolveSession({ ...base, settings: { ...settings, sandbox: { cpus: 2 } } }, DEFAULT_MODEL_CAPABILITIES, { cpus: 2, memoryMb: 512, pidsLimit: 64 });
+    assert.equal(within.agent, 'CodeActAgent');
+  });
 });

@@ -10,7 +10,14 @@ import { UserSessions, acquireSlotUpdate, releaseSlotSignal, userSessionsWorkflo
 import { createConversationActivities } from './conversations';
 import { createNestedActivities } from './nested';
 import { createRuntimeActivities } from './runtime';
-import { DEFAULT_MODEL_CAPABILITIES, resolveSession, type AcquireSessionInput, type ModelCapabilities, type SessionLease } from './session';
+import {
+  DEFAULT_MODEL_CAPABILITIES,
+  resolveSession,
+  type AcquireSessionInput,
+  type ModelCapabilities,
+  type SandboxMaxima,
+  type SessionLease,
+} from './session';
 import { refreshProviderTokens, type OAuthConfig, type RefreshResult } from './tokens';
 
 export interface ActivityDeps {
@@ -25,6 +32,8 @@ export interface ActivityDeps {
   nestedRequestTimeoutMs?: number;
   /** @default () => new Date() */
   now?: () => Date;
+  /** Largest sandbox limits a conversation may ask for. @default DEFAULT_SANDBOX_MAXIMA */
+  sandboxMaxima?: SandboxMaxima;
   /** Most conversations per user at once (STARTING ones count), or false to keep no per-user slots. @default 3 */
   maxConversationsPerUser?: number | false;
 }
@@ -57,7 +66,7 @@ export function createActivities(deps: ActivityDeps) {
      * UserSessions workflow (update-with-start), which may pause the user's least recently active conversation.
      */
     async acquireSession(input: AcquireSessionInput): Promise<SessionLease & { evicted: string[] }> {
-      const lease = resolveSession(input, table);
+      const lease = resolveSession(input, table, deps.sandboxMaxima);
       if (limit === false) return { ...lease, evicted: [] };
       const ctx = Context.current();
       const startWorkflowOperation = new WithStartWorkflowOperation(UserSessions, {

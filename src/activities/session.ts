@@ -50,8 +50,18 @@ export function capabilitiesOf(model: string, table: Record<string, ModelCapabil
 export interface AcquireSessionInput {
   conversationId: string;
   userId: string;
-  settings: Pick<UserSettings, 'agent' | 'llmModel' | 'llmApiKey' | 'llmBaseUrl'>;
+  settings: Pick<UserSettings, 'agent' | 'llmModel' | 'llmApiKey' | 'llmBaseUrl' | 'sandbox'>;
 }
+
+/** The most a conversation's settings may ask of a sandbox; operators set them (NESTOR_MAX_*). */
+export interface SandboxMaxima {
+  cpus: number;
+  memoryMb: number;
+  pidsLimit: number;
+}
+
+/** Documented defaults: 4 CPUs, 8192 MB, 4096 processes. */
+export const DEFAULT_SANDBOX_MAXIMA: SandboxMaxima = { cpus: 4, memoryMb: 8192, pidsLimit: 4096 };
 
 /** The resolved LLM configuration. Carries no key: the key stays in the settings. */
 export interface SessionLease {
@@ -64,8 +74,18 @@ export interface SessionLease {
 }
 
 /** Validate the agent/model pair and the key; throws InvalidSettings naming the field. */
-export function resolveSession(input: AcquireSessionInput, table: Record<string, ModelCapabilities>): SessionLease {
-  const { agent, llmModel, llmApiKey, llmBaseUrl } = input.settings;
+export function resolveSession(
+  input: AcquireSessionInput,
+  table: Record<string, ModelCapabilities>,
+  maxima: SandboxMaxima = DEFAULT_SANDBOX_MAXIMA,
+): SessionLease {
+  const { agent, llmModel, llmApiKey, llmBaseUrl, sandbox } = input.settings;
+  for (const key of ['cpus', 'memoryMb', 'pidsLimit'] as const) {
+    const asked = sandbox?.[key];
+    if (asked !== undefined && asked > maxima[key]) {
+      throw new NestorError(ErrorType.InvalidSettings, `settings.sandbox.${key}: ${asked} is above the operator's maximum of ${maxima[key]}`, false, { field: `settings.sandbox.${key}` });
+    }
+  }
   const known = AGENT_REGISTRY[agent];
   if (!known) {
     throw new NestorError(ErrorType.InvalidSettings, `settings.agent: unknown agent '${agent}'; expected one of ${Object.keys(AGENT_REGISTRY).join(', ')}`, false, { field: 'settings.agent' });

@@ -7,8 +7,11 @@ import type { RuntimeHandle, RuntimeProvider, RuntimeSpec, RuntimeSummary } from
 
 /** Port the nested server listens on inside the container (env `port`, as OpenHands). */
 export const NESTED_PORT = 3000;
-/** Where the nested server keeps its file store inside the container. */
-export const FILE_STORE_PATH = '/data/file_store';
+/** Where the nested server keeps its file store inside the container: on the conversation's own volume at /data. */
+export const DATA_PATH = '/data';
+export const FILE_STORE_PATH = `${DATA_PATH}/file_store`;
+/** Unprivileged user the sandbox runs as (the emulator image's `nestor` user). @default '10001:10001' */
+export const SANDBOX_USER = '10001:10001';
 
 export interface DockerProviderOptions {
   image: string;
@@ -23,6 +26,11 @@ export interface DockerProviderOptions {
 /** Documented defaults: 1 CPU, 1 GiB, 512 processes. */
 export const DEFAULT_LIMITS = { cpus: 1, memoryMb: 1024, pidsLimit: 512 };
 
+/** The conversation's data volume: outlives pauses, removed with the container. */
+export function volumeName(conversationId: string, prefix = 'nestor-conv-'): string {
+  return `${prefix}${conversationId}-data`;
+}
+
 /** Deterministic container name: a retried create finds the first attempt's container. */
 export function containerName(conversationId: string, prefix = 'nestor-conv-'): string {
   return `${prefix}${conversationId}`;
@@ -31,7 +39,7 @@ export function containerName(conversationId: string, prefix = 'nestor-conv-'): 
 /** The container create options for one conversation. Pure, so tests can check every field. */
 export function buildContainerSpec(
   spec: RuntimeSpec,
-  opts: { image: string; sessionApiKey: string; namePrefix?: string; defaults?: typeof DEFAULT_LIMITS },
+  opts: { image: string; sessionApiKey: string; namePrefix?: string; defaults?: typeof DEFAULT_LIMITS; user?: string },
 ): Docker.ContainerCreateOptions {
   const limits = { ...DEFAULT_LIMITS, ...opts.defaults };
   const cpus = spec.cpus ?? limits.cpus;
@@ -48,6 +56,7 @@ export function buildContainerSpec(
   return {
     name: containerName(spec.conversationId, opts.namePrefix),
     Image: opts.image,
+    User: opts.user ?? SANDBOX_USER,
     Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
     Labels: {
       [LABELS.managed]: 'true',
@@ -62,6 +71,13 @@ export function buildContainerSpec(
       Memory: memoryMb * 1024 * 1024,
       PidsLimit: spec.pidsLimit ?? limits.pidsLimit,
       RestartPolicy: { Name: 'no' },
+      // Hardened: no capabilities, no privilege escalation, a read-only root with scratch space in memory, and
+      // the only writable, lasting place the conversation's own volume.
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges:true'],
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=64m' },
+      Mounts: [{ Type: 'volume', Source: volumeName(spec.conversationId, opts.namePrefix), Target: DATA_PATH, ReadOnly: false }],
     },
   };
 }
@@ -85,6 +101,11 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     const existing = await this.inspectRaw(name);
     if (existing) return this.adopt(existing);
     const sessionApiKey = randomBytes(32).toString('base64url');
+    // Labelled, so every volume nestor makes is accounted for like its containers. Creating an existing one is a no-op.
+    await this.docker.createVolume({
+      Name: volumeName(spec.conversationId, this.prefix),
+      Labels: { [LABELS.managed]: 'true', [LABELS.conversationId]: spec.conversationId, [LABELS.userId]: spec.userId },
+    });
     const createOpts = buildContainerSpec(spec, { image: this.opts.image, sessionApiKey, namePrefix: this.prefix, defaults: this.opts.defaults });
     try {
       await this.docker.createContainer(createOpts);
@@ -129,15 +150,27 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     return this.adopt(info);
   }
 
+  /** Remove the container and then its data volume. */
   async remove(conversationId: string): Promise<boolean> {
+    let removed = true;
     try {
       await this.docker.getContainer(containerName(conversationId, this.prefix)).remove({ force: true, v: true });
-      return true;
     } catch (err) {
-      if (statusOf(err) === 404) return false;
-      if (statusOf(err) === 409 && /already in progress/.test((err as Error).message)) return true;
-      throw err;
+      if (statusOf(err) === 404) removed = false;
+      else if (!(statusOf(err) === 409 && /already in progress/.test((err as Error).message))) throw err;
     }
+    // The volume is freed a moment after a racing removal of its container: try again briefly while it is in use.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.docker.getVolume(volumeName(conversationId, this.prefix)).remove();
+        break;
+      } catch (err) {
+        if (statusOf(err) === 404) break;
+        if (statusOf(err) !== 409 || attempt >= 20) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    return removed;
   }
 
   async inspect(conversationId: string): Promise<RuntimeSummary | undefined> {
@@ -171,7 +204,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     const logs = await this.docker
       .getContainer(name)
       .logs({ stdout: true, stderr: true, tail: 5 })
-      .then((b) => demux(b as unknown as Buffer))
+      .then((b) => demux(b as unknown as Buffer).trim().split('\n').slice(-5).join(' | ').slice(0, 500))
       .catch(() => '');
     return `container ${name} is ${info.State.Status} (exit code ${info.State.ExitCode})${logs ? `; last log lines: ${logs}` : ''}`;
   }
@@ -211,8 +244,8 @@ export class DockerRuntimeProvider implements RuntimeProvider {
   }
 }
 
-/** Docker multiplexes stdout/stderr with 8-byte frame headers when no TTY is attached. */
-function demux(buf: Buffer): string {
+/** Docker multiplexes stdout/stderr with 8-byte frame headers when no TTY is attached; this joins the frames' text. */
+export function demux(buf: Buffer): string {
   const parts: string[] = [];
   let i = 0;
   while (i + 8 <= buf.length) {
@@ -220,5 +253,5 @@ function demux(buf: Buffer): string {
     parts.push(buf.subarray(i + 8, i + 8 + len).toString('utf8'));
     i += 8 + len;
   }
-  return parts.join('').trim().split('\n').slice(-5).join(' | ').slice(0, 500);
+  return parts.join('');
 }

@@ -9,9 +9,16 @@ export async function containersFor(conversationId: string): Promise<Docker.Cont
   return docker.listContainers({ all: true, filters: { label: [`${LABELS.conversationId}=${conversationId}`] } });
 }
 
-/** Remove every container a test made, whatever happened. */
+/** Volumes carrying nestor's label for one conversation. */
+export async function volumesFor(conversationId: string): Promise<Docker.VolumeInspectInfo[]> {
+  const { Volumes } = await docker.listVolumes({ filters: { label: [`${LABELS.conversationId}=${conversationId}`] } });
+  return Volumes ?? [];
+}
+
+/** Remove every container and volume a test made, whatever happened. */
 export async function removeContainers(conversationIds: Iterable<string>): Promise<void> {
   for (const id of conversationIds) {
     for (const c of await containersFor(id)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
+    for (const v of await volumesFor(id)) await docker.getVolume(v.Name).remove().catch(() => {});
   }
 }
