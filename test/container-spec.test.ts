@@ -51,4 +51,11 @@ describe('buildContainerSpec', () => {
     assert.deepEqual(spec.HostConfig?.Mounts, [{ Type: 'volume', Source: 'nestor-conv-c-42-data', Target: '/data', ReadOnly: false }]);
     assert.ok(spec.Env?.includes('FILE_STORE_PATH=/data/file_store'));
   });
+
+  test('joins the sandbox network; without egress, the internal one and no published port', () => {
+    assert.equal(spec.HostConfig?.NetworkMode, 'nestor-sandboxes');
+    const closed = buildContainerSpec({ conversationId: 'c', userId: 'u', egress: false }, { image: 'i', sessionApiKey: 'k' });
+    assert.equal(closed.HostConfig?.NetworkMode, 'nestor-sandboxes-internal');
+    assert.deepEqual(closed.HostConfig?.PortBindings, {});
+  });
 });

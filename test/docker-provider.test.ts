@@ -130,4 +130,48 @@ describe('DockerRuntimeProvider', () => {
       return true;
     });
   });
+
+  /** Run a node one-liner inside a sandbox and return what it printed. */
+  async function inside(conversationId: string, script: string): Promise<string> {
+    const exec = await docker.getContainer(containerName(conversationId)).exec({ Cmd: ['/usr/local/bin/node', '-e', script], AttachStdout: true, AttachStderr: true });
+    const stream = await exec.start({});
+    return new Promise<string>((resolve) => {
+      let b = Buffer.alloc(0);
+      stream.on('data', (d: Buffer) => (b = Buffer.concat([b, d])));
+      stream.on('end', () => resolve(demux(b).trim()));
+    });
+  }
+
+  test('one sandbox cannot reach another', async () => {
+    const [a, b] = [id('icc-a'), id('icc-b')];
+    await Promise.all([a, b].map((cid) => acts.createRuntime({ conversationId: cid, userId: 'u', aliveTimeoutMs: 20_000 })));
+    const net = await docker.getNetwork('nestor-sandboxes').inspect();
+    assert.equal(net.Options?.['com.docker.network.bridge.enable_icc'], 'false');
+    const bIp = (await docker.getContainer(containerName(b)).inspect()).NetworkSettings.Networks['nestor-sandboxes'].IPAddress;
+    assert.match(bIp, /^\d+\.\d+\.\d+\.\d+$/);
+    const probe = (url: string) =>
+      `fetch(${JSON.stringify(url)}, { signal: AbortSignal.timeout(1500) }).then(r => console.log('reached ' + r.status), e => console.log('blocked ' + (e.cause?.code ?? e.name)))`;
+    // Each sandbox answers itself on its own address, so the probe works; the neighbour stays out of reach.
+    assert.equal(await inside(b, probe(`http://${bIp}:3000/alive`)), 'reached 200');
+    assert.match(await inside(a, probe(`http://${bIp}:3000/alive`)), /^blocked /);
+  });
+
+  test('without egress: an internal network the sandbox cannot leave, reached by the worker at its address', async () => {
+    const [open, closed] = [id('egress'), id('noegress')];
+    const rt = await acts.createRuntime({ conversationId: closed, userId: 'u', egress: false, aliveTimeoutMs: 20_000 });
+    await acts.createRuntime({ conversationId: open, userId: 'u', aliveTimeoutMs: 20_000 });
+    assert.match(rt.url, /^http:\/\/\d+\.\d+\.\d+\.\d+:3000$/);
+    assert.equal(await new NestedClient({ baseUrl: rt.url, sessionApiKey: rt.sessionApiKey }).alive(), true);
+    assert.equal((await docker.getNetwork('nestor-sandboxes-internal').inspect()).Internal, true);
+    // Traffic that would be forwarded off its bridge is dropped: here, to the sandbox on the egress network.
+    const openIp = (await docker.getContainer(containerName(open)).inspect()).NetworkSettings.Networks['nestor-sandboxes'].IPAddress;
+    const probe = `const s = require('net').connect({ host: ${JSON.stringify(openIp)}, port: 3000 });
+      const t = setTimeout(() => { console.log('timeout'); s.destroy(); }, 1500);
+      s.on('connect', () => { clearTimeout(t); console.log('connected'); s.destroy(); });
+      s.on('error', (e) => { clearTimeout(t); console.log(e.code); });`;
+    assert.equal(await inside(open, probe), 'connected', 'the probe works where it is allowed (the sandbox itself)');
+    assert.equal(await inside(closed, probe), 'timeout');
+    // Adopting it again finds the same address.
+    assert.equal((await provider.create({ conversationId: closed, userId: 'u', egress: false })).url, rt.url);
+  });
 });

@@ -140,6 +140,17 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     await client.close(id);
   });
 
+  test('a conversation without egress runs on the internal network, reached at its address', async () => {
+    const id = uniqueId('noegress');
+    const req = input(id);
+    req.settings.sandbox = { ...req.settings.sandbox, egress: false };
+    const info = await client.start(req);
+    assert.match(info.url!, /^http:\/\/\d+\.\d+\.\d+\.\d+:3000\/api\/conversations\//);
+    assert.equal(typeof (await client.sendMessage(id, 'inside the fence')).eventId, 'number');
+    await client.close(id);
+    assert.deepEqual(await containersFor(id), []);
+  });
+
   test('20 concurrent starts of one ID: one run, one container, the same runtime ID for all', async () => {
     const id = uniqueId('twenty');
     const results = await Promise.all(Array.from({ length: 20 }, () => client.start(input(id))));

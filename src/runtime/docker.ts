@@ -23,6 +23,13 @@ export interface DockerProviderOptions {
   defaults?: { cpus: number; memoryMb: number; pidsLimit: number };
 }
 
+/**
+ * Sandbox networks: bridges with inter-container traffic disabled, so one sandbox cannot reach another. The internal
+ * one has no route out (no egress); sandboxes on it cannot publish ports, so the worker reaches them by address.
+ */
+export const SANDBOX_NETWORK = 'nestor-sandboxes';
+export const SANDBOX_NETWORK_INTERNAL = 'nestor-sandboxes-internal';
+
 /** Documented defaults: 1 CPU, 1 GiB, 512 processes. */
 export const DEFAULT_LIMITS = { cpus: 1, memoryMb: 1024, pidsLimit: 512 };
 
@@ -42,6 +49,7 @@ export function buildContainerSpec(
   opts: { image: string; sessionApiKey: string; namePrefix?: string; defaults?: typeof DEFAULT_LIMITS; user?: string },
 ): Docker.ContainerCreateOptions {
   const limits = { ...DEFAULT_LIMITS, ...opts.defaults };
+  const egress = spec.egress ?? true;
   const cpus = spec.cpus ?? limits.cpus;
   const memoryMb = spec.memoryMb ?? limits.memoryMb;
   const env: Record<string, string> = {
@@ -65,8 +73,9 @@ export function buildContainerSpec(
     },
     ExposedPorts: { [`${NESTED_PORT}/tcp`]: {} },
     HostConfig: {
-      // Docker picks the host port; only loopback can reach it.
-      PortBindings: { [`${NESTED_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
+      NetworkMode: egress ? SANDBOX_NETWORK : SANDBOX_NETWORK_INTERNAL,
+      // Docker picks the host port; only loopback can reach it. (An internal network cannot publish ports.)
+      PortBindings: egress ? { [`${NESTED_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] } : {},
       NanoCpus: Math.round(cpus * 1e9),
       Memory: memoryMb * 1024 * 1024,
       PidsLimit: spec.pidsLimit ?? limits.pidsLimit,
@@ -90,6 +99,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
   readonly kind = 'docker';
   readonly docker: Docker;
   private readonly prefix: string;
+  private readonly networksReady = new Set<string>();
 
   constructor(private readonly opts: DockerProviderOptions) {
     this.docker = opts.docker ?? new Docker();
@@ -101,6 +111,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     const existing = await this.inspectRaw(name);
     if (existing) return this.adopt(existing);
     const sessionApiKey = randomBytes(32).toString('base64url');
+    await this.ensureNetwork(spec.egress ?? true);
     // Labelled, so every volume nestor makes is accounted for like its containers. Creating an existing one is a no-op.
     await this.docker.createVolume({
       Name: volumeName(spec.conversationId, this.prefix),
@@ -119,6 +130,11 @@ export class DockerRuntimeProvider implements RuntimeProvider {
           if (raced) return this.adopt(raced);
           await new Promise((r) => setTimeout(r, wait));
         }
+      }
+      if (status === 404 && !/no such image/i.test((err as Error).message)) {
+        // The network went away under us (deleted by hand): make it again on the next attempt.
+        this.networksReady.clear();
+        throw new NestorError(ErrorType.RuntimeStartFailed, `creating container ${name} failed: ${(err as Error).message}`, true);
       }
       if (status === 404) {
         throw new NestorError(
@@ -227,11 +243,36 @@ export class DockerRuntimeProvider implements RuntimeProvider {
       }
       info = await this.docker.getContainer(info.Id).inspect();
     }
-    const binding = info.NetworkSettings.Ports?.[`${NESTED_PORT}/tcp`]?.find((b) => b.HostIp === '127.0.0.1') ?? info.NetworkSettings.Ports?.[`${NESTED_PORT}/tcp`]?.[0];
-    if (!binding?.HostPort) {
-      throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} has no published port (state ${info.State.Status})`, true);
+    const binding = info.NetworkSettings.Ports?.[`${NESTED_PORT}/tcp`]?.find((b) => b.HostIp === '127.0.0.1' && b.HostPort);
+    if (binding) return { runtimeId: info.Id, url: `http://127.0.0.1:${binding.HostPort}`, sessionApiKey, adopted };
+    // No egress: no published port; the sandbox is reached at its address on the internal bridge.
+    const internalIp = info.NetworkSettings.Networks?.[SANDBOX_NETWORK_INTERNAL]?.IPAddress;
+    if (internalIp) return { runtimeId: info.Id, url: `http://${internalIp}:${NESTED_PORT}`, sessionApiKey, adopted };
+    throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} has no published port or internal address (state ${info.State.Status})`, true);
+  }
+
+  /** Create the sandbox network if it is missing (inter-container traffic off; internal when there is no egress). */
+  private async ensureNetwork(egress: boolean): Promise<void> {
+    const name = egress ? SANDBOX_NETWORK : SANDBOX_NETWORK_INTERNAL;
+    if (this.networksReady.has(name)) return;
+    try {
+      await this.docker.getNetwork(name).inspect();
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+      try {
+        await this.docker.createNetwork({
+          Name: name,
+          Driver: 'bridge',
+          Internal: !egress,
+          CheckDuplicate: true,
+          Options: { 'com.docker.network.bridge.enable_icc': 'false' },
+          Labels: { [LABELS.managed]: 'true' },
+        });
+      } catch (cerr) {
+        if (statusOf(cerr) !== 409) throw cerr; // created meanwhile by a racing start
+      }
     }
-    return { runtimeId: info.Id, url: `http://127.0.0.1:${binding.HostPort}`, sessionApiKey, adopted };
+    this.networksReady.add(name);
   }
 
   private async inspectRaw(name: string): Promise<Docker.ContainerInspectInfo | undefined> {

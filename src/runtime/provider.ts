@@ -8,6 +8,8 @@ export interface RuntimeSpec {
   cpus?: number;
   memoryMb?: number;
   pidsLimit?: number;
+  /** False puts the sandbox on a network with no way out (no egress). @default true */
+  egress?: boolean;
 }
 
 export interface RuntimeHandle {

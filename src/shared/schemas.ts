@@ -30,6 +30,8 @@ export const SandboxSettingsSchema = z.strictObject({
   memoryMb: z.number().int().min(64).max(262144).optional(),
   pidsLimit: z.number().int().min(16).max(65536).optional(),
   env: z.record(EnvNameSchema, z.string().max(4096)).optional(),
+  /** Network policy: false puts the sandbox on an internal network with no egress. @default true */
+  egress: z.boolean().optional(),
 });
 
 /** The user's settings, as OpenHands' `Settings` (camelCase here, snake_case on the nested wire). */

@@ -302,7 +302,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
         runtime =
           mode === 'start'
             ? await run('createRuntime', 'waiting for the container to answer /alive', () =>
-                acts.createRuntime({ conversationId, userId, env: sandbox?.env, cpus: sandbox?.cpus, memoryMb: sandbox?.memoryMb, pidsLimit: sandbox?.pidsLimit, aliveTimeoutMs }),
+                acts.createRuntime({ conversationId, userId, env: sandbox?.env, cpus: sandbox?.cpus, memoryMb: sandbox?.memoryMb, pidsLimit: sandbox?.pidsLimit, egress: sandbox?.egress, aliveTimeoutMs }),
               )
             : await run('resumeRuntime', 'starting the paused container', () => acts.resumeRuntime({ conversationId, aliveTimeoutMs }));
         info.runtimeId = runtime.runtimeId;
