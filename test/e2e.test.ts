@@ -182,6 +182,13 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     const desc = await client.handle(id).describe();
     assert.equal(desc.status.name, 'FAILED');
     assert.equal(desc.typedSearchAttributes.get(ConversationStatusKey), 'ERROR');
+    // An operator's query `ConversationStatus="ERROR"` finds it.
+    let failed: string[] = [];
+    for (let i = 0; i < 50 && !failed.includes(id); i++) {
+      failed = (await client.list({ userId: 'e2e-user', status: 'ERROR' })).map((c) => c.conversationId);
+      if (!failed.includes(id)) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(failed.includes(id), 'found through visibility by ConversationStatus="ERROR"');
   });
 
   test('an unknown agent fails acquireSession as InvalidSettings without creating a container', async () => {
