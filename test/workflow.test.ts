@@ -19,6 +19,8 @@ interface FakeOptions {
   failAt?: StartStep;
   /** removeRuntime fails (non-retryably). */
   removeFails?: boolean;
+  /** This step fails the second time it runs only (the first resume after a successful start). */
+  failResumeAt?: StartStep;
   /** waitForReady takes this long (cancellable). */
   readyDelayMs?: number;
 }
@@ -27,8 +29,11 @@ interface FakeOptions {
 function fakeActivities(o: FakeOptions = {}) {
   const calls: string[] = [];
   const sent: string[] = [];
+  const runs = new Map<string, number>();
   const fail = (step: string) => {
+    runs.set(step, (runs.get(step) ?? 0) + 1);
     if (o.failAt === step) throw ApplicationFailure.nonRetryable(`injected failure in ${step}`, 'NestedBadRequest');
+    if (o.failResumeAt === step && runs.get(step) === 2) throw ApplicationFailure.nonRetryable(`injected resume failure in ${step}`, 'NestedBadRequest');
   };
   const acts: Partial<Activities> = {
     async acquireSession(input) {
@@ -344,5 +349,29 @@ describe('StartConversation workflow (fake activities)', () => {
       await client.close(id);
     });
     assert.deepEqual(sent, ids.map((mid) => `message ${mid}`));
+  });
+
+  test('a failed resume stops the sandbox again and stays PAUSED, keeping it for a later resume', async () => {
+    const { acts, calls } = fakeActivities({ failResumeAt: 'configureNestedServer' });
+    const id = uniqueId('resumefail');
+    await withWorker(acts, async (client) => {
+      await client.start(input(id));
+      await client.pause(id);
+      await assert.rejects(client.resume(id), (err: Error & { type?: string }) => {
+        assert.equal(err.type, 'ConversationResumeFailed');
+        assert.match(err.message, /^resume failed: configureNestedServer failed: injected resume failure/);
+        return true;
+      });
+      const s = await client.status(id);
+      assert.equal(s.status, 'PAUSED');
+      assert.equal(s.pauseReason, 'resume failed at configureNestedServer');
+      assert.equal(s.lastError?.step, 'configureNestedServer');
+      // The next try works: the sandbox was kept.
+      assert.equal((await client.resume(id)).status, 'RUNNING');
+      await client.close(id);
+    });
+    const firstResume = calls.indexOf('resumeRuntime');
+    assert.deepEqual(calls.slice(firstResume, firstResume + 5), ['resumeRuntime', 'refreshTokens', 'configureNestedServer', 'pauseRuntime', 'releaseSession']);
+    assert.equal(calls.filter((c) => c === 'removeRuntime').length, 1, 'removed only by the close');
   });
 });

@@ -20,6 +20,8 @@ export const ErrorType = {
   NestedUnavailable: 'NestedUnavailable',
   /** The nested conversation did not become ready within its bound. Never retried. */
   NotReady: 'NotReady',
+  /** A resume failed; details name the step. The conversation stays PAUSED with its data and can be resumed again. */
+  ResumeFailed: 'ConversationResumeFailed',
   /** The conversation failed to start; details name the step. Workflow-level failure. */
   StartFailed: 'ConversationStartFailed',
   /** Closing could not remove the runtime after its retries; the details name what is left. */

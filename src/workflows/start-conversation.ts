@@ -163,6 +163,9 @@ export async function StartConversation(input: StartConversationInput, carried?:
   let cursor = carried?.cursor ?? -1;
   const acks = new Map<string, MessageAck>(carried?.acks ?? []);
   let startFailure: ApplicationFailure | undefined;
+  /** The last failed resume, and how many there were: a waiter fails when one happens after it began waiting. */
+  let resumeFailure: ApplicationFailure | undefined;
+  let resumeFailures = 0;
   let closeRequested = false;
   let closeReason: string | undefined;
   let pauseReason: string | undefined;
@@ -202,11 +205,16 @@ export async function StartConversation(input: StartConversationInput, carried?:
 
   // All handlers before the first await: update-with-start delivers its update before the main code proceeds.
   setHandler(statusQuery, publicInfo);
+  /** Wait until RUNNING; fail if the conversation ends or a resume fails meanwhile. */
+  const untilRunning = async () => {
+    const failuresBefore = resumeFailures;
+    await condition(() => info.status === 'RUNNING' || terminal() || resumeFailures > failuresBefore);
+    if (info.status !== 'RUNNING') throw resumeFailures > failuresBefore ? resumeFailure! : (startFailure ?? closedFailure());
+  };
   setHandler(waitReadyUpdate, async () => {
     if (info.status === 'PAUSED') resumeRequested = true;
-    await condition(() => info.status === 'RUNNING' || terminal());
-    if (info.status === 'RUNNING') return { ...info, sessionApiKey: runtime?.sessionApiKey };
-    throw startFailure ?? closedFailure();
+    await untilRunning();
+    return { ...info, sessionApiKey: runtime?.sessionApiKey };
   });
   setHandler(
     sendMessageUpdate,
@@ -260,8 +268,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
     resumeUpdate,
     async () => {
       if (info.status === 'PAUSED') resumeRequested = true;
-      await condition(() => info.status === 'RUNNING' || terminal());
-      if (info.status !== 'RUNNING') throw startFailure ?? closedFailure();
+      await untilRunning();
       return publicInfo();
     },
     { validator: rejectIfClosed },
@@ -278,10 +285,11 @@ export async function StartConversation(input: StartConversationInput, carried?:
 
   /**
    * Start (mode 'start') or resume (mode 'resume') the conversation: the six steps, with compensations pushed as each
-   * resource comes to exist. Returns false when a close interrupted it (the conversation is then STOPPED); throws the
-   * typed start failure otherwise.
+   * resource comes to exist. Returns 'running'; 'closed' when a close interrupted it; 'paused' when a resume failed
+   * (the sandbox is stopped again, kept with its data, and can be resumed later). A failed start throws the typed
+   * start failure.
    */
-  const bringUp = async (mode: 'start' | 'resume'): Promise<boolean> => {
+  const bringUp = async (mode: 'start' | 'resume'): Promise<'running' | 'closed' | 'paused'> => {
     setStatus('STARTING');
     const compensations: Array<{ name: string; run: () => Promise<unknown> }> = [];
     let step: StartStep | 'resumeRuntime' = 'acquireSession';
@@ -296,8 +304,13 @@ export async function StartConversation(input: StartConversationInput, carried?:
         await run('acquireSession', 'validating settings', () => acts.acquireSession({ conversationId, userId, settings: input.settings }));
         compensations.unshift({ name: 'releaseSession', run: () => acts.releaseSession({ conversationId, userId }) });
 
-        // Pushed before the create: a create that fails half-way may still have made the container.
-        compensations.unshift({ name: 'removeRuntime', run: () => acts.removeRuntime({ conversationId }) });
+        // Pushed before the create: a create that fails half-way may still have made the container. A failed resume
+        // only stops it again: the conversation's data stays, for a later resume.
+        compensations.unshift(
+          mode === 'start'
+            ? { name: 'removeRuntime', run: () => acts.removeRuntime({ conversationId }) }
+            : { name: 'pauseRuntime', run: () => acts.pauseRuntime({ conversationId }) },
+        );
         const sandbox = input.settings.sandbox;
         runtime =
           mode === 'start'
@@ -351,13 +364,32 @@ export async function StartConversation(input: StartConversationInput, carried?:
           }
         }
       });
-      runtime = undefined;
-      if (cancelledByClose) {
+      if (mode === 'start') runtime = undefined;
+      if (cancelledByClose && mode === 'start') {
         info.closedAt = new Date().toISOString();
         setStatus('STOPPED');
-        setStep('done', `closed while ${mode === 'start' ? 'starting' : 'resuming'}${closeReason ? `: ${closeReason}` : ''}`);
+        setStep('done', `closed while starting${closeReason ? `: ${closeReason}` : ''}`);
         failPending(closedFailure());
-        return false;
+        return 'closed';
+      }
+      if (mode === 'resume') {
+        // Closed while resuming: the close path removes the (stopped) sandbox. Failed: stay PAUSED, resumable.
+        info.pausedAt = new Date().toISOString();
+        setStatus('PAUSED');
+        if (cancelledByClose) return 'closed';
+        info.lastError = { type: cause.type, step, message: cause.message };
+        info.pauseReason = `resume failed at ${step}`;
+        resumeFailure = ApplicationFailure.create({
+          message: `resume failed: ${step} failed: ${cause.message}`,
+          type: ErrorType.ResumeFailed,
+          nonRetryable: true,
+          details: [{ conversationId, step, causeType: cause.type }],
+        });
+        resumeFailures++;
+        resumeRequested = false;
+        setStep('paused', `resume failed at ${step}`);
+        failPending(resumeFailure);
+        return 'paused';
       }
       info.lastError = { type: cause.type, step, message: cause.message };
       startFailure = ApplicationFailure.create({
@@ -382,7 +414,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
     setStatus('RUNNING');
     setStep('running', 'waiting for messages');
     await touch(true);
-    return true;
+    return 'running';
   };
 
   /** Deliver the oldest undelivered message; exactly once thanks to the cursor the activity looks past on retries. */
@@ -441,7 +473,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
 
   // ---- start, or carry on from the previous run ----
   if (!carried) {
-    if (!(await bringUp('start'))) {
+    if ((await bringUp('start')) === 'closed') {
       await condition(allHandlersFinished);
       return publicInfo();
     }
@@ -480,7 +512,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
     // PAUSED: a message, a resume or a waitReady brings it back.
     pauseReason = undefined;
     if (pending() || resumeRequested) {
-      if (!(await bringUp('resume'))) break;
+      if ((await bringUp('resume')) === 'closed') break;
       continue;
     }
     await condition(() => closeRequested || pending() || resumeRequested || continueAsNewDue());
