@@ -16,6 +16,7 @@ import {
   ConversationStatusKey,
   DEFAULT_TASK_QUEUE,
   UserIdKey,
+  WORKFLOW_TYPES,
   conversationWorkflowId,
   CONVERSATION_STATUSES,
   type ConversationStatus,
@@ -114,7 +115,7 @@ export class ConversationClient {
    */
   async start(request: StartConversationRequest): Promise<AgentLoopInfo> {
     const input = parseInput(StartConversationInputSchema, request, 'start input');
-    const startOp = new WithStartWorkflowOperation<typeof StartConversation>('StartConversation', {
+    const startOp = new WithStartWorkflowOperation<typeof StartConversation>(WORKFLOW_TYPES.startConversation, {
       workflowId: conversationWorkflowId(input.conversationId),
       taskQueue: this.taskQueue,
       args: [input],
@@ -195,7 +196,7 @@ export class ConversationClient {
 
   /** Conversations by user and/or status, newest first, from the search attributes (eventually consistent). */
   async list(filter: { userId?: string; status?: ConversationStatus } = {}): Promise<ConversationSummary[]> {
-    const clauses = [`WorkflowType = 'StartConversation'`, `ExecutionStatus != 'ContinuedAsNew'`];
+    const clauses = [`WorkflowType = '${WORKFLOW_TYPES.startConversation}'`, `ExecutionStatus != 'ContinuedAsNew'`];
     if (filter.userId !== undefined) clauses.push(`UserId = ${quote(filter.userId)}`);
     if (filter.status !== undefined) {
       if (!CONVERSATION_STATUSES.includes(filter.status)) {
@@ -232,7 +233,7 @@ export class ConversationClient {
           : { intervals: [{ every: o.every as never }] },
       action: {
         type: 'startWorkflow',
-        workflowType: 'ResumeConversation' as unknown as typeof ResumeConversation,
+        workflowType: WORKFLOW_TYPES.resumeConversation as unknown as typeof ResumeConversation,
         workflowId: `${RESUME_SCHEDULE_PREFIX}${conversationId}`,
         taskQueue: this.taskQueue,
         args: [{ conversationId, message: o.message }],
