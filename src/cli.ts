@@ -110,39 +110,24 @@ export function buildProgram(): Command {
       print(ack, cmd.optsWithGlobals().json, () => `delivered ${ack.messageId}${ack.eventId !== undefined ? ` as event ${ack.eventId}` : ''}`);
     });
 
-  program
-    .command('close <conversationId>')
-    .description('stop the conversation and remove its sandbox')
-    .option('-r, --reason <text>')
-    .action(async (id: string, o, cmd) => {
-      const info = await withClient((client) => client.close(id, o.reason));
-      print(info, cmd.optsWithGlobals().json, () => describe(info));
+  /** A command that acts on one conversation and prints its AgentLoopInfo. */
+  const conversationCommand = (
+    spec: string,
+    description: string,
+    call: (client: ConversationClient, id: string, o: { reason?: string }) => Promise<AgentLoopInfo>,
+    withReason = false,
+  ) => {
+    const cmd = program.command(spec).description(description);
+    if (withReason) cmd.option('-r, --reason <text>');
+    cmd.action(async (id: string, o: { reason?: string }, c: Command) => {
+      const info = await withClient((client) => call(client, id, o));
+      print(info, c.optsWithGlobals().json, () => describe(info));
     });
-
-  program
-    .command('status <conversationId>')
-    .description('show where a conversation is (never shows secrets)')
-    .action(async (id: string, _o, cmd) => {
-      const info = await withClient((client) => client.status(id));
-      print(info, cmd.optsWithGlobals().json, () => describe(info));
-    });
-
-  program
-    .command('pause <conversationId>')
-    .description('stop the sandbox but keep it; a message or resume brings it back')
-    .option('-r, --reason <text>')
-    .action(async (id: string, o, cmd) => {
-      const info = await withClient((client) => client.pause(id, o.reason));
-      print(info, cmd.optsWithGlobals().json, () => describe(info));
-    });
-
-  program
-    .command('resume <conversationId>')
-    .description('bring a paused conversation back')
-    .action(async (id: string, _o, cmd) => {
-      const info = await withClient((client) => client.resume(id));
-      print(info, cmd.optsWithGlobals().json, () => describe(info));
-    });
+  };
+  conversationCommand('close <conversationId>', 'stop the conversation and remove its sandbox', (cl, id, o) => cl.close(id, o.reason), true);
+  conversationCommand('status <conversationId>', 'show where a conversation is (never shows secrets)', (cl, id) => cl.status(id));
+  conversationCommand('pause <conversationId>', 'stop the sandbox but keep it; a message or resume brings it back', (cl, id, o) => cl.pause(id, o.reason), true);
+  conversationCommand('resume <conversationId>', 'bring a paused conversation back', (cl, id) => cl.resume(id));
 
   program
     .command('list')

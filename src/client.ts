@@ -25,6 +25,7 @@ import { ErrorType, NestorError } from './shared/errors';
 import {
   CloseInputSchema,
   ConversationIdSchema,
+  PauseInputSchema,
   SendMessageInputSchema,
   StartConversationInputSchema,
   parseInput,
@@ -87,6 +88,10 @@ export class ConversationError extends Error {
 }
 
 /** Unwrap update/workflow failures to the ApplicationFailure underneath, so callers see `type` and `message`. */
+function unwrapped<T>(call: Promise<T>): Promise<T> {
+  return call.catch(unwrap);
+}
+
 function unwrap(err: unknown): never {
   let e: unknown = err;
   if (e instanceof WorkflowUpdateFailedError || e instanceof WorkflowFailedError) e = e.cause;
@@ -142,11 +147,7 @@ export class ConversationClient {
         .filter(Boolean)
         .join('\n'),
     });
-    try {
-      return await this.client.workflow.executeUpdateWithStart(waitReadyUpdate, { startWorkflowOperation: startOp });
-    } catch (err) {
-      unwrap(err);
-    }
+    return unwrapped(this.client.workflow.executeUpdateWithStart(waitReadyUpdate, { startWorkflowOperation: startOp }));
   }
 
   /** Send one message; resolves once the nested server accepted it. The message ID (a UUID when omitted) deduplicates. */
@@ -168,33 +169,21 @@ export class ConversationClient {
   /** Close: stop the nested conversation, remove the runtime. Resolves with the final status. */
   async close(conversationId: string, reason?: string): Promise<AgentLoopInfo> {
     const input = parseInput(CloseInputSchema, { reason }, 'close input');
-    try {
-      return await this.handle(conversationId).executeUpdate(closeUpdate, { args: [input] });
-    } catch (err) {
-      unwrap(err);
-    }
+    return unwrapped(this.handle(conversationId).executeUpdate(closeUpdate, { args: [input] }));
   }
 
   /** Pause: stop the runtime, keep it and its file store. Resolves once PAUSED. */
   async pause(conversationId: string, reason?: string): Promise<AgentLoopInfo> {
-    const input = parseInput(CloseInputSchema, { reason }, 'pause input');
-    try {
-      return await this.handle(conversationId).executeUpdate(pauseUpdate, { args: [input] });
-    } catch (err) {
-      unwrap(err);
-    }
+    const input = parseInput(PauseInputSchema, { reason }, 'pause input');
+    return unwrapped(this.handle(conversationId).executeUpdate(pauseUpdate, { args: [input] }));
   }
 
   /** Resume a paused conversation. Resolves once RUNNING. */
   async resume(conversationId: string): Promise<AgentLoopInfo> {
-    try {
-      return await this.handle(conversationId).executeUpdate(resumeUpdate);
-    } catch (err) {
-      unwrap(err);
-    }
+    return unwrapped(this.handle(conversationId).executeUpdate(resumeUpdate));
   }
 
-  /** Conversations by user and/or status, newest first, from the search attributes (eventually consistent). */
+  /** Conversations by user and/or status, from the search attributes (eventually consistent). */
   async list(filter: { userId?: string; status?: ConversationStatus } = {}): Promise<ConversationSummary[]> {
     const clauses = [`WorkflowType = '${WORKFLOW_TYPES.startConversation}'`, `ExecutionStatus != 'ContinuedAsNew'`];
     if (filter.userId !== undefined) clauses.push(`UserId = ${quote(filter.userId)}`);
