@@ -286,6 +286,7 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     const starting = client.start(req);
     // Sent while the nested conversation is still STARTING (update-with-start made the workflow already).
     await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await client.status(id)).status, 'STARTING', 'the message below really is sent while starting');
     const early = client.sendMessage(id, { content: 'sent while starting', messageId: 'early-1' });
     const info = await starting;
     await early;

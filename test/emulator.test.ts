@@ -250,8 +250,9 @@ describe('emulator: fault knobs', () => {
   });
 
   test('an error rate of 1 always fails, 0 never', async () => {
-    const { call } = await configured({ FAULT_GET_CONVERSATION_ERROR_RATE: '1' });
+    const { call } = await configured({ FAULT_GET_CONVERSATION_ERROR_RATE: '1', FAULT_SETTINGS_ERROR_RATE: '0' });
     for (let i = 0; i < 5; i++) assert.equal((await call('GET', '/api/conversations/c1')).status, 500);
+    for (let i = 0; i < 5; i++) assert.equal((await call('GET', '/api/settings')).status, 200);
   });
 
   test('a stall delays the answer', async () => {
