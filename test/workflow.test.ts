@@ -19,6 +19,8 @@ interface FakeOptions {
   failAt?: StartStep;
   /** removeRuntime fails (non-retryably). */
   removeFails?: boolean;
+  /** pauseRuntime fails (non-retryably). */
+  pauseFails?: boolean;
   /** This step fails the second time it runs only (the first resume after a successful start). */
   failResumeAt?: StartStep;
   /** waitForReady takes this long (cancellable). */
@@ -51,6 +53,7 @@ function fakeActivities(o: FakeOptions = {}) {
     },
     async pauseRuntime() {
       calls.push('pauseRuntime');
+      if (o.pauseFails) throw ApplicationFailure.nonRetryable('docker stop failed', 'RuntimeStartFailed');
     },
     async resumeRuntime() {
       calls.push('resumeRuntime');
@@ -373,5 +376,20 @@ describe('StartConversation workflow (fake activities)', () => {
     const firstResume = calls.indexOf('resumeRuntime');
     assert.deepEqual(calls.slice(firstResume, firstResume + 5), ['resumeRuntime', 'refreshTokens', 'configureNestedServer', 'pauseRuntime', 'releaseSession']);
     assert.equal(calls.filter((c) => c === 'removeRuntime').length, 1, 'removed only by the close');
+  });
+
+  test('a pause that fails answers the pause update with the error and keeps the conversation running', async () => {
+    const { acts, sent } = fakeActivities({ pauseFails: true });
+    const id = uniqueId('pausefail');
+    await withWorker(acts, async (client) => {
+      await client.start(input(id));
+      await assert.rejects(client.pause(id, 'try'), /pause failed: docker stop failed/);
+      const s = await client.status(id);
+      assert.equal(s.status, 'RUNNING');
+      assert.match(s.warnings.join(), /pause failed, still running/);
+      await client.sendMessage(id, 'still here');
+      await client.close(id);
+    });
+    assert.deepEqual(sent, ['still here']);
   });
 });

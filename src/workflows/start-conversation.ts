@@ -166,6 +166,9 @@ export async function StartConversation(input: StartConversationInput, carried?:
   /** The last failed resume, and how many there were: a waiter fails when one happens after it began waiting. */
   let resumeFailure: ApplicationFailure | undefined;
   let resumeFailures = 0;
+  /** Likewise for pauses, so a pause update whose pause failed is answered instead of left waiting. */
+  let pauseFailure: ApplicationFailure | undefined;
+  let pauseFailures = 0;
   let closeRequested = false;
   let closeReason: string | undefined;
   let pauseReason: string | undefined;
@@ -185,7 +188,8 @@ export async function StartConversation(input: StartConversationInput, carried?:
     setCurrentDetails(`**${info.status}** · ${step}: ${details}`);
   };
   const terminal = () => info.status === 'STOPPED' || info.status === 'ERROR';
-  const pending = () => queue.some((m) => !m.done);
+  /** The queue holds only messages still to deliver: delivered ones move to `acks`, failed ones are dropped. */
+  const pending = () => queue.length > 0;
   const requestClose = (reason?: string) => {
     if (closeRequested) return;
     closeRequested = true;
@@ -257,8 +261,10 @@ export async function StartConversation(input: StartConversationInput, carried?:
   setHandler(
     pauseUpdate,
     async (p) => {
+      const failuresBefore = pauseFailures;
       requestPause(p?.reason ?? 'paused on request');
-      await condition(() => info.status === 'PAUSED' || terminal());
+      await condition(() => info.status === 'PAUSED' || terminal() || pauseFailures > failuresBefore);
+      if (info.status !== 'PAUSED' && pauseFailures > failuresBefore) throw pauseFailure!;
       return publicInfo();
     },
     { validator: (_p: PauseInput) => rejectIfClosed() },
@@ -275,11 +281,9 @@ export async function StartConversation(input: StartConversationInput, carried?:
   );
 
   const failPending = (failure: ApplicationFailure) => {
-    for (const m of queue) {
-      if (!m.done) {
-        m.error = failure;
-        m.done = true;
-      }
+    for (const m of queue.splice(0)) {
+      m.error = failure;
+      m.done = true;
     }
   };
 
@@ -432,8 +436,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
       next.error = ApplicationFailure.create({ message: `sendMessage failed: ${cause.message}`, type: cause.type, nonRetryable: true });
     }
     next.done = true;
-    // Delivered messages stay in `acks`; the queue only holds what is still to come.
-    queue.splice(queue.indexOf(next), 1);
+    queue.shift();
     setStep('running', 'waiting for messages');
     // After `done`, so the sender's update completes in this same workflow task, not one signal later.
     if (next.ack) await touch();
@@ -444,7 +447,10 @@ export async function StartConversation(input: StartConversationInput, carried?:
     try {
       await acts.pauseRuntime({ conversationId });
     } catch (err) {
-      info.warnings.push(`pause failed, still running: ${describeCause(err).message}`);
+      const cause = describeCause(err);
+      info.warnings.push(`pause failed, still running: ${cause.message}`);
+      pauseFailure = ApplicationFailure.create({ message: `pause failed: ${cause.message}`, type: cause.type, nonRetryable: true });
+      pauseFailures++;
       pauseReason = undefined;
       setStep('running', 'waiting for messages');
       return;
@@ -500,9 +506,8 @@ export async function StartConversation(input: StartConversationInput, carried?:
         await pause(pauseReason);
         continue;
       }
-      const next = queue.find((m) => !m.done);
-      if (next) {
-        await deliver(next);
+      if (pending()) {
+        await deliver(queue[0]);
         continue;
       }
       const woke = await condition(() => closeRequested || pauseReason !== undefined || pending() || continueAsNewDue(), idleTimeoutMs);
