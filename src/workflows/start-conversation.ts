@@ -89,7 +89,7 @@ function stepActivities(aliveTimeoutMs: number, readyTimeoutMs: number) {
   const one = <K extends keyof Activities>(name: K, options: ActivityOptions, summary: string): Activities[K] =>
     proxyActivities<Activities>({ ...options, summary: `${name}: ${summary}` })[name];
   return {
-    acquireSession: one('acquireSession', SESSION, 'validate agent, model and key'),
+    acquireSession: one('acquireSession', SESSION, 'validate agent, model and key; take a slot of the user'),
     createRuntime: one('createRuntime', RUNTIME, 'create or adopt the container, wait for /alive'),
     resumeRuntime: one('resumeRuntime', RUNTIME, 'start the paused container, wait for /alive'),
     pauseRuntime: one('pauseRuntime', CLEANUP, 'stop the container, keep it'),
