@@ -4,7 +4,7 @@ import { ConversationClient } from '../src/client';
 import { loadConfig } from '../src/config';
 import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { createWorker } from '../src/worker';
-import { createTestEnv, uniqueId, workflowBundle } from '../test/helpers/temporal';
+import { createTestEnv, testDataConverter, uniqueId, workflowBundle } from '../test/helpers/temporal';
 
 const RUNS = Number(process.env.MEASURE_RUNS ?? 10);
 
@@ -20,6 +20,7 @@ async function main() {
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: await workflowBundle(),
+    dataConverter: testDataConverter,
     deps: { runtime: new DockerRuntimeProvider({ image: loadConfig().runtimeImage }) },
   });
   const running = worker.run();

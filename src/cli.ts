@@ -6,7 +6,10 @@ import { NativeConnection } from '@temporalio/worker';
 import { ConversationClient, ConversationError } from './client';
 import { ConfigError, loadConfig, temporalAddress, type NestorConfig } from './config';
 import { startDevServer } from './dev-server';
-import { createWorker, depsFromConfig, runWorker } from './worker';
+import { createWorker, depsFromConfig, prepareProcess, runWorker } from './worker';
+import { EncryptionCodec } from './codec/encryption';
+import { resolveEncryptionKeys } from './codec/keys';
+import { startCodecServer, type RunningCodecServer } from './codec/server';
 import { NestorError } from './shared/errors';
 import type { AgentLoopInfo, StartConversationRequest } from './shared/schemas';
 
@@ -50,10 +53,16 @@ async function connect(c: NestorConfig): Promise<ConversationClient> {
   try {
     return await ConversationClient.connect({ address: temporalAddress(c), namespace: c.namespace, taskQueue: c.taskQueue });
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const e = new Error(`cannot reach Temporal at ${temporalAddress(c)} (${(err as Error).message}); run 'npm start' or set TEMPORAL_ADDRESS`);
     (e as Error & { exitCode: number }).exitCode = EXIT.unreachable;
     throw e;
   }
+}
+
+/** The codec server on the configured keys, port and origins. */
+function codecServer(c: NestorConfig, port = c.codec.port): Promise<RunningCodecServer> {
+  return startCodecServer({ codec: new EncryptionCodec(resolveEncryptionKeys(c).keys), corsOrigins: c.codec.corsOrigins, token: c.codec.token, port });
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -177,9 +186,22 @@ export function buildProgram(): Command {
     .command('worker')
     .description('run a worker against TEMPORAL_ADDRESS (default 127.0.0.1:7233)')
     .action(async () => {
+      await runWorker(loadConfig());
+    });
+
+  program
+    .command('codec-server')
+    .description('serve /encode and /decode for the Temporal UI, so it shows payloads decrypted (127.0.0.1 only)')
+    .option('-p, --port <port>', 'port (default NESTOR_CODEC_PORT, 8234)')
+    .action(async (o) => {
       const c = loadConfig();
-      console.error(`nestor worker on ${temporalAddress(c)}, task queue ${c.taskQueue}, image ${c.runtimeImage}`);
-      await runWorker(c);
+      const server = await codecServer(c, o.port === undefined ? undefined : Number(o.port));
+      console.error(`codec server on ${server.url} for ${c.codec.corsOrigins.join(', ')}${c.codec.token ? ' (bearer token required)' : ''}`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await server.close();
     });
 
   program
@@ -187,10 +209,12 @@ export function buildProgram(): Command {
     .description('run the whole service: Temporal dev server (unless TEMPORAL_ADDRESS is set) and a worker')
     .action(async () => {
       const c = loadConfig();
-      const server = c.temporalAddress ? undefined : await startDevServer(c);
+      const { dataConverter } = prepareProcess(c);
+      const codec = await codecServer(c);
+      const server = c.temporalAddress ? undefined : await startDevServer(c, { codecEndpoint: codec.url });
       const address = temporalAddress(c);
       const connection = await NativeConnection.connect({ address });
-      const worker = await createWorker({ connection, namespace: c.namespace, taskQueue: c.taskQueue, deps: depsFromConfig(c) });
+      const worker = await createWorker({ connection, namespace: c.namespace, taskQueue: c.taskQueue, deps: depsFromConfig(c), dataConverter });
       const ui = server ? server.uiUrl : '(the UI of your Temporal server)';
       console.log(
         [
@@ -198,6 +222,8 @@ export function buildProgram(): Command {
           `nestor is running: Temporal ${address} (namespace ${c.namespace}), task queue ${c.taskQueue}, runtime image ${c.runtimeImage}`,
           `Temporal UI: ${ui}`,
           server ? `Dev server database: ${c.dataDir}/temporal.db` : '',
+          `Codec server (the UI decrypts payloads through it): ${codec.url}`,
+          c.metricsPort > 0 ? `Metrics (Prometheus): http://127.0.0.1:${c.metricsPort}/metrics` : '',
           '',
           'Try it (in another terminal):',
           `  LLM_API_KEY=sk-test npx nestor start -c demo-1 -u alice --model anthropic/claude-sonnet-4-5 -m "hello"`,
@@ -212,6 +238,7 @@ export function buildProgram(): Command {
       await worker.run();
       await connection.close();
       if (server) await server.stop();
+      await codec.close();
       console.log('nestor stopped');
     });
 

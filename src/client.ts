@@ -10,7 +10,9 @@ import {
   WorkflowFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, type DataConverter } from '@temporalio/common';
+import { nestorDataConverter, resolveEncryptionKeys } from './codec/keys';
+import { loadConfig } from './config';
 import {
   ConversationIdKey,
   ConversationStatusKey,
@@ -108,10 +110,14 @@ export class ConversationClient {
     this.taskQueue = opts.taskQueue ?? DEFAULT_TASK_QUEUE;
   }
 
-  /** Connect to a Temporal server (default 127.0.0.1:7233). */
-  static async connect(o: { address?: string; namespace?: string; taskQueue?: string } = {}): Promise<ConversationClient> {
+  /**
+   * Connect to a Temporal server (default 127.0.0.1:7233). Payloads are encrypted with the given data converter, else
+   * with the keys the environment configures (NESTOR_ENCRYPTION_KEYS, or the development key): the worker must share them.
+   */
+  static async connect(o: { address?: string; namespace?: string; taskQueue?: string; dataConverter?: DataConverter } = {}): Promise<ConversationClient> {
+    const dataConverter = o.dataConverter ?? nestorDataConverter(resolveEncryptionKeys(loadConfig()).keys);
     const connection = await Connection.connect({ address: o.address ?? '127.0.0.1:7233' });
-    return new ConversationClient({ client: new Client({ connection, namespace: o.namespace ?? 'default' }), taskQueue: o.taskQueue });
+    return new ConversationClient({ client: new Client({ connection, namespace: o.namespace ?? 'default', dataConverter }), taskQueue: o.taskQueue });
   }
 
   /**

@@ -6,11 +6,26 @@ import { formatIssues } from './shared/schemas';
 import type { OAuthConfig } from './activities/tokens';
 import { DEFAULT_TOKEN_URLS } from './activities/tokens';
 import type { ModelCapabilities } from './activities/session';
+import { parseEncryptionKeys, type EncryptionKey } from './codec/encryption';
 
 /** The project root (where package.json is), whether running from src/ via tsx or from dist/src/. */
 export const PROJECT_ROOT = resolve(__dirname, __dirname.includes(`${'/dist/'}`) ? '../..' : '..');
 
 const int = (dflt: number) => z.coerce.number().int().positive().default(dflt);
+const bool = (dflt: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'], { error: "expected 'true' or 'false'" })
+    .default(dflt ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1');
+const encryptionKeys = z.string().transform((s, ctx) => {
+  try {
+    return parseEncryptionKeys(s);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/^NESTOR_ENCRYPTION_KEYS: /, '') });
+    return z.NEVER;
+  }
+});
+const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
 const capabilitiesJson = z
   .string()
   .transform((s, ctx) => {
@@ -50,6 +65,13 @@ export const EnvSchema = z.object({
   NESTOR_BITBUCKET_TOKEN_URL: z.url().default(DEFAULT_TOKEN_URLS.bitbucket),
   NESTOR_BITBUCKET_CLIENT_ID: z.string().optional(),
   NESTOR_BITBUCKET_CLIENT_SECRET: z.string().optional(),
+  NESTOR_ENCRYPTION_KEYS: encryptionKeys.optional(),
+  NESTOR_REQUIRE_ENCRYPTION: bool(false),
+  NESTOR_CODEC_PORT: int(8234),
+  NESTOR_CODEC_CORS_ORIGINS: z.string().optional(),
+  NESTOR_CODEC_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  NESTOR_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  NESTOR_LOG_LEVEL: z.enum(LOG_LEVELS).default('INFO'),
 });
 
 export interface NestorConfig {
@@ -67,6 +89,13 @@ export interface NestorConfig {
   maxConversationsPerUser: number;
   modelCapabilities?: Record<string, ModelCapabilities>;
   oauth: OAuthConfig;
+  /** From NESTOR_ENCRYPTION_KEYS; absent means the development key (codec/keys.ts). */
+  encryptionKeys?: EncryptionKey[];
+  requireEncryption: boolean;
+  codec: { port: number; corsOrigins: string[]; token?: string };
+  /** Prometheus endpoint port on 127.0.0.1; 0 turns it off. */
+  metricsPort: number;
+  logLevel: (typeof LOG_LEVELS)[number];
 }
 
 export class ConfigError extends Error {}
@@ -90,6 +119,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
     nestedTimeoutMs: e.NESTOR_NESTED_TIMEOUT_MS,
     maxConversationsPerUser: e.NESTOR_MAX_CONVERSATIONS_PER_USER,
     modelCapabilities: e.NESTOR_MODEL_CAPABILITIES,
+    encryptionKeys: e.NESTOR_ENCRYPTION_KEYS,
+    requireEncryption: e.NESTOR_REQUIRE_ENCRYPTION,
+    codec: {
+      port: e.NESTOR_CODEC_PORT,
+      // The browser calls the codec server from the UI's page: only that origin may read its answers.
+      corsOrigins: (e.NESTOR_CODEC_CORS_ORIGINS ?? `http://127.0.0.1:${e.NESTOR_UI_PORT},http://localhost:${e.NESTOR_UI_PORT}`)
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+      token: e.NESTOR_CODEC_TOKEN,
+    },
+    metricsPort: e.NESTOR_METRICS_PORT,
+    logLevel: e.NESTOR_LOG_LEVEL,
     oauth: {
       github: { tokenUrl: e.NESTOR_GITHUB_TOKEN_URL, clientId: e.NESTOR_GITHUB_CLIENT_ID, clientSecret: e.NESTOR_GITHUB_CLIENT_SECRET },
       gitlab: { tokenUrl: e.NESTOR_GITLAB_TOKEN_URL, clientId: e.NESTOR_GITLAB_CLIENT_ID, clientSecret: e.NESTOR_GITLAB_CLIENT_SECRET },

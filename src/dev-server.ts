@@ -14,7 +14,7 @@ export interface DevServer {
 }
 
 /** Start `temporal server start-dev` bound to 127.0.0.1 and wait until it accepts gRPC. */
-export async function startDevServer(c: NestorConfig, opts: { readyTimeoutMs?: number } = {}): Promise<DevServer> {
+export async function startDevServer(c: NestorConfig, opts: { readyTimeoutMs?: number; codecEndpoint?: string } = {}): Promise<DevServer> {
   if (!existsSync(c.temporalBin)) {
     throw new Error(`Temporal CLI not found at ${c.temporalBin}; run 'npm run setup' (scripts/ensure-temporal-cli.sh)`);
   }
@@ -27,6 +27,8 @@ export async function startDevServer(c: NestorConfig, opts: { readyTimeoutMs?: n
     '--namespace', c.namespace,
     '--db-filename', join(c.dataDir, 'temporal.db'),
     '--log-level', 'warn',
+    // The UI asks the codec server to decrypt payloads, so the operator reads them; the server stores them encrypted.
+    ...(opts.codecEndpoint ? ['--ui-codec-endpoint', opts.codecEndpoint] : []),
     ...SEARCH_ATTRIBUTE_KEYS.flatMap((k) => ['--search-attribute', `${k.name}=Keyword`]),
   ];
   const logFd = openSync(join(c.dataDir, 'temporal-server.log'), 'a');

@@ -1,19 +1,34 @@
 // Worker entry: the StartConversation workflow and its activities on the conversations task queue.
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { DataConverter } from '@temporalio/common';
 import { createActivities, type ActivityDeps } from './activities';
 import { loadConfig, temporalAddress, type NestorConfig } from './config';
 import { DEFAULT_MODEL_CAPABILITIES } from './activities/session';
 import { DockerRuntimeProvider } from './runtime/docker';
+import { FAILURE_CONVERTER_PATH, describeKeys, nestorDataConverter, resolveEncryptionKeys } from './codec/keys';
+import { activityLogInterceptor } from './observability/activity-log';
+import { installRuntime } from './observability/runtime';
 
 /** Path of the workflows module the worker bundles. */
 export const WORKFLOWS_PATH = require.resolve('./workflows');
+/** Workflow interceptors bundled with the workflows (log attributes, the user ID header for activities). */
+export const WORKFLOW_INTERCEPTORS_PATH = require.resolve('./workflows/interceptors');
+
+/** What bundleWorkflowCode needs to build the bundle the worker would build itself (tests share one). */
+export const BUNDLE_OPTIONS = {
+  workflowsPath: WORKFLOWS_PATH,
+  workflowInterceptorModules: [WORKFLOW_INTERCEPTORS_PATH],
+  failureConverterPath: FAILURE_CONVERTER_PATH,
+};
 
 export interface NestorWorkerOptions {
   connection: NativeConnection;
   namespace?: string;
   taskQueue: string;
   deps: ActivityDeps;
-  /** A pre-built bundle (tests share one); @default bundle WORKFLOWS_PATH */
+  /** The encryption codec and encoding failure converter (codec/keys.ts); the same one the clients use. */
+  dataConverter: DataConverter;
+  /** A pre-built bundle from BUNDLE_OPTIONS (tests share one); @default bundle WORKFLOWS_PATH */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
 
@@ -23,6 +38,9 @@ export function createWorker(o: NestorWorkerOptions): Promise<Worker> {
     namespace: o.namespace ?? 'default',
     taskQueue: o.taskQueue,
     ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    dataConverter: o.dataConverter,
+    // A pre-built bundle already holds the workflow interceptors (BUNDLE_OPTIONS).
+    interceptors: { ...(!o.workflowBundle && { workflowModules: BUNDLE_OPTIONS.workflowInterceptorModules }), activity: [activityLogInterceptor] },
     activities: createActivities(o.deps),
     // Our activities are I/O bound HTTP and Docker calls; a modest cap keeps a 2-core machine responsive.
     maxConcurrentActivityTaskExecutions: 50,
@@ -42,11 +60,27 @@ export function depsFromConfig(c: NestorConfig): ActivityDeps {
   };
 }
 
+/**
+ * The process's Runtime (JSON logs, metrics) and the data converter, in that order: the Runtime must exist before
+ * the first connection. Says where the encryption key comes from, never what it is.
+ */
+export function prepareProcess(c: NestorConfig): { dataConverter: DataConverter } {
+  const keys = resolveEncryptionKeys(c);
+  installRuntime(c);
+  const log = Runtime.instance().logger;
+  log.info(describeKeys(keys), { keyId: keys.keys[0].id, keySource: keys.source });
+  if (c.metricsPort > 0) log.info(`metrics on http://127.0.0.1:${c.metricsPort}/metrics`);
+  return { dataConverter: nestorDataConverter(keys.keys) };
+}
+
 /** Connect, run until SIGINT/SIGTERM (the SDK's default shutdown signals), then drain. */
 export async function runWorker(c: NestorConfig = loadConfig()): Promise<void> {
-  const connection = await NativeConnection.connect({ address: temporalAddress(c) });
+  const { dataConverter } = prepareProcess(c);
+  const address = temporalAddress(c);
+  const connection = await NativeConnection.connect({ address });
   try {
-    const worker = await createWorker({ connection, namespace: c.namespace, taskQueue: c.taskQueue, deps: depsFromConfig(c) });
+    const worker = await createWorker({ connection, namespace: c.namespace, taskQueue: c.taskQueue, deps: depsFromConfig(c), dataConverter });
+    Runtime.instance().logger.info(`nestor worker on ${address}, task queue ${c.taskQueue}, image ${c.runtimeImage}`, { address, taskQueue: c.taskQueue, image: c.runtimeImage });
     await worker.run();
   } finally {
     await connection.close();

@@ -18,7 +18,8 @@ import { ConversationStatusKey, conversationWorkflowId } from '../src/shared/con
 import type { StartConversationRequest } from '../src/shared/schemas';
 import { createWorker } from '../src/worker';
 import { containersFor, docker, removeContainers, volumesFor } from './helpers/docker';
-import { createTestEnv, uniqueId, workflowBundle } from './helpers/temporal';
+import { eventually } from './helpers/eventually';
+import { createTestEnv, testDataConverter, uniqueId, workflowBundle } from './helpers/temporal';
 
 const run = promisify(execFile);
 const CLI = require.resolve('../src/cli');
@@ -63,6 +64,7 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: await workflowBundle(),
+      dataConverter: testDataConverter,
       deps: {
         runtime: new DockerRuntimeProvider({ image: loadConfig().runtimeImage }),
         oauth: { github: { tokenUrl: `${oauthBase}/github`, clientId: 'id' }, gitlab: { tokenUrl: `${oauthBase}/gitlab` } },
@@ -253,7 +255,7 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
   test('`nestor worker` serves its task queue from the environment and drains on SIGINT', async () => {
     const queue = uniqueId('cli-worker');
     const child = spawn('node', [CLI, 'worker'], {
-      env: { ...process.env, TEMPORAL_ADDRESS: env.address, NESTOR_TASK_QUEUE: queue },
+      env: { ...process.env, TEMPORAL_ADDRESS: env.address, NESTOR_TASK_QUEUE: queue, NESTOR_METRICS_PORT: '0' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -335,8 +337,11 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     await client.pause(id, 'for the schedule');
     const scheduleId = await client.scheduleResume(id, { every: '1h', message: 'from the schedule' });
     const other = await client.scheduleResume(id, { at: new Date(Date.now() + 24 * 3_600_000).toISOString() });
-    const listed = await client.listScheduledResumes(id);
-    assert.deepEqual(listed.map((s) => s.scheduleId).sort(), [scheduleId, other].sort());
+    const listed = await eventually(async () => {
+      const rows = await client.listScheduledResumes(id);
+      assert.deepEqual(rows.map((s) => s.scheduleId).sort(), [scheduleId, other].sort());
+      return rows;
+    });
     assert.equal(listed.find((s) => s.scheduleId === scheduleId)?.message, 'from the schedule');
     await env.client.schedule.getHandle(scheduleId).trigger();
     let status = await client.status(id);
@@ -350,7 +355,7 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     assert.equal(again.runtimeId, info.runtimeId);
     await client.cancelScheduledResume(scheduleId);
     await client.cancelScheduledResume(other);
-    assert.deepEqual(await client.listScheduledResumes(id), []);
+    await eventually(async () => assert.deepEqual(await client.listScheduledResumes(id), []));
     await assert.rejects(client.cancelScheduledResume(scheduleId), /scheduleId: no schedule/);
     await client.close(id);
   });
@@ -374,21 +379,14 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     const [a1, a2, b1] = [uniqueId('la'), uniqueId('la'), uniqueId('lb')];
     await Promise.all([client.start(input(a1, { userId: alice })), client.start(input(a2, { userId: alice })), client.start(input(b1, { userId: bob }))]);
     await client.pause(a2);
-    const eventually = async (f: Parameters<typeof client.list>[0], expected: string[]) => {
-      let got: string[] = [];
-      for (let i = 0; i < 50; i++) {
-        got = (await client.list(f)).map((c) => c.conversationId).sort();
-        if (JSON.stringify(got) === JSON.stringify([...expected].sort())) return;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      assert.deepEqual(got, [...expected].sort());
-    };
-    await eventually({ userId: alice }, [a1, a2]);
-    await eventually({ userId: alice, status: 'PAUSED' }, [a2]);
-    await eventually({ userId: alice, status: 'RUNNING' }, [a1]);
-    await eventually({ userId: bob }, [b1]);
+    const listed = (f: Parameters<typeof client.list>[0], expected: string[]) =>
+      eventually(async () => assert.deepEqual((await client.list(f)).map((c) => c.conversationId).sort(), [...expected].sort()));
+    await listed({ userId: alice }, [a1, a2]);
+    await listed({ userId: alice, status: 'PAUSED' }, [a2]);
+    await listed({ userId: alice, status: 'RUNNING' }, [a1]);
+    await listed({ userId: bob }, [b1]);
     await Promise.all([a1, a2, b1].map((c) => client.close(c)));
-    await eventually({ userId: alice, status: 'STOPPED' }, [a1, a2]);
+    await listed({ userId: alice, status: 'STOPPED' }, [a1, a2]);
   });
 
   describe('per-user limit of 2', () => {
@@ -401,6 +399,7 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
         connection: env.nativeConnection,
         taskQueue: queue,
         workflowBundle: await workflowBundle(),
+        dataConverter: testDataConverter,
         deps: { runtime: new DockerRuntimeProvider({ image: loadConfig().runtimeImage }), maxConversationsPerUser: 2 },
       });
       limitedRun = limitedWorker.run();

@@ -13,7 +13,7 @@ import type { StartConversationRequest } from '../src/shared/schemas';
 import { closeSignal, closeUpdate, pauseUpdate, resumeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from '../src/workflows/definitions';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-import { createTestEnv, uniqueId, workflowBundle } from './helpers/temporal';
+import { createTestEnv, testDataConverter, uniqueId, workflowBundle } from './helpers/temporal';
 
 interface FakeOptions {
   failAt?: StartStep;
@@ -129,6 +129,7 @@ describe('StartConversation workflow (fake activities)', () => {
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: await workflowBundle(),
+      dataConverter: testDataConverter,
       activities: acts,
     });
     return worker.runUntil(fn(new ConversationClient({ client: env.client, taskQueue }), taskQueue));

@@ -57,3 +57,22 @@ export const RECENT_MESSAGE_IDS = 1000;
 
 /** Largest message body accepted, far under Temporal's 2 MB payload limit. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
+/**
+ * Bound on a whole start input as JSON (UTF-8 bytes). Temporal refuses payloads over 2 MB and warns over 512 KB; the
+ * input travels again with every continue-as-new, so it stays at a quarter of the limit.
+ */
+export const MAX_START_INPUT_BYTES = 512 * 1024;
+
+/** Activity header carrying the conversation's user ID to the activity's log lines (not a secret). */
+export const USER_ID_HEADER = 'nestor-user-id';
+
+/** nestor's own metrics, beside the SDK's `temporal_*` ones on the same Prometheus endpoint. */
+export const METRICS = {
+  starts: 'nestor_conversation_starts',
+  startFailures: 'nestor_conversation_start_failures',
+  timeToReady: 'nestor_conversation_time_to_ready',
+  messagesDelivered: 'nestor_messages_delivered',
+  pauses: 'nestor_conversation_pauses',
+  resumes: 'nestor_conversation_resumes',
+  resumeFailures: 'nestor_conversation_resume_failures',
+} as const;

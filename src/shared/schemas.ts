@@ -3,7 +3,7 @@
 // Not imported by workflow code at run time (workflows use `import type` only).
 import { z } from 'zod';
 import { ErrorType, NestorError } from './errors';
-import { CONVERSATION_STATUSES, LIFE_STEPS, MAX_MESSAGE_BYTES, START_STEPS } from './constants';
+import { CONVERSATION_STATUSES, LIFE_STEPS, MAX_MESSAGE_BYTES, MAX_START_INPUT_BYTES, START_STEPS } from './constants';
 
 /**
  * Conversation IDs as the nested server accepts them (contract §7.1: at most 100 characters, no NUL,
@@ -111,6 +111,10 @@ export const StartConversationInputSchema = z
     continueAsNewAfterEvents: z.number().int().min(50).max(50_000).optional(),
   })
   .superRefine((v, ctx) => {
+    const bytes = Buffer.byteLength(JSON.stringify(v));
+    if (bytes > MAX_START_INPUT_BYTES) {
+      ctx.addIssue({ code: 'custom', path: [], message: `the whole input is ${bytes} bytes as JSON; at most ${MAX_START_INPUT_BYTES} (Temporal's payload limit is 2 MB)` });
+    }
     if (v.initialMessage !== undefined && v.replayJson !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['replayJson'], message: 'cannot be combined with initialMessage' });
     }

@@ -37,6 +37,7 @@ import {
   waitReadyUpdate,
 } from './definitions';
 import { touchSlotSignal, userSessionsWorkflowId } from './user-sessions';
+import { conversationMetrics } from './metrics';
 
 /** Bound on the container answering /alive. @default 120 s (OpenHands' Docker runtime waits 120 s). */
 export const DEFAULT_ALIVE_TIMEOUT_MS = 120_000;
@@ -148,6 +149,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
   const readyTimeoutMs = input.timeouts?.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   const idleTimeoutMs = input.timeouts?.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const acts = stepActivities(aliveTimeoutMs, readyTimeoutMs);
+  const metrics = conversationMetrics();
 
   const info: AgentLoopInfo = carried?.info ?? {
     conversationId,
@@ -180,6 +182,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
   let bringUpScope: CancellationScope | undefined;
 
   const setStatus = (status: ConversationStatus) => {
+    if (info.status !== status || !carried) log.info(`conversation ${status}`, { status, step: info.step ?? 'acquireSession' });
     info.status = status;
     upsertSearchAttributes([{ key: ConversationStatusKey, value: status }]);
   };
@@ -332,7 +335,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
           const refreshed = await run('refreshTokens', 'refreshing git provider tokens', () => acts.refreshTokens({ tokens: current }));
           tokens = refreshed.tokens;
           info.warnings.push(...refreshed.warnings);
-          for (const w of refreshed.warnings) log.warn('token refresh', { conversationId, warning: w });
+          for (const w of refreshed.warnings) log.warn('token refresh', { step: 'refreshTokens', warning: w });
         }
 
         const target = { url: runtime.url, sessionApiKey: runtime.sessionApiKey, conversationId };
@@ -390,6 +393,8 @@ export async function StartConversation(input: StartConversationInput, carried?:
           details: [{ conversationId, step, causeType: cause.type }],
         });
         resumeFailures++;
+        metrics.resumeFailures.add(1, { step });
+        log.warn('resume failed', { step, error: cause });
         resumeRequested = false;
         setStep('paused', `resume failed at ${step}`);
         failPending(resumeFailure);
@@ -402,6 +407,8 @@ export async function StartConversation(input: StartConversationInput, carried?:
         nonRetryable: true,
         details: [{ conversationId, step, causeType: cause.type }],
       });
+      metrics.startFailures.add(1, { step });
+      log.warn('start failed', { step, error: cause });
       setStatus('ERROR');
       setStep('done', `${mode} failed at ${step}`);
       failPending(startFailure);
@@ -411,7 +418,10 @@ export async function StartConversation(input: StartConversationInput, carried?:
       bringUpScope = undefined;
     }
     info.readyAt = new Date().toISOString();
-    if (mode === 'start') info.timings = { ...info.timings, startToRunningMs: Date.parse(info.readyAt) - Date.parse(info.startedAt) };
+    if (mode === 'start') {
+      info.timings = { ...info.timings, startToRunningMs: Date.parse(info.readyAt) - Date.parse(info.startedAt) };
+      metrics.timeToReady.record(info.timings.startToRunningMs!);
+    } else metrics.resumes.add(1);
     info.pausedAt = undefined;
     info.pauseReason = undefined;
     resumeRequested = false;
@@ -431,6 +441,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
       acks.set(next.id, next.ack);
       if (acks.size > RECENT_MESSAGE_IDS) acks.delete(acks.keys().next().value!);
       info.messagesDelivered++;
+      metrics.messagesDelivered.add(1);
     } catch (err) {
       const cause = describeCause(err);
       next.error = ApplicationFailure.create({ message: `sendMessage failed: ${cause.message}`, type: cause.type, nonRetryable: true });
@@ -459,6 +470,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
     info.pausedAt = new Date().toISOString();
     info.pauseReason = reason;
     pauseReason = undefined;
+    metrics.pauses.add(1);
     setStatus('PAUSED');
     setStep('paused', reason);
   };
@@ -479,6 +491,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
 
   // ---- start, or carry on from the previous run ----
   if (!carried) {
+    metrics.starts.add(1);
     if ((await bringUp('start')) === 'closed') {
       await condition(allHandlersFinished);
       return publicInfo();
