@@ -174,6 +174,8 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
       assert.ok(err instanceof ConversationError);
       assert.equal(err.type, 'ConversationStartFailed');
       assert.match(err.message, /^createConversation failed: createConversation: POST \/api\/conversations answered 500/);
+      // ...and what to check.
+      assert.ok(err.message.includes(`; check 'docker logs nestor-conv-${id}'`), err.message);
       assert.doesNotMatch(err.message, /sk-e2e-llm-key|custom-secret-value/);
       return true;
     });

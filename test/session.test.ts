@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { AGENT_REGISTRY, DEFAULT_MODEL_CAPABILITIES, capabilitiesOf, resolveSession } from '../src/activities/session';
-import { NestorError } from '../src/shared/errors';
+import { ApplicationFailure } from '@temporalio/common';
+import { ErrorType, NestorError, toApplicationFailure } from '../src/shared/errors';
 
 const base = { conversationId: 'c', userId: 'u' };
 function reject(settings: Parameters<typeof resolveSession>[0]['settings'], field: string, pattern: RegExp) {
@@ -59,4 +60,17 @@ describe('acquireSession checks', () => {
     const within = resolveSession({ ...base, settings: { ...settings, sandbox: { cpus: 2 } } }, DEFAULT_MODEL_CAPABILITIES, { cpus: 2, memoryMb: 512, pidsLimit: 64 });
     assert.equal(within.agent, 'CodeActAgent');
   });
+});
+
+test('failures leaving an activity name the step, the cause and what to check', () => {
+  const f = toApplicationFailure(new NestorError(ErrorType.NotReady, 'not ready after 100 ms', false), 'waitForReady', 'c-1') as ApplicationFailure;
+  assert.equal(f.type, 'NotReady');
+  assert.equal(f.nonRetryable, true);
+  assert.equal(f.message, "waitForReady: not ready after 100 ms; check 'docker logs nestor-conv-c-1' for the agent's start-up and timeouts.readyTimeoutMs");
+  const img = toApplicationFailure(new NestorError(ErrorType.RuntimeImageNotFound, "image 'x' not found locally; build it with 'npm run setup'", false), 'createRuntime') as ApplicationFailure;
+  assert.equal(img.message, "createRuntime: image 'x' not found locally; build it with 'npm run setup'", 'a message that says what to do gets no second hint');
+  for (const type of [ErrorType.RuntimeStartFailed, ErrorType.NestedUnauthorized, ErrorType.NestedBadRequest, ErrorType.NestedNotFound, ErrorType.NestedUnavailable]) {
+    const g = toApplicationFailure(new NestorError(type, 'cause', true), 'step', 'c-2') as ApplicationFailure;
+    assert.match(g.message, /^step: cause; check .+/, type);
+  }
 });

@@ -49,7 +49,8 @@ function typed<T extends Record<string, (...args: any[]) => Promise<unknown>>>(a
       try {
         return await fn(...args);
       } catch (err) {
-        throw toApplicationFailure(err, name);
+        const conversationId = (args[0] as { conversationId?: unknown } | undefined)?.conversationId;
+        throw toApplicationFailure(err, name, typeof conversationId === 'string' ? conversationId : undefined);
       }
     };
   }

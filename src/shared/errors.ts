@@ -48,13 +48,38 @@ export class NestorError extends Error {
   }
 }
 
-/** Turn any thrown value into an ApplicationFailure with a stable type; plain errors stay retryable. */
-export function toApplicationFailure(err: unknown, step?: string): unknown {
+/** What an operator should look at for a failure of this type, or undefined when the message already says it. */
+export function whatToCheck(type: ErrorTypeName, conversationId?: string): string | undefined {
+  const logs = conversationId ? `'docker logs nestor-conv-${conversationId}'` : "the sandbox container's logs";
+  switch (type) {
+    case ErrorType.RuntimeStartFailed:
+      return `${logs}, that the Docker engine answers ('docker info'), and NESTOR_RUNTIME_IMAGE`;
+    case ErrorType.NestedUnauthorized:
+      return "that the container was not recreated under the conversation (its session key changes), and the git provider tokens";
+    case ErrorType.NestedBadRequest:
+      return "the field the nested server names against the start input's settings (README: Workflow contract)";
+    case ErrorType.NestedNotFound:
+      return `that the nested conversation exists (GET /api/conversations/<id> on the sandbox) and ${logs}`;
+    case ErrorType.NestedUnavailable:
+      return `${logs} (the agent server may be overloaded or crashed) and NESTOR_NESTED_TIMEOUT_MS`;
+    case ErrorType.NotReady:
+      return `${logs} for the agent's start-up and timeouts.readyTimeoutMs`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Turn any thrown value into an ApplicationFailure with a stable type; plain errors stay retryable. The message says
+ * the step, the cause and what to check.
+ */
+export function toApplicationFailure(err: unknown, step?: string, conversationId?: string): unknown {
   if (err instanceof ApplicationFailure) return err;
   const prefix = step ? `${step}: ` : '';
   if (err instanceof NestorError) {
+    const hint = whatToCheck(err.type, conversationId);
     return ApplicationFailure.create({
-      message: prefix + err.message,
+      message: prefix + err.message + (hint ? `; check ${hint}` : ''),
       type: err.type,
       nonRetryable: !err.retryable,
       details: [err.details],
