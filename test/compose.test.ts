@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { EnvSchema, PROJECT_ROOT, loadConfig } from '../src/config';
+import { generateKeySpec } from '../src/codec/encryption';
 
 const compose = parse(readFileSync(join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'));
 const readme = readFileSync(join(PROJECT_ROOT, 'README.md'), 'utf8');
 
 describe('docker-compose.yml', () => {
   test('has the Temporal dev server, the worker and the emulator image build', () => {
-    assert.deepEqual(Object.keys(compose.services).sort(), ['emulator', 'temporal', 'worker']);
+    assert.deepEqual(Object.keys(compose.services).sort(), ['codec', 'emulator', 'temporal', 'worker']);
   });
 
   test('the dev server registers nestor’s search attributes and keeps its database', () => {
@@ -29,7 +30,15 @@ describe('docker-compose.yml', () => {
       assert.ok(known.includes(name), `${name} is not a configuration variable`);
       assert.ok(readme.includes(`\`${name}\``), `${name} is not in the README`);
     }
-    assert.doesNotThrow(() => loadConfig(w.environment), 'the compose environment parses');
+    // Compose fills ${VAR:?…} from the shell; a real key stands in for it here.
+    const filled = (env: Record<string, string>) =>
+      Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v).startsWith('${') ? generateKeySpec('compose') : String(v)]));
+    assert.doesNotThrow(() => loadConfig(filled(w.environment)), 'the compose environment parses');
+    assert.equal(loadConfig(filled(w.environment)).requireEncryption, true, 'the worker refuses to run without a key');
+    const codec = compose.services.codec;
+    assert.deepEqual(codec.command, ['codec-server']);
+    assert.equal(codec.environment.NESTOR_ENCRYPTION_KEYS, w.environment.NESTOR_ENCRYPTION_KEYS, 'the codec server has the worker’s keys');
+    assert.ok(compose.services.temporal.command.includes(`--ui-codec-endpoint=http://127.0.0.1:${codec.environment.NESTOR_CODEC_PORT}`));
     assert.equal(compose.services.emulator.image, w.environment.NESTOR_RUNTIME_IMAGE);
   });
 });
