@@ -6,7 +6,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { ConversationClient, ConversationError } from './client';
 import { ConfigError, loadConfig, temporalAddress, type NestorConfig } from './config';
 import { startDevServer } from './dev-server';
-import { createWorker, depsFromConfig, prepareProcess, runWorker } from './worker';
+import { createWorker, depsFromConfig, prepareProcess, runWorker, startReaper } from './worker';
 import { EncryptionCodec } from './codec/encryption';
 import { resolveEncryptionKeys } from './codec/keys';
 import { startCodecServer, type RunningCodecServer } from './codec/server';
@@ -215,6 +215,7 @@ export function buildProgram(): Command {
       const address = temporalAddress(c);
       const connection = await NativeConnection.connect({ address });
       const worker = await createWorker({ connection, namespace: c.namespace, taskQueue: c.taskQueue, deps: depsFromConfig(c), dataConverter });
+      await startReaper(worker, c);
       const ui = server ? server.uiUrl : '(the UI of your Temporal server)';
       console.log(
         [

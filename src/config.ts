@@ -72,6 +72,8 @@ export const EnvSchema = z.object({
   NESTOR_CODEC_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   NESTOR_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   NESTOR_LOG_LEVEL: z.enum(LOG_LEVELS).default('INFO'),
+  NESTOR_REAPER_INTERVAL_MS: z.coerce.number().int().min(0).default(60_000),
+  NESTOR_REAPER_GRACE_MS: z.coerce.number().int().min(0).default(120_000),
 });
 
 export interface NestorConfig {
@@ -96,6 +98,8 @@ export interface NestorConfig {
   /** Prometheus endpoint port on 127.0.0.1; 0 turns it off. */
   metricsPort: number;
   logLevel: (typeof LOG_LEVELS)[number];
+  /** The orphan reaper's schedule: every intervalMs (0: no schedule), sparing runtimes younger than graceMs. */
+  reaper: { intervalMs: number; graceMs: number };
 }
 
 export class ConfigError extends Error {}
@@ -132,6 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
     },
     metricsPort: e.NESTOR_METRICS_PORT,
     logLevel: e.NESTOR_LOG_LEVEL,
+    reaper: { intervalMs: e.NESTOR_REAPER_INTERVAL_MS, graceMs: e.NESTOR_REAPER_GRACE_MS },
     oauth: {
       github: { tokenUrl: e.NESTOR_GITHUB_TOKEN_URL, clientId: e.NESTOR_GITHUB_CLIENT_ID, clientSecret: e.NESTOR_GITHUB_CLIENT_SECRET },
       gitlab: { tokenUrl: e.NESTOR_GITLAB_TOKEN_URL, clientId: e.NESTOR_GITLAB_CLIENT_ID, clientSecret: e.NESTOR_GITLAB_CLIENT_SECRET },

@@ -1,6 +1,8 @@
 // Worker entry: the StartConversation workflow and its activities on the conversations task queue.
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
+import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import { REAPER_SCHEDULE_ID, WORKFLOW_TYPES } from './shared/constants';
 import { createActivities, type ActivityDeps } from './activities';
 import { loadConfig, temporalAddress, type NestorConfig } from './config';
 import { DEFAULT_MODEL_CAPABILITIES } from './activities/session';
@@ -47,10 +49,47 @@ export function createWorker(o: NestorWorkerOptions): Promise<Worker> {
   });
 }
 
+/** The owner label of this service's sandboxes: the reaper sweeps only these. */
+export function runtimeOwner(c: NestorConfig): string {
+  return `${temporalAddress(c)}/${c.namespace}`;
+}
+
+/**
+ * Create the schedule that runs ReapOrphanRuntimes every intervalMs, or bring an existing one up to date (interval,
+ * task queue, grace). Idempotent: every worker calls it at start.
+ */
+export async function ensureReaperSchedule(client: Client, o: { taskQueue: string; intervalMs: number; graceMs: number }): Promise<'created' | 'updated'> {
+  const spec = { intervals: [{ every: o.intervalMs }] };
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: WORKFLOW_TYPES.reapOrphanRuntimes,
+    workflowId: 'nestor-reaper',
+    taskQueue: o.taskQueue,
+    args: [{ graceMs: o.graceMs }],
+    workflowExecutionTimeout: '10 minutes' as const,
+    staticSummary: 'orphan reaper: remove sandboxes without an open conversation',
+  };
+  try {
+    await client.schedule.create({
+      scheduleId: REAPER_SCHEDULE_ID,
+      spec,
+      action,
+      // One pass at a time; a pass missed while no worker ran is not made up (the next one sees everything anyway).
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
+      state: { note: 'removes sandboxes whose conversation is closed or absent (created by nestor worker)' },
+    });
+    return 'created';
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    await client.schedule.getHandle(REAPER_SCHEDULE_ID).update((prev) => ({ ...prev, spec, action }));
+    return 'updated';
+  }
+}
+
 /** Activity dependencies from the configuration: the Docker provider on the configured image. */
 export function depsFromConfig(c: NestorConfig): ActivityDeps {
   return {
-    runtime: new DockerRuntimeProvider({ image: c.runtimeImage, defaults: c.defaultLimits }),
+    runtime: new DockerRuntimeProvider({ image: c.runtimeImage, defaults: c.defaultLimits, owner: runtimeOwner(c) }),
     // Operator entries come first (first match wins) and override defaults of the same pattern.
     modelCapabilities: { ...c.modelCapabilities, ...DEFAULT_MODEL_CAPABILITIES, ...c.modelCapabilities },
     oauth: c.oauth,
@@ -73,6 +112,14 @@ export function prepareProcess(c: NestorConfig): { dataConverter: DataConverter 
   return { dataConverter: nestorDataConverter(keys.keys) };
 }
 
+/** The reaper's schedule, unless turned off (NESTOR_REAPER_INTERVAL_MS=0); says what it did. */
+export async function startReaper(worker: Worker, c: NestorConfig): Promise<void> {
+  const log = Runtime.instance().logger;
+  if (c.reaper.intervalMs === 0) return void log.info('orphan reaper off (NESTOR_REAPER_INTERVAL_MS=0)');
+  const what = await ensureReaperSchedule(worker.client!, { taskQueue: c.taskQueue, ...c.reaper });
+  log.info(`orphan reaper schedule ${REAPER_SCHEDULE_ID} ${what}: every ${c.reaper.intervalMs} ms, grace ${c.reaper.graceMs} ms`, { scheduleId: REAPER_SCHEDULE_ID });
+}
+
 /** Connect, run until SIGINT/SIGTERM (the SDK's default shutdown signals), then drain. */
 export async function runWorker(c: NestorConfig = loadConfig()): Promise<void> {
   const { dataConverter } = prepareProcess(c);
@@ -81,6 +128,7 @@ export async function runWorker(c: NestorConfig = loadConfig()): Promise<void> {
   try {
     const worker = await createWorker({ connection, namespace: c.namespace, taskQueue: c.taskQueue, deps: depsFromConfig(c), dataConverter });
     Runtime.instance().logger.info(`nestor worker on ${address}, task queue ${c.taskQueue}, image ${c.runtimeImage}`, { address, taskQueue: c.taskQueue, image: c.runtimeImage });
+    await startReaper(worker, c);
     await worker.run();
   } finally {
     await connection.close();

@@ -14,7 +14,7 @@ import { ConversationClient, ConversationError } from '../src/client';
 import { loadConfig } from '../src/config';
 import { NestedClient } from '../src/nested/client';
 import { DockerRuntimeProvider } from '../src/runtime/docker';
-import { ConversationStatusKey, conversationWorkflowId } from '../src/shared/constants';
+import { ConversationStatusKey, REAPER_SCHEDULE_ID, conversationWorkflowId } from '../src/shared/constants';
 import type { StartConversationRequest } from '../src/shared/schemas';
 import { createWorker } from '../src/worker';
 import { containersFor, docker, removeContainers, volumesFor } from './helpers/docker';
@@ -270,6 +270,10 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
       assert.equal(info.status, 'RUNNING');
       assert.equal((await other.close(id)).status, 'STOPPED');
       assert.deepEqual(await containersFor(id), []);
+      // The worker made the orphan reaper's schedule at start.
+      const reaper = await env.client.schedule.getHandle(REAPER_SCHEDULE_ID).describe();
+      assert.equal(reaper.action.type === 'startWorkflow' && reaper.action.taskQueue, queue);
+      await env.client.schedule.getHandle(REAPER_SCHEDULE_ID).delete();
     } finally {
       child.kill('SIGINT');
     }

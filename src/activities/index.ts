@@ -10,6 +10,7 @@ import { UserSessions, acquireSlotUpdate, releaseSlotSignal, userSessionsWorkflo
 import { createConversationActivities } from './conversations';
 import { createNestedActivities } from './nested';
 import { createRuntimeActivities } from './runtime';
+import { createReaperActivities } from './reaper';
 import {
   DEFAULT_MODEL_CAPABILITIES,
   resolveSession,
@@ -105,6 +106,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRuntimeActivities({ runtime: deps.runtime, dispatcher: deps.dispatcher }),
     ...createNestedActivities({ dispatcher: deps.dispatcher, requestTimeoutMs: deps.nestedRequestTimeoutMs }),
     ...createConversationActivities(),
+    ...createReaperActivities({ runtime: deps.runtime }),
   });
 }
 

@@ -21,6 +21,11 @@ export interface DockerProviderOptions {
   namePrefix?: string;
   /** Defaults when the settings name no limit. */
   defaults?: { cpus: number; memoryMb: number; pidsLimit: number };
+  /**
+   * Which Temporal service owns the containers (`<address>/<namespace>`), as label `nestor.owner`; `list` then sees
+   * only those, so services sharing a Docker engine never reap each other's sandboxes. @default no owner label, list all
+   */
+  owner?: string;
 }
 
 /**
@@ -46,7 +51,7 @@ export function containerName(conversationId: string, prefix = 'nestor-conv-'): 
 /** The container create options for one conversation. Pure, so tests can check every field. */
 export function buildContainerSpec(
   spec: RuntimeSpec,
-  opts: { image: string; sessionApiKey: string; namePrefix?: string; defaults?: typeof DEFAULT_LIMITS; user?: string },
+  opts: { image: string; sessionApiKey: string; namePrefix?: string; defaults?: typeof DEFAULT_LIMITS; user?: string; owner?: string },
 ): Docker.ContainerCreateOptions {
   const limits = { ...DEFAULT_LIMITS, ...opts.defaults };
   const egress = spec.egress ?? true;
@@ -70,6 +75,7 @@ export function buildContainerSpec(
       [LABELS.managed]: 'true',
       [LABELS.conversationId]: spec.conversationId,
       [LABELS.userId]: spec.userId,
+      ...(opts.owner && { [LABELS.owner]: opts.owner }),
     },
     ExposedPorts: { [`${NESTED_PORT}/tcp`]: {} },
     HostConfig: {
@@ -115,9 +121,14 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     // Labelled, so every volume nestor makes is accounted for like its containers. Creating an existing one is a no-op.
     await this.docker.createVolume({
       Name: volumeName(spec.conversationId, this.prefix),
-      Labels: { [LABELS.managed]: 'true', [LABELS.conversationId]: spec.conversationId, [LABELS.userId]: spec.userId },
+      Labels: {
+        [LABELS.managed]: 'true',
+        [LABELS.conversationId]: spec.conversationId,
+        [LABELS.userId]: spec.userId,
+        ...(this.opts.owner && { [LABELS.owner]: this.opts.owner }),
+      },
     });
-    const createOpts = buildContainerSpec(spec, { image: this.opts.image, sessionApiKey, namePrefix: this.prefix, defaults: this.opts.defaults });
+    const createOpts = buildContainerSpec(spec, { image: this.opts.image, sessionApiKey, namePrefix: this.prefix, defaults: this.opts.defaults, owner: this.opts.owner });
     try {
       await this.docker.createContainer(createOpts);
     } catch (err) {
@@ -202,7 +213,8 @@ export class DockerRuntimeProvider implements RuntimeProvider {
   }
 
   async list(): Promise<RuntimeSummary[]> {
-    const all = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`] } });
+    const label = [`${LABELS.managed}=true`, ...(this.opts.owner ? [`${LABELS.owner}=${this.opts.owner}`] : [])];
+    const all = await this.docker.listContainers({ all: true, filters: { label } });
     return all.map((c) => ({
       runtimeId: c.Id,
       name: (c.Names[0] ?? '').replace(/^\//, ''),

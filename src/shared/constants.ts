@@ -5,7 +5,14 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 export const DEFAULT_TASK_QUEUE = 'conversations';
 
 /** Workflow type names, stable for callers in other languages. */
-export const WORKFLOW_TYPES = { startConversation: 'StartConversation', resumeConversation: 'ResumeConversation' } as const;
+export const WORKFLOW_TYPES = {
+  startConversation: 'StartConversation',
+  resumeConversation: 'ResumeConversation',
+  reapOrphanRuntimes: 'ReapOrphanRuntimes',
+} as const;
+
+/** The schedule that runs ReapOrphanRuntimes, created (or updated) by every worker at start. */
+export const REAPER_SCHEDULE_ID = 'nestor-reap-orphan-runtimes';
 
 /** Message names on the StartConversation workflow. */
 export const MESSAGE_NAMES = {
@@ -47,6 +54,8 @@ export const LABELS = {
   managed: 'nestor.managed',
   conversationId: 'nestor.conversation-id',
   userId: 'nestor.user-id',
+  /** `<temporal address>/<namespace>` of the service that made it: the reaper only sweeps its own. */
+  owner: 'nestor.owner',
 } as const;
 
 /** The steps of a running conversation's life besides the start steps. */
