@@ -1,0 +1,111 @@
+// Record the histories of representative runs into test/histories/, which `npm test` replays (test/replay.test.ts)
+// so that a change breaking determinism fails CI. Runs on a real dev server, worker, Docker and the emulator image:
+//   npm run record-histories
+// Payloads are recorded without the encryption codec (the secrets in them are made up), so the files stay readable
+// and replay needs no key; failures use nestor's failure converter, as in production.
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { ConversationClient } from '../src/client';
+import { FAILURE_CONVERTER_PATH } from '../src/codec/keys';
+import { PROJECT_ROOT, loadConfig } from '../src/config';
+import { DockerRuntimeProvider } from '../src/runtime/docker';
+import { WORKFLOW_TYPES, conversationWorkflowId } from '../src/shared/constants';
+import type { StartConversationRequest } from '../src/shared/schemas';
+import { userSessionsWorkflowId } from '../src/workflows/user-sessions';
+import { createWorker } from '../src/worker';
+import { createTestEnv, uniqueId, workflowBundle } from '../test/helpers/temporal';
+
+export const HISTORIES_DIR = join(PROJECT_ROOT, 'test/histories');
+
+async function main() {
+  const env = await createTestEnv();
+  const taskQueue = uniqueId('record');
+  const dataConverter = { failureConverterPath: FAILURE_CONVERTER_PATH };
+  const owner = uniqueId('record-owner');
+  const worker = await createWorker({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: await workflowBundle(),
+    dataConverter,
+    deps: { runtime: new DockerRuntimeProvider({ image: loadConfig().runtimeImage, owner }) },
+  });
+  const running = worker.run();
+  const raw = new Client({ connection: env.connection, dataConverter });
+  const client = new ConversationClient({ client: raw, taskQueue });
+  const user = 'recorded-user';
+  const input = (id: string, extra: Partial<StartConversationRequest> = {}): StartConversationRequest => ({
+    conversationId: id,
+    userId: user,
+    settings: { agent: 'CodeActAgent', llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: 'sk-made-up', sandbox: { env: { CONVERSATION_START_DELAY_MS: '50' } } },
+    gitProviderTokens: { github: { token: 'ghp-made-up' } },
+    customSecrets: [{ name: 'MADE_UP', value: 'not-a-secret' }],
+    ...extra,
+  });
+  const recorded: Array<{ name: string; workflowId: string }> = [];
+  const record = (name: string, workflowId: string) => recorded.push({ name, workflowId });
+
+  try {
+    await client.start(input('rec-start-close', { initialMessage: 'hello' }));
+    await client.close('rec-start-close', 'recorded');
+    record('start-close', conversationWorkflowId('rec-start-close'));
+
+    await client.start(input('rec-failed', { settings: { ...input('x').settings, sandbox: { env: { FAULT_CREATE_CONVERSATION_STATUS: '400' } } } })).catch(() => {});
+    record('failed-start', conversationWorkflowId('rec-failed'));
+
+    await client.start(input('rec-messages'));
+    for (const m of ['one', 'two', 'three']) await client.sendMessage('rec-messages', { content: m });
+    await client.close('rec-messages');
+    record('messages', conversationWorkflowId('rec-messages'));
+
+    await client.start(input('rec-pause-resume'));
+    await client.pause('rec-pause-resume', 'recorded pause');
+    await client.sendMessage('rec-pause-resume', { content: 'wakes it up' });
+    await client.pause('rec-pause-resume', 'again');
+    await client.resume('rec-pause-resume');
+    await raw.workflow.execute(WORKFLOW_TYPES.resumeConversation, { taskQueue, workflowId: 'rec-resume-workflow', args: [{ conversationId: 'rec-pause-resume', message: 'scheduled' }] });
+    record('resume-workflow', 'rec-resume-workflow');
+    await client.close('rec-pause-resume');
+    record('pause-resume', conversationWorkflowId('rec-pause-resume'));
+
+    await client.start(input('rec-continue-as-new', { continueAsNewAfterEvents: 60 }));
+    for (let i = 0; i < 12; i++) await client.sendMessage('rec-continue-as-new', { content: `message ${i}` });
+    await client.close('rec-continue-as-new');
+    record('continue-as-new', conversationWorkflowId('rec-continue-as-new'));
+
+    await raw.workflow.execute(WORKFLOW_TYPES.reapOrphanRuntimes, { taskQueue, workflowId: 'rec-reaper', args: [{ graceMs: 0 }] });
+    record('reaper', 'rec-reaper');
+    record('user-sessions', userSessionsWorkflowId(user));
+
+    mkdirSync(HISTORIES_DIR, { recursive: true });
+    for (const f of readdirSync(HISTORIES_DIR)) if (f.endsWith('.json')) rmSync(join(HISTORIES_DIR, f));
+    for (const { name, workflowId } of recorded) {
+      // Walk back from the latest run through continue-as-new to the first, then write them in order.
+      const runs = [];
+      let runId: string | undefined;
+      for (;;) {
+        const history = await raw.workflow.getHandle(workflowId, runId).fetchHistory();
+        runs.unshift(history);
+        runId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
+        if (!runId) break;
+      }
+      runs.forEach((history, n) => {
+        const file = `${name}${n ? `-run${n + 1}` : ''}.json`;
+        writeFileSync(join(HISTORIES_DIR, file), `${JSON.stringify({ workflowId, history: JSON.parse(historyToJSON(history)) }, null, 1)}\n`);
+        console.log(`recorded ${file}: ${history.events?.length} events`);
+      });
+    }
+  } finally {
+    worker.shutdown();
+    await running;
+    await env.teardown();
+  }
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,52 @@
+// Replay the recorded histories (scripts/record-histories.ts) against today's workflow code: a change that breaks
+// determinism fails here, before it reaches a worker with conversations in flight. No server or Docker needed.
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import type { HistoryAndWorkflowId } from '@temporalio/client';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { FAILURE_CONVERTER_PATH } from '../src/codec/keys';
+import { PROJECT_ROOT } from '../src/config';
+import { BUNDLE_OPTIONS } from '../src/worker';
+import { workflowBundle } from './helpers/temporal';
+
+const DIR = join(PROJECT_ROOT, 'test/histories');
+const files = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
+const load = (f: string): HistoryAndWorkflowId => {
+  const { workflowId, history } = JSON.parse(readFileSync(join(DIR, f), 'utf8'));
+  return { workflowId, history: historyFromJSON(history) };
+};
+const quiet = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never;
+
+describe('replay of recorded histories', () => {
+  test('the recordings cover a start, a failed start, messages, pause and resume, continue-as-new, a close and the helpers', () => {
+    for (const name of ['start-close', 'failed-start', 'messages', 'pause-resume', 'continue-as-new', 'continue-as-new-run2', 'resume-workflow', 'reaper', 'user-sessions']) {
+      assert.ok(files.includes(`${name}.json`), `${name}.json is recorded`);
+    }
+  });
+
+  test('every recorded history replays against the current workflow code', async () => {
+    const results = Worker.runReplayHistories(
+      { workflowBundle: await workflowBundle(), dataConverter: { failureConverterPath: FAILURE_CONVERTER_PATH } },
+      files.map(load),
+    );
+    let n = 0;
+    for await (const r of results) {
+      n++;
+      assert.equal(r.error, undefined, `${r.workflowId} (${r.runId}): ${r.error?.message}`);
+    }
+    assert.equal(n, files.length);
+  });
+
+  test('a non-deterministic change is caught (control)', async () => {
+    const changed = await bundleWorkflowCode({ ...BUNDLE_OPTIONS, workflowsPath: require.resolve('./fixtures/changed-workflows'), logger: quiet });
+    const { workflowId, history } = load('start-close.json');
+    await assert.rejects(
+      Worker.runReplayHistory({ workflowBundle: changed, dataConverter: { failureConverterPath: FAILURE_CONVERTER_PATH } }, history, workflowId),
+      DeterminismViolationError,
+    );
+  });
+});
