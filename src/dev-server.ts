@@ -27,6 +27,8 @@ export async function startDevServer(c: NestorConfig, opts: { readyTimeoutMs?: n
     '--namespace', c.namespace,
     '--db-filename', join(c.dataDir, 'temporal.db'),
     '--log-level', 'warn',
+    // A worker that schedules an activity may start it at once, without a round trip through the task queue.
+    '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
     // The UI asks the codec server to decrypt payloads, so the operator reads them; the server stores them encrypted.
     ...(opts.codecEndpoint ? ['--ui-codec-endpoint', opts.codecEndpoint] : []),
     ...SEARCH_ATTRIBUTE_KEYS.flatMap((k) => ['--search-attribute', `${k.name}=Keyword`]),

@@ -13,6 +13,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -45,6 +46,9 @@ export const DEFAULT_ALIVE_TIMEOUT_MS = 120_000;
 export const DEFAULT_READY_TIMEOUT_MS = 120_000;
 /** Idle time before a conversation is paused. @default 20 min, as OpenHands' runtime API (RUNTIME_IDLE_SECONDS=1200). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 20 * 60_000;
+
+/** Patch ID: `touch` stopped waiting for its signal's delivery (histories recorded before still replay). */
+export const ASYNC_TOUCH_PATCH = 'async-touch';
 
 const NEVER_RETRY_INPUT = [ErrorType.InvalidInput, ErrorType.InvalidSettings, ErrorType.NestedUnauthorized, ErrorType.NestedBadRequest];
 
@@ -475,13 +479,18 @@ export async function StartConversation(input: StartConversationInput, carried?:
     setStep('paused', reason);
   };
 
-  /** Tell the user's slot registry this conversation is active (or now running); it may not exist, which is fine. */
+  /**
+   * Tell the user's slot registry this conversation is active (or now running); it may not exist, which is fine.
+   * Fire and forget: waiting for the signal's delivery held the next message back by a server round trip. Runs
+   * recorded before this change waited, and replay the same way (patch ASYNC_TOUCH_PATCH).
+   */
   const touch = async (running?: boolean) => {
-    try {
-      await getExternalWorkflowHandle(userSessionsWorkflowId(userId)).signal(touchSlotSignal, { conversationId, running });
-    } catch {
-      /* no registry (slots disabled): nothing to tell */
-    }
+    const sent = getExternalWorkflowHandle(userSessionsWorkflowId(userId))
+      .signal(touchSlotSignal, { conversationId, running })
+      .catch(() => {
+        /* no registry (slots disabled): nothing to tell */
+      });
+    if (!patched(ASYNC_TOUCH_PATCH)) await sent;
   };
 
   const continueAsNewDue = () => {
