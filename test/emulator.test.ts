@@ -262,8 +262,27 @@ describe('emulator: fault knobs', () => {
     assert.ok(Date.now() - t0 >= 190);
   });
 
+  test('FAULT_API_* applies to every /api route but not /alive; a route knob of its own wins', async () => {
+    const { call } = await start({ FAULT_API_STATUS: '502', FAULT_SETTINGS_STATUS: '418' });
+    assert.equal((await call('GET', '/api/conversations/c1')).status, 502);
+    assert.equal((await call('POST', '/api/secrets', { name: 'S', value: 'v' })).status, 502);
+    assert.equal((await call('GET', '/api/settings')).status, 418);
+    assert.equal((await call('GET', '/alive')).status, 200);
+  });
+
+  test('a reset closes the connection before any effect; a dropped reply after the effect', async () => {
+    const reset = await start({ FAULT_SECRETS_RESET_RATE: '1' });
+    await assert.rejects(reset.call('POST', '/api/secrets', { name: 'S', value: 'v' }), /other side closed|socket|ECONNRESET/i);
+    const dropped = await start({ FAULT_SECRETS_DROP_REPLY_RATE: '1' });
+    await assert.rejects(dropped.call('POST', '/api/secrets', { name: 'S', value: 'v' }), /other side closed|socket|ECONNRESET/i);
+    // The secret was stored although its answer never arrived: the instance with no faults on its data says so.
+    const { call } = await start({}, dropped.dir);
+    assert.deepEqual(await call('POST', '/api/secrets', { name: 'S', value: 'v' }), { status: 400, body: { message: 'Secret S already exists' } });
+  });
+
   test('bad knob values are refused with the variable named', () => {
     assert.throws(() => configFromEnv({ FAULT_ALIVE_ERROR_RATE: '2' }), /FAULT_ALIVE_ERROR_RATE must be between 0 and 1/);
+    assert.throws(() => configFromEnv({ FAULT_API_RESET_RATE: '1.5' }), /FAULT_API_RESET_RATE must be between 0 and 1/);
     assert.throws(() => configFromEnv({ STARTUP_DELAY_MS: 'soon' }), /STARTUP_DELAY_MS must be a non-negative number/);
   });
 });

@@ -26,6 +26,10 @@ export interface Fault {
   status?: number;
   /** Wait this long before answering. */
   stallMs: number;
+  /** Probability of closing the connection instead of handling (a reset before any effect). */
+  resetRate?: number;
+  /** Probability of handling the request, then closing the connection instead of answering (the reply is lost). */
+  dropReplyRate?: number;
 }
 
 export interface EmulatorConfig {
@@ -45,7 +49,11 @@ export interface EmulatorConfig {
 
 const ROUTES: RouteName[] = ['alive', 'health', 'settings', 'git_providers', 'secrets', 'exp_config', 'create_conversation', 'get_conversation', 'get_events', 'post_events', 'stop'];
 
-/** Read the configuration from the environment, as the container gets it. Fault knobs: FAULT_<ROUTE>_{ERROR_RATE,STATUS,STALL_MS}. */
+/**
+ * Read the configuration from the environment, as the container gets it. Fault knobs:
+ * FAULT_<ROUTE>_{ERROR_RATE,STATUS,STALL_MS,RESET_RATE,DROP_REPLY_RATE}, and FAULT_API_<KNOB> for every /api route
+ * (a route's own knobs take precedence).
+ */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): EmulatorConfig {
   const num = (name: string, dflt: number) => {
     const v = env[name];
@@ -55,13 +63,22 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): EmulatorCon
     return n;
   };
   const faults: Partial<Record<RouteName, Fault>> = {};
+  const rate = (name: string, dflt: number) => {
+    const v = num(name, dflt);
+    if (v > 1) throw new Error(`${name} must be between 0 and 1`);
+    return v;
+  };
+  const knobs = (p: string, base?: Fault): Fault => ({
+    errorRate: rate(`${p}ERROR_RATE`, base?.errorRate ?? 0),
+    status: env[`${p}STATUS`] ? num(`${p}STATUS`, 0) : base?.status,
+    stallMs: num(`${p}STALL_MS`, base?.stallMs ?? 0),
+    resetRate: rate(`${p}RESET_RATE`, base?.resetRate ?? 0),
+    dropReplyRate: rate(`${p}DROP_REPLY_RATE`, base?.dropReplyRate ?? 0),
+  });
+  const api = knobs('FAULT_API_');
   for (const r of ROUTES) {
-    const p = `FAULT_${r.toUpperCase()}_`;
-    const errorRate = num(`${p}ERROR_RATE`, 0);
-    if (errorRate > 1) throw new Error(`${p}ERROR_RATE must be between 0 and 1`);
-    const status = env[`${p}STATUS`] ? num(`${p}STATUS`, 0) : undefined;
-    const stallMs = num(`${p}STALL_MS`, 0);
-    if (errorRate || status || stallMs) faults[r] = { errorRate, status, stallMs };
+    const f = knobs(`FAULT_${r.toUpperCase()}_`, r === 'alive' || r === 'health' ? undefined : api);
+    if (f.errorRate || f.status || f.stallMs || f.resetRate || f.dropReplyRate) faults[r] = f;
   }
   return {
     port: num('port', num('PORT', 3000)),
@@ -496,8 +513,11 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
         if (fault.stallMs) await new Promise((r) => setTimeout(r, fault.stallMs));
         if (fault.status) return send(fault.status, { error: `injected fault: status ${fault.status}` });
         if (fault.errorRate && Math.random() < fault.errorRate) return send(500, { error: 'injected fault: random error' });
+        if (fault.resetRate && Math.random() < fault.resetRate) return void req.socket.destroy();
       }
       const [status, body] = await route.handle(req, url.pathname.match(route.re)!, url);
+      // The request took effect, but its answer never arrives: the caller must not do it twice when it tries again.
+      if (fault?.dropReplyRate && Math.random() < fault.dropReplyRate) return void req.socket.destroy();
       send(status, body);
     } catch (err) {
       if (err instanceof HttpError) return send(err.status, err.body);

@@ -1,5 +1,5 @@
-// Activity interceptor: a log line when each step starts, completes or fails (with its duration), and the
-// conversation, the user and the step on every line the activity logs.
+// Activity interceptor: a log line when each step starts, completes or fails (with its duration), the conversation,
+// the user and the step on every line the activity logs, and a heartbeat every second while it runs.
 import { performance } from 'node:perf_hooks';
 import type { Context } from '@temporalio/activity';
 import { defaultPayloadConverter } from '@temporalio/common';
@@ -32,6 +32,9 @@ export function activityLogInterceptor(ctx: Context): ActivityInterceptors {
         };
         const t0 = performance.now();
         ctx.log.info('step started');
+        // Heartbeat while the step runs, so a worker that dies is noticed within the heartbeat timeout (seconds), not
+        // the start-to-close timeout (a minute or more). The SDK throttles these to its heartbeat interval.
+        const beat = ctx.info.heartbeatTimeoutMs ? setInterval(() => ctx.heartbeat(), 1000) : undefined;
         try {
           const result = await next(input);
           ctx.log.info('step completed', { durationMs: Math.round(performance.now() - t0) });
@@ -40,6 +43,8 @@ export function activityLogInterceptor(ctx: Context): ActivityInterceptors {
           const e = err as { type?: string; name?: string; message?: string };
           ctx.log.warn('step failed', { durationMs: Math.round(performance.now() - t0), error: { type: e.type ?? e.name, message: e.message } });
           throw err;
+        } finally {
+          clearInterval(beat);
         }
       },
     },

@@ -47,6 +47,12 @@ export const DEFAULT_READY_TIMEOUT_MS = 120_000;
 /** Idle time before a conversation is paused. @default 20 min, as OpenHands' runtime API (RUNTIME_IDLE_SECONDS=1200). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 20 * 60_000;
 
+/**
+ * Every step heartbeats each second while it runs (worker activity interceptor), so an activity whose worker died is
+ * tried again after this long instead of after its start-to-close timeout.
+ */
+const HEARTBEAT_TIMEOUT = '10 seconds';
+
 /** Patch ID: `touch` stopped waiting for its signal's delivery (histories recorded before still replay). */
 export const ASYNC_TOUCH_PATCH = 'async-touch';
 
@@ -57,12 +63,12 @@ function stepActivities(aliveTimeoutMs: number, readyTimeoutMs: number) {
   const SESSION: ActivityOptions = {
     // Taking a slot may wait for another conversation of the user to pause.
     startToCloseTimeout: '3 minutes',
-    heartbeatTimeout: '20 seconds',
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
   };
   const RUNTIME: ActivityOptions = {
     startToCloseTimeout: aliveTimeoutMs + 60_000,
-    heartbeatTimeout: '20 seconds',
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     // Wait for the activity to stop before compensating, so a cancelled create cannot leave a container behind.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: {
@@ -74,20 +80,23 @@ function stepActivities(aliveTimeoutMs: number, readyTimeoutMs: number) {
   };
   const TOKENS: ActivityOptions = {
     startToCloseTimeout: '60 seconds',
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
   };
   const NESTED: ActivityOptions = {
     startToCloseTimeout: '60 seconds',
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
   };
   const READY: ActivityOptions = {
     startToCloseTimeout: readyTimeoutMs + 30_000,
-    heartbeatTimeout: '20 seconds',
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     // Retried only when the worker died mid-poll; exhausting the bound (NotReady) is final.
     retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [...NEVER_RETRY_INPUT, ErrorType.NotReady] },
   };
   const CLEANUP: ActivityOptions = {
     startToCloseTimeout: '60 seconds',
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     // Cleanup must outlast a Docker hiccup (about 4 minutes of tries), but not forever.
     retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: [ErrorType.InvalidInput] },
   };
