@@ -38,7 +38,8 @@ describe('NestedClient status mapping', () => {
   for (const [status, type, retryable] of cases) {
     test(`${status} → ${type} (${retryable ? 'retryable' : 'non-retryable'})`, async () => {
       const { pool, client } = setup();
-      pool.intercept({ path: '/api/settings', method: 'POST' }).reply(status, { error: 'x' });
+      // A transient failure is tried twice more before it is reported.
+      pool.intercept({ path: '/api/settings', method: 'POST' }).reply(status, { error: 'x' }).times(type === ErrorType.NestedUnavailable ? 3 : 1);
       await assert.rejects(client.storeSettings({ llm_model: 'm' }), (err) => {
         assert.ok(err instanceof NestorError);
         assert.equal(err.type, type);
@@ -48,6 +49,18 @@ describe('NestedClient status mapping', () => {
       });
     });
   }
+
+  test('a transient failure that passes is not reported; an event post is never repeated by the client', async () => {
+    const { agent, pool, client } = setup();
+    pool.intercept({ path: '/api/settings', method: 'POST' }).reply(503, {});
+    pool.intercept({ path: '/api/settings', method: 'POST' }).replyWithError(new Error('ECONNRESET'));
+    pool.intercept({ path: '/api/settings', method: 'POST' }).reply(200, { message: 'Settings stored' });
+    assert.deepEqual(await client.storeSettings({ llm_model: 'm' }), { message: 'Settings stored' });
+    pool.intercept({ path: '/api/conversations/c/events', method: 'POST' }).reply(503, {});
+    pool.intercept({ path: '/api/conversations/c/events', method: 'POST' }).reply(200, { success: true });
+    await assert.rejects(client.postEvent('c', { action: 'message' }), (err) => err instanceof NestorError && err.type === ErrorType.NestedUnavailable);
+    assert.equal(agent.pendingInterceptors().length, 1, 'the second post was not made');
+  });
 
   test('a 422 keeps where and why, never the echoed input', async () => {
     const { pool, client } = setup();

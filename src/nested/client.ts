@@ -16,6 +16,11 @@ export interface NestedClientOptions {
   timeoutMs?: number;
   /** Aborts in-flight requests (an activity's cancellation signal). */
   signal?: AbortSignal;
+  /**
+   * Tries again, after 100 ms then 400 ms, for a request that may safely be repeated (every one but posting an event)
+   * when it failed in a way that may pass (5xx, 429, timeout, reset). @default 2
+   */
+  retries?: number;
 }
 
 export interface NestedEvent {
@@ -141,8 +146,9 @@ export class NestedClient {
     }
   }
 
+  /** Not repeated here: a post whose answer was lost may have taken effect (sendEvent looks before posting again). */
   postEvent(conversationId: string, event: Record<string, unknown>): Promise<{ success: boolean }> {
-    return this.json('POST', `/api/conversations/${encodeURIComponent(conversationId)}/events`, event) as Promise<{ success: boolean }>;
+    return this.json('POST', `/api/conversations/${encodeURIComponent(conversationId)}/events`, event, false) as Promise<{ success: boolean }>;
   }
 
   stopConversation(conversationId: string): Promise<ConversationResponse> {
@@ -170,7 +176,20 @@ export class NestedClient {
     }
   }
 
-  private async json(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+  private async json(method: 'GET' | 'POST', path: string, body?: unknown, repeatable = true): Promise<unknown> {
+    const retries = repeatable ? (this.opts.retries ?? 2) : 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.once(method, path, body);
+      } catch (err) {
+        const transient = err instanceof NestorError && err.type === ErrorType.NestedUnavailable;
+        if (!transient || attempt >= retries || this.opts.signal?.aborted) throw err;
+        await new Promise((r) => setTimeout(r, 100 * 4 ** attempt));
+      }
+    }
+  }
+
+  private async once(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
     const res = await this.raw(method, path, body);
     const text = await res.body.text();
     if (res.statusCode >= 200 && res.statusCode < 300) {
