@@ -42,6 +42,7 @@ describe('buildContainerSpec', () => {
   test('is hardened: unprivileged user, no capabilities, no privilege escalation, read-only root, tmpfs scratch', () => {
     assert.equal(spec.User, '10001:10001');
     assert.deepEqual(spec.HostConfig?.CapDrop, ['ALL']);
+    assert.deepEqual(spec.HostConfig?.RestartPolicy, { Name: 'unless-stopped' }, 'back with the daemon, unless nestor stopped it');
     assert.deepEqual(spec.HostConfig?.SecurityOpt, ['no-new-privileges:true']);
     assert.equal(spec.HostConfig?.ReadonlyRootfs, true);
     assert.deepEqual(Object.keys(spec.HostConfig?.Tmpfs ?? {}), ['/tmp']);

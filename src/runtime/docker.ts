@@ -85,7 +85,9 @@ export function buildContainerSpec(
       NanoCpus: Math.round(cpus * 1e9),
       Memory: memoryMb * 1024 * 1024,
       PidsLimit: spec.pidsLimit ?? limits.pidsLimit,
-      RestartPolicy: { Name: 'no' },
+      // Back up with the Docker daemon (or after a crash) unless nestor stopped it (a pause): a RUNNING conversation keeps
+      // a running sandbox. Its port may change; the workflow recovers the address on the next delivery.
+      RestartPolicy: { Name: 'unless-stopped' },
       // Hardened: no capabilities, no privilege escalation, a read-only root with scratch space in memory, and
       // the only writable, lasting place the conversation's own volume.
       CapDrop: ['ALL'],

@@ -84,4 +84,5 @@ export const METRICS = {
   pauses: 'nestor_conversation_pauses',
   resumes: 'nestor_conversation_resumes',
   resumeFailures: 'nestor_conversation_resume_failures',
+  recoveries: 'nestor_sandbox_recoveries',
 } as const;

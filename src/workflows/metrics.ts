@@ -11,4 +11,5 @@ export const conversationMetrics = () => ({
   pauses: metricMeter.createCounter(METRICS.pauses, 'conversations', 'Conversations paused (idle, asked, or over the user limit)'),
   resumes: metricMeter.createCounter(METRICS.resumes, 'conversations', 'Paused conversations brought back to RUNNING'),
   resumeFailures: metricMeter.createCounter(METRICS.resumeFailures, 'conversations', 'Resumes that failed, by step'),
+  recoveries: metricMeter.createCounter(METRICS.recoveries, 'conversations', 'Sandboxes brought back after they stopped answering a delivery'),
 });

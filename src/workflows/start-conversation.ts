@@ -53,6 +53,9 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 20 * 60_000;
  */
 const HEARTBEAT_TIMEOUT = '10 seconds';
 
+/** Patch ID: a delivery that finds the sandbox unreachable recovers it (a resume) and tries again. */
+export const RECOVER_SANDBOX_PATCH = 'recover-unreachable-sandbox';
+
 /** Patch ID: `touch` stopped waiting for its signal's delivery (histories recorded before still replay). */
 export const ASYNC_TOUCH_PATCH = 'async-touch';
 
@@ -120,6 +123,8 @@ function stepActivities(aliveTimeoutMs: number, readyTimeoutMs: number) {
 
 interface PendingMessage {
   id: string;
+  /** The sandbox was recovered once for this message already. */
+  recovered?: boolean;
   input: SendMessageInput;
   ack?: MessageAck;
   error?: ApplicationFailure;
@@ -188,6 +193,8 @@ export async function StartConversation(input: StartConversationInput, carried?:
   let closeReason: string | undefined;
   let pauseReason: string | undefined;
   let resumeRequested = false;
+  /** Set when the sandbox stopped answering a delivery: the loop brings it back before anything else. */
+  let sandboxLost: string | undefined;
   const queue: PendingMessage[] = [];
   /** True while this run is handing over to the next: new messages are turned away for the client to retry there. */
   let switching = false;
@@ -457,6 +464,16 @@ export async function StartConversation(input: StartConversationInput, carried?:
       metrics.messagesDelivered.add(1);
     } catch (err) {
       const cause = describeCause(err);
+      // The sandbox stopped answering, or another answers at its address with another key: its container was
+      // restarted (e.g. with the Docker daemon) and got a new port. Bring it back as a resume would (which reads the
+      // address and key again), then deliver this message again. Once per message.
+      const lost = cause.type === ErrorType.NestedUnavailable || cause.type === ErrorType.NestedUnauthorized;
+      if (lost && !next.recovered && patched(RECOVER_SANDBOX_PATCH)) {
+        next.recovered = true;
+        sandboxLost = cause.message;
+        log.warn('sandbox unreachable; recovering it', { step: 'sendEvent', error: cause });
+        return;
+      }
       next.error = ApplicationFailure.create({ message: `sendMessage failed: ${cause.message}`, type: cause.type, nonRetryable: true });
     }
     next.done = true;
@@ -533,6 +550,13 @@ export async function StartConversation(input: StartConversationInput, carried?:
       continue;
     }
     if (info.status === 'RUNNING') {
+      if (sandboxLost !== undefined) {
+        info.warnings.push(`sandbox unreachable (${sandboxLost}); recovered it`);
+        sandboxLost = undefined;
+        metrics.recoveries.add(1);
+        if ((await bringUp('resume')) === 'closed') break;
+        continue;
+      }
       if (pauseReason !== undefined) {
         await pause(pauseReason);
         continue;
