@@ -8,7 +8,7 @@
 // fault (default 5); `npm test` runs every fault once (test/faults.test.ts).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -163,8 +163,12 @@ class Lab {
     this.server = await startDevServer(this.c);
   }
 
+  /** Restart the Docker daemon nestor's set-up started (scripts/ensure-docker.sh); never one it did not start. */
   async restartDocker(): Promise<void> {
-    const pid = execFileSync('pidof', ['dockerd'], { encoding: 'utf8' }).trim().split(/\s+/)[0];
+    const pidFile = join(PROJECT_ROOT, '.nestor/dockerd.pid');
+    const pid = existsSync(pidFile) ? readFileSync(pidFile, 'utf8').trim() : '';
+    const running = execFileSync('pidof', ['dockerd'], { encoding: 'utf8' }).trim().split(/\s+/);
+    if (!pid || !running.includes(pid)) throw new Error('the Docker daemon was not started by scripts/ensure-docker.sh: the suite does not restart a daemon it does not own');
     process.kill(Number(pid), 'SIGTERM');
     for (let i = 0; i < 300; i++) {
       try {

@@ -35,7 +35,8 @@ export async function waitAlive(handle: RuntimeHandle, timeoutMs: number, deps: 
     const elapsed = Date.now() - started;
     if (polls % 10 === 0 || elapsed >= timeoutMs) {
       const state = await deps.runtime.inspect(conversationId);
-      if (!state || state.state === 'exited' || state.state === 'dead') {
+      // 'restarting': it exited and Docker is bringing it back (restart policy): a crash loop, not a slow start.
+      if (!state || state.state === 'exited' || state.state === 'dead' || state.state === 'restarting') {
         throw new NestorError(ErrorType.RuntimeStartFailed, `the runtime stopped before answering /alive: ${await deps.runtime.diagnose(conversationId)}`, true);
       }
     }
