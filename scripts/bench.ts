@@ -12,18 +12,18 @@
 // database); phase 5 runs a worker in this process with SharedServerProvider and an in-process emulator.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { tsToMs } from '@temporalio/common/lib/time';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { ConversationClient } from '../src/client';
 import { generateKeySpec, parseEncryptionKeys } from '../src/codec/encryption';
 import { nestorDataConverter } from '../src/codec/keys';
 import { PROJECT_ROOT, loadConfig } from '../src/config';
-import { startDevServer } from '../src/dev-server';
+import { startDevServer, type DevServer } from '../src/dev-server';
 import { NestedClient } from '../src/nested/client';
 import { JsonLogger } from '../src/observability/log';
 import { DockerRuntimeProvider } from '../src/runtime/docker';
@@ -35,6 +35,7 @@ import { LABELS, conversationWorkflowId } from '../src/shared/constants';
 import type { AgentLoopInfo, StartConversationRequest } from '../src/shared/schemas';
 import { createWorker } from '../src/worker';
 import { configFromEnv, createEmulator } from '../emulator/src/server';
+import { freePort } from '../test/helpers/net';
 
 const OUT_DIR = join(PROJECT_ROOT, 'bench');
 const CLI = join(PROJECT_ROOT, 'dist/src/cli.js');
@@ -78,13 +79,6 @@ async function pool<T, R>(items: T[], concurrency: number, fn: (item: T, i: numb
   return out;
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => srv.once('listening', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -268,6 +262,49 @@ async function relayProfile(client: ConversationClient, id: string) {
   return Object.fromEntries(Object.entries(parts).map(([k, v]) => [`${k}Ms`, v.length ? median(v) : null]));
 }
 
+interface MachineryRow {
+  concurrency: number;
+  starts: number;
+  perS: number;
+  cpu: Record<string, { seconds: number; cores: number }>;
+}
+
+/**
+ * Starts per second with a provider that creates nothing (one in-process emulator) and a worker in this process, at
+ * concurrency 8, 32 and 64, with the CPU the Temporal server and this process used meanwhile.
+ */
+async function machineryAlone(server: DevServer, dataConverter: DataConverter): Promise<MachineryRow[]> {
+  const emu = createEmulator(
+    configFromEnv({ SESSION_API_KEY: 'bench-key', ALLOW_SET_CONVERSATION_ID: '1', FILE_STORE_PATH: mkdtempSync(join(tmpdir(), 'nestor-bench-emu-')), port: '0', HOST: '127.0.0.1', CONVERSATION_START_DELAY_MS: '0', AGENT_REPLY_DELAY_MS: '0' }),
+  );
+  const emuPort = await emu.listen();
+  const connection = await NativeConnection.connect({ address: server.address });
+  const client = await ConversationClient.connect({ address: server.address, taskQueue: 'bench-machinery', dataConverter });
+  const worker = await createWorker({
+    connection,
+    taskQueue: 'bench-machinery',
+    dataConverter,
+    deps: { runtime: new SharedServerProvider({ url: `http://127.0.0.1:${emuPort}`, sessionApiKey: 'bench-key' }), maxConversationsPerUser: 1000 },
+  });
+  const running = worker.run();
+  const rows: MachineryRow[] = [];
+  try {
+    await nestorStarts(client, 8, 8, 'mwarm');
+    for (const k of [8, 32, 64]) {
+      const n = Math.max(32, 2 * k);
+      const run = await cpuOver({ temporalServer: server.process.pid!, benchAndWorker: process.pid }, () => nestorRate(client, n, k));
+      rows.push({ concurrency: k, starts: n, perS: Math.round(run.result * 100) / 100, cpu: run.cpu });
+    }
+  } finally {
+    worker.shutdown();
+    await running;
+    await client.closeConnection();
+    await connection.close();
+    await emu.close();
+  }
+  return rows;
+}
+
 // ---------- the chart ----------
 
 interface Bar {
@@ -410,35 +447,17 @@ async function main() {
     await new Promise((r) => worker!.once('exit', r));
     worker = undefined;
 
-    // 5. machinery alone
-    log('5. the workflow machinery alone: starts per second at 8, 32, 64');
-    const emu = createEmulator(configFromEnv({ SESSION_API_KEY: 'bench-key', ALLOW_SET_CONVERSATION_ID: '1', FILE_STORE_PATH: mkdtempSync(join(tmpdir(), 'nestor-bench-emu-')), port: '0', HOST: '127.0.0.1', CONVERSATION_START_DELAY_MS: '0', AGENT_REPLY_DELAY_MS: '0' }));
-    const emuPort = await emu.listen();
-    const connection = await NativeConnection.connect({ address: server.address });
-    const machineryQueue = 'bench-machinery';
-    const inProcess = await createWorker({
-      connection,
-      taskQueue: machineryQueue,
-      dataConverter,
-      deps: { runtime: new SharedServerProvider({ url: `http://127.0.0.1:${emuPort}`, sessionApiKey: 'bench-key' }), maxConversationsPerUser: 1000 },
-    });
-    const running = inProcess.run();
-    const mClient = new ConversationClient({ client: client.client, taskQueue: machineryQueue });
-    const machinery: Array<{ concurrency: number; starts: number; perS: number; cpu: Record<string, { seconds: number; cores: number }> }> = [];
+    // 5. machinery alone, on this dev server (file database) and on one without a database file
+    log('5. the workflow machinery alone: starts per second at 8, 32, 64 (file database, then in memory)');
+    results.machinery = await machineryAlone(server, dataConverter);
+    const memServer = await startDevServer({ ...c, temporalPort: await freePort(), uiPort: await freePort() }, { inMemory: true });
     try {
-      await nestorStarts(mClient, 8, 8, 'mwarm');
-      for (const k of [8, 32, 64]) {
-        const n = Math.max(32, 2 * k);
-        const run = await cpuOver({ temporalServer: server.process.pid!, benchAndWorker: process.pid }, () => nestorRate(mClient, n, k));
-        machinery.push({ concurrency: k, starts: n, perS: Math.round(run.result * 100) / 100, cpu: run.cpu });
-      }
+      results.machineryInMemory = await machineryAlone(memServer, dataConverter);
     } finally {
-      inProcess.shutdown();
-      await running;
-      await connection.close();
-      await emu.close();
+      await memServer.stop();
     }
-    results.machinery = machinery;
+    const machinery = results.machinery as MachineryRow[];
+
 
     mkdirSync(OUT_DIR, { recursive: true });
     writeFileSync(join(OUT_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
@@ -470,7 +489,14 @@ async function main() {
               { label: `bare Docker, concurrency ${r.concurrency}`, value: r.dockerPerS, kind: 'reference' as const },
             ]),
           },
-          { title: 'Machinery alone (no containers)', unit: 'starts/s', bars: machinery.map((m) => ({ label: `concurrency ${m.concurrency}`, value: m.perS, kind: 'nestor' as const })) },
+          {
+            title: 'Machinery alone (no containers)',
+            unit: 'starts/s',
+            bars: [
+              ...machinery.map((m) => ({ label: `concurrency ${m.concurrency}`, value: m.perS, kind: 'nestor' as const })),
+              ...(results.machineryInMemory as MachineryRow[]).map((m) => ({ label: `concurrency ${m.concurrency}, no db file`, value: m.perS, kind: 'nestor' as const })),
+            ],
+          },
           {
             title: `Message relay (${N_MESSAGES} messages) and readiness-detection lag`,
             unit: 'ms',
@@ -522,6 +548,7 @@ function printTable(r: Record<string, any>) {
     row(['machinery alone, concurrency', 'starts', 'starts/s', 'CPU cores busy: Temporal server', 'bench + worker']),
     row(['---', '---', '---', '---', '---']),
     ...r.machinery.map((x: any) => row([x.concurrency, x.starts, x.perS, x.cpu.temporalServer.cores, x.cpu.benchAndWorker.cores])),
+    ...r.machineryInMemory.map((x: any) => row([`${x.concurrency} (server without a database file)`, x.starts, x.perS, x.cpu.temporalServer.cores, x.cpu.benchAndWorker.cores])),
     '',
     `Worker RSS: ${r.memory.workerRssBeforeMb} MB idle, ${r.memory.workerRssWithIdleMb} MB with ${r.memory.conversations} running conversations (${r.memory.perConversationKb} KB each)`,
     '',

@@ -10,7 +10,6 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -25,6 +24,7 @@ import { LABELS, WORKFLOW_TYPES, conversationWorkflowId } from '../src/shared/co
 import type { AgentLoopInfo, MessageAck, StartConversationRequest } from '../src/shared/schemas';
 import { waitReadyUpdate } from '../src/workflows/definitions';
 import type { ReapResult } from '../src/workflows/reaper';
+import { freePort } from '../test/helpers/net';
 
 const CLI = join(PROJECT_ROOT, 'dist/src/cli.js');
 /** Invariant 3's bound: from the fault clearing to RUNNING, STOPPED or ERROR. */
@@ -52,13 +52,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let seq = 0;
 const newId = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${seq++}`;
 
-async function freePort(): Promise<number> {
-  const srv = createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 type LogRecord = Record<string, unknown>;
 
@@ -74,13 +67,13 @@ class Lab {
   readonly keySpec = generateKeySpec('faults');
   readonly owner: string;
 
-  private constructor(readonly c: NestorConfig, private readonly log: (s: string) => void) {
+  private constructor(readonly c: NestorConfig) {
     this.owner = `127.0.0.1:${c.temporalPort}/${c.namespace}`;
   }
 
-  static async create(log: (s: string) => void): Promise<Lab> {
+  static async create(): Promise<Lab> {
     const dataDir = mkdtempSync(join(tmpdir(), 'nestor-faults-'));
-    const lab = new Lab({ ...loadConfig(), dataDir, temporalPort: await freePort(), uiPort: await freePort() }, log);
+    const lab = new Lab({ ...loadConfig(), dataDir, temporalPort: await freePort(), uiPort: await freePort() });
     lab.oauth = createHttpServer(async (req, res) => {
       for await (const _ of req);
       await sleep(300); // a slow token endpoint keeps refreshTokens in flight long enough to kill the worker in it
@@ -470,7 +463,7 @@ export const FAULT_NAMES = FAULTS.map((f) => f.name);
 
 export async function runFaultSuite(o: { runs: number; only?: RegExp; log?: (s: string) => void }): Promise<FaultRow[]> {
   const log = o.log ?? ((s: string) => process.stderr.write(`[faults] ${s}\n`));
-  const lab = await Lab.create(log);
+  const lab = await Lab.create();
   const rows: FaultRow[] = [];
   try {
     for (const fault of FAULTS.filter((f) => !o.only || o.only.test(f.name))) {

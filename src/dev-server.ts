@@ -14,7 +14,10 @@ export interface DevServer {
 }
 
 /** Start `temporal server start-dev` bound to 127.0.0.1 and wait until it accepts gRPC. */
-export async function startDevServer(c: NestorConfig, opts: { readyTimeoutMs?: number; codecEndpoint?: string } = {}): Promise<DevServer> {
+export async function startDevServer(
+  c: NestorConfig,
+  opts: { readyTimeoutMs?: number; codecEndpoint?: string; /** no database file: nothing survives (benchmarks) */ inMemory?: boolean } = {},
+): Promise<DevServer> {
   if (!existsSync(c.temporalBin)) {
     throw new Error(`Temporal CLI not found at ${c.temporalBin}; run 'npm run setup' (scripts/ensure-temporal-cli.sh)`);
   }
@@ -25,7 +28,7 @@ export async function startDevServer(c: NestorConfig, opts: { readyTimeoutMs?: n
     '--port', String(c.temporalPort),
     '--ui-port', String(c.uiPort),
     '--namespace', c.namespace,
-    '--db-filename', join(c.dataDir, 'temporal.db'),
+    ...(opts.inMemory ? [] : ['--db-filename', join(c.dataDir, 'temporal.db')]),
     '--log-level', 'warn',
     // A worker that schedules an activity may start it at once, without a round trip through the task queue.
     '--dynamic-config-value', 'system.enableActivityEagerExecution=true',

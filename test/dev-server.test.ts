@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -12,14 +11,8 @@ import { request } from 'undici';
 import { loadConfig } from '../src/config';
 import { startDevServer } from '../src/dev-server';
 import { eventually } from './helpers/eventually';
+import { freePort } from './helpers/net';
 
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => s.once('listening', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe('the dev server behind npm start', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'nestor-dev-'));

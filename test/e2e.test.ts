@@ -9,25 +9,22 @@ import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { ConversationClient, ConversationError } from '../src/client';
 import { loadConfig } from '../src/config';
 import { NestedClient } from '../src/nested/client';
 import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { ConversationStatusKey, REAPER_SCHEDULE_ID, conversationWorkflowId } from '../src/shared/constants';
 import type { StartConversationRequest } from '../src/shared/schemas';
-import { createWorker } from '../src/worker';
 import { containersFor, docker, removeContainers, volumesFor } from './helpers/docker';
 import { eventually } from './helpers/eventually';
-import { createTestEnv, testDataConverter, uniqueId, workflowBundle } from './helpers/temporal';
+import { createTestEnv, startWorker, uniqueId } from './helpers/temporal';
 
 const run = promisify(execFile);
 const CLI = require.resolve('../src/cli');
 
 describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
   let env: TestWorkflowEnvironment;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stopWorker: () => Promise<void>;
   let client: ConversationClient;
   let taskQueue: string;
   const made = new Set<string>();
@@ -60,23 +57,14 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     await once(oauthServer, 'listening');
     const oauthBase = `http://127.0.0.1:${(oauthServer.address() as AddressInfo).port}`;
     taskQueue = uniqueId('e2e');
-    worker = await createWorker({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: await workflowBundle(),
-      dataConverter: testDataConverter,
-      deps: {
-        runtime: new DockerRuntimeProvider({ image: loadConfig().runtimeImage }),
-        oauth: { github: { tokenUrl: `${oauthBase}/github`, clientId: 'id' }, gitlab: { tokenUrl: `${oauthBase}/gitlab` } },
-      },
-    });
-    running = worker.run();
-    client = new ConversationClient({ client: env.client, taskQueue });
+    ({ client, stop: stopWorker } = await startWorker(env, taskQueue, {
+      runtime: new DockerRuntimeProvider({ image: loadConfig().runtimeImage }),
+      oauth: { github: { tokenUrl: `${oauthBase}/github`, clientId: 'id' }, gitlab: { tokenUrl: `${oauthBase}/gitlab` } },
+    }));
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running;
+    await stopWorker?.();
     await removeContainers(made);
     oauthServer.close();
     await env?.teardown();
@@ -397,24 +385,14 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
 
   describe('per-user limit of 2', () => {
     let limited: ConversationClient;
-    let limitedWorker: Worker;
-    let limitedRun: Promise<void>;
+    let stopLimited: () => Promise<void>;
     before(async () => {
-      const queue = uniqueId('limit');
-      limitedWorker = await createWorker({
-        connection: env.nativeConnection,
-        taskQueue: queue,
-        workflowBundle: await workflowBundle(),
-        dataConverter: testDataConverter,
-        deps: { runtime: new DockerRuntimeProvider({ image: loadConfig().runtimeImage }), maxConversationsPerUser: 2 },
-      });
-      limitedRun = limitedWorker.run();
-      limited = new ConversationClient({ client: env.client, taskQueue: queue });
+      ({ client: limited, stop: stopLimited } = await startWorker(env, uniqueId('limit'), {
+        runtime: new DockerRuntimeProvider({ image: loadConfig().runtimeImage }),
+        maxConversationsPerUser: 2,
+      }));
     });
-    after(async () => {
-      limitedWorker.shutdown();
-      await limitedRun;
-    });
+    after(() => stopLimited());
 
     test('a third start pauses the least recently active conversation, with the reason in its status', async () => {
       const user = uniqueId('limited-user');

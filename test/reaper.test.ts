@@ -3,22 +3,20 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { ConversationClient } from '../src/client';
 import { loadConfig } from '../src/config';
 import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { LABELS, REAPER_SCHEDULE_ID, WORKFLOW_TYPES, conversationWorkflowId } from '../src/shared/constants';
 import type { StartConversationRequest } from '../src/shared/schemas';
-import { createWorker, ensureReaperSchedule } from '../src/worker';
+import { ensureReaperSchedule } from '../src/worker';
 import type { ReapResult } from '../src/workflows/reaper';
 import { containersFor, docker, removeContainers, volumesFor } from './helpers/docker';
 import { eventually } from './helpers/eventually';
-import { createTestEnv, testDataConverter, uniqueId, workflowBundle } from './helpers/temporal';
+import { createTestEnv, startWorker, uniqueId } from './helpers/temporal';
 
 describe('ReapOrphanRuntimes (Temporal + Docker)', () => {
   let env: TestWorkflowEnvironment;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stopWorker: () => Promise<void>;
   let client: ConversationClient;
   let provider: DockerRuntimeProvider;
   const taskQueue = uniqueId('reaper');
@@ -48,20 +46,11 @@ describe('ReapOrphanRuntimes (Temporal + Docker)', () => {
     env = await createTestEnv();
     // An owner of its own: the reaper sees only this test's sandboxes, whatever else the engine runs.
     provider = new DockerRuntimeProvider({ image: loadConfig().runtimeImage, owner });
-    worker = await createWorker({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: await workflowBundle(),
-      dataConverter: testDataConverter,
-      deps: { runtime: provider, maxConversationsPerUser: false },
-    });
-    running = worker.run();
-    client = new ConversationClient({ client: env.client, taskQueue });
+    ({ client, stop: stopWorker } = await startWorker(env, taskQueue, { runtime: provider, maxConversationsPerUser: false }));
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running;
+    await stopWorker?.();
     await removeContainers(made);
     await env?.teardown();
   });

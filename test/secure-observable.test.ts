@@ -4,8 +4,6 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { Client, Connection } from '@temporalio/client';
@@ -20,17 +18,11 @@ import { userSessionsWorkflowId } from '../src/workflows/user-sessions';
 import { containersFor, removeContainers } from './helpers/docker';
 import { eventually } from './helpers/eventually';
 import { createTestEnv, uniqueId } from './helpers/temporal';
+import { freePort } from './helpers/net';
 
 const CLI = require.resolve('../src/cli');
 const secret = (prefix: string) => `${prefix}-${randomBytes(12).toString('hex')}`;
 
-async function freePort(): Promise<number> {
-  const srv = createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as AddressInfo;
-  srv.close();
-  return port;
-}
 
 describe('secure by default and observable (`nestor worker`, Docker, emulator)', () => {
   let env: TestWorkflowEnvironment;

@@ -61,17 +61,18 @@ export const ASYNC_TOUCH_PATCH = 'async-touch';
 
 const NEVER_RETRY_INPUT = [ErrorType.InvalidInput, ErrorType.InvalidSettings, ErrorType.NestedUnauthorized, ErrorType.NestedBadRequest];
 
-/** Each step's timeouts and retries, named so a reader sees every bound in one place; each activity gets a UI summary. */
+/**
+ * Each step's timeouts and retries, named so a reader sees every bound in one place; each activity gets a UI summary
+ * and the heartbeat timeout.
+ */
 function stepActivities(aliveTimeoutMs: number, readyTimeoutMs: number) {
   const SESSION: ActivityOptions = {
     // Taking a slot may wait for another conversation of the user to pause.
     startToCloseTimeout: '3 minutes',
-    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
   };
   const RUNTIME: ActivityOptions = {
     startToCloseTimeout: aliveTimeoutMs + 60_000,
-    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     // Wait for the activity to stop before compensating, so a cancelled create cannot leave a container behind.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: {
@@ -83,28 +84,24 @@ function stepActivities(aliveTimeoutMs: number, readyTimeoutMs: number) {
   };
   const TOKENS: ActivityOptions = {
     startToCloseTimeout: '60 seconds',
-    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
   };
   const NESTED: ActivityOptions = {
     startToCloseTimeout: '60 seconds',
-    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
   };
   const READY: ActivityOptions = {
     startToCloseTimeout: readyTimeoutMs + 30_000,
-    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     // Retried only when the worker died mid-poll; exhausting the bound (NotReady) is final.
     retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [...NEVER_RETRY_INPUT, ErrorType.NotReady] },
   };
   const CLEANUP: ActivityOptions = {
     startToCloseTimeout: '60 seconds',
-    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     // Cleanup must outlast a Docker hiccup (about 4 minutes of tries), but not forever.
     retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: [ErrorType.InvalidInput] },
   };
   const one = <K extends keyof Activities>(name: K, options: ActivityOptions, summary: string): Activities[K] =>
-    proxyActivities<Activities>({ ...options, summary: `${name}: ${summary}` })[name];
+    proxyActivities<Activities>({ heartbeatTimeout: HEARTBEAT_TIMEOUT, ...options, summary: `${name}: ${summary}` })[name];
   return {
     acquireSession: one('acquireSession', SESSION, 'validate agent, model and key; take a slot of the user'),
     createRuntime: one('createRuntime', RUNTIME, 'create or adopt the container, wait for /alive'),

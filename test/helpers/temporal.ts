@@ -6,7 +6,9 @@ import { DefaultLogger, Runtime, bundleWorkflowCode, type WorkflowBundleWithSour
 import type { DataConverter } from '@temporalio/common';
 import { loadConfig } from '../../src/config';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/shared/constants';
-import { BUNDLE_OPTIONS } from '../../src/worker';
+import { BUNDLE_OPTIONS, createWorker } from '../../src/worker';
+import type { ActivityDeps } from '../../src/activities';
+import { ConversationClient } from '../../src/client';
 import { generateKeySpec, parseEncryptionKeys } from '../../src/codec/encryption';
 import { nestorDataConverter } from '../../src/codec/keys';
 
@@ -31,6 +33,19 @@ let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   bundle ??= bundleWorkflowCode({ ...BUNDLE_OPTIONS, logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never });
   return bundle;
+}
+
+/** A worker of nestor's (createWorker) on the test server, sharing the bundle and key; `stop` drains it. */
+export async function startWorker(env: TestWorkflowEnvironment, taskQueue: string, deps: ActivityDeps): Promise<{ client: ConversationClient; stop(): Promise<void> }> {
+  const worker = await createWorker({ connection: env.nativeConnection, taskQueue, workflowBundle: await workflowBundle(), dataConverter: testDataConverter, deps });
+  const running = worker.run();
+  return {
+    client: new ConversationClient({ client: env.client, taskQueue }),
+    async stop() {
+      worker.shutdown();
+      await running;
+    },
+  };
 }
 
 let n = 0;
