@@ -317,7 +317,7 @@ function svgChart(panels: Array<{ title: string; unit: string; bars: Bar[] }>, c
   const LABEL = 230;
   const BAR_H = 18;
   const GAP = 6;
-  let y = 40;
+  let y = 62;
   const parts: string[] = [];
   for (const p of panels) {
     parts.push(`<text x="10" y="${y}" font-weight="bold">${p.title} (${p.unit})</text>`);
@@ -338,8 +338,8 @@ function svgChart(panels: Array<{ title: string; unit: string; bars: Bar[] }>, c
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y + 20}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="10" y="20" font-size="14" font-weight="bold">nestor benchmark — ${caption}</text>`,
-    `<rect x="${W - 250}" y="8" width="12" height="12" fill="#3b6fd4"/><text x="${W - 233}" y="18">nestor</text>`,
-    `<rect x="${W - 170}" y="8" width="12" height="12" fill="#a0a6b0"/><text x="${W - 153}" y="18">reference (no Temporal / bare Docker)</text>`,
+    `<rect x="10" y="30" width="12" height="12" fill="#3b6fd4"/><text x="27" y="40">nestor</text>`,
+    `<rect x="90" y="30" width="12" height="12" fill="#a0a6b0"/><text x="107" y="40">reference: the same calls without Temporal, or bare Docker</text>`,
     ...parts,
     '</svg>',
   ].join('\n');
@@ -456,63 +456,11 @@ async function main() {
     } finally {
       await memServer.stop();
     }
-    const machinery = results.machinery as MachineryRow[];
 
 
     mkdirSync(OUT_DIR, { recursive: true });
     writeFileSync(join(OUT_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-    const t = results.timeToReady as { sequential: { nestor: Stats; baseline: Stats }; concurrent5: { nestor: Stats; baseline: Stats }; detectionLagMs: Stats };
-    const relay = results.relay as { roundTripMs: Stats; sentToAcceptedMs: Stats };
-    writeFileSync(
-      join(OUT_DIR, 'results.svg'),
-      svgChart(
-        [
-          {
-            title: 'Time to ready',
-            unit: 'ms',
-            bars: [
-              { label: 'sequential p50', value: t.sequential.nestor.p50, kind: 'nestor' },
-              { label: 'sequential p50, no Temporal', value: t.sequential.baseline.p50, kind: 'reference' },
-              { label: 'sequential p99', value: t.sequential.nestor.p99, kind: 'nestor' },
-              { label: 'sequential p99, no Temporal', value: t.sequential.baseline.p99, kind: 'reference' },
-              { label: '5 at a time p50', value: t.concurrent5.nestor.p50, kind: 'nestor' },
-              { label: '5 at a time p50, no Temporal', value: t.concurrent5.baseline.p50, kind: 'reference' },
-              { label: '5 at a time p99', value: t.concurrent5.nestor.p99, kind: 'nestor' },
-              { label: '5 at a time p99, no Temporal', value: t.concurrent5.baseline.p99, kind: 'reference' },
-            ],
-          },
-          {
-            title: 'Starts per second',
-            unit: '/s',
-            bars: throughput.flatMap((r) => [
-              { label: `nestor, concurrency ${r.concurrency}`, value: r.nestorPerS, kind: 'nestor' as const },
-              { label: `bare Docker, concurrency ${r.concurrency}`, value: r.dockerPerS, kind: 'reference' as const },
-            ]),
-          },
-          {
-            title: 'Machinery alone (no containers)',
-            unit: 'starts/s',
-            bars: [
-              ...machinery.map((m) => ({ label: `concurrency ${m.concurrency}`, value: m.perS, kind: 'nestor' as const })),
-              ...(results.machineryInMemory as MachineryRow[]).map((m) => ({ label: `concurrency ${m.concurrency}, no db file`, value: m.perS, kind: 'nestor' as const })),
-            ],
-          },
-          {
-            title: `Message relay (${N_MESSAGES} messages) and readiness-detection lag`,
-            unit: 'ms',
-            bars: [
-              { label: 'relay round trip p50', value: relay.roundTripMs.p50, kind: 'nestor' },
-              { label: 'relay round trip p99', value: relay.roundTripMs.p99, kind: 'nestor' },
-              { label: 'sent → accepted p50', value: relay.sentToAcceptedMs.p50, kind: 'nestor' },
-              { label: 'sent → accepted p99', value: relay.sentToAcceptedMs.p99, kind: 'nestor' },
-              { label: 'detection lag p50', value: t.detectionLagMs.p50, kind: 'nestor' },
-              { label: 'detection lag p99', value: t.detectionLagMs.p99, kind: 'nestor' },
-            ],
-          },
-        ],
-        machine,
-      ),
-    );
+    drawChart(results);
     printTable(results);
   } finally {
     worker?.kill('SIGKILL');
@@ -520,6 +468,65 @@ async function main() {
     await server.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** bench/results.svg from the results (`node dist/scripts/bench.js --chart` redraws it from bench/results.json). */
+function drawChart(results: Record<string, any>): void {
+  const machinery = results.machinery as MachineryRow[];
+  const throughput = results.throughput as Array<{ concurrency: number; nestorPerS: number; dockerPerS: number }>;
+  const machine = results.machine as string;
+  const t = results.timeToReady as { sequential: { nestor: Stats; baseline: Stats }; concurrent5: { nestor: Stats; baseline: Stats }; detectionLagMs: Stats };
+  const relay = results.relay as { roundTripMs: Stats; sentToAcceptedMs: Stats };
+  writeFileSync(
+    join(OUT_DIR, 'results.svg'),
+    svgChart(
+      [
+        {
+          title: 'Time to ready',
+          unit: 'ms',
+          bars: [
+            { label: 'sequential p50', value: t.sequential.nestor.p50, kind: 'nestor' },
+            { label: 'sequential p50, no Temporal', value: t.sequential.baseline.p50, kind: 'reference' },
+            { label: 'sequential p99', value: t.sequential.nestor.p99, kind: 'nestor' },
+            { label: 'sequential p99, no Temporal', value: t.sequential.baseline.p99, kind: 'reference' },
+            { label: '5 at a time p50', value: t.concurrent5.nestor.p50, kind: 'nestor' },
+            { label: '5 at a time p50, no Temporal', value: t.concurrent5.baseline.p50, kind: 'reference' },
+            { label: '5 at a time p99', value: t.concurrent5.nestor.p99, kind: 'nestor' },
+            { label: '5 at a time p99, no Temporal', value: t.concurrent5.baseline.p99, kind: 'reference' },
+          ],
+        },
+        {
+          title: 'Starts per second',
+          unit: '/s',
+          bars: throughput.flatMap((r) => [
+            { label: `nestor, concurrency ${r.concurrency}`, value: r.nestorPerS, kind: 'nestor' as const },
+            { label: `bare Docker, concurrency ${r.concurrency}`, value: r.dockerPerS, kind: 'reference' as const },
+          ]),
+        },
+        {
+          title: 'Machinery alone (no containers)',
+          unit: 'starts/s',
+          bars: [
+            ...machinery.map((m) => ({ label: `concurrency ${m.concurrency}`, value: m.perS, kind: 'nestor' as const })),
+            ...(results.machineryInMemory as MachineryRow[]).map((m) => ({ label: `concurrency ${m.concurrency}, no db file`, value: m.perS, kind: 'nestor' as const })),
+          ],
+        },
+        {
+          title: `Message relay (${N_MESSAGES} messages) and readiness-detection lag`,
+          unit: 'ms',
+          bars: [
+            { label: 'relay round trip p50', value: relay.roundTripMs.p50, kind: 'nestor' },
+            { label: 'relay round trip p99', value: relay.roundTripMs.p99, kind: 'nestor' },
+            { label: 'sent → accepted p50', value: relay.sentToAcceptedMs.p50, kind: 'nestor' },
+            { label: 'sent → accepted p99', value: relay.sentToAcceptedMs.p99, kind: 'nestor' },
+            { label: 'detection lag p50', value: t.detectionLagMs.p50, kind: 'nestor' },
+            { label: 'detection lag p99', value: t.detectionLagMs.p99, kind: 'nestor' },
+          ],
+        },
+      ],
+      machine,
+    ),
+  );
 }
 
 function printTable(r: Record<string, any>) {
@@ -563,7 +570,9 @@ function printTable(r: Record<string, any>) {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-if (require.main === module) {
+if (require.main === module && process.argv.includes('--chart')) {
+  drawChart(JSON.parse(readFileSync(join(OUT_DIR, 'results.json'), 'utf8')));
+} else if (require.main === module) {
   main().then(
     () => process.exit(0),
     (err) => {
