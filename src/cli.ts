@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // The `nestor` command: start, send, close, status, worker, dev.
 import { readFileSync } from 'node:fs';
-import { Command } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { NativeConnection } from '@temporalio/worker';
 import { ConversationClient, ConversationError } from './client';
 import { ConfigError, loadConfig, temporalAddress, type NestorConfig } from './config';
 import { startDevServer } from './dev-server';
 import { createWorker, depsFromConfig, prepareProcess, runWorker, startReaper } from './worker';
-import { EncryptionCodec } from './codec/encryption';
+import { EncryptionCodec, type EncryptionKey } from './codec/encryption';
 import { resolveEncryptionKeys } from './codec/keys';
 import { startCodecServer, type RunningCodecServer } from './codec/server';
 import { NestorError } from './shared/errors';
@@ -60,9 +60,10 @@ async function connect(c: NestorConfig): Promise<ConversationClient> {
   }
 }
 
-/** The codec server on the configured keys, port and origins. */
-function codecServer(c: NestorConfig, port = c.codec.port): Promise<RunningCodecServer> {
-  return startCodecServer({ codec: new EncryptionCodec(resolveEncryptionKeys(c).keys), corsOrigins: c.codec.corsOrigins, token: c.codec.token, port });
+/** The codec server on the configured port and origins, with the given keys (else the configured ones). */
+function codecServer(c: NestorConfig, o: { port?: number; keys?: EncryptionKey[] } = {}): Promise<RunningCodecServer> {
+  const keys = o.keys ?? resolveEncryptionKeys(c).keys;
+  return startCodecServer({ codec: new EncryptionCodec(keys), corsOrigins: c.codec.corsOrigins, token: c.codec.token, port: o.port ?? c.codec.port });
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -71,7 +72,9 @@ export function buildProgram(): Command {
   const program = new Command('nestor')
     .description('Durable AI-agent conversations on Temporal')
     .option('--json', 'print JSON for scripts', false)
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Errors in the arguments are thrown to main, which exits 2 (bad input) as for any invalid input.
+    .exitOverride();
 
   program
     .command('start')
@@ -192,10 +195,14 @@ export function buildProgram(): Command {
   program
     .command('codec-server')
     .description('serve /encode and /decode for the Temporal UI, so it shows payloads decrypted (127.0.0.1 only)')
-    .option('-p, --port <port>', 'port (default NESTOR_CODEC_PORT, 8234)')
+    .option('-p, --port <port>', 'port (default NESTOR_CODEC_PORT, 8234)', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535)');
+      return n;
+    })
     .action(async (o) => {
       const c = loadConfig();
-      const server = await codecServer(c, o.port === undefined ? undefined : Number(o.port));
+      const server = await codecServer(c, { port: o.port });
       console.error(`codec server on ${server.url} for ${c.codec.corsOrigins.join(', ')}${c.codec.token ? ' (bearer token required)' : ''}`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
@@ -209,8 +216,8 @@ export function buildProgram(): Command {
     .description('run the whole service: Temporal dev server (unless TEMPORAL_ADDRESS is set) and a worker')
     .action(async () => {
       const c = loadConfig();
-      const { dataConverter } = prepareProcess(c);
-      const codec = await codecServer(c);
+      const { dataConverter, keys } = prepareProcess(c);
+      const codec = await codecServer(c, { keys });
       const server = c.temporalAddress ? undefined : await startDevServer(c, { codecEndpoint: codec.url });
       const address = temporalAddress(c);
       const connection = await NativeConnection.connect({ address });
@@ -251,7 +258,10 @@ export async function main(argv = process.argv): Promise<void> {
     await buildProgram().parseAsync(argv);
   } catch (err) {
     const code = (err as { exitCode?: number }).exitCode;
-    if (err instanceof ConversationError) {
+    if (err instanceof CommanderError) {
+      // Commander has printed the message (and help); --help and --version end here with 0.
+      process.exitCode = err.exitCode === 0 ? 0 : EXIT.invalid;
+    } else if (err instanceof ConversationError) {
       console.error(`error (${err.type}): ${err.message}`);
       process.exitCode = err.type === 'InvalidInput' ? EXIT.invalid : EXIT.failure;
     } else if (err instanceof NestorError) {

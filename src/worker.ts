@@ -10,6 +10,7 @@ import { DockerRuntimeProvider } from './runtime/docker';
 import { FAILURE_CONVERTER_PATH, describeKeys, nestorDataConverter, resolveEncryptionKeys } from './codec/keys';
 import { activityLogInterceptor } from './observability/activity-log';
 import { installRuntime } from './observability/runtime';
+import type { EncryptionKey } from './codec/encryption';
 
 /** Path of the workflows module the worker bundles. */
 export const WORKFLOWS_PATH = require.resolve('./workflows');
@@ -103,13 +104,13 @@ export function depsFromConfig(c: NestorConfig): ActivityDeps {
  * The process's Runtime (JSON logs, metrics) and the data converter, in that order: the Runtime must exist before
  * the first connection. Says where the encryption key comes from, never what it is.
  */
-export function prepareProcess(c: NestorConfig): { dataConverter: DataConverter } {
+export function prepareProcess(c: NestorConfig): { dataConverter: DataConverter; keys: EncryptionKey[] } {
   const keys = resolveEncryptionKeys(c);
   installRuntime(c);
   const log = Runtime.instance().logger;
   log.info(describeKeys(keys), { keyId: keys.keys[0].id, keySource: keys.source });
   if (c.metricsPort > 0) log.info(`metrics on http://127.0.0.1:${c.metricsPort}/metrics`);
-  return { dataConverter: nestorDataConverter(keys.keys) };
+  return { dataConverter: nestorDataConverter(keys.keys), keys: keys.keys };
 }
 
 /** The reaper's schedule, unless turned off (NESTOR_REAPER_INTERVAL_MS=0); says what it did. */

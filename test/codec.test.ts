@@ -1,5 +1,6 @@
 // The encryption codec, its keys and the codec server the Temporal UI calls.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,6 +150,12 @@ describe('codec server', () => {
     assert.equal(evil.statusCode, 403);
     assert.equal(evil.headers['access-control-allow-origin'], undefined);
     await evil.body.dump();
+  });
+
+  test('`nestor codec-server` refuses a bad port naming the option (exit 2)', () => {
+    const r = spawnSync('node', [require.resolve('../src/cli'), 'codec-server', '--port', 'abc'], { encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /'-p, --port <port>' argument 'abc' is invalid\. expected a port number/);
   });
 
   test('with a token, requests without the right bearer get 401; bad bodies get 400 naming the field; other routes 404', async () => {

@@ -69,6 +69,10 @@ test('failures leaving an activity name the step, the cause and what to check', 
   assert.equal(f.message, "waitForReady: not ready after 100 ms; check 'docker logs nestor-conv-c-1' for the agent's start-up and timeouts.readyTimeoutMs");
   const img = toApplicationFailure(new NestorError(ErrorType.RuntimeImageNotFound, "image 'x' not found locally; build it with 'npm run setup'", false), 'createRuntime') as ApplicationFailure;
   assert.equal(img.message, "createRuntime: image 'x' not found locally; build it with 'npm run setup'", 'a message that says what to do gets no second hint');
+  const down = toApplicationFailure(new Error('connect ENOENT /var/run/docker.sock'), 'createRuntime', 'c-3') as ApplicationFailure;
+  assert.equal(down.type, 'RuntimeStartFailed');
+  assert.equal(down.nonRetryable, false);
+  assert.match(down.message, /^createRuntime: the Docker engine does not answer \(connect ENOENT \/var\/run\/docker\.sock\); check .*'docker info'/);
   for (const type of [ErrorType.RuntimeStartFailed, ErrorType.NestedUnauthorized, ErrorType.NestedBadRequest, ErrorType.NestedNotFound, ErrorType.NestedUnavailable]) {
     const g = toApplicationFailure(new NestorError(type, 'cause', true), 'step', 'c-2') as ApplicationFailure;
     assert.match(g.message, /^step: cause; check .+/, type);

@@ -75,6 +75,10 @@ export function whatToCheck(type: ErrorTypeName, conversationId?: string): strin
  */
 export function toApplicationFailure(err: unknown, step?: string, conversationId?: string): unknown {
   if (err instanceof ApplicationFailure) return err;
+  // The Docker client's own connection errors: name them, and say what to check, like nestor's.
+  if (!(err instanceof NestorError) && err instanceof Error && /docker\.sock/.test(err.message)) {
+    err = new NestorError(ErrorType.RuntimeStartFailed, `the Docker engine does not answer (${err.message})`, true);
+  }
   const prefix = step ? `${step}: ` : '';
   if (err instanceof NestorError) {
     const hint = whatToCheck(err.type, conversationId);

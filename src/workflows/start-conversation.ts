@@ -198,8 +198,11 @@ export async function StartConversation(input: StartConversationInput, carried?:
   /** The scope of the bring-up in progress (start or resume), cancelled by a close. */
   let bringUpScope: CancellationScope | undefined;
 
+  /** The status last logged: each change is logged once (a continued run has logged its status already). */
+  let loggedStatus: ConversationStatus | undefined = carried ? info.status : undefined;
   const setStatus = (status: ConversationStatus) => {
-    if (info.status !== status || !carried) log.info(`conversation ${status}`, { status, step: info.step ?? 'acquireSession' });
+    if (status !== loggedStatus) log.info(`conversation ${status}`, { status, step: info.step ?? 'acquireSession' });
+    loggedStatus = status;
     info.status = status;
     upsertSearchAttributes([{ key: ConversationStatusKey, value: status }]);
   };
