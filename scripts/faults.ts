@@ -20,6 +20,7 @@ import { nestorDataConverter } from '../src/codec/keys';
 import { PROJECT_ROOT, loadConfig, type NestorConfig } from '../src/config';
 import { startDevServer, type DevServer } from '../src/dev-server';
 import { NestedClient } from '../src/nested/client';
+import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { LABELS, WORKFLOW_TYPES, conversationWorkflowId } from '../src/shared/constants';
 import type { AgentLoopInfo, MessageAck, StartConversationRequest } from '../src/shared/schemas';
 import { waitReadyUpdate } from '../src/workflows/definitions';
@@ -284,8 +285,11 @@ class Lab {
     return v;
   }
 
+  /** Stop everything; sandboxes a broken run left behind (its conversation still open) go with the lab. */
   async close(): Promise<void> {
     await this.killWorker();
+    const provider = new DockerRuntimeProvider({ image: this.c.runtimeImage, owner: this.owner });
+    for (const r of await provider.list()) await provider.remove(r.conversationId);
     await this.client.closeConnection();
     await this.server.stop();
     this.oauth.close();
