@@ -120,7 +120,7 @@ const startInput = (id: string): StartConversationRequest => ({
 
 /** When the nested server turned the conversation RUNNING: the first event after 'loading' carries that moment. */
 async function nestedReadyAt(info: AgentLoopInfo): Promise<number> {
-  const nested = new NestedClient({ baseUrl: info.url!.replace(/\/api\/conversations\/.*$/, ''), sessionApiKey: info.sessionApiKey! });
+  const nested = NestedClient.forConversation(info);
   const events = await nested.allEvents(info.conversationId);
   const after = events.find((e) => (e as { extras?: { agent_state?: string } }).extras?.agent_state !== 'loading');
   return Date.parse(String((after as { timestamp?: string } | undefined)?.timestamp));
@@ -426,7 +426,7 @@ async function main() {
       rtt.push(performance.now() - t0);
       sentAt.set(`message ${i}`, wall);
     }
-    const nested = new NestedClient({ baseUrl: info.url!.replace(/\/api\/conversations\/.*$/, ''), sessionApiKey: info.sessionApiKey! });
+    const nested = NestedClient.forConversation(info);
     const accepted = (await nested.allEvents(relayId))
       .filter((e) => e.source === 'user' && sentAt.has(String((e as { message?: string }).message)))
       .map((e) => Date.parse(String((e as { timestamp?: string }).timestamp)) - sentAt.get(String((e as { message?: string }).message))!);

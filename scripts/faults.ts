@@ -25,6 +25,7 @@ import { LABELS, WORKFLOW_TYPES, conversationWorkflowId } from '../src/shared/co
 import type { AgentLoopInfo, MessageAck, StartConversationRequest } from '../src/shared/schemas';
 import { waitReadyUpdate } from '../src/workflows/definitions';
 import type { ReapResult } from '../src/workflows/reaper';
+import { runtimeOwner } from '../src/worker';
 import { freePort } from '../test/helpers/net';
 
 const CLI = join(PROJECT_ROOT, 'dist/src/cli.js');
@@ -69,12 +70,13 @@ class Lab {
   readonly owner: string;
 
   private constructor(readonly c: NestorConfig) {
-    this.owner = `127.0.0.1:${c.temporalPort}/${c.namespace}`;
+    this.owner = runtimeOwner(c);
   }
 
   static async create(): Promise<Lab> {
     const dataDir = mkdtempSync(join(tmpdir(), 'nestor-faults-'));
-    const lab = new Lab({ ...loadConfig(), dataDir, temporalPort: await freePort(), uiPort: await freePort() });
+    // Its own dev server, whatever TEMPORAL_ADDRESS says: the worker it starts labels sandboxes with this address.
+    const lab = new Lab({ ...loadConfig(), temporalAddress: undefined, dataDir, temporalPort: await freePort(), uiPort: await freePort() });
     lab.oauth = createHttpServer(async (req, res) => {
       for await (const _ of req);
       await sleep(300); // a slow token endpoint keeps refreshTokens in flight long enough to kill the worker in it
@@ -257,7 +259,7 @@ class Lab {
       // 2. messages
       if (info.status === 'RUNNING') {
         const live = await this.persist(() => this.client.client.workflow.getHandle(conversationWorkflowId(id)).executeUpdate(waitReadyUpdate));
-        const nested = new NestedClient({ baseUrl: live.url!.replace(/\/api\/conversations\/.*$/, ''), sessionApiKey: live.sessionApiKey! });
+        const nested = NestedClient.forConversation(live);
         const users = (await nested.allEvents(id)).filter((e) => e.source === 'user' && e.action === 'message');
         const acked = conv.sent.filter((s) => s.ack);
         for (const s of acked) {
@@ -300,44 +302,41 @@ class Lab {
 // ---------- the faults ----------
 
 const STALLS = { FAULT_SETTINGS_STALL_MS: '300', FAULT_CREATE_CONVERSATION_STALL_MS: '300', CONVERSATION_START_DELAY_MS: '800' };
-const START_STEPS = ['acquireSession', 'createRuntime', 'createRuntime (container made, activity not done)', 'refreshTokens', 'configureNestedServer', 'createConversation', 'waitForReady'];
 
 type Fault = { name: string; run: (lab: Lab) => Promise<Conv[]> };
 
-const workerKill = (step: string): Fault => ({
-  name: `worker SIGKILL during ${step}`,
+/**
+ * Start a conversation, inject the fault as soon as the worker logs that `step` started for it, then (unless the start
+ * ended in an explicit ERROR) send two messages.
+ */
+const duringStart = (name: string, step: string, inject: (lab: Lab, id: string) => Promise<void>, env: Record<string, string> = STALLS): Fault => ({
+  name,
   run: async (lab) => {
-    const id = newId('wk');
+    const id = newId('start');
     const conv: Conv = { id, sent: [] };
-    const activity = step.split(' ')[0];
-    const inStep = lab.stepStarted(id, [activity]);
-    const starting = lab.start(id, { env: STALLS, tokens: true });
+    const inStep = lab.stepStarted(id, [step]);
+    const starting = lab.start(id, { env, tokens: true });
     await inStep;
-    if (step.includes('container made')) {
-      while ((await lab.containers(id)).length === 0) await sleep(10);
-    }
-    await lab.killWorker();
-    await lab.startWorker();
-    if (!((await starting) instanceof ConversationError)) for (const m of ['after the kill 1', 'after the kill 2']) await lab.send(conv, m);
+    await inject(lab, id);
+    if (!((await starting) instanceof ConversationError)) for (const m of ['after the fault 1', 'after the fault 2']) await lab.send(conv, m);
     return [conv];
   },
 });
 
+const killAndRestartWorker = async (lab: Lab) => {
+  await lab.killWorker();
+  await lab.startWorker();
+};
+
 const FAULTS: Fault[] = [
-  ...START_STEPS.map(workerKill),
-  {
-    name: 'Temporal server SIGKILL + restart during a start',
-    run: async (lab) => {
-      const id = newId('sk-start');
-      const conv: Conv = { id, sent: [] };
-      const inStep = lab.stepStarted(id, ['createConversation']);
-      const starting = lab.start(id, { env: { ...STALLS, FAULT_CREATE_CONVERSATION_STALL_MS: '1000' } });
-      await inStep;
-      await lab.restartServer();
-      if (!((await starting) instanceof ConversationError)) await lab.send(conv, 'after the restart');
-      return [conv];
-    },
-  },
+  ...['acquireSession', 'createRuntime', 'refreshTokens', 'configureNestedServer', 'createConversation', 'waitForReady'].map((step) =>
+    duringStart(`worker SIGKILL during ${step}`, step, killAndRestartWorker),
+  ),
+  duringStart('worker SIGKILL during createRuntime (container made, activity not done)', 'createRuntime', async (lab, id) => {
+    while ((await lab.containers(id)).length === 0) await sleep(10);
+    await killAndRestartWorker(lab);
+  }),
+  duringStart('Temporal server SIGKILL + restart during a start', 'createConversation', (lab) => lab.restartServer(), { ...STALLS, FAULT_CREATE_CONVERSATION_STALL_MS: '1000' }),
   {
     name: 'Temporal server SIGKILL + restart during message delivery',
     run: async (lab) => {
@@ -355,19 +354,7 @@ const FAULTS: Fault[] = [
       return [conv];
     },
   },
-  {
-    name: 'Docker daemon restart during a start',
-    run: async (lab) => {
-      const id = newId('dk-start');
-      const conv: Conv = { id, sent: [] };
-      const inStep = lab.stepStarted(id, ['createRuntime']);
-      const starting = lab.start(id, { env: STALLS });
-      await inStep;
-      await lab.restartDocker();
-      if (!((await starting) instanceof ConversationError)) await lab.send(conv, 'after the daemon restart');
-      return [conv];
-    },
-  },
+  duringStart('Docker daemon restart during a start', 'createRuntime', (lab) => lab.restartDocker()),
   {
     name: 'Docker daemon restart while conversations idle',
     run: async (lab) => {

@@ -86,14 +86,13 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     for (const text of ['first', 'second', 'third']) acks.push(await client.sendMessage(id, text));
     assert.deepEqual(acks.map((a) => typeof a.eventId), ['number', 'number', 'number']);
 
-    const base = info.url!.replace(/\/api\/conversations\/.*$/, '');
-    const nested = new NestedClient({ baseUrl: base, sessionApiKey: info.sessionApiKey! });
+    const nested = NestedClient.forConversation(info);
     const events = await nested.allEvents(id);
     const userMessages = events.filter((e) => e.source === 'user' && e.action === 'message').map((e) => e.args?.content);
     assert.deepEqual(userMessages, ['hello', 'first', 'second', 'third'], 'each message exactly once, in order');
     assert.deepEqual(acks.map((a) => a.eventId), events.filter((e) => e.source === 'user' && e.args?.content !== 'hello').map((e) => e.id));
     // The echo agent answered, and the key is needed to read any of it.
-    await assert.rejects(new NestedClient({ baseUrl: base, sessionApiKey: 'wrong' }).getEvents(id), /answered 401/);
+    await assert.rejects(NestedClient.forConversation({ ...info, sessionApiKey: 'wrong' }).getEvents(id), /answered 401/);
 
     const status = await client.status(id);
     assert.equal(status.messagesDelivered, 3);
@@ -125,7 +124,7 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     assert.equal(info.status, 'RUNNING', 'a failed refresh never fails the start');
     assert.deepEqual(refreshes.sort(), ['/github r-gh', '/gitlab r-gl']);
     assert.deepEqual(info.warnings, ['gitlab: refresh failed (token endpoint answered 500); kept the old token']);
-    const nested = new NestedClient({ baseUrl: info.url!.replace(/\/api\/conversations\/.*$/, ''), sessionApiKey: info.sessionApiKey! });
+    const nested = NestedClient.forConversation(info);
     assert.deepEqual((await nested.getSettings()).provider_tokens_set, { github: 'github.com', gitlab: null, bitbucket: null });
     await client.close(id);
   });
@@ -271,7 +270,7 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
   });
 
   const userMessages = async (info: { url?: string; sessionApiKey?: string }, id: string) => {
-    const nested = new NestedClient({ baseUrl: info.url!.replace(/\/api\/conversations\/.*$/, ''), sessionApiKey: info.sessionApiKey! });
+    const nested = NestedClient.forConversation(info);
     return (await nested.allEvents(id)).filter((e) => e.source === 'user' && e.action === 'message');
   };
 

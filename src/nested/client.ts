@@ -73,6 +73,12 @@ export class NestedClient {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_NESTED_TIMEOUT_MS;
   }
 
+  /** The client of the nested server behind a conversation's `url` (…/api/conversations/<id>) and session key. */
+  static forConversation(info: { url?: string; sessionApiKey?: string }, o: Omit<NestedClientOptions, 'baseUrl' | 'sessionApiKey'> = {}): NestedClient {
+    if (!info.url || !info.sessionApiKey) throw new Error('forConversation: the conversation has no url or session key (is it RUNNING, and read with its key?)');
+    return new NestedClient({ ...o, baseUrl: info.url.replace(/\/api\/conversations\/.*$/, ''), sessionApiKey: info.sessionApiKey });
+  }
+
   /** GET /alive: true on 200, false on anything else (not up yet). */
   async alive(): Promise<boolean> {
     try {

@@ -4,9 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Context } from '@temporalio/activity';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { ActivityInterceptors } from '@temporalio/worker';
-import { USER_ID_HEADER } from '../shared/constants';
-
-const CONVERSATION_WORKFLOW_ID = /^conversation-(.+)$/;
+import { USER_ID_HEADER, conversationIdOf } from '../shared/constants';
 
 export function activityLogInterceptor(ctx: Context): ActivityInterceptors {
   let attrs: Record<string, unknown> = { step: ctx.info.activityType };
@@ -23,9 +21,8 @@ export function activityLogInterceptor(ctx: Context): ActivityInterceptors {
             /* an unreadable header only costs the log its user ID */
           }
         }
-        const fromWorkflow = CONVERSATION_WORKFLOW_ID.exec(ctx.info.workflowExecution?.workflowId ?? "")?.[1];
         attrs = {
-          conversationId: typeof arg.conversationId === 'string' ? arg.conversationId : fromWorkflow,
+          conversationId: typeof arg.conversationId === 'string' ? arg.conversationId : conversationIdOf(ctx.info.workflowExecution?.workflowId),
           ...(userId && { userId }),
           step: ctx.info.activityType,
           attempt: ctx.info.attempt,

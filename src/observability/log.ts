@@ -1,6 +1,7 @@
 // Structured logs: one JSON object per line on stderr, with the conversation, the user and the step when known, and
 // every secret-looking field redacted before it is written.
 import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
+import { conversationIdOf } from '../shared/constants';
 
 const LEVELS: Record<LogLevel, number> = { TRACE: 0, DEBUG: 1, INFO: 2, WARN: 3, ERROR: 4 };
 export const REDACTED = '[REDACTED]';
@@ -12,7 +13,6 @@ const SECRET_TEXT = [
   /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}/gi,
   /\b((?:[A-Za-z_]*?)(?:api[_-]?key|token|secret|password)["']?\s*[:=]\s*["']?)[^\s"',;}&]+/gi,
 ];
-const CONVERSATION_WORKFLOW_ID = /^conversation-(.+)$/;
 
 function redactText(s: string): string {
   return SECRET_TEXT.reduce((t, re) => t.replace(re, (_m, p1: string) => (/^(bearer|basic)$/i.test(p1) ? `${p1} ${REDACTED}` : `${p1}${REDACTED}`)), s);
@@ -57,12 +57,12 @@ export class JsonLogger implements Logger {
     if (LEVELS[level] < this.min) return;
     const m = redact(meta) as Record<string, unknown>;
     // The SDK's own lines carry the workflow ID; name the conversation for them too.
-    const wf = typeof m.workflowId === 'string' ? CONVERSATION_WORKFLOW_ID.exec(m.workflowId) : null;
+    const fromWorkflow = conversationIdOf(typeof m.workflowId === 'string' ? m.workflowId : undefined);
     const record = {
       time: new Date().toISOString(),
       level,
       msg: redactText(message),
-      ...(m.conversationId === undefined && wf ? { conversationId: wf[1] } : {}),
+      ...(m.conversationId === undefined && fromWorkflow ? { conversationId: fromWorkflow } : {}),
       ...(m.step === undefined && typeof m.activityType === 'string' ? { step: m.activityType } : {}),
       ...m,
     };

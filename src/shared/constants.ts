@@ -29,6 +29,11 @@ export function conversationWorkflowId(conversationId: string): string {
   return `conversation-${conversationId}`;
 }
 
+/** The conversation a `conversation-<id>` workflow ID names, or undefined for other workflows. */
+export function conversationIdOf(workflowId: string | undefined): string | undefined {
+  return workflowId?.startsWith('conversation-') ? workflowId.slice('conversation-'.length) : undefined;
+}
+
 export const ConversationIdKey = defineSearchAttributeKey('ConversationId', SearchAttributeType.KEYWORD);
 export const UserIdKey = defineSearchAttributeKey('UserId', SearchAttributeType.KEYWORD);
 export const ConversationStatusKey = defineSearchAttributeKey('ConversationStatus', SearchAttributeType.KEYWORD);
