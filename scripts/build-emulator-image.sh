@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The emulator image, built with no registry: a root filesystem holding this machine's node, the libraries it
-# links and the bundled emulator, imported with `docker import`. Rebuilt only when its inputs change.
+# links and the bundled emulator, imported with `docker import`. Rebuilt only when its inputs change. Its labels are
+# its manifest (src/runtime/image-manifest.ts): a node process needs little memory and answers /alive in well under a second.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 BUNDLE="$ROOT/dist/emulator/emulator.js"
@@ -32,6 +33,7 @@ tar -C "$stage" -c . | docker import \
   --change 'WORKDIR /data' \
   --change 'ENV FILE_STORE_PATH=/data/file_store port=3000' \
   --change 'EXPOSE 3000' \
+  --change 'LABEL nestor.runtime.kind=emulator nestor.runtime.port=3000 nestor.runtime.memory-floor-mb=64 nestor.runtime.default-memory-mb=256 nestor.runtime.alive-timeout-ms=60000 nestor.runtime.tmpfs-mb=64' \
   --change 'CMD ["/usr/local/bin/node", "/app/emulator.js"]' \
   - "$repo:$hash" >/dev/null
 docker tag "$repo:$hash" "$EMULATOR_IMAGE"

@@ -28,6 +28,9 @@ import type { ReapResult } from '../src/workflows/reaper';
 import { runtimeOwner } from '../src/worker';
 import { freePort } from '../test/helpers/net';
 
+// The emulator's fault knobs and quick boots are what this script measures against; the real image has its own runs.
+process.env.NESTOR_RUNTIME ??= 'emulator';
+
 const CLI = join(PROJECT_ROOT, 'dist/src/cli.js');
 /** Invariant 3's bound: from the fault clearing to RUNNING, STOPPED or ERROR. */
 export const SETTLE_BOUND_MS = 120_000;

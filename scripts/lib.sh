@@ -4,6 +4,8 @@ TOOLS="$ROOT/.tools"
 STATE="$ROOT/.nestor"
 TEMPORAL_CLI_VERSION="1.5.1"
 TEMPORAL_BIN="$TOOLS/temporal-$TEMPORAL_CLI_VERSION/temporal"
-EMULATOR_IMAGE="${NESTOR_RUNTIME_IMAGE:-nestor-emulator:latest}"
+# The two runtime images the set-up builds (src/config.ts names the same tags for NESTOR_RUNTIME).
+EMULATOR_IMAGE="nestor-emulator:latest"
+OPENHANDS_IMAGE="nestor-openhands:1.4.0"
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }

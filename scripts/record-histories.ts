@@ -11,11 +11,15 @@ import { ConversationClient } from '../src/client';
 import { FAILURE_CONVERTER_PATH } from '../src/codec/keys';
 import { PROJECT_ROOT, loadConfig } from '../src/config';
 import { DockerRuntimeProvider } from '../src/runtime/docker';
+import { RUNTIME_IMAGES } from '../src/runtime/image-manifest';
 import { WORKFLOW_TYPES, conversationWorkflowId } from '../src/shared/constants';
 import type { StartConversationRequest } from '../src/shared/schemas';
 import { userSessionsWorkflowId } from '../src/workflows/user-sessions';
 import { createWorker } from '../src/worker';
 import { createTestEnv, uniqueId, workflowBundle } from '../test/helpers/temporal';
+
+// The emulator's fault knobs and quick boots are what this script measures against; the real image has its own runs.
+process.env.NESTOR_RUNTIME ??= 'emulator';
 
 export const HISTORIES_DIR = join(PROJECT_ROOT, 'test/histories');
 
@@ -29,7 +33,7 @@ async function main() {
     taskQueue,
     workflowBundle: await workflowBundle(),
     dataConverter,
-    deps: { runtime: new DockerRuntimeProvider({ image: loadConfig().runtimeImage, owner }) },
+    deps: { runtime: new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner }) },
   });
   const running = worker.run();
   const raw = new Client({ connection: env.connection, dataConverter });

@@ -1,4 +1,4 @@
-// The test command's body: make sure Docker, the Temporal CLI and the emulator image are there, run every test
+// The test command's body: make sure Docker, the Temporal CLI and both runtime images are there, run every test
 // file with node's test runner (one file at a time: the end-to-end files start servers), then stop what we started.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -9,7 +9,8 @@ const sh = (script) => spawnSync('bash', [script], { stdio: ['ignore', 'pipe', '
 const docker = sh('scripts/ensure-docker.sh');
 if (docker.status !== 0) process.exit(docker.status ?? 1);
 const startedDocker = docker.stdout.includes('started');
-const setup = spawnSync('bash', ['scripts/setup.sh'], { stdio: 'inherit' });
+// Both images, whatever NESTOR_RUNTIME says: the tests run the emulator and the real OpenHands server.
+const setup = spawnSync('bash', ['scripts/setup.sh'], { stdio: 'inherit', env: { ...process.env, NESTOR_RUNTIME: 'openhands' } });
 if (setup.status !== 0) process.exit(setup.status ?? 1);
 
 const dir = 'dist/test';
@@ -17,7 +18,10 @@ const files = readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort().map(
 const only = process.argv.slice(2);
 const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
 // Nothing is printed after the runner's own summary (`# tests`, `# pass`, `# fail`, `# duration_ms`): CI reads it last.
-const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...selected], { stdio: 'inherit' });
+// The tests run sandboxes on the emulator (fault knobs, quick boots); the files about the real OpenHands server ask for
+// its image by name.
+const env = { ...process.env, NESTOR_RUNTIME: 'emulator' };
+const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...selected], { stdio: 'inherit', env });
 
 if (startedDocker) {
   // We started the engine for this run; leave the machine as we found it.

@@ -4,13 +4,15 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { NativeConnection } from '@temporalio/worker';
 import { ConversationClient, ConversationError } from './client';
-import { ConfigError, loadConfig, temporalAddress, type NestorConfig } from './config';
+import { ConfigError, describeRuntime, loadConfig, temporalAddress, type NestorConfig } from './config';
 import { startDevServer } from './dev-server';
 import { createWorker, depsFromConfig, prepareProcess, runWorker, startReaper } from './worker';
 import { EncryptionCodec, type EncryptionKey } from './codec/encryption';
 import { resolveEncryptionKeys } from './codec/keys';
 import { startCodecServer, type RunningCodecServer } from './codec/server';
 import { NestorError } from './shared/errors';
+import { DockerRuntimeProvider, SANDBOX_NETWORK } from './runtime/docker';
+import { FINISH_MARKER, startLlmStandIn } from './llm-stand-in/server';
 import type { AgentLoopInfo, StartConversationRequest } from './shared/schemas';
 
 /** Exit codes: 1 a failure reported by the service, 2 bad input or configuration, 3 cannot reach Temporal. */
@@ -85,6 +87,7 @@ export function buildProgram(): Command {
     .option('--agent <name>', 'agent class, e.g. CodeActAgent')
     .option('--model <name>', 'LLM model, e.g. anthropic/claude-sonnet-4-5')
     .option('--llm-api-key-env <var>', 'environment variable holding the LLM API key (never pass keys as arguments)', 'LLM_API_KEY')
+    .option('--base-url <url>', "the LLM's OpenAI-compatible base URL, e.g. the stand-in's (nestor llm-stand-in)")
     .option('-m, --message <text>', 'initial message')
     .option('--repository <owner/repo>')
     .option('--env <KEY=VALUE>', 'extra sandbox environment (repeatable)', collect, [])
@@ -95,6 +98,7 @@ export function buildProgram(): Command {
       const settings = { ...(base.settings ?? {}) };
       if (o.agent) settings.agent = o.agent;
       if (o.model) settings.llmModel = o.model;
+      if (o.baseUrl) settings.llmBaseUrl = o.baseUrl;
       if (process.env[o.llmApiKeyEnv] && !settings.llmApiKey) settings.llmApiKey = process.env[o.llmApiKeyEnv];
       if (o.env.length) {
         const env = Object.fromEntries(o.env.map((kv: string) => [kv.split('=')[0], kv.split('=').slice(1).join('=')]));
@@ -193,6 +197,32 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('llm-stand-in')
+    .description("serve a scripted OpenAI-compatible LLM where sandboxes reach it (the sandbox network's gateway), for trying the real agent offline")
+    .option('-p, --port <port>', 'port (0: any free one)', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535)');
+      return n;
+    }, 0)
+    .action(async (o) => {
+      const c = loadConfig();
+      const host = await new DockerRuntimeProvider({ image: c.runtimeImage }).sandboxGateway();
+      const llm = await startLlmStandIn({ host, port: o.port });
+      console.log(
+        [
+          `LLM stand-in on ${llm.baseUrl} (reachable from sandboxes on ${SANDBOX_NETWORK}, not from other hosts)`,
+          `  LLM_API_KEY=sk-stand-in npx nestor start -c demo-1 -u alice --model openai/stand-in --base-url ${llm.baseUrl} -m "hello"`,
+          `  model openai/stand-in-error: every call fails (401); a message containing ${FINISH_MARKER}: the agent finishes`,
+        ].join('\n'),
+      );
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await llm.close();
+    });
+
+  program
     .command('codec-server')
     .description('serve /encode and /decode for the Temporal UI, so it shows payloads decrypted (127.0.0.1 only)')
     .option('-p, --port <port>', 'port (default NESTOR_CODEC_PORT, 8234)', (v: string) => {
@@ -227,14 +257,17 @@ export function buildProgram(): Command {
       console.log(
         [
           '',
-          `nestor is running: Temporal ${address} (namespace ${c.namespace}), task queue ${c.taskQueue}, runtime image ${c.runtimeImage}`,
+          `nestor is running: Temporal ${address} (namespace ${c.namespace}), task queue ${c.taskQueue}`,
+          describeRuntime(c),
           `Temporal UI: ${ui}`,
           server ? `Dev server database: ${c.dataDir}/temporal.db` : '',
           `Codec server (the UI decrypts payloads through it): ${codec.url}`,
           c.metricsPort > 0 ? `Metrics (Prometheus): http://127.0.0.1:${c.metricsPort}/metrics` : '',
           '',
           'Try it (in another terminal):',
-          `  LLM_API_KEY=sk-test npx nestor start -c demo-1 -u alice --model anthropic/claude-sonnet-4-5 -m "hello"`,
+          ...(c.runtime === 'openhands'
+            ? ['  npx nestor llm-stand-in   # a scripted LLM for the agent; or use a real model and key', '  LLM_API_KEY=sk-stand-in npx nestor start -c demo-1 -u alice --model openai/stand-in --base-url <its URL> -m "hello"']
+            : [`  LLM_API_KEY=sk-test npx nestor start -c demo-1 -u alice --model anthropic/claude-sonnet-4-5 -m "hello"`]),
           '  npx nestor send demo-1 "how are you?"',
           '  npx nestor status demo-1',
           '  npx nestor close demo-1',

@@ -7,6 +7,7 @@ import type { OAuthConfig } from './activities/tokens';
 import { DEFAULT_TOKEN_URLS } from './activities/tokens';
 import type { ModelCapabilities } from './activities/session';
 import { parseEncryptionKeys, type EncryptionKey } from './codec/encryption';
+import { RUNTIME_IMAGES, type RuntimeName } from './runtime/image-manifest';
 
 /** The project root (where package.json is), whether running from src/ via tsx or from dist/src/. */
 export const PROJECT_ROOT = resolve(__dirname, __dirname.includes(`${'/dist/'}`) ? '../..' : '..');
@@ -46,9 +47,10 @@ export const EnvSchema = z.object({
   NESTOR_TEMPORAL_BIN: z.string().min(1).default(resolve(PROJECT_ROOT, '.tools/temporal-1.5.1/temporal')),
   NESTOR_TEMPORAL_PORT: int(7233),
   NESTOR_UI_PORT: int(8233),
-  NESTOR_RUNTIME_IMAGE: z.string().min(1).default('nestor-emulator:latest'),
+  NESTOR_RUNTIME: z.enum(Object.keys(RUNTIME_IMAGES) as [RuntimeName, ...RuntimeName[]]).default('openhands'),
+  NESTOR_RUNTIME_IMAGE: z.string().min(1).optional(),
   NESTOR_DEFAULT_CPUS: z.coerce.number().positive().default(1),
-  NESTOR_DEFAULT_MEMORY_MB: int(1024),
+  NESTOR_DEFAULT_MEMORY_MB: z.coerce.number().int().positive().optional(),
   NESTOR_DEFAULT_PIDS_LIMIT: int(512),
   NESTOR_MAX_CPUS: z.coerce.number().positive().default(4),
   NESTOR_MAX_MEMORY_MB: int(8192),
@@ -84,8 +86,11 @@ export interface NestorConfig {
   temporalBin: string;
   temporalPort: number;
   uiPort: number;
+  /** Which runtime the sandboxes run (NESTOR_RUNTIME), and its image (NESTOR_RUNTIME_IMAGE overrides the tag). */
+  runtime: RuntimeName;
   runtimeImage: string;
-  defaultLimits: { cpus: number; memoryMb: number; pidsLimit: number };
+  /** Memory unset: the runtime image's own default (its manifest). */
+  defaultLimits: { cpus: number; memoryMb?: number; pidsLimit: number };
   maxLimits: { cpus: number; memoryMb: number; pidsLimit: number };
   nestedTimeoutMs: number;
   maxConversationsPerUser: number;
@@ -117,7 +122,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
     temporalBin: e.NESTOR_TEMPORAL_BIN,
     temporalPort: e.NESTOR_TEMPORAL_PORT,
     uiPort: e.NESTOR_UI_PORT,
-    runtimeImage: e.NESTOR_RUNTIME_IMAGE,
+    runtime: e.NESTOR_RUNTIME,
+    runtimeImage: e.NESTOR_RUNTIME_IMAGE ?? RUNTIME_IMAGES[e.NESTOR_RUNTIME],
     defaultLimits: { cpus: e.NESTOR_DEFAULT_CPUS, memoryMb: e.NESTOR_DEFAULT_MEMORY_MB, pidsLimit: e.NESTOR_DEFAULT_PIDS_LIMIT },
     maxLimits: { cpus: e.NESTOR_MAX_CPUS, memoryMb: e.NESTOR_MAX_MEMORY_MB, pidsLimit: e.NESTOR_MAX_PIDS_LIMIT },
     nestedTimeoutMs: e.NESTOR_NESTED_TIMEOUT_MS,
@@ -143,6 +149,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
       bitbucket: { tokenUrl: e.NESTOR_BITBUCKET_TOKEN_URL, clientId: e.NESTOR_BITBUCKET_CLIENT_ID, clientSecret: e.NESTOR_BITBUCKET_CLIENT_SECRET },
     },
   };
+}
+
+/** One line saying which runtime the sandboxes run, and how to choose the other (printed by `nestor dev` and the worker). */
+export function describeRuntime(c: NestorConfig): string {
+  return c.runtime === 'openhands'
+    ? `Sandboxes run the real OpenHands server (NESTOR_RUNTIME=openhands, image ${c.runtimeImage}); NESTOR_RUNTIME=emulator runs nestor's quick echo emulator instead`
+    : `Sandboxes run nestor's emulator of the OpenHands server, an echo agent (NESTOR_RUNTIME=emulator, image ${c.runtimeImage}); NESTOR_RUNTIME=openhands runs the real server`;
 }
 
 /** The address to reach Temporal at: TEMPORAL_ADDRESS, else the local dev server. */

@@ -4,7 +4,7 @@ import type { DataConverter } from '@temporalio/common';
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import { REAPER_SCHEDULE_ID, WORKFLOW_TYPES } from './shared/constants';
 import { createActivities, type ActivityDeps } from './activities';
-import { loadConfig, temporalAddress, type NestorConfig } from './config';
+import { describeRuntime, loadConfig, temporalAddress, type NestorConfig } from './config';
 import { DEFAULT_MODEL_CAPABILITIES } from './activities/session';
 import { DockerRuntimeProvider } from './runtime/docker';
 import { FAILURE_CONVERTER_PATH, describeKeys, nestorDataConverter, resolveEncryptionKeys } from './codec/keys';
@@ -128,7 +128,7 @@ export async function runWorker(c: NestorConfig = loadConfig()): Promise<void> {
   const connection = await NativeConnection.connect({ address });
   try {
     const worker = await createWorker({ connection, namespace: c.namespace, taskQueue: c.taskQueue, deps: depsFromConfig(c), dataConverter });
-    Runtime.instance().logger.info(`nestor worker on ${address}, task queue ${c.taskQueue}, image ${c.runtimeImage}`, { address, taskQueue: c.taskQueue, image: c.runtimeImage });
+    Runtime.instance().logger.info(`nestor worker on ${address}, task queue ${c.taskQueue}. ${describeRuntime(c)}`, { address, taskQueue: c.taskQueue, runtime: c.runtime, image: c.runtimeImage });
     await startReaper(worker, c);
     await worker.run();
   } finally {

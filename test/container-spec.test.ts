@@ -1,7 +1,9 @@
 // Container spec building: name, labels, limits, port binding, environment.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DEFAULT_LIMITS, buildContainerSpec, containerName } from '../src/runtime/docker';
+import { DEFAULT_LIMITS, buildContainerSpec, containerName, resolveMemoryMb } from '../src/runtime/docker';
+import { NestorError } from '../src/shared/errors';
+import { UNLABELLED_MANIFEST, manifestFromLabels } from '../src/runtime/image-manifest';
 
 describe('buildContainerSpec', () => {
   const spec = buildContainerSpec(
@@ -29,7 +31,7 @@ describe('buildContainerSpec', () => {
     assert.equal(spec.HostConfig?.PidsLimit, DEFAULT_LIMITS.pidsLimit);
     const dflt = buildContainerSpec({ conversationId: 'c', userId: 'u' }, { image: 'i', sessionApiKey: 'k' });
     assert.equal(dflt.HostConfig?.NanoCpus, DEFAULT_LIMITS.cpus * 1e9);
-    assert.equal(dflt.HostConfig?.Memory, DEFAULT_LIMITS.memoryMb * 1024 * 1024);
+    assert.equal(dflt.HostConfig?.Memory, UNLABELLED_MANIFEST.defaultMemoryMb * 1024 * 1024);
   });
 
   test('passes extra environment, but nestor’s own variables win', () => {
@@ -58,5 +60,48 @@ describe('buildContainerSpec', () => {
     const closed = buildContainerSpec({ conversationId: 'c', userId: 'u', egress: false }, { image: 'i', sessionApiKey: 'k' });
     assert.equal(closed.HostConfig?.NetworkMode, 'nestor-sandboxes-internal');
     assert.deepEqual(closed.HostConfig?.PortBindings, {});
+  });
+});
+
+describe('runtime image manifest (nestor.runtime.* labels)', () => {
+  const labels = {
+    'nestor.runtime.kind': 'openhands',
+    'nestor.runtime.port': '3100',
+    'nestor.runtime.memory-floor-mb': '1536',
+    'nestor.runtime.default-memory-mb': '2048',
+    'nestor.runtime.alive-timeout-ms': '180000',
+    'nestor.runtime.tmpfs-mb': '256',
+    'other.label': 'ignored',
+  };
+  const manifest = manifestFromLabels('img', labels);
+
+  test('is read from the labels; an unlabelled image gets the emulator-sized defaults', () => {
+    assert.deepEqual(manifest, { kind: 'openhands', port: 3100, memoryFloorMb: 1536, defaultMemoryMb: 2048, aliveTimeoutMs: 180_000, tmpfsMb: 256 });
+    assert.deepEqual(manifestFromLabels('img', undefined), UNLABELLED_MANIFEST);
+  });
+
+  test('a malformed label is an error naming it, not a silent default', () => {
+    assert.throws(() => manifestFromLabels('img', { 'nestor.runtime.port': 'abc' }), /nestor\.runtime\.port: .*rebuild it/);
+    assert.throws(() => manifestFromLabels('img', { 'nestor.runtime.memory-floor-mb': '2000', 'nestor.runtime.default-memory-mb': '1000' }), /below its memory-floor-mb/);
+  });
+
+  test("the container follows it: the image's port, memory default, sized /tmp, and an init that reaps what the server leaves", () => {
+    const spec = buildContainerSpec({ conversationId: 'c', userId: 'u' }, { image: 'img', sessionApiKey: 'k', manifest });
+    assert.deepEqual(spec.ExposedPorts, { '3100/tcp': {} });
+    assert.deepEqual(spec.HostConfig?.PortBindings, { '3100/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] });
+    assert.ok(spec.Env?.includes('port=3100'));
+    assert.equal(spec.HostConfig?.Memory, 2048 * 1024 * 1024);
+    assert.equal(spec.HostConfig?.Tmpfs?.['/tmp'], 'rw,noexec,nosuid,size=256m');
+    assert.equal(spec.HostConfig?.Init, true);
+    assert.equal(spec.HostConfig?.ReadonlyRootfs, true);
+    assert.equal(buildContainerSpec({ conversationId: 'c', userId: 'u' }, { image: 'img', sessionApiKey: 'k', manifest, defaults: { memoryMb: 4096 } }).HostConfig?.Memory, 4096 * 1024 * 1024, 'the operator default wins over the image default');
+  });
+
+  test('memory below the floor is InvalidSettings naming where the number came from', () => {
+    const refused = (f: () => unknown, field: string) =>
+      assert.throws(f, (err) => err instanceof NestorError && err.type === 'InvalidSettings' && err.details.field === field && /below the 1536 MB the openhands runtime image needs/.test(err.message));
+    refused(() => resolveMemoryMb({ memoryMb: 1024 }, undefined, manifest), 'settings.sandbox.memoryMb');
+    refused(() => resolveMemoryMb({}, { memoryMb: 1024 }, manifest), 'NESTOR_DEFAULT_MEMORY_MB');
+    assert.equal(resolveMemoryMb({}, undefined, manifest), 2048);
   });
 });

@@ -88,11 +88,12 @@ describe('`nestor dev`: the whole service with encryption, the codec server wire
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  test('NESTOR_REQUIRE_ENCRYPTION=true without keys refuses to start, naming the variable (exit 2)', async () => {
+  test('NESTOR_REQUIRE_ENCRYPTION=true without keys: dev, worker, the codec server and client commands refuse (exit 2)', async () => {
     const env: NodeJS.ProcessEnv = { ...process.env, NESTOR_REQUIRE_ENCRYPTION: 'true', NESTOR_DATA_DIR: mkdtempSync(join(tmpdir(), 'nestor-dev-')) };
     delete env.NESTOR_ENCRYPTION_KEYS;
-    for (const cmd of ['dev', 'worker']) {
-      const child = spawn('node', [CLI, cmd], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const args of [['dev'], ['worker'], ['codec-server'], ['status', 'any-conversation']]) {
+      const cmd = args.join(' ');
+      const child = spawn('node', [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       let err = '';
       child.stderr!.on('data', (d) => (err += d));
       const [code] = await once(child, 'exit');

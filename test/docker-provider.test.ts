@@ -5,11 +5,12 @@ import { createRuntimeActivities } from '../src/activities/runtime';
 import { loadConfig } from '../src/config';
 import { NestedClient } from '../src/nested/client';
 import { DockerRuntimeProvider, containerName, demux, volumeName } from '../src/runtime/docker';
+import { RUNTIME_IMAGES } from '../src/runtime/image-manifest';
 import { ErrorType, NestorError } from '../src/shared/errors';
 import { containersFor, docker, removeContainers, volumesFor } from './helpers/docker';
 import { uniqueId } from './helpers/temporal';
 
-const provider = new DockerRuntimeProvider({ image: loadConfig().runtimeImage });
+const provider = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator });
 const acts = createRuntimeActivities({ runtime: provider });
 const made = new Set<string>();
 const id = (p: string) => {

@@ -13,6 +13,7 @@ import { ConversationClient, ConversationError } from '../src/client';
 import { loadConfig } from '../src/config';
 import { NestedClient } from '../src/nested/client';
 import { DockerRuntimeProvider } from '../src/runtime/docker';
+import { RUNTIME_IMAGES } from '../src/runtime/image-manifest';
 import { ConversationStatusKey, REAPER_SCHEDULE_ID, conversationWorkflowId } from '../src/shared/constants';
 import type { StartConversationRequest } from '../src/shared/schemas';
 import { containersFor, docker, removeContainers, volumesFor } from './helpers/docker';
@@ -58,7 +59,7 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     const oauthBase = `http://127.0.0.1:${(oauthServer.address() as AddressInfo).port}`;
     taskQueue = uniqueId('e2e');
     ({ client, stop: stopWorker } = await startWorker(env, taskQueue, {
-      runtime: new DockerRuntimeProvider({ image: loadConfig().runtimeImage }),
+      runtime: new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator }),
       oauth: { github: { tokenUrl: `${oauthBase}/github`, clientId: 'id' }, gitlab: { tokenUrl: `${oauthBase}/gitlab` } },
     }));
   });
@@ -112,15 +113,16 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     const soon = new Date(Date.now() + 60 * 60 * 1000).toISOString();
     const later = new Date(Date.now() + 24 * 60 * 60 * 1000).toISOString();
     refreshes.length = 0;
-    const info = await client.start(
-      input(id, {
-        gitProviderTokens: {
-          github: { token: 'ghp-old', refreshToken: 'r-gh', expiresAt: soon, host: 'github.com' },
-          gitlab: { token: 'glpat-old', refreshToken: 'r-gl', expiresAt: soon },
-          bitbucket: { token: 'bb-old', refreshToken: 'r-bb', expiresAt: later },
-        },
-      }),
-    );
+    const req = input(id, {
+      gitProviderTokens: {
+        github: { token: 'ghp-old', refreshToken: 'r-gh', expiresAt: soon, host: 'github.com' },
+        gitlab: { token: 'glpat-old', refreshToken: 'r-gl', expiresAt: soon },
+        bitbucket: { token: 'bb-old', refreshToken: 'r-bb', expiresAt: later },
+      },
+    });
+    // The tokens the emulator's provider check accepts: the refreshed one and the two kept.
+    req.settings.sandbox = { ...req.settings.sandbox, env: { ...req.settings.sandbox?.env, VALID_GIT_TOKENS: 'ghp-refreshed,glpat-old,bb-old' } };
+    const info = await client.start(req);
     assert.equal(info.status, 'RUNNING', 'a failed refresh never fails the start');
     assert.deepEqual(refreshes.sort(), ['/github r-gh', '/gitlab r-gl']);
     assert.deepEqual(info.warnings, ['gitlab: refresh failed (token endpoint answered 500); kept the old token']);
@@ -387,7 +389,7 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     let stopLimited: () => Promise<void>;
     before(async () => {
       ({ client: limited, stop: stopLimited } = await startWorker(env, uniqueId('limit'), {
-        runtime: new DockerRuntimeProvider({ image: loadConfig().runtimeImage }),
+        runtime: new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator }),
         maxConversationsPerUser: 2,
       }));
     });

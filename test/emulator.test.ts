@@ -19,14 +19,15 @@ async function start(env: Record<string, string> = {}, fileStore?: string) {
   );
   running.push(emu);
   const port = await emu.listen();
-  const call = async (method: 'GET' | 'POST', path: string, body?: unknown, key: string | null = KEY) => {
+  const call = async (method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, key: string | null = KEY) => {
     const res = await request(`http://127.0.0.1:${port}${path}`, {
       method,
       headers: { ...(key !== null && { 'x-session-api-key': key }), 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.body.text();
-    return { status: res.statusCode, body: text ? JSON.parse(text) : null };
+    // Starlette's own 500 is plain text, as the real server's.
+    return { status: res.statusCode, body: String(res.headers['content-type']).startsWith('application/json') && text ? JSON.parse(text) : text || null };
   };
   return { emu, call, dir };
 }
@@ -126,16 +127,42 @@ describe('emulator: configuration routes', () => {
     assert.equal((await call('GET', '/api/settings')).status, 404);
   });
 
-  test('git providers are stored', async () => {
-    const { call } = await configured();
+  test('git providers: a token the provider accepts is stored; any other is rejected with 401 naming the provider, as the real server offline', async () => {
+    const { call } = await configured({ VALID_GIT_TOKENS: 't' });
     assert.deepEqual(await call('POST', '/api/add-git-providers', { provider_tokens: { github: { token: 't', user_id: null, host: 'github.com' } } }), { status: 200, body: { message: 'Git providers stored' } });
     assert.deepEqual((await call('GET', '/api/settings')).body.provider_tokens_set, { github: 'github.com' });
+    assert.deepEqual(await call('POST', '/api/add-git-providers', { provider_tokens: { gitlab: { token: 'bad', user_id: null, host: null } } }), {
+      status: 401,
+      body: { error: 'Invalid token. Please make sure it is a valid gitlab token.' },
+    });
+    assert.deepEqual((await call('GET', '/api/settings')).body.provider_tokens_set, { github: 'github.com' }, 'nothing stored');
+  });
+
+  test('settings: a POST replaces what was stored, keeping only the LLM key, model, base URL and search key', async () => {
+    const { call } = await configured();
+    await call('POST', '/api/settings', { agent: 'CodeActAgent', llm_model: 'm1', llm_api_key: 'k1', max_iterations: 7, language: 'fr' });
+    await call('POST', '/api/settings', { agent: 'CodeActAgent', llm_model: null, max_iterations: 9 });
+    const s = (await call('GET', '/api/settings')).body;
+    assert.equal(s.llm_model, 'm1');
+    assert.equal(s.llm_api_key_set, true);
+    assert.equal(s.max_iterations, 9);
+    assert.equal(s.language, undefined, 'an omitted field is gone');
   });
 
   test('secrets: 201 once, then 400 "already exists"', async () => {
     const { call } = await configured();
     assert.deepEqual(await call('POST', '/api/secrets', { name: 'S', value: 'v', description: null }), { status: 201, body: { message: 'Secret created successfully' } });
     assert.deepEqual(await call('POST', '/api/secrets', { name: 'S', value: 'v' }), { status: 400, body: { message: 'Secret S already exists' } });
+    assert.deepEqual(await call('DELETE', '/api/secrets/S'), { status: 200, body: { message: 'Secret deleted successfully' } });
+    assert.equal((await call('DELETE', '/api/secrets/S')).status, 404);
+    assert.equal((await call('POST', '/api/secrets', { name: 'S', value: 'v2' })).status, 201, 'created again with its new value');
+  });
+
+  test('exp-config: 200 false (1.4.0); with EXP_CONFIG_ROUTE=0, 404 {"detail":"Not Found"} as 1.5.0+', async () => {
+    const { call } = await configured();
+    assert.deepEqual(await call('POST', '/api/conversations/c9/exp-config', { config: {} }), { status: 200, body: false });
+    const newer = await configured({ EXP_CONFIG_ROUTE: '0' });
+    assert.deepEqual(await newer.call('POST', '/api/conversations/c9/exp-config', { config: {} }), { status: 404, body: { detail: 'Not Found' } });
   });
 
   test('exp-config is write-once and answers false', async () => {
@@ -203,14 +230,18 @@ describe('emulator: conversations and the echo agent', () => {
     assert.equal(last.events[0].id, all.at(-1)!.id);
     const window = (await call('GET', '/api/conversations/c2/events?start_id=5&end_id=7&limit=100')).body;
     assert.deepEqual(window.events.map((e: { id: number }) => e.id), [5, 6, 7]);
-    for (const bad of ['0', '101', '-1']) assert.equal((await call('GET', `/api/conversations/c2/events?limit=${bad}`)).status, 400, `limit ${bad}`);
+    for (const bad of ['101', '-1']) assert.deepEqual(await call('GET', `/api/conversations/c2/events?limit=${bad}`), { status: 400, body: { detail: 'Invalid limit' } }, `limit ${bad}`);
+    assert.deepEqual((await call('GET', '/api/conversations/c2/events?limit=0')).body.events, [], 'limit 0 is accepted, as the real server');
+    assert.deepEqual(await call('GET', '/api/conversations/nope/events?limit=1'), { status: 404, body: { detail: 'Conversation nope not found' } });
     assert.equal((await call('GET', '/api/conversations/c2/events?limit=abc')).status, 422);
   });
 
   test('stop ends the loop; a second stop says it was not running', async () => {
     const { call } = await configured();
     await call('POST', '/api/conversations', { conversation_id: 'c3' });
-    assert.equal((await call('POST', '/api/conversations/c3/stop')).body.message, 'Conversation stopped successfully');
+    const stopped = (await call('POST', '/api/conversations/c3/stop')).body;
+    assert.equal(stopped.message, 'Conversation stopped successfully');
+    assert.notEqual(stopped.conversation_status, 'STOPPED', 'as the real server, the body still says the status before the stop');
     assert.equal((await call('POST', '/api/conversations/c3/stop')).body.message, 'Conversation was not running');
     assert.equal((await call('GET', '/api/conversations/c3')).body.status, 'STOPPED');
   });
@@ -228,7 +259,7 @@ describe('emulator: conversations and the echo agent', () => {
     assert.equal((await second.call('GET', '/api/conversations/c4')).body.status, 'STOPPED');
     assert.deepEqual((await second.call('GET', '/api/conversations/c4/events?limit=100')).body.events, before);
     const noLoop = await second.call('POST', '/api/conversations/c4/events', { action: 'message', args: { content: 'x' } });
-    assert.deepEqual(noLoop, { status: 500, body: { success: false, error: 'no_conversation:c4' } });
+    assert.deepEqual(noLoop, { status: 500, body: 'Internal Server Error' }, "Starlette's plain-text 500, as the real server");
     assert.equal((await second.call('POST', '/api/secrets', { name: 'S', value: 'v' })).status, 400, 'secrets survived');
     await second.call('POST', '/api/conversations', { conversation_id: 'c4', initial_user_msg: 'before restart' });
     await ready(second.call, 'c4');
@@ -278,6 +309,16 @@ describe('emulator: fault knobs', () => {
     // The secret was stored although its answer never arrived: the instance with no faults on its data says so.
     const { call } = await start({}, dropped.dir);
     assert.deepEqual(await call('POST', '/api/secrets', { name: 'S', value: 'v' }), { status: 400, body: { message: 'Secret S already exists' } });
+    assert.deepEqual(await call('DELETE', '/api/secrets/S'), { status: 200, body: { message: 'Secret deleted successfully' } });
+    assert.equal((await call('DELETE', '/api/secrets/S')).status, 404);
+    assert.equal((await call('POST', '/api/secrets', { name: 'S', value: 'v2' })).status, 201, 'created again with its new value');
+  });
+
+  test('exp-config: 200 false (1.4.0); with EXP_CONFIG_ROUTE=0, 404 {"detail":"Not Found"} as 1.5.0+', async () => {
+    const { call } = await configured();
+    assert.deepEqual(await call('POST', '/api/conversations/c9/exp-config', { config: {} }), { status: 200, body: false });
+    const newer = await configured({ EXP_CONFIG_ROUTE: '0' });
+    assert.deepEqual(await newer.call('POST', '/api/conversations/c9/exp-config', { config: {} }), { status: 404, body: { detail: 'Not Found' } });
   });
 
   test('bad knob values are refused with the variable named', () => {

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { MockAgent } from 'undici';
@@ -67,7 +69,7 @@ describe('NestedClient status mapping', () => {
     pool.intercept({ path: '/api/conversations', method: 'POST' }).reply(422, { detail: [{ type: 'extra_forbidden', loc: ['body', 'llm_key'], msg: 'Extra inputs are not permitted', input: 'sk-leaked' }] });
     await assert.rejects(client.createConversation({ conversation_id: 'c' }), (err) => {
       assert.ok(err instanceof NestorError);
-      assert.equal(err.message, 'POST /api/conversations answered 422: body.llm_key: Extra inputs are not permitted');
+      assert.equal(err.message, 'POST /api/conversations answered 422 (body.llm_key: Extra inputs are not permitted)');
       assert.doesNotMatch(JSON.stringify(err.details), /sk-leaked/);
       return true;
     });
@@ -101,14 +103,18 @@ describe('NestedClient status mapping', () => {
     assert.deepEqual(await client.getSettings(), { llm_model: 'm' });
   });
 
-  test('a secret that already exists counts as success; another 400 does not', async () => {
+  test('a secret that already exists is replaced (DELETE, then POST), so a changed value reaches the server; another 400 fails', async () => {
     const { pool, client } = setup();
-    pool.intercept({ path: '/api/secrets', method: 'POST' }).reply(201, { message: 'Secret created successfully' });
+    const posted: string[] = [];
+    pool.intercept({ path: '/api/secrets', method: 'POST', body: (b) => (posted.push(b), true) }).reply(201, { message: 'Secret created successfully' });
     pool.intercept({ path: '/api/secrets', method: 'POST' }).reply(400, { message: 'Secret FOO already exists' });
+    pool.intercept({ path: '/api/secrets/FOO', method: 'DELETE' }).reply(200, { message: 'Secret deleted successfully' });
+    pool.intercept({ path: '/api/secrets', method: 'POST', body: (b) => (posted.push(b), true) }).reply(201, { message: 'Secret created successfully' });
     pool.intercept({ path: '/api/secrets', method: 'POST' }).reply(400, { message: 'bad name' });
-    assert.equal(await client.createSecret({ name: 'FOO', value: 'v' }), 'created');
-    assert.equal(await client.createSecret({ name: 'FOO', value: 'v' }), 'exists');
-    await assert.rejects(client.createSecret({ name: 'FOO', value: 'v' }), (err) => err instanceof NestorError && err.type === ErrorType.NestedBadRequest);
+    assert.equal(await client.putSecret({ name: 'FOO', value: 'v1' }), 'created');
+    assert.equal(await client.putSecret({ name: 'FOO', value: 'v2' }), 'replaced');
+    assert.deepEqual([...new Set(posted.map((b) => JSON.parse(b).value))], ['v1', 'v2'], 'the new value was posted (matchers may run more than once)');
+    await assert.rejects(client.putSecret({ name: 'FOO', value: 'v' }), (err) => err instanceof NestorError && err.type === ErrorType.NestedBadRequest && /bad name/.test(err.message));
   });
 
   test('allEvents follows has_more pages', async () => {
@@ -188,6 +194,8 @@ describe('nested activities', () => {
     pool.intercept({ path: '/api/settings', method: 'POST', body: (b) => see('settings', b) }).reply(200, { message: 'Settings stored' });
     pool.intercept({ path: '/api/add-git-providers', method: 'POST', body: (b) => see('providers', b) }).reply(200, { message: 'Git providers stored' });
     pool.intercept({ path: '/api/secrets', method: 'POST', body: (b) => see('secret', b) }).reply(400, { message: 'Secret S already exists' });
+    pool.intercept({ path: '/api/secrets/S', method: 'DELETE' }).reply(200, { message: 'Secret deleted successfully' });
+    pool.intercept({ path: '/api/secrets', method: 'POST' }).reply(201, { message: 'Secret created successfully' });
     pool.intercept({ path: '/api/conversations/c1/exp-config', method: 'POST', body: (b) => see('exp', b) }).reply(200, 'false');
     const acts = createNestedActivities({ dispatcher: agent });
     const r = await acts.configureNestedServer({
@@ -196,9 +204,131 @@ describe('nested activities', () => {
       providerTokens: { github: { token: 'ghp', host: 'github.com' } },
       customSecrets: [{ name: 'S', value: 'v' }],
     });
-    assert.deepEqual(r, { secretsCreated: 0, secretsExisting: 1 });
+    assert.deepEqual(r, { secretsCreated: 0, secretsReplaced: 1, warnings: [] });
     assert.deepEqual([...seen.keys()], ['settings', 'providers', 'secret', 'exp']);
     assert.deepEqual(JSON.parse(seen.get('settings')!), { agent: 'CodeActAgent', llm_model: 'm', llm_api_key: 'sk', llm_base_url: null, max_iterations: 5 });
     assert.deepEqual(JSON.parse(seen.get('providers')!), { provider_tokens: { github: { token: 'ghp', user_id: null, host: 'github.com' } } });
+  });
+});
+
+/** The real OpenHands 1.4.0 server's answers, recorded by test/contract.test.ts (RECORD_OPENHANDS_ANSWERS=1). */
+const REAL: Record<string, { status: number; kind: 'json' | 'text'; body: unknown }> = JSON.parse(
+  readFileSync(join(__dirname, '../../test/fixtures/openhands-1.4.0-answers.json'), 'utf8'),
+);
+function replyReal(pool: ReturnType<MockAgent['get']>, opts: { path: string; method: string }, step: string) {
+  const a = REAL[step];
+  assert.ok(a, `no recorded answer for '${step}'`);
+  const text = a.kind === 'json' ? JSON.stringify(a.body) : String(a.body);
+  return pool.intercept(opts).reply(a.status, text, { headers: { 'content-type': a.kind === 'json' ? 'application/json' : 'text/plain; charset=utf-8' } });
+}
+
+describe('each difference of the real server, on its recorded answer', () => {
+  const target = { url: BASE, sessionApiKey: 'k', conversationId: 'c1' };
+  const settings = { agent: 'CodeActAgent', llmModel: 'm', llmApiKey: 'sk' };
+
+  test("add-git-providers' 401 is GitProviderRejected naming the provider with the server's reason, not NestedUnauthorized", async () => {
+    const { pool, client } = setup();
+    replyReal(pool, { path: '/api/add-git-providers', method: 'POST' }, 'git token rejected');
+    await assert.rejects(client.addGitProviders({ github: { token: 'ghp', user_id: null, host: null } }), (err) => {
+      assert.ok(err instanceof NestorError);
+      assert.equal(err.type, ErrorType.GitProviderRejected);
+      assert.equal(err.retryable, false);
+      assert.match(err.message, /rejected the github token: Invalid token\. Please make sure it is a valid github token\./);
+      assert.deepEqual(err.details.providers, ['github']);
+      return true;
+    });
+    // The session key's own 401 on the same route stays NestedUnauthorized.
+    replyReal(pool, { path: '/api/add-git-providers', method: 'POST' }, 'no key');
+    await assert.rejects(client.addGitProviders({ github: { token: 'ghp', user_id: null, host: null } }), (err) => err instanceof NestorError && err.type === ErrorType.NestedUnauthorized);
+  });
+
+  test('a rejected git token: the start goes on with a warning, unless its repository needs that provider', async () => {
+    const run = async (extra: { repository?: string }) => {
+      const agent = new MockAgent();
+      agent.disableNetConnect();
+      const pool = agent.get(BASE);
+      pool.intercept({ path: '/api/settings', method: 'POST' }).reply(200, { message: 'Settings stored' });
+      replyReal(pool, { path: '/api/add-git-providers', method: 'POST' }, 'git token rejected');
+      replyReal(pool, { path: '/api/conversations/c1/exp-config', method: 'POST' }, 'exp-config');
+      return createNestedActivities({ dispatcher: agent }).configureNestedServer({ ...target, settings, providerTokens: { github: { token: 'ghp' } }, ...extra });
+    };
+    const r = await run({});
+    assert.equal(r.warnings.length, 1);
+    assert.match(r.warnings[0], /github token: Invalid token.*runs without them/);
+    await assert.rejects(run({ repository: 'o/r' }), (err) => err instanceof NestorError && err.type === ErrorType.GitProviderRejected && /repository o\/r needs the github token/.test(err.message));
+  });
+
+  test("exp-config absent (1.5.0+: 404 Not Found) is a warning, not a retry; its 422 names the key, never the value", async () => {
+    const { pool, client } = setup();
+    pool.intercept({ path: '/api/conversations/c1/exp-config', method: 'POST' }).reply(404, { detail: 'Not Found' });
+    assert.equal(await client.setExperimentConfig('c1', {}), 'unsupported');
+    replyReal(pool, { path: '/api/conversations/c1/exp-config', method: 'POST' }, 'exp-config');
+    assert.equal(await client.setExperimentConfig('c1', {}), 'stored');
+    replyReal(pool, { path: '/api/conversations/c1/exp-config', method: 'POST' }, 'exp-config not strings');
+    await assert.rejects(client.setExperimentConfig('c1', { a: '1' }), (err) => {
+      assert.ok(err instanceof NestorError && err.type === ErrorType.NestedBadRequest);
+      assert.match(err.message, /body\.config\.a: Input should be a valid string/);
+      assert.doesNotMatch(JSON.stringify(err.details), /"input"/);
+      return true;
+    });
+  });
+
+  test("errors carry the server's reason from `detail`, `error` or `message` bodies", async () => {
+    const { pool, client } = setup();
+    replyReal(pool, { path: '/api/settings', method: 'GET' }, 'settings before any');
+    await assert.rejects(client.getSettings(), (err) => err instanceof NestorError && err.type === ErrorType.NestedNotFound && /\(Settings not found\)/.test(err.message));
+    replyReal(pool, { path: '/api/conversations/c1/events?limit=1', method: 'GET' }, 'events of an unknown conversation');
+    await assert.rejects(client.getEvents('c1', { limit: 1 }), (err) => err instanceof NestorError && /\(Conversation contract-nope not found\)/.test(err.message));
+    replyReal(pool, { path: '/api/conversations/c1/events?limit=101', method: 'GET' }, 'limit over 100');
+    await assert.rejects(client.getEvents('c1', { limit: 101 }), (err) => err instanceof NestorError && err.type === ErrorType.NestedBadRequest && /Invalid limit/.test(err.message));
+  });
+
+  test('an unknown conversation is 200 null: waiting for it ends in NotReady saying so, never a crash', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    replyReal(agent.get(BASE), { path: '/api/conversations/c1', method: 'GET' }, 'unknown conversation').persist();
+    await assert.rejects(
+      createNestedActivities({ dispatcher: agent }).waitForReady({ ...target, readyTimeoutMs: 300 }),
+      (err) => err instanceof NestorError && err.type === ErrorType.NotReady && /conversation status unknown/.test(err.message),
+    );
+  });
+
+  test("a message posted to a stopped conversation (plain-text 500) fails at once, naming its status, for the workflow to recover it", async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const pool = agent.get(BASE);
+    replyReal(pool, { path: '/api/conversations/c1/events', method: 'POST' }, 'post to a stopped conversation');
+    replyReal(pool, { path: '/api/conversations/c1', method: 'GET' }, 'conversation after stop');
+    const env = new MockActivityEnvironment();
+    await assert.rejects(env.run(createNestedActivities({ dispatcher: agent }).sendEvent, { ...target, content: 'hi', afterEventId: -1 }), (err) => {
+      assert.ok(err instanceof NestorError);
+      assert.equal(err.type, ErrorType.NestedUnavailable);
+      assert.equal(err.retryable, false, 'a new attempt would meet the same stopped conversation');
+      assert.match(err.message, /answered 500 \(Internal Server Error\): the nested conversation is STOPPED, not running/);
+      return true;
+    });
+  });
+
+  test('a stop whose body still says RUNNING counts as stopped', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    replyReal(agent.get(BASE), { path: '/api/conversations/c1/stop', method: 'POST' }, 'stop');
+    assert.deepEqual(await createNestedActivities({ dispatcher: agent }).stopConversation(target), { stopped: true });
+  });
+
+  test('settings are sent whole on every call (the server replaces what it stored): a resume sends what the start sent', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const pool = agent.get(BASE);
+    const bodies: string[] = [];
+    pool.intercept({ path: '/api/settings', method: 'POST', body: (b) => (bodies.push(b), true) }).reply(200, { message: 'Settings stored' }).times(2);
+    pool.intercept({ path: '/api/conversations/c1/exp-config', method: 'POST' }).reply(200, 'false').times(2);
+    const acts = createNestedActivities({ dispatcher: agent });
+    const full = { ...settings, llmBaseUrl: 'http://llm/v1', maxIterations: 9, language: 'fr', gitUserName: 'n', gitUserEmail: 'e@x' };
+    await acts.configureNestedServer({ ...target, settings: full });
+    await acts.configureNestedServer({ ...target, settings: full });
+    const unique = [...new Set(bodies)];
+    assert.equal(unique.length, 1);
+    assert.deepEqual(Object.keys(JSON.parse(unique[0])).sort(), ['agent', 'git_user_email', 'git_user_name', 'language', 'llm_api_key', 'llm_base_url', 'llm_model', 'max_iterations']);
   });
 });

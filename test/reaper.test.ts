@@ -6,6 +6,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ConversationClient } from '../src/client';
 import { loadConfig } from '../src/config';
 import { DockerRuntimeProvider } from '../src/runtime/docker';
+import { RUNTIME_IMAGES } from '../src/runtime/image-manifest';
 import { LABELS, REAPER_SCHEDULE_ID, WORKFLOW_TYPES, conversationWorkflowId } from '../src/shared/constants';
 import type { StartConversationRequest } from '../src/shared/schemas';
 import { ensureReaperSchedule } from '../src/worker';
@@ -45,7 +46,7 @@ describe('ReapOrphanRuntimes (Temporal + Docker)', () => {
   before(async () => {
     env = await createTestEnv();
     // An owner of its own: the reaper sees only this test's sandboxes, whatever else the engine runs.
-    provider = new DockerRuntimeProvider({ image: loadConfig().runtimeImage, owner });
+    provider = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner });
     ({ client, stop: stopWorker } = await startWorker(env, taskQueue, { runtime: provider, maxConversationsPerUser: false }));
   });
 
@@ -102,7 +103,7 @@ describe('ReapOrphanRuntimes (Temporal + Docker)', () => {
   });
 
   test('a provider with an owner lists only its own sandboxes', async () => {
-    const other = new DockerRuntimeProvider({ image: loadConfig().runtimeImage, owner: uniqueId('other-owner') });
+    const other = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner: uniqueId('other-owner') });
     const mine = uniqueId('mine');
     await leaveBehind(mine);
     assert.deepEqual(await other.list(), []);

@@ -39,7 +39,7 @@ describe('secure by default and observable (`nestor worker`, Docker, emulator)',
   const input = (id: string, sandboxEnv: Record<string, string> = {}): StartConversationRequest => ({
     conversationId: id,
     userId,
-    settings: { agent: 'CodeActAgent', llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: secrets.llm, sandbox: { env: { CONVERSATION_START_DELAY_MS: '100', ...sandboxEnv } } },
+    settings: { agent: 'CodeActAgent', llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: secrets.llm, sandbox: { env: { CONVERSATION_START_DELAY_MS: '100', VALID_GIT_TOKENS: secrets.git, ...sandboxEnv } } },
     gitProviderTokens: { github: { token: secrets.git, refreshToken: secrets.refresh } },
     customSecrets: [{ name: 'DEPLOY_KEY', value: secrets.custom }],
     repository: 'octo/hello',

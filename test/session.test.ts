@@ -36,11 +36,26 @@ describe('acquireSession checks', () => {
   });
   test('a vision agent on a text-only model is incompatible', () =>
     reject({ agent: 'VisualBrowsingAgent', llmModel: 'deepseek/deepseek-chat', llmApiKey: 'k' }, 'settings.llmModel', /needs vision; model 'deepseek\/deepseek-chat' lacks vision/));
-  test('a function-calling agent on a model without it is incompatible', () =>
-    reject({ agent: 'CodeActAgent', llmModel: 'ollama/llama3', llmApiKey: 'k' }, 'settings.llmModel', /lacks functionCalling/));
-  test('a model missing from the table is rejected only when the agent needs something', () => {
-    reject({ agent: 'LocAgent', llmModel: 'acme/unknown', llmApiKey: 'k' }, 'settings.llmModel', /not in the model capability table/);
-    assert.equal(resolveSession({ ...base, settings: { agent: 'BrowsingAgent', llmModel: 'acme/unknown', llmApiKey: 'k' } }, DEFAULT_MODEL_CAPABILITIES).agent, 'BrowsingAgent');
+  test('as OpenHands, a tool-using agent runs on any model: function calling is emulated where it is not native', () => {
+    for (const llmModel of ['ollama/llama3', 'acme/unknown', 'openai/stand-in']) {
+      for (const agent of ['CodeActAgent', 'ReadOnlyAgent', 'LocAgent']) {
+        assert.equal(resolveSession({ ...base, settings: { agent, llmModel, llmApiKey: 'k' } }, DEFAULT_MODEL_CAPABILITIES).agent, agent, `${agent} on ${llmModel}`);
+      }
+    }
+  });
+  test('a model missing from the table runs even the vision agent (unknown is not "lacks")', () => {
+    assert.equal(resolveSession({ ...base, settings: { agent: 'VisualBrowsingAgent', llmModel: 'acme/unknown', llmApiKey: 'k' } }, DEFAULT_MODEL_CAPABILITIES).agent, 'VisualBrowsingAgent');
+  });
+  test("a memory request below the runtime image's floor is InvalidSettings naming settings.sandbox.memoryMb", () => {
+    const settings = { agent: 'CodeActAgent', llmModel: 'gpt-4o', llmApiKey: 'k' };
+    const image = { kind: 'openhands', memoryFloorMb: 1536 };
+    assert.throws(() => resolveSession({ ...base, settings: { ...settings, sandbox: { memoryMb: 1024 } } }, DEFAULT_MODEL_CAPABILITIES, undefined, image), (err) => {
+      assert.ok(err instanceof NestorError && err.type === 'InvalidSettings');
+      assert.equal(err.details.field, 'settings.sandbox.memoryMb');
+      assert.match(err.message, /1024 is below the 1536 MB the openhands runtime image needs/);
+      return true;
+    });
+    assert.equal(resolveSession({ ...base, settings: { ...settings, sandbox: { memoryMb: 2048 } } }, DEFAULT_MODEL_CAPABILITIES, undefined, image).agent, 'CodeActAgent');
   });
   test('the table is configurable, first match wins', () => {
     assert.deepEqual(capabilitiesOf('acme/x', { 'acme/*': { vision: true }, '*': { vision: false } }), { vision: true });

@@ -72,7 +72,7 @@ function fakeActivities(o: FakeOptions = {}) {
     async configureNestedServer() {
       calls.push('configureNestedServer');
       fail('configureNestedServer');
-      return { secretsCreated: 0, secretsExisting: 0 };
+      return { secretsCreated: 0, secretsReplaced: 0, warnings: [] };
     },
     async createConversation() {
       calls.push('createConversation');

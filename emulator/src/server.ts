@@ -45,6 +45,13 @@ export interface EmulatorConfig {
   /** How long the echo agent "thinks" before replying. */
   agentReplyDelayMs: number;
   faults: Partial<Record<RouteName, Fault>>;
+  /**
+   * Git tokens `add-git-providers` accepts. The real server checks each against its provider's API, which fails
+   * offline (401): every other token is rejected the same way. (env VALID_GIT_TOKENS, comma-separated)
+   */
+  validGitTokens: string[];
+  /** False: no exp-config route (404), as OpenHands 1.5.0+. (env EXP_CONFIG_ROUTE=0) @default true */
+  expConfigRoute: boolean;
 }
 
 const ROUTES: RouteName[] = ['alive', 'health', 'settings', 'git_providers', 'secrets', 'exp_config', 'create_conversation', 'get_conversation', 'get_events', 'post_events', 'stop'];
@@ -89,6 +96,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): EmulatorCon
     startupDelayMs: num('STARTUP_DELAY_MS', 0),
     conversationStartDelayMs: num('CONVERSATION_START_DELAY_MS', 200),
     agentReplyDelayMs: num('AGENT_REPLY_DELAY_MS', 10),
+    validGitTokens: (env.VALID_GIT_TOKENS ?? '').split(',').map((t) => t.trim()).filter(Boolean),
+    expConfigRoute: env.EXP_CONFIG_ROUTE !== '0',
     faults,
   };
 }
@@ -207,7 +216,7 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
     addEvent(id, { source: 'environment', message: '', observation: 'agent_state_changed', content: '', extras: { agent_state: state, reason: '' } });
   };
   const userMessage = (id: string, args: Record<string, unknown>) =>
-    addEvent(id, { source: 'user', message: String(args.content ?? ''), action: 'message', args: { image_urls: [], file_urls: [], wait_for_response: false, ...args } });
+    addEvent(id, { source: 'user', message: String(args.content ?? ''), action: 'message', args: { image_urls: [], file_urls: [], wait_for_response: false, security_risk: -1, ...args } });
   /** The echo agent: running → "echo: <content>" → awaiting_user_input. */
   const echo = (id: string, content: string) => {
     agentState(id, 'running');
@@ -287,10 +296,13 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       created_at: meta.created_at,
       pr_number: [],
       conversation_version: 'V0',
+      public: null,
       sub_conversation_ids: [],
     };
   };
 
+  /** Marks Starlette's plain-text `Internal Server Error` answer. */
+  const PLAIN_500 = Symbol('plain 500');
   type Handler = (req: IncomingMessage, m: RegExpMatchArray, url: URL) => Promise<[number, unknown]>;
   const routes: Array<{ method: string; re: RegExp; name: RouteName; auth: boolean; handle: Handler }> = [
     { method: 'GET', re: /^\/alive$/, name: 'alive', auth: false, handle: async () => [200, { status: 'ok' }] },
@@ -300,11 +312,11 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       handle: async (req) => {
         const body = objectBody(await readJson(req));
         const stored = store.settings ?? {};
-        const merged: Record<string, unknown> = { ...stored };
-        for (const [k, v] of Object.entries(body)) {
-          // OpenHands keeps the stored LLM key/model/base URL/search key when the new value is null.
-          if (v === null && ['llm_api_key', 'llm_model', 'llm_base_url', 'search_api_key'].includes(k)) continue;
-          merged[k] = v;
+        // As OpenHands: the new settings replace the stored ones (omitted fields go back to defaults), except that
+        // the LLM key, model, base URL and search key are kept when the new value is null or absent.
+        const merged: Record<string, unknown> = { ...body };
+        for (const k of ['llm_api_key', 'llm_model', 'llm_base_url', 'search_api_key']) {
+          if ((merged[k] === null || merged[k] === undefined) && stored[k] !== undefined) merged[k] = stored[k];
         }
         store.settings = merged;
         return [200, { message: 'Settings stored' }];
@@ -336,6 +348,10 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
           if (!['github', 'gitlab', 'bitbucket', 'azure_devops', 'enterprise_sso'].includes(provider)) {
             throw new HttpError(422, { detail: [{ type: 'enum', loc: ['body', 'provider_tokens', provider], msg: 'Input should be a valid provider' }] });
           }
+          // The real server checks the token against the provider's API; offline (here) that fails, with this answer.
+          if (t.token && !config.validGitTokens.includes(t.token)) {
+            return [401, { error: `Invalid token. Please make sure it is a valid ${provider} token.` }];
+          }
           const prev = secrets.provider_tokens[provider] as { token?: string } | undefined;
           // An empty incoming token keeps the stored one; the host is always updated.
           secrets.provider_tokens[provider] = { token: t.token || prev?.token || '', user_id: t.user_id ?? null, host: t.host ?? null };
@@ -359,10 +375,36 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       },
     },
     {
+      method: 'GET', re: /^\/api\/secrets$/, name: 'secrets', auth: true,
+      handle: async () => [
+        200,
+        { custom_secrets: Object.entries(store.secrets.custom_secrets).map(([name, s]) => ({ name, description: s.description })) },
+      ],
+    },
+    {
+      method: 'DELETE', re: /^\/api\/secrets\/([^/]+)$/, name: 'secrets', auth: true,
+      handle: async (_req, m) => {
+        const name = decodeURIComponent(m[1]);
+        const secrets = store.secrets;
+        if (!secrets.custom_secrets[name]) return [404, { message: `Secret ${name} not found` }];
+        delete secrets.custom_secrets[name];
+        store.secrets = secrets;
+        return [200, { message: 'Secret deleted successfully' }];
+      },
+    },
+    {
       method: 'POST', re: /^\/api\/conversations\/([^/]+)\/exp-config$/, name: 'exp_config', auth: true,
       handle: async (req, m) => {
         const id = conversationIdParam(m[1]);
         const body = objectBody(await readJson(req));
+        // `config` maps strings to strings (OpenHands' ExperimentConfig); FastAPI names each offending key.
+        const config = body.config ?? {};
+        if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+          throw new HttpError(422, { detail: [{ type: 'dict_type', loc: ['body', 'config'], msg: 'Input should be a valid dictionary' }] });
+        }
+        for (const [k, v] of Object.entries(config)) {
+          if (typeof v !== 'string') throw new HttpError(422, { detail: [{ type: 'string_type', loc: ['body', 'config', k], msg: 'Input should be a valid string', input: v }] });
+        }
         // Write-once; answers false when written or already present (contract §4.5).
         if (!store.expConfigExists(id)) store.setExpConfig(id, body.config ?? {});
         return [200, false];
@@ -434,7 +476,7 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       method: 'GET', re: /^\/api\/conversations\/([^/]+)\/events$/, name: 'get_events', auth: true,
       handle: async (_req, m, url) => {
         const id = conversationIdParam(m[1]);
-        if (!store.metadata(id)) return [404, { error: `Conversation not found: ${id}` }];
+        if (!store.metadata(id)) return [404, { detail: `Conversation ${id} not found` }];
         const q = url.searchParams;
         const int = (name: string, dflt: number | undefined) => {
           const v = q.get(name);
@@ -443,7 +485,7 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
           return Number(v);
         };
         const limit = int('limit', 20)!;
-        if (limit < 1 || limit > 100) return [400, { error: 'Invalid limit: must be between 1 and 100' }];
+        if (limit < 0 || limit > 100) return [400, { detail: 'Invalid limit' }];
         const startId = int('start_id', 0)!;
         const endId = int('end_id', undefined);
         const reverse = q.get('reverse') === 'true';
@@ -457,9 +499,10 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       handle: async (req, m) => {
         const id = conversationIdParam(m[1]);
         const body = objectBody(await readJson(req));
-        if (!store.metadata(id)) return [404, { error: `Conversation not found: ${id}` }];
+        if (!store.metadata(id)) return [404, { detail: `Conversation ${id} not found` }];
         const loop = loops.get(id);
-        if (!loop) return [500, { success: false, error: `no_conversation:${id}` }];
+        // The real server fails deep inside for a conversation that is not running: Starlette's plain-text 500.
+        if (!loop) return [500, PLAIN_500];
         if (body.action === 'message') {
           const args = (body.args ?? {}) as Record<string, unknown>;
           if (typeof args.content !== 'string') return [422, { detail: [{ type: 'string_type', loc: ['body', 'args', 'content'], msg: 'Input should be a valid string' }] }];
@@ -481,7 +524,8 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
         if (!loop) return [200, { status: 'ok', conversation_id: id, message: 'Conversation was not running', conversation_status: 'STOPPED' }];
         agentState(id, 'stopped');
         loops.delete(id);
-        return [200, { status: 'ok', conversation_id: id, message: 'Conversation stopped successfully', conversation_status: 'STOPPED' }];
+        // As the real server: the body still reports the status from before the stop.
+        return [200, { status: 'ok', conversation_id: id, message: 'Conversation stopped successfully', conversation_status: loop.status }];
       },
     },
   ];
@@ -493,13 +537,14 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const send = (status: number, body: unknown) => {
       if (res.headersSent) return;
-      const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      const plain = body === PLAIN_500;
+      const text = plain ? 'Internal Server Error' : JSON.stringify(body);
+      res.writeHead(status, { 'content-type': plain ? 'text/plain; charset=utf-8' : 'application/json', 'content-length': Buffer.byteLength(text) });
       res.end(text);
     };
     try {
       const url = new URL(req.url ?? '/', 'http://emulator');
-      const candidates = routes.filter((r) => r.re.test(url.pathname));
+      const candidates = routes.filter((r) => r.re.test(url.pathname) && (r.name !== 'exp_config' || config.expConfigRoute));
       const route = candidates.find((r) => r.method === req.method);
       if (!route) {
         if (candidates.length) return send(405, { detail: 'Method Not Allowed' });
@@ -522,7 +567,7 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
     } catch (err) {
       if (err instanceof HttpError) return send(err.status, err.body);
       log(`internal error: ${(err as Error).message}`);
-      send(500, { error: 'Internal Server Error' });
+      send(500, PLAIN_500);
     }
   }
 

@@ -68,7 +68,9 @@ export function createActivities(deps: ActivityDeps) {
      * UserSessions workflow (update-with-start), which may pause the user's least recently active conversation.
      */
     async acquireSession(input: AcquireSessionInput): Promise<SessionLease & { evicted: string[] }> {
-      const lease = resolveSession(input, table, deps.sandboxMaxima);
+      // The image's floor is checked here, before a slot is taken; an image not built yet is createRuntime's to report.
+      const image = await deps.runtime.requirements().catch(() => undefined);
+      const lease = resolveSession(input, table, deps.sandboxMaxima, image);
       if (limit === false) return { ...lease, evicted: [] };
       const ctx = Context.current();
       const startWorkflowOperation = new WithStartWorkflowOperation(UserSessions, {

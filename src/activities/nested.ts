@@ -44,7 +44,19 @@ export interface ConfigureInput extends NestedTarget {
   settings: UserSettings;
   providerTokens?: ProviderTokens;
   customSecrets?: CustomSecret[];
-  experimentConfig?: Record<string, unknown>;
+  /** OpenHands' experiment config: strings to strings (the server answers 422 otherwise). */
+  experimentConfig?: Record<string, string>;
+  /** The repository the conversation works on, and its provider: a start that needs a rejected token fails. */
+  repository?: string;
+  gitProvider?: GitProvider;
+}
+
+export interface ConfigureReport {
+  secretsCreated: number;
+  /** Secrets that existed (a resume) and were replaced, so a changed value reaches the server. */
+  secretsReplaced: number;
+  /** What the conversation runs without, for its status (a rejected git token, no experiment config route). */
+  warnings: string[];
 }
 
 export interface CreateConversationInput extends NestedTarget {
@@ -93,24 +105,40 @@ function client(t: NestedTarget, deps: NestedDeps, signal?: AbortSignal): Nested
 
 export function createNestedActivities(deps: NestedDeps) {
   return {
-    /** Settings → git providers → custom secrets → experiment config. Every call is an idempotent overwrite. */
-    async configureNestedServer(input: ConfigureInput): Promise<{ secretsCreated: number; secretsExisting: number }> {
+    /**
+     * Settings → git providers → custom secrets → experiment config. Each call overwrites: settings are sent whole (the
+     * server replaces what it stored), secrets are replaced. A git token the server rejects fails the start only when
+     * the conversation's repository needs that provider; otherwise it runs without it, with a warning.
+     */
+    async configureNestedServer(input: ConfigureInput): Promise<ConfigureReport> {
       const c = client(input, deps, cancellationSignal());
+      const warnings: string[] = [];
       await c.storeSettings(nestedSettingsBody(input.settings));
       const tokens = Object.entries(input.providerTokens ?? {}).filter(([, t]) => t?.token);
       if (tokens.length > 0) {
-        await c.addGitProviders(
-          Object.fromEntries(tokens.map(([p, t]) => [p, { token: t!.token, user_id: t!.userId ?? null, host: t!.host ?? null }])),
-        );
+        try {
+          await c.addGitProviders(
+            Object.fromEntries(tokens.map(([p, t]) => [p, { token: t!.token, user_id: t!.userId ?? null, host: t!.host ?? null }])),
+          );
+        } catch (err) {
+          if (!(err instanceof NestorError && err.type === ErrorType.GitProviderRejected)) throw err;
+          const needed = input.repository ? (input.gitProvider ?? 'github') : undefined;
+          if (needed && tokens.some(([p]) => p === needed)) {
+            throw new NestorError(err.type, `${err.message}; repository ${input.repository} needs the ${needed} token`, false, err.details);
+          }
+          warnings.push(`git providers: ${err.message}; the conversation runs without them`);
+        }
       }
       let secretsCreated = 0;
-      let secretsExisting = 0;
+      let secretsReplaced = 0;
       for (const s of input.customSecrets ?? []) {
-        if ((await c.createSecret(s)) === 'created') secretsCreated++;
-        else secretsExisting++;
+        if ((await c.putSecret(s)) === 'created') secretsCreated++;
+        else secretsReplaced++;
       }
-      await c.setExperimentConfig(input.conversationId, input.experimentConfig ?? {});
-      return { secretsCreated, secretsExisting };
+      if ((await c.setExperimentConfig(input.conversationId, input.experimentConfig ?? {})) === 'unsupported') {
+        warnings.push('experiment config: the nested server has no exp-config route (OpenHands 1.5.0+); none set');
+      }
+      return { secretsCreated, secretsReplaced, warnings };
     },
 
     /** POST /api/conversations with our ID; the nested server treats a repeat as "reuse". */
@@ -183,14 +211,29 @@ export function createNestedActivities(deps: NestedDeps) {
         const earlier = await findMine();
         if (earlier) return { eventId: earlier.id, recovered: true };
       }
-      await c.postEvent(input.conversationId, {
-        action: 'message',
-        args: { content: input.content, image_urls: input.imageUrls ?? [], file_urls: [], wait_for_response: false },
-      });
+      try {
+        await c.postEvent(input.conversationId, {
+          action: 'message',
+          args: { content: input.content, image_urls: input.imageUrls ?? [], file_urls: [], wait_for_response: false },
+        });
+      } catch (err) {
+        // The real server answers a plain-text 500 when the conversation is not running there (e.g. its sandbox was
+        // restarted): retrying the post cannot help, so say so at once and let the workflow bring it back (a resume).
+        if (err instanceof NestorError && err.details.status === 500) {
+          const status = await c.getConversation(input.conversationId).then((i) => i?.status ?? 'unknown', () => undefined);
+          if (status !== undefined && status !== 'RUNNING') {
+            throw new NestorError(ErrorType.NestedUnavailable, `${err.message}: the nested conversation is ${status}, not running`, false, err.details);
+          }
+        }
+        throw err;
+      }
       return { eventId: (await findMine())?.id, recovered: false };
     },
 
-    /** Ask the nested server to stop the agent loop. A server that is already gone counts as stopped. */
+    /**
+     * Ask the nested server to stop the agent loop. A server that is already gone counts as stopped. The answer's
+     * body is not read: the real server's still says `RUNNING` (the status from before the stop).
+     */
     async stopConversation(input: NestedTarget): Promise<{ stopped: boolean }> {
       try {
         await client(input, deps, cancellationSignal()).stopConversation(input.conversationId);

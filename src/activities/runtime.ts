@@ -10,8 +10,8 @@ export const ALIVE_POLL_FIRST_MS = 25;
 export const ALIVE_POLL_MAX_MS = 500;
 
 export interface CreateRuntimeInput extends RuntimeSpec {
-  /** Give up (RuntimeStartFailed) when /alive has not answered after this long. */
-  aliveTimeoutMs: number;
+  /** Give up (RuntimeStartFailed) when /alive has not answered after this long. @default the image's alive timeout */
+  aliveTimeoutMs?: number;
 }
 
 export interface CreatedRuntime extends RuntimeHandle {
@@ -56,7 +56,7 @@ export function createRuntimeActivities(deps: RuntimeDeps) {
       const { aliveTimeoutMs, ...spec } = input;
       const handle = await deps.runtime.create(spec);
       heartbeat({ runtimeId: handle.runtimeId, adopted: handle.adopted });
-      await waitAlive(handle, aliveTimeoutMs, deps, input.conversationId);
+      await waitAlive(handle, aliveTimeoutMs ?? (await deps.runtime.requirements()).aliveTimeoutMs, deps, input.conversationId);
       return { ...handle, readyMs: Date.now() - started };
     },
 
@@ -66,11 +66,11 @@ export function createRuntimeActivities(deps: RuntimeDeps) {
     },
 
     /** Start a paused container again and wait until the nested server is alive; the URL may change. */
-    async resumeRuntime(input: { conversationId: string; aliveTimeoutMs: number }): Promise<CreatedRuntime> {
+    async resumeRuntime(input: { conversationId: string; aliveTimeoutMs?: number }): Promise<CreatedRuntime> {
       const started = Date.now();
       const handle = await deps.runtime.resume(input.conversationId);
       heartbeat({ runtimeId: handle.runtimeId });
-      await waitAlive(handle, input.aliveTimeoutMs, deps, input.conversationId);
+      await waitAlive(handle, input.aliveTimeoutMs ?? (await deps.runtime.requirements()).aliveTimeoutMs, deps, input.conversationId);
       return { ...handle, readyMs: Date.now() - started };
     },
 

@@ -1,17 +1,23 @@
 // acquireSession / releaseSession: the settings registry (agents, model capabilities) and the session lease.
 import { ErrorType, NestorError } from '../shared/errors';
 import type { UserSettings } from '../shared/schemas';
+import type { ImageManifest } from '../runtime/image-manifest';
 
 export type Capability = 'functionCalling' | 'vision';
 export type ModelCapabilities = Partial<Record<Capability, boolean>>;
 
-/** Agents nestor knows, with what each needs of its model (OpenHands' agent classes). */
+/**
+ * Agents nestor knows, with what each cannot do without (OpenHands' agent classes). As in OpenHands, function calling
+ * is no requirement: the tool-using agents (CodeAct and its subclasses) emulate it in the prompt for a model without
+ * native function calling, so any model runs them. Vision cannot be emulated: a model the table knows to lack it is
+ * refused for the screenshot-driven agent; an unknown model is given the benefit of the doubt, as OpenHands does.
+ */
 export const AGENT_REGISTRY: Record<string, { needs: Capability[]; description: string }> = {
-  CodeActAgent: { needs: ['functionCalling'], description: 'edits code and runs commands through tool calls' },
+  CodeActAgent: { needs: [], description: 'edits code and runs commands through tool calls (native or emulated)' },
   BrowsingAgent: { needs: [], description: 'text-only web browsing' },
   VisualBrowsingAgent: { needs: ['vision'], description: 'web browsing from screenshots' },
-  ReadOnlyAgent: { needs: ['functionCalling'], description: 'explores a repository without changing it' },
-  LocAgent: { needs: ['functionCalling'], description: 'localises code for an issue' },
+  ReadOnlyAgent: { needs: [], description: 'explores a repository without changing it' },
+  LocAgent: { needs: [], description: 'localises code for an issue' },
 };
 
 /**
@@ -78,8 +84,18 @@ export function resolveSession(
   input: AcquireSessionInput,
   table: Record<string, ModelCapabilities>,
   maxima: SandboxMaxima = DEFAULT_SANDBOX_MAXIMA,
+  /** The runtime image's needs (its manifest): a memory request below its floor cannot run a conversation. */
+  image?: Pick<ImageManifest, 'kind' | 'memoryFloorMb'>,
 ): SessionLease {
   const { agent, llmModel, llmApiKey, llmBaseUrl, sandbox } = input.settings;
+  if (image && sandbox?.memoryMb !== undefined && sandbox.memoryMb < image.memoryFloorMb) {
+    throw new NestorError(
+      ErrorType.InvalidSettings,
+      `settings.sandbox.memoryMb: ${sandbox.memoryMb} is below the ${image.memoryFloorMb} MB the ${image.kind} runtime image needs for a live conversation`,
+      false,
+      { field: 'settings.sandbox.memoryMb', floorMb: image.memoryFloorMb },
+    );
+  }
   for (const key of ['cpus', 'memoryMb', 'pidsLimit'] as const) {
     const asked = sandbox?.[key];
     if (asked !== undefined && asked > maxima[key]) {
@@ -97,10 +113,15 @@ export function resolveSession(
     throw new NestorError(ErrorType.InvalidSettings, `settings.llmApiKey: an LLM API key is required for model '${llmModel}'`, false, { field: 'settings.llmApiKey' });
   }
   const caps = capabilitiesOf(llmModel, table);
-  const missing = known.needs.filter((need) => !caps?.[need]);
+  // Only what the table knows a model lacks is refused (see AGENT_REGISTRY).
+  const missing = known.needs.filter((need) => caps?.[need] === false);
   if (missing.length > 0) {
-    const why = caps ? `model '${llmModel}' lacks ${missing.join(' and ')}` : `model '${llmModel}' is not in the model capability table (NESTOR_MODEL_CAPABILITIES)`;
-    throw new NestorError(ErrorType.InvalidSettings, `settings.llmModel: agent ${agent} needs ${known.needs.join(' and ')}; ${why}`, false, { field: 'settings.llmModel', agent, missing });
+    throw new NestorError(
+      ErrorType.InvalidSettings,
+      `settings.llmModel: agent ${agent} needs ${known.needs.join(' and ')}; model '${llmModel}' lacks ${missing.join(' and ')} (model capability table, NESTOR_MODEL_CAPABILITIES)`,
+      false,
+      { field: 'settings.llmModel', agent, missing },
+    );
   }
   return { conversationId: input.conversationId, userId: input.userId, agent, llmModel, llmBaseUrl, capabilities: caps ?? {} };
 }

@@ -1,7 +1,7 @@
 // Everything that speaks the nested agent server's HTTP (contract reference §4–§7).
 // Each status code maps onto one typed NestorError, so activities never inspect HTTP themselves.
 import { request, type Dispatcher } from 'undici';
-import { ErrorType, NestorError } from '../shared/errors';
+import { ErrorType, NestorError, type ErrorTypeName } from '../shared/errors';
 
 /** Per-request timeout. OpenHands used httpx's 5 s default and no retry; we keep 10 s and let Temporal retry. @default 10000 */
 export const DEFAULT_NESTED_TIMEOUT_MS = 10_000;
@@ -67,6 +67,8 @@ export interface InitSessionRequest {
   conversation_instructions?: string | null;
 }
 
+type Method = 'GET' | 'POST' | 'DELETE';
+
 export class NestedClient {
   private readonly timeoutMs: number;
   constructor(private readonly opts: NestedClientOptions) {
@@ -98,23 +100,62 @@ export class NestedClient {
     return this.json('GET', '/api/settings') as Promise<Record<string, unknown>>;
   }
 
-  addGitProviders(providerTokens: Record<string, { token: string; user_id: string | null; host: string | null }>): Promise<unknown> {
-    return this.json('POST', '/api/add-git-providers', { provider_tokens: providerTokens });
-  }
-
-  /** POST /api/secrets; "already exists" (400) counts as success, as on OpenHands' resume path. */
-  async createSecret(secret: { name: string; value: string; description?: string | null }): Promise<'created' | 'exists'> {
+  /**
+   * POST /api/add-git-providers. The real server checks each token against its provider's API and answers 401
+   * `{"error":"Invalid token. … github token."}`: that 401 is about a git token, not our session key, so it becomes
+   * GitProviderRejected naming the providers and carrying the server's reason.
+   */
+  async addGitProviders(providerTokens: Record<string, { token: string; user_id: string | null; host: string | null }>): Promise<unknown> {
     try {
-      await this.json('POST', '/api/secrets', { name: secret.name, description: secret.description ?? null, value: secret.value });
-      return 'created';
+      return await this.json('POST', '/api/add-git-providers', { provider_tokens: providerTokens });
     } catch (err) {
-      if (err instanceof NestorError && err.details.status === 400 && /already exists/i.test(String(err.details.body ?? ''))) return 'exists';
-      throw err;
+      if (!(err instanceof NestorError) || err.details.status !== 401 || isSessionKeyRejection(String(err.details.rawBody ?? ''))) throw err;
+      const providers = Object.keys(providerTokens);
+      const reason = String(err.details.body ?? '');
+      throw new NestorError(
+        ErrorType.GitProviderRejected,
+        `the nested server rejected the ${providers.join(', ')} token: ${reason}`,
+        false,
+        { providers, reason, status: 401 },
+      );
     }
   }
 
-  setExperimentConfig(conversationId: string, config: Record<string, unknown>): Promise<unknown> {
-    return this.json('POST', `/api/conversations/${encodeURIComponent(conversationId)}/exp-config`, { config });
+  /**
+   * POST /api/secrets, replacing a secret that already exists: the server keeps the first value and answers 400
+   * "already exists", and its PUT changes only name and description, so a changed value needs DELETE then POST.
+   */
+  async putSecret(secret: { name: string; value: string; description?: string | null }): Promise<'created' | 'replaced'> {
+    const body = { name: secret.name, description: secret.description ?? null, value: secret.value };
+    try {
+      await this.json('POST', '/api/secrets', body);
+      return 'created';
+    } catch (err) {
+      if (!(err instanceof NestorError && err.details.status === 400 && /already exists/i.test(String(err.details.body ?? '')))) throw err;
+    }
+    await this.json('DELETE', `/api/secrets/${encodeURIComponent(secret.name)}`);
+    await this.json('POST', '/api/secrets', body);
+    return 'replaced';
+  }
+
+  /** GET /api/secrets: the custom secrets' names and descriptions (never their values). */
+  async listSecrets(): Promise<Array<{ name: string; description: string | null }>> {
+    const r = (await this.json('GET', '/api/secrets')) as { custom_secrets?: Array<{ name: string; description?: string | null }> } | null;
+    return (r?.custom_secrets ?? []).map((s) => ({ name: s.name, description: s.description ?? null }));
+  }
+
+  /**
+   * POST …/exp-config (config: string → string). Removed from OpenHands in 1.5.0 (404 `{"detail":"Not Found"}`): that
+   * is 'unsupported', for the caller to warn about, never a failure to retry.
+   */
+  async setExperimentConfig(conversationId: string, config: Record<string, string>): Promise<'stored' | 'unsupported'> {
+    try {
+      await this.json('POST', `/api/conversations/${encodeURIComponent(conversationId)}/exp-config`, { config });
+      return 'stored';
+    } catch (err) {
+      if (err instanceof NestorError && err.details.status === 404 && /not found/i.test(String(err.details.body ?? ''))) return 'unsupported';
+      throw err;
+    }
   }
 
   createConversation(body: InitSessionRequest): Promise<ConversationResponse> {
@@ -152,7 +193,10 @@ export class NestedClient {
     }
   }
 
-  /** Not repeated here: a post whose answer was lost may have taken effect (sendEvent looks before posting again). */
+  /**
+   * Not repeated here: a post whose answer was lost may have taken effect (sendEvent looks before posting again). To a
+   * stopped conversation the real server answers 500 with a plain-text body.
+   */
   postEvent(conversationId: string, event: Record<string, unknown>): Promise<{ success: boolean }> {
     return this.json('POST', `/api/conversations/${encodeURIComponent(conversationId)}/events`, event, false) as Promise<{ success: boolean }>;
   }
@@ -161,7 +205,7 @@ export class NestedClient {
     return this.json('POST', `/api/conversations/${encodeURIComponent(conversationId)}/stop`) as Promise<ConversationResponse>;
   }
 
-  private async raw(method: 'GET' | 'POST', path: string, body: unknown, auth = true): Promise<Dispatcher.ResponseData> {
+  private async raw(method: Method, path: string, body: unknown, auth = true): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (auth) headers['x-session-api-key'] = this.opts.sessionApiKey;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -182,7 +226,7 @@ export class NestedClient {
     }
   }
 
-  private async json(method: 'GET' | 'POST', path: string, body?: unknown, repeatable = true): Promise<unknown> {
+  private async json(method: Method, path: string, body?: unknown, repeatable = true): Promise<unknown> {
     const retries = repeatable ? (this.opts.retries ?? 2) : 0;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -195,7 +239,7 @@ export class NestedClient {
     }
   }
 
-  private async once(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+  private async once(method: Method, path: string, body?: unknown): Promise<unknown> {
     const res = await this.raw(method, path, body);
     const text = await res.body.text();
     if (res.statusCode >= 200 && res.statusCode < 300) {
@@ -205,18 +249,36 @@ export class NestedClient {
   }
 }
 
-/** Map one nested-server status code onto a typed, retryable-or-not error. The body is kept short and never holds our secrets. */
-export function errorForStatus(method: string, path: string, status: number, body: string): NestorError {
-  const snippet = summarizeBody(body);
-  const details = { method, path, status, body: snippet };
-  const what = `${method} ${path} answered ${status}`;
-  if (status === 401 || status === 403) {
-    return new NestorError(ErrorType.NestedUnauthorized, `${what}: the nested server rejected the session API key or a provider token`, false, details);
+/** The session-key check's own answer (`{"detail":"Unauthorized"}`), as opposed to a 401 about something else. */
+export function isSessionKeyRejection(body: string): boolean {
+  try {
+    return (JSON.parse(body) as { detail?: unknown })?.detail === 'Unauthorized';
+  } catch {
+    return false;
   }
-  if (status === 400 || status === 422) return new NestorError(ErrorType.NestedBadRequest, `${what}: ${snippet}`, false, details);
-  if (status === 404) return new NestorError(ErrorType.NestedNotFound, `${what}`, true, details);
-  if (status === 408 || status === 429 || status >= 500) return new NestorError(ErrorType.NestedUnavailable, `${what}`, true, details);
-  return new NestorError(ErrorType.NestedBadRequest, `${what}: unexpected status`, false, details);
+}
+
+/**
+ * Map one nested-server status code onto a typed, retryable-or-not error whose message carries the server's reason.
+ * The body is kept short and never holds our secrets (see summarizeBody); `rawBody` stays in process, for callers
+ * that tell answers apart, and is dropped from what leaves the activity.
+ */
+export function errorForStatus(method: string, path: string, status: number, body: string): NestorError {
+  const reason = summarizeBody(body);
+  const details = { method, path, status, body: reason };
+  const what = `${method} ${path} answered ${status}${reason ? ` (${reason})` : ''}`;
+  const err = (type: ErrorTypeName, message: string, retryable: boolean) => {
+    const e = new NestorError(type, message, retryable, details);
+    Object.defineProperty(e.details, 'rawBody', { value: body.slice(0, 2000), enumerable: false });
+    return e;
+  };
+  if (status === 401 || status === 403) {
+    return err(ErrorType.NestedUnauthorized, `${what}: the nested server rejected the session API key`, false);
+  }
+  if (status === 400 || status === 422) return err(ErrorType.NestedBadRequest, what, false);
+  if (status === 404) return err(ErrorType.NestedNotFound, what, true);
+  if (status === 408 || status === 429 || status >= 500) return err(ErrorType.NestedUnavailable, what, true);
+  return err(ErrorType.NestedBadRequest, `${what}: unexpected status`, false);
 }
 
 /**
@@ -225,15 +287,19 @@ export function errorForStatus(method: string, path: string, status: number, bod
  */
 export function summarizeBody(body: string): string {
   try {
-    const parsed = JSON.parse(body) as { detail?: unknown };
+    const parsed = JSON.parse(body) as { detail?: unknown; error?: unknown; message?: unknown };
     if (Array.isArray(parsed?.detail)) {
       return parsed.detail
         .map((d: { loc?: unknown[]; msg?: string }) => `${(d.loc ?? []).join('.')}: ${d.msg ?? 'invalid'}`)
         .join('; ')
         .slice(0, 300);
     }
+    // OpenHands answers `{"detail": "…"}` (FastAPI), `{"error": "…"}` or `{"message": "…"}`: the reason is the string.
+    for (const k of ['detail', 'error', 'message'] as const) {
+      if (typeof parsed?.[k] === 'string') return (parsed[k] as string).slice(0, 300);
+    }
   } catch {
-    /* not JSON: fall through */
+    /* not JSON (e.g. a plain-text 500): fall through */
   }
-  return body.slice(0, 300);
+  return body.trim().slice(0, 300);
 }

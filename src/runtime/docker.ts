@@ -4,14 +4,20 @@ import Docker from 'dockerode';
 import { LABELS } from '../shared/constants';
 import { ErrorType, NestorError } from '../shared/errors';
 import type { RuntimeHandle, RuntimeProvider, RuntimeSpec, RuntimeSummary } from './provider';
+import { UNLABELLED_MANIFEST, manifestFromLabels, type ImageManifest } from './image-manifest';
 
-/** Port the nested server listens on inside the container (env `port`, as OpenHands). */
-export const NESTED_PORT = 3000;
 /** Where the nested server keeps its file store inside the container: on the conversation's own volume at /data. */
 export const DATA_PATH = '/data';
 export const FILE_STORE_PATH = `${DATA_PATH}/file_store`;
-/** Unprivileged user the sandbox runs as (the emulator image's `nestor` user). @default '10001:10001' */
+/** Unprivileged user the sandbox runs as (the images' `nestor` / `openhands` user). @default '10001:10001' */
 export const SANDBOX_USER = '10001:10001';
+
+/** Limits the operator set for sandboxes whose settings name none; memory unset means the image's default. */
+export interface SandboxDefaults {
+  cpus: number;
+  memoryMb?: number;
+  pidsLimit: number;
+}
 
 export interface DockerProviderOptions {
   image: string;
@@ -19,8 +25,8 @@ export interface DockerProviderOptions {
   docker?: Docker;
   /** Container name prefix. @default 'nestor-conv-' */
   namePrefix?: string;
-  /** Defaults when the settings name no limit. */
-  defaults?: { cpus: number; memoryMb: number; pidsLimit: number };
+  /** Defaults when the settings name no limit. @default DEFAULT_LIMITS, memory from the image's manifest */
+  defaults?: Partial<SandboxDefaults>;
   /**
    * Which Temporal service owns the containers (`<address>/<namespace>`), as label `nestor.owner`; `list` then sees
    * only those, so services sharing a Docker engine never reap each other's sandboxes. @default no owner label, list all
@@ -35,8 +41,8 @@ export interface DockerProviderOptions {
 export const SANDBOX_NETWORK = 'nestor-sandboxes';
 export const SANDBOX_NETWORK_INTERNAL = 'nestor-sandboxes-internal';
 
-/** Documented defaults: 1 CPU, 1 GiB, 512 processes. */
-export const DEFAULT_LIMITS = { cpus: 1, memoryMb: 1024, pidsLimit: 512 };
+/** Documented defaults: 1 CPU, 512 processes; memory comes from the image's manifest (`default-memory-mb`). */
+export const DEFAULT_LIMITS: SandboxDefaults = { cpus: 1, pidsLimit: 512 };
 
 /** The conversation's data volume: outlives pauses, removed with the container. */
 export function volumeName(conversationId: string, prefix = 'nestor-conv-'): string {
@@ -48,21 +54,55 @@ export function containerName(conversationId: string, prefix = 'nestor-conv-'): 
   return `${prefix}${conversationId}`;
 }
 
+/**
+ * The memory limit a sandbox gets: the settings', else the operator's default, else the image's; below the image's
+ * floor it is InvalidSettings naming where the number came from.
+ */
+export function resolveMemoryMb(spec: Pick<RuntimeSpec, 'memoryMb'>, defaults: Partial<SandboxDefaults> | undefined, manifest: ImageManifest): number {
+  const [memoryMb, field] =
+    spec.memoryMb !== undefined
+      ? [spec.memoryMb, 'settings.sandbox.memoryMb']
+      : defaults?.memoryMb !== undefined
+        ? [defaults.memoryMb, 'NESTOR_DEFAULT_MEMORY_MB']
+        : [manifest.defaultMemoryMb, `the image's default-memory-mb label`];
+  if (memoryMb < manifest.memoryFloorMb) {
+    throw new NestorError(
+      ErrorType.InvalidSettings,
+      `${field}: ${memoryMb} MB is below the ${manifest.memoryFloorMb} MB the ${manifest.kind} runtime image needs for a live conversation`,
+      false,
+      { field, floorMb: manifest.memoryFloorMb },
+    );
+  }
+  return memoryMb;
+}
+
 /** The container create options for one conversation. Pure, so tests can check every field. */
 export function buildContainerSpec(
   spec: RuntimeSpec,
-  opts: { image: string; sessionApiKey: string; namePrefix?: string; defaults?: typeof DEFAULT_LIMITS; user?: string; owner?: string },
+  opts: {
+    image: string;
+    sessionApiKey: string;
+    namePrefix?: string;
+    defaults?: Partial<SandboxDefaults>;
+    user?: string;
+    owner?: string;
+    /** @default UNLABELLED_MANIFEST */
+    manifest?: ImageManifest;
+  },
 ): Docker.ContainerCreateOptions {
+  const manifest = opts.manifest ?? UNLABELLED_MANIFEST;
   const limits = { ...DEFAULT_LIMITS, ...opts.defaults };
   const egress = spec.egress ?? true;
   const cpus = spec.cpus ?? limits.cpus;
-  const memoryMb = spec.memoryMb ?? limits.memoryMb;
+  const memoryMb = resolveMemoryMb(spec, opts.defaults, manifest);
+  const port = `${manifest.port}/tcp`;
   const env: Record<string, string> = {
     ...spec.env,
-    // Ours win over the settings' extras: these make the nested server what nestor expects.
+    // Ours win over the settings' extras: these make the nested server what nestor expects. The image's own ENV
+    // holds everything else it needs (images/openhands/Dockerfile).
     SESSION_API_KEY: opts.sessionApiKey,
     ALLOW_SET_CONVERSATION_ID: '1',
-    port: String(NESTED_PORT),
+    port: String(manifest.port),
     FILE_STORE_PATH,
     SANDBOX_CLOSE_DELAY: '0',
   };
@@ -77,23 +117,26 @@ export function buildContainerSpec(
       [LABELS.userId]: spec.userId,
       ...(opts.owner && { [LABELS.owner]: opts.owner }),
     },
-    ExposedPorts: { [`${NESTED_PORT}/tcp`]: {} },
+    ExposedPorts: { [port]: {} },
     HostConfig: {
       NetworkMode: egress ? SANDBOX_NETWORK : SANDBOX_NETWORK_INTERNAL,
       // Docker picks the host port; only loopback can reach it. (An internal network cannot publish ports.)
-      PortBindings: egress ? { [`${NESTED_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] } : {},
+      PortBindings: egress ? { [port]: [{ HostIp: '127.0.0.1', HostPort: '' }] } : {},
       NanoCpus: Math.round(cpus * 1e9),
       Memory: memoryMb * 1024 * 1024,
       PidsLimit: spec.pidsLimit ?? limits.pidsLimit,
       // Back up with the Docker daemon (or after a crash) unless nestor stopped it (a pause): a RUNNING conversation keeps
       // a running sandbox. Its port may change; the workflow recovers the address on the next delivery.
       RestartPolicy: { Name: 'unless-stopped' },
-      // Hardened: no capabilities, no privilege escalation, a read-only root with scratch space in memory, and
-      // the only writable, lasting place the conversation's own volume.
+      // A tiny init as PID 1 reaps the processes the agent server leaves (tmux, bash, Jupyter): without it they pile up
+      // as zombies, and stopping the container ends them all.
+      Init: true,
+      // Hardened: no capabilities, no privilege escalation, a read-only root with scratch space in memory (sized by
+      // the image: OpenHands writes fixed /tmp paths), and the only writable, lasting place the conversation's volume.
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges:true'],
       ReadonlyRootfs: true,
-      Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=64m' },
+      Tmpfs: { '/tmp': `rw,noexec,nosuid,size=${manifest.tmpfsMb}m` },
       Mounts: [{ Type: 'volume', Source: volumeName(spec.conversationId, opts.namePrefix), Target: DATA_PATH, ReadOnly: false }],
     },
   };
@@ -108,16 +151,32 @@ export class DockerRuntimeProvider implements RuntimeProvider {
   readonly docker: Docker;
   private readonly prefix: string;
   private readonly networksReady = new Set<string>();
+  private manifestRead?: Promise<ImageManifest>;
 
   constructor(private readonly opts: DockerProviderOptions) {
     this.docker = opts.docker ?? new Docker();
     this.prefix = opts.namePrefix ?? 'nestor-conv-';
   }
 
+  /** The image's needs, from its labels; read once. A missing image is RuntimeImageNotFound. */
+  requirements(): Promise<ImageManifest> {
+    this.manifestRead ??= this.docker
+      .getImage(this.opts.image)
+      .inspect()
+      .then((img) => manifestFromLabels(this.opts.image, img.Config?.Labels))
+      .catch((err) => {
+        this.manifestRead = undefined; // built later (npm run setup): read again next time
+        if (statusOf(err) === 404) throw this.imageNotFound();
+        throw err;
+      });
+    return this.manifestRead;
+  }
+
   async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
     const name = containerName(spec.conversationId, this.prefix);
     const existing = await this.inspectRaw(name);
     if (existing) return this.adopt(existing);
+    const manifest = await this.requirements();
     const sessionApiKey = randomBytes(32).toString('base64url');
     await this.ensureNetwork(spec.egress ?? true);
     // Labelled, so every volume nestor makes is accounted for like its containers. Creating an existing one is a no-op.
@@ -130,7 +189,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
         ...(this.opts.owner && { [LABELS.owner]: this.opts.owner }),
       },
     });
-    const createOpts = buildContainerSpec(spec, { image: this.opts.image, sessionApiKey, namePrefix: this.prefix, defaults: this.opts.defaults, owner: this.opts.owner });
+    const createOpts = buildContainerSpec(spec, { image: this.opts.image, sessionApiKey, namePrefix: this.prefix, defaults: this.opts.defaults, owner: this.opts.owner, manifest });
     try {
       await this.docker.createContainer(createOpts);
     } catch (err) {
@@ -149,14 +208,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
         this.networksReady.clear();
         throw new NestorError(ErrorType.RuntimeStartFailed, `creating container ${name} failed: ${(err as Error).message}`, true);
       }
-      if (status === 404) {
-        throw new NestorError(
-          ErrorType.RuntimeImageNotFound,
-          `image '${this.opts.image}' not found locally; build it with 'npm run setup' (scripts/build-emulator-image.sh)`,
-          false,
-          { image: this.opts.image },
-        );
-      }
+      if (status === 404) throw this.imageNotFound();
       throw new NestorError(ErrorType.RuntimeStartFailed, `creating container ${name} failed: ${(err as Error).message}`, true);
     }
     const created = await this.inspectRaw(name);
@@ -239,6 +291,15 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     return `container ${name} is ${info.State.Status} (exit code ${info.State.ExitCode})${logs ? `; last log lines: ${logs}` : ''}`;
   }
 
+  private imageNotFound(): NestorError {
+    return new NestorError(
+      ErrorType.RuntimeImageNotFound,
+      `image '${this.opts.image}' not found locally; build it with 'npm run setup' (scripts/build-openhands-image.sh, scripts/build-emulator-image.sh)`,
+      false,
+      { image: this.opts.image },
+    );
+  }
+
   /** Start the container if needed and read its URL and session key back from Docker. */
   private async adopt(info: Docker.ContainerInspectInfo, adopted = true): Promise<RuntimeHandle> {
     const name = info.Name.replace(/^\//, '');
@@ -257,12 +318,26 @@ export class DockerRuntimeProvider implements RuntimeProvider {
       }
       info = await this.docker.getContainer(info.Id).inspect();
     }
-    const binding = info.NetworkSettings.Ports?.[`${NESTED_PORT}/tcp`]?.find((b) => b.HostIp === '127.0.0.1' && b.HostPort);
+    // The port the container was created with (its image's manifest), whatever image is configured now.
+    const port = Object.keys(info.Config.ExposedPorts ?? {})[0] ?? `${UNLABELLED_MANIFEST.port}/tcp`;
+    const binding = info.NetworkSettings.Ports?.[port]?.find((b) => b.HostIp === '127.0.0.1' && b.HostPort);
     if (binding) return { runtimeId: info.Id, url: `http://127.0.0.1:${binding.HostPort}`, sessionApiKey, adopted };
     // No egress: no published port; the sandbox is reached at its address on the internal bridge.
     const internalIp = info.NetworkSettings.Networks?.[SANDBOX_NETWORK_INTERNAL]?.IPAddress;
-    if (internalIp) return { runtimeId: info.Id, url: `http://${internalIp}:${NESTED_PORT}`, sessionApiKey, adopted };
+    if (internalIp) return { runtimeId: info.Id, url: `http://${internalIp}:${parseInt(port, 10)}`, sessionApiKey, adopted };
     throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} has no published port or internal address (state ${info.State.Status})`, true);
+  }
+
+  /**
+   * The host's address on a sandbox network (its bridge gateway): the one address of this machine a sandbox can reach,
+   * so a service for sandboxes (e.g. the LLM stand-in) binds there. The network is created if missing.
+   */
+  async sandboxGateway(egress = true): Promise<string> {
+    await this.ensureNetwork(egress);
+    const net = await this.docker.getNetwork(egress ? SANDBOX_NETWORK : SANDBOX_NETWORK_INTERNAL).inspect();
+    const gateway = (net.IPAM?.Config ?? []).map((c: { Gateway?: string }) => c.Gateway).find(Boolean);
+    if (!gateway) throw new Error(`network ${net.Name} has no gateway address`);
+    return gateway;
   }
 
   /** Create the sandbox network if it is missing (inter-container traffic off; internal when there is no egress). */

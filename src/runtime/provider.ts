@@ -1,4 +1,5 @@
 // The seam between the workflow and where sandboxes run.
+import type { ImageManifest } from './image-manifest';
 
 export interface RuntimeSpec {
   conversationId: string;
@@ -34,6 +35,8 @@ export interface RuntimeSummary {
 
 export interface RuntimeProvider {
   readonly kind: string;
+  /** What the runtime image needs (port, memory floor and default, alive timeout), from its manifest. */
+  requirements(): Promise<ImageManifest>;
   /** Create (or adopt) and start the runtime for spec.conversationId. Idempotent per conversation. */
   create(spec: RuntimeSpec): Promise<RuntimeHandle>;
   /** Stop the runtime but keep it (and its file store). */

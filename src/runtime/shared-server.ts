@@ -1,6 +1,7 @@
 // SharedServerProvider: a runtime provider that creates nothing. Every conversation lives on one nested server that
 // is already running (e.g. an in-process emulator), so the workflow machinery can be measured or exercised alone.
 import type { RuntimeHandle, RuntimeProvider, RuntimeSpec, RuntimeSummary } from './provider';
+import { UNLABELLED_MANIFEST, type ImageManifest } from './image-manifest';
 
 export class SharedServerProvider implements RuntimeProvider {
   readonly kind = 'shared-server';
@@ -8,6 +9,9 @@ export class SharedServerProvider implements RuntimeProvider {
 
   constructor(private readonly server: { url: string; sessionApiKey: string }) {}
 
+  async requirements(): Promise<ImageManifest> {
+    return UNLABELLED_MANIFEST;
+  }
   async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
     const adopted = this.known.has(spec.conversationId);
     if (!adopted) {

@@ -12,6 +12,11 @@ export const ErrorType = {
   RuntimeStartFailed: 'RuntimeStartFailed',
   /** The nested server rejected the session API key (401/403). Never retried. */
   NestedUnauthorized: 'NestedUnauthorized',
+  /**
+   * The nested server checked a git provider token live and rejected it (`add-git-providers` 401 with the server's
+   * reason). Never retried; whether the start fails depends on whether it needs that provider (README: Git tokens).
+   */
+  GitProviderRejected: 'GitProviderRejected',
   /** The nested server rejected a request as malformed (400/422). Never retried. */
   NestedBadRequest: 'NestedBadRequest',
   /** The nested server answered 404 for a conversation it should know. */
@@ -55,7 +60,9 @@ export function whatToCheck(type: ErrorTypeName, conversationId?: string): strin
     case ErrorType.RuntimeStartFailed:
       return `${logs}, that the Docker engine answers ('docker info'), and NESTOR_RUNTIME_IMAGE`;
     case ErrorType.NestedUnauthorized:
-      return "that the container was not recreated under the conversation (its session key changes), and the git provider tokens";
+      return 'that the container was not recreated under the conversation (its session key changes)';
+    case ErrorType.GitProviderRejected:
+      return "the git provider token in gitProviderTokens (the nested server checks it against the provider's API, so it also needs egress)";
     case ErrorType.NestedBadRequest:
       return "the field the nested server names against the start input's settings (README: Workflow contract)";
     case ErrorType.NestedNotFound:

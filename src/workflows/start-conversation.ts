@@ -40,8 +40,12 @@ import {
 import { touchSlotSignal, userSessionsWorkflowId } from './user-sessions';
 import { conversationMetrics } from './metrics';
 
-/** Bound on the container answering /alive. @default 120 s (OpenHands' Docker runtime waits 120 s). */
-export const DEFAULT_ALIVE_TIMEOUT_MS = 120_000;
+/**
+ * Longest a create or resume may take when the start input names no alive bound: the bound itself then comes from
+ * the runtime image's manifest (`nestor.runtime.alive-timeout-ms`, e.g. 180 s for OpenHands, which the workflow
+ * cannot know), and a dead worker is noticed by the heartbeat timeout long before this.
+ */
+export const RUNTIME_STEP_CEILING_MS = 10 * 60_000;
 /** Bound on the nested conversation becoming ready. @default 120 s */
 export const DEFAULT_READY_TIMEOUT_MS = 120_000;
 /** Idle time before a conversation is paused. @default 20 min, as OpenHands' runtime API (RUNTIME_IDLE_SECONDS=1200). */
@@ -65,14 +69,14 @@ const NEVER_RETRY_INPUT = [ErrorType.InvalidInput, ErrorType.InvalidSettings, Er
  * Each step's timeouts and retries, named so a reader sees every bound in one place; each activity gets a UI summary
  * and the heartbeat timeout.
  */
-function stepActivities(aliveTimeoutMs: number, readyTimeoutMs: number) {
+function stepActivities(aliveTimeoutMs: number | undefined, readyTimeoutMs: number) {
   const SESSION: ActivityOptions = {
     // Taking a slot may wait for another conversation of the user to pause.
     startToCloseTimeout: '3 minutes',
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
   };
   const RUNTIME: ActivityOptions = {
-    startToCloseTimeout: aliveTimeoutMs + 60_000,
+    startToCloseTimeout: (aliveTimeoutMs ?? RUNTIME_STEP_CEILING_MS) + 60_000,
     // Wait for the activity to stop before compensating, so a cancelled create cannot leave a container behind.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: {
@@ -160,7 +164,8 @@ function describeCause(err: unknown): { type: string; message: string } {
 
 export async function StartConversation(input: StartConversationInput, carried?: CarriedState): Promise<AgentLoopInfo> {
   const { conversationId, userId } = input;
-  const aliveTimeoutMs = input.timeouts?.aliveTimeoutMs ?? DEFAULT_ALIVE_TIMEOUT_MS;
+  // Unset: the runtime image's own bound (its manifest), applied by the activity.
+  const aliveTimeoutMs = input.timeouts?.aliveTimeoutMs;
   const readyTimeoutMs = input.timeouts?.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   const idleTimeoutMs = input.timeouts?.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const acts = stepActivities(aliveTimeoutMs, readyTimeoutMs);
@@ -359,9 +364,21 @@ export async function StartConversation(input: StartConversationInput, carried?:
         }
 
         const target = { url: runtime.url, sessionApiKey: runtime.sessionApiKey, conversationId };
-        await run('configureNestedServer', 'storing settings, git providers and secrets', () =>
-          acts.configureNestedServer({ ...target, settings: input.settings, providerTokens: tokens, customSecrets: input.customSecrets }),
+        const configured = await run('configureNestedServer', 'storing settings, git providers and secrets', () =>
+          acts.configureNestedServer({
+            ...target,
+            settings: input.settings,
+            providerTokens: tokens,
+            customSecrets: input.customSecrets,
+            repository: input.repository,
+            gitProvider: input.gitProvider,
+          }),
         );
+        // Histories recorded before the report had warnings hold none: `?? []`.
+        for (const w of configured?.warnings ?? []) {
+          if (!info.warnings.includes(w)) info.warnings.push(w);
+          log.warn('nested set-up', { step: 'configureNestedServer', warning: w });
+        }
         // A resume creates the conversation again (the nested server reuses it) without the initial message or replay.
         await run('createConversation', mode === 'start' ? 'creating the nested conversation' : 'reopening the nested conversation', () =>
           acts.createConversation({
@@ -441,7 +458,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
     if (mode === 'start') {
       info.timings = { ...info.timings, startToRunningMs: Date.parse(info.readyAt) - Date.parse(info.startedAt) };
       metrics.timeToReady.record(info.timings.startToRunningMs!);
-    } else metrics.resumes.add(1);
+    }
     info.pausedAt = undefined;
     info.pauseReason = undefined;
     resumeRequested = false;
@@ -572,7 +589,10 @@ export async function StartConversation(input: StartConversationInput, carried?:
     // PAUSED: a message, a resume or a waitReady brings it back.
     pauseReason = undefined;
     if (pending() || resumeRequested) {
-      if ((await bringUp('resume')) === 'closed') break;
+      const outcome = await bringUp('resume');
+      if (outcome === 'closed') break;
+      // Counted here, not in bringUp: a recovered sandbox (above) is no resume of a paused conversation.
+      if (outcome === 'running') metrics.resumes.add(1);
       continue;
     }
     await condition(() => closeRequested || pending() || resumeRequested || continueAsNewDue());
