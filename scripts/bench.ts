@@ -36,6 +36,7 @@ import type { AgentLoopInfo, StartConversationRequest } from '../src/shared/sche
 import { createWorker } from '../src/worker';
 import { configFromEnv, createEmulator } from '../emulator/src/server';
 import { freePort } from '../test/helpers/net';
+import { runtimeFigures, runtimeTable } from './bench-runtimes';
 
 // The emulator's fault knobs and quick boots are what this script measures against; the real image has its own runs.
 process.env.NESTOR_RUNTIME ??= 'emulator';
@@ -460,6 +461,10 @@ async function main() {
       await memServer.stop();
     }
 
+    // 6. the real OpenHands image beside the emulator
+    log(`6. cold starts of each runtime image, split by segment, and a live sandbox's memory`);
+    results.runtimes = await runtimeFigures(log);
+
 
     mkdirSync(OUT_DIR, { recursive: true });
     writeFileSync(join(OUT_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
@@ -568,6 +573,7 @@ function printTable(r: Record<string, any>) {
     `CPU during the sequential starts: Temporal server ${r.cpuSequentialStarts.temporalServer.cores} cores, worker ${r.cpuSequentialStarts.worker.cores}, bench client ${r.cpuSequentialStarts.bench.cores} (over ${r.cpuSequentialStarts.wallS} s)`,
     `Where a message's time goes (medians, from the history): ${JSON.stringify(r.relay.profile)}`,
     '',
+    ...(r.runtimes ? ['Runtime images (phase 6):', '', runtimeTable(r.runtimes), ''] : []),
     `Written: bench/results.json, bench/results.svg`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -90,9 +90,9 @@ describe('the real OpenHands server in the sandbox, with the LLM stand-in', { ti
     const paused = await client.pause(id, 'e2e pause');
     assert.equal(paused.status, 'PAUSED');
     assert.equal((await containersFor(id))[0].State, 'exited');
-    const resumed = await client.resume(id);
-    assert.equal(resumed.status, 'RUNNING');
-    const after = NestedClient.forConversation(resumed);
+    assert.equal((await client.resume(id)).status, 'RUNNING');
+    // The port changed with the restart; `start` again attaches to the running conversation and returns address and key.
+    const after = NestedClient.forConversation(await client.start(input(id)));
     const kept = await after.allEvents(id);
     assert.deepEqual(userMessages(kept).slice(0, 4), ['hello OpenHands', 'first question', 'second question', 'only once'], 'events kept across the pause');
     const cat = await docker.getContainer(container.Id).exec({ Cmd: ['cat', '/data/workspace/note.txt'], AttachStdout: true, User: '10001' });
