@@ -11,6 +11,7 @@ SUITE="trixie"
 MIRROR="${NESTOR_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 PACKAGES="python3,python3-venv,git,tmux,bash,ca-certificates,procps"
 
+docker info >/dev/null 2>&1 || die "no Docker engine answers, so the OpenHands image can be neither found nor imported; start one (scripts/ensure-docker.sh, which npm run setup runs)"
 hash=$(cat "$DIR/Dockerfile" "$DIR/requirements.lock" "$0" | { cat; echo "$SUITE $PACKAGES $UV_VERSION"; } | sha256sum | cut -c1-16)
 repo="${OPENHANDS_IMAGE%%:*}"
 version="${OPENHANDS_IMAGE##*:}"

@@ -309,6 +309,23 @@ describe('each difference of the real server, on its recorded answer', () => {
     });
   });
 
+  test("a retried delivery finds its own message among the real stream's other kinds (system prompt, recall, agent state) and does not post again", async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const pool = agent.get(BASE);
+    const recorded = (REAL.events.body as { events: Array<{ id: number; source: string; action?: string; args?: { content?: string } }> }).events;
+    assert.ok(recorded.some((e) => e.action === 'system') && recorded.some((e) => e.action === 'recall'), 'the recording holds the other kinds');
+    const mine = recorded.find((e) => e.source === 'user' && e.action === 'message' && e.args?.content === 'second message')!;
+    const first = recorded.find((e) => e.source === 'user' && e.action === 'message')!;
+    pool
+      .intercept({ path: `/api/conversations/c1/events?start_id=${first.id + 1}&limit=100`, method: 'GET' })
+      .reply(200, { events: recorded.filter((e) => e.id > first.id), has_more: false });
+    const env = new MockActivityEnvironment({ attempt: 2 });
+    const sent = await env.run(createNestedActivities({ dispatcher: agent }).sendEvent, { ...target, content: 'second message', afterEventId: first.id });
+    assert.deepEqual(sent, { eventId: mine.id, recovered: true });
+    assert.deepEqual(agent.pendingInterceptors(), [], 'looked once, posted nothing');
+  });
+
   test('a stop whose body still says RUNNING counts as stopped', async () => {
     const agent = new MockAgent();
     agent.disableNetConnect();
