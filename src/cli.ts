@@ -11,6 +11,7 @@ import { EncryptionCodec, type EncryptionKey } from './codec/encryption';
 import { resolveEncryptionKeys } from './codec/keys';
 import { startCodecServer, type RunningCodecServer } from './codec/server';
 import { NestorError } from './shared/errors';
+import { NestedClient } from './nested/client';
 import { DockerRuntimeProvider, SANDBOX_NETWORK } from './runtime/docker';
 import { FINISH_MARKER, startLlmStandIn } from './llm-stand-in/server';
 import type { AgentLoopInfo, StartConversationRequest } from './shared/schemas';
@@ -124,6 +125,24 @@ export function buildProgram(): Command {
     .action(async (id: string, message: string, o, cmd) => {
       const ack = await withClient((client) => client.sendMessage(id, { content: message, messageId: o.messageId }));
       print(ack, cmd.optsWithGlobals().json, () => `delivered ${ack.messageId}${ack.eventId !== undefined ? ` as event ${ack.eventId}` : ''}`);
+    });
+
+  program
+    .command('events <conversationId>')
+    .description("what was said in a running conversation, read from its nested server: user and agent messages, agent state changes")
+    .action(async (id: string, _o, cmd: Command) => {
+      const events = await withClient(async (client) => NestedClient.forConversation(await client.connection(id)).allEvents(id));
+      const said = events.filter((e) => e.action === 'message' || e.observation === 'agent_state_changed');
+      print(said, cmd.optsWithGlobals().json, () =>
+        said
+          .map((e) => {
+            const state = (e.extras as { agent_state?: string; reason?: string } | undefined) ?? {};
+            return e.action === 'message'
+              ? `#${e.id} ${e.source}: ${String(e.args?.content ?? e.message ?? '')}`
+              : `#${e.id} agent state: ${state.agent_state}${state.reason ? ` (${state.reason})` : ''}`;
+          })
+          .join('\n'),
+      );
     });
 
   /** A command that acts on one conversation and prints its AgentLoopInfo. */

@@ -156,6 +156,14 @@ export class ConversationClient {
     return unwrapped(this.client.workflow.executeUpdateWithStart(waitReadyUpdate, { startWorkflowOperation: startOp }));
   }
 
+  /**
+   * The running conversation's address and session key (what `start` returns), without a start input: waits until it
+   * is RUNNING. For reading its nested server directly (e.g. `nestor events`); the key never appears in `status`.
+   */
+  async connection(conversationId: string): Promise<AgentLoopInfo> {
+    return unwrapped(this.handle(conversationId).executeUpdate(waitReadyUpdate));
+  }
+
   /** Send one message; resolves once the nested server accepted it. The message ID (a UUID when omitted) deduplicates. */
   async sendMessage(conversationId: string, message: string | SendMessageInput): Promise<MessageAck> {
     const msg = parseInput(SendMessageInputSchema, typeof message === 'string' ? { content: message } : message, 'message');

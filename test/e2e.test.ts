@@ -232,6 +232,11 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     assert.equal(badSchedule.code, 2);
     assert.match(badSchedule.stderr, /every: /);
     assert.match((await run('node', [CLI, 'resume', id], { env: cliEnv })).stdout, /: RUNNING/);
+    // What was said, read from the nested server with the conversation's own key (never printed).
+    const said = (await run('node', [CLI, 'events', id], { env: cliEnv })).stdout;
+    assert.match(said, /^#\d+ user: hi from the CLI$/m);
+    assert.match(said, /^#\d+ agent: echo: hi from the CLI$/m);
+    assert.doesNotMatch(said, /session/i);
     let listed = '';
     for (let i = 0; i < 50 && !listed.includes(`${id}\tcli-user\tRUNNING`); i++) {
       listed = (await run('node', [CLI, 'list', '-u', 'cli-user', '-s', 'RUNNING'], { env: cliEnv })).stdout;
