@@ -12,7 +12,8 @@ import { createNestedActivities } from '../src/activities/nested';
 import { createRuntimeActivities } from '../src/activities/runtime';
 import { startLlmStandIn } from '../src/llm-stand-in/server';
 import { NestedClient } from '../src/nested/client';
-import { DockerRuntimeProvider, containerName } from '../src/runtime/docker';
+import { containerName } from '../src/runtime/container-spec';
+import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { RUNTIME_IMAGES, type RuntimeName } from '../src/runtime/image-manifest';
 
 /** Cold starts per image. @default 5 */

@@ -12,12 +12,20 @@ import { resolveEncryptionKeys } from './codec/keys';
 import { startCodecServer, type RunningCodecServer } from './codec/server';
 import { NestorError } from './shared/errors';
 import { NestedClient } from './nested/client';
-import { DockerRuntimeProvider, SANDBOX_NETWORK } from './runtime/docker';
+import { SANDBOX_NETWORK } from './runtime/container-spec';
+import { DockerRuntimeProvider } from './runtime/docker';
 import { FINISH_MARKER, startLlmStandIn } from './llm-stand-in/server';
 import type { AgentLoopInfo, StartConversationRequest } from './shared/schemas';
 
 /** Exit codes: 1 a failure reported by the service, 2 bad input or configuration, 3 cannot reach Temporal. */
 const EXIT = { failure: 1, invalid: 2, unreachable: 3 } as const;
+
+/** A `--port` value: an integer 0–65535 (0: any free port), else a usage error (exit 2). */
+function portNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535)');
+  return n;
+}
 
 function mask(key: string | undefined): string | undefined {
   return key ? `${key.slice(0, 4)}…(${key.length} chars, use --show-secrets)` : key;
@@ -218,11 +226,7 @@ export function buildProgram(): Command {
   program
     .command('llm-stand-in')
     .description("serve a scripted OpenAI-compatible LLM where sandboxes reach it (the sandbox network's gateway), for trying the real agent offline")
-    .option('-p, --port <port>', 'port (0: any free one)', (v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535)');
-      return n;
-    }, 0)
+    .option('-p, --port <port>', 'port (0: any free one)', portNumber, 0)
     .action(async (o) => {
       const c = loadConfig();
       const host = await new DockerRuntimeProvider({ image: c.runtimeImage }).sandboxGateway();
@@ -244,11 +248,7 @@ export function buildProgram(): Command {
   program
     .command('codec-server')
     .description('serve /encode and /decode for the Temporal UI, so it shows payloads decrypted (127.0.0.1 only)')
-    .option('-p, --port <port>', 'port (default NESTOR_CODEC_PORT, 8234)', (v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535)');
-      return n;
-    })
+    .option('-p, --port <port>', 'port (default NESTOR_CODEC_PORT, 8234)', portNumber)
     .action(async (o) => {
       const c = loadConfig();
       const server = await codecServer(c, { port: o.port });

@@ -1,7 +1,7 @@
 // Container spec building: name, labels, limits, port binding, environment.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DEFAULT_LIMITS, buildContainerSpec, containerName, resolveMemoryMb } from '../src/runtime/docker';
+import { DEFAULT_LIMITS, buildContainerSpec, containerName, resolveMemoryMb } from '../src/runtime/container-spec';
 import { NestorError } from '../src/shared/errors';
 import { UNLABELLED_MANIFEST, manifestFromLabels } from '../src/runtime/image-manifest';
 

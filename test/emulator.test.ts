@@ -309,16 +309,6 @@ describe('emulator: fault knobs', () => {
     // The secret was stored although its answer never arrived: the instance with no faults on its data says so.
     const { call } = await start({}, dropped.dir);
     assert.deepEqual(await call('POST', '/api/secrets', { name: 'S', value: 'v' }), { status: 400, body: { message: 'Secret S already exists' } });
-    assert.deepEqual(await call('DELETE', '/api/secrets/S'), { status: 200, body: { message: 'Secret deleted successfully' } });
-    assert.equal((await call('DELETE', '/api/secrets/S')).status, 404);
-    assert.equal((await call('POST', '/api/secrets', { name: 'S', value: 'v2' })).status, 201, 'created again with its new value');
-  });
-
-  test('exp-config: 200 false (1.4.0); with EXP_CONFIG_ROUTE=0, 404 {"detail":"Not Found"} as 1.5.0+', async () => {
-    const { call } = await configured();
-    assert.deepEqual(await call('POST', '/api/conversations/c9/exp-config', { config: {} }), { status: 200, body: false });
-    const newer = await configured({ EXP_CONFIG_ROUTE: '0' });
-    assert.deepEqual(await newer.call('POST', '/api/conversations/c9/exp-config', { config: {} }), { status: 404, body: { detail: 'Not Found' } });
   });
 
   test('bad knob values are refused with the variable named', () => {

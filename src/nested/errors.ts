@@ -1,0 +1,58 @@
+// How the nested server's error answers become typed NestorErrors: one status, one type, and the server's reason
+// (from `detail`, `error` or `message` bodies, or plain text) in the message, never an echoed input.
+import { ErrorType, NestorError, type ErrorTypeName } from '../shared/errors';
+
+/** The session-key check's own answer (`{"detail":"Unauthorized"}`), as opposed to a 401 about something else. */
+export function isSessionKeyRejection(body: string): boolean {
+  try {
+    return (JSON.parse(body) as { detail?: unknown })?.detail === 'Unauthorized';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Map one nested-server status code onto a typed, retryable-or-not error whose message carries the server's reason.
+ * The body is kept short and never holds our secrets (see summarizeBody); `rawBody` stays in process, for callers
+ * that tell answers apart, and is dropped from what leaves the activity.
+ */
+export function errorForStatus(method: string, path: string, status: number, body: string): NestorError {
+  const reason = summarizeBody(body);
+  const details = { method, path, status, body: reason };
+  const what = `${method} ${path} answered ${status}${reason ? ` (${reason})` : ''}`;
+  const err = (type: ErrorTypeName, message: string, retryable: boolean) => {
+    const e = new NestorError(type, message, retryable, details);
+    Object.defineProperty(e.details, 'rawBody', { value: body.slice(0, 2000), enumerable: false });
+    return e;
+  };
+  if (status === 401 || status === 403) {
+    return err(ErrorType.NestedUnauthorized, `${what}: the nested server rejected the session API key`, false);
+  }
+  if (status === 400 || status === 422) return err(ErrorType.NestedBadRequest, what, false);
+  if (status === 404) return err(ErrorType.NestedNotFound, what, true);
+  if (status === 408 || status === 429 || status >= 500) return err(ErrorType.NestedUnavailable, what, true);
+  return err(ErrorType.NestedBadRequest, `${what}: unexpected status`, false);
+}
+
+/**
+ * A short, value-free account of an error body. FastAPI's 422 details echo the offending input (which may be a
+ * secret), so only their locations and messages are kept.
+ */
+export function summarizeBody(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as { detail?: unknown; error?: unknown; message?: unknown };
+    if (Array.isArray(parsed?.detail)) {
+      return parsed.detail
+        .map((d: { loc?: unknown[]; msg?: string }) => `${(d.loc ?? []).join('.')}: ${d.msg ?? 'invalid'}`)
+        .join('; ')
+        .slice(0, 300);
+    }
+    // OpenHands answers `{"detail": "…"}` (FastAPI), `{"error": "…"}` or `{"message": "…"}`: the reason is the string.
+    for (const k of ['detail', 'error', 'message'] as const) {
+      if (typeof parsed?.[k] === 'string') return (parsed[k] as string).slice(0, 300);
+    }
+  } catch {
+    /* not JSON (e.g. a plain-text 500): fall through */
+  }
+  return body.trim().slice(0, 300);
+}

@@ -1,0 +1,128 @@
+// The container a conversation's sandbox runs in: its name, volume, networks, limits and hardening, as pure functions
+// of the request and the image's manifest, so tests can check every field without Docker.
+import type Docker from 'dockerode';
+import { LABELS } from '../shared/constants';
+import { ErrorType, NestorError } from '../shared/errors';
+import type { RuntimeSpec } from './provider';
+import { UNLABELLED_MANIFEST, type ImageManifest } from './image-manifest';
+
+/** Where the nested server keeps its file store inside the container: on the conversation's own volume at /data. */
+export const DATA_PATH = '/data';
+export const FILE_STORE_PATH = `${DATA_PATH}/file_store`;
+/** Unprivileged user the sandbox runs as (the images' `nestor` / `openhands` user). @default '10001:10001' */
+export const SANDBOX_USER = '10001:10001';
+
+/** Limits the operator set for sandboxes whose settings name none; memory unset means the image's default. */
+export interface SandboxDefaults {
+  cpus: number;
+  memoryMb?: number;
+  pidsLimit: number;
+}
+
+/**
+ * Sandbox networks: bridges with inter-container traffic disabled, so one sandbox cannot reach another. The internal
+ * one has no route out (no egress); sandboxes on it cannot publish ports, so the worker reaches them by address.
+ */
+export const SANDBOX_NETWORK = 'nestor-sandboxes';
+export const SANDBOX_NETWORK_INTERNAL = 'nestor-sandboxes-internal';
+
+/** Documented defaults: 1 CPU, 512 processes; memory comes from the image's manifest (`default-memory-mb`). */
+export const DEFAULT_LIMITS: SandboxDefaults = { cpus: 1, pidsLimit: 512 };
+
+/** The conversation's data volume: outlives pauses, removed with the container. */
+export function volumeName(conversationId: string, prefix = 'nestor-conv-'): string {
+  return `${prefix}${conversationId}-data`;
+}
+
+/** Deterministic container name: a retried create finds the first attempt's container. */
+export function containerName(conversationId: string, prefix = 'nestor-conv-'): string {
+  return `${prefix}${conversationId}`;
+}
+
+/**
+ * The memory limit a sandbox gets: the settings', else the operator's default, else the image's; below the image's
+ * floor it is InvalidSettings naming where the number came from.
+ */
+export function resolveMemoryMb(spec: Pick<RuntimeSpec, 'memoryMb'>, defaults: Partial<SandboxDefaults> | undefined, manifest: ImageManifest): number {
+  const [memoryMb, field] =
+    spec.memoryMb !== undefined
+      ? [spec.memoryMb, 'settings.sandbox.memoryMb']
+      : defaults?.memoryMb !== undefined
+        ? [defaults.memoryMb, 'NESTOR_DEFAULT_MEMORY_MB']
+        : [manifest.defaultMemoryMb, `the image's default-memory-mb label`];
+  if (memoryMb < manifest.memoryFloorMb) {
+    throw new NestorError(
+      ErrorType.InvalidSettings,
+      `${field}: ${memoryMb} MB is below the ${manifest.memoryFloorMb} MB the ${manifest.kind} runtime image needs for a live conversation`,
+      false,
+      { field, floorMb: manifest.memoryFloorMb },
+    );
+  }
+  return memoryMb;
+}
+
+/** The container create options for one conversation. Pure, so tests can check every field. */
+export function buildContainerSpec(
+  spec: RuntimeSpec,
+  opts: {
+    image: string;
+    sessionApiKey: string;
+    namePrefix?: string;
+    defaults?: Partial<SandboxDefaults>;
+    user?: string;
+    owner?: string;
+    /** @default UNLABELLED_MANIFEST */
+    manifest?: ImageManifest;
+  },
+): Docker.ContainerCreateOptions {
+  const manifest = opts.manifest ?? UNLABELLED_MANIFEST;
+  const limits = { ...DEFAULT_LIMITS, ...opts.defaults };
+  const egress = spec.egress ?? true;
+  const cpus = spec.cpus ?? limits.cpus;
+  const memoryMb = resolveMemoryMb(spec, opts.defaults, manifest);
+  const port = `${manifest.port}/tcp`;
+  const env: Record<string, string> = {
+    ...spec.env,
+    // Ours win over the settings' extras: these make the nested server what nestor expects. The image's own ENV
+    // holds everything else it needs (images/openhands/Dockerfile).
+    SESSION_API_KEY: opts.sessionApiKey,
+    ALLOW_SET_CONVERSATION_ID: '1',
+    port: String(manifest.port),
+    FILE_STORE_PATH,
+    SANDBOX_CLOSE_DELAY: '0',
+  };
+  return {
+    name: containerName(spec.conversationId, opts.namePrefix),
+    Image: opts.image,
+    User: opts.user ?? SANDBOX_USER,
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    Labels: {
+      [LABELS.managed]: 'true',
+      [LABELS.conversationId]: spec.conversationId,
+      [LABELS.userId]: spec.userId,
+      ...(opts.owner && { [LABELS.owner]: opts.owner }),
+    },
+    ExposedPorts: { [port]: {} },
+    HostConfig: {
+      NetworkMode: egress ? SANDBOX_NETWORK : SANDBOX_NETWORK_INTERNAL,
+      // Docker picks the host port; only loopback can reach it. (An internal network cannot publish ports.)
+      PortBindings: egress ? { [port]: [{ HostIp: '127.0.0.1', HostPort: '' }] } : {},
+      NanoCpus: Math.round(cpus * 1e9),
+      Memory: memoryMb * 1024 * 1024,
+      PidsLimit: spec.pidsLimit ?? limits.pidsLimit,
+      // Back up with the Docker daemon (or after a crash) unless nestor stopped it (a pause): a RUNNING conversation keeps
+      // a running sandbox. Its port may change; the workflow recovers the address on the next delivery.
+      RestartPolicy: { Name: 'unless-stopped' },
+      // A tiny init as PID 1 reaps the processes the agent server leaves (tmux, bash, Jupyter): without it they pile up
+      // as zombies, and stopping the container ends them all.
+      Init: true,
+      // Hardened: no capabilities, no privilege escalation, a read-only root with scratch space in memory (sized by
+      // the image: OpenHands writes fixed /tmp paths), and the only writable, lasting place the conversation's volume.
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges:true'],
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': `rw,noexec,nosuid,size=${manifest.tmpfsMb}m` },
+      Mounts: [{ Type: 'volume', Source: volumeName(spec.conversationId, opts.namePrefix), Target: DATA_PATH, ReadOnly: false }],
+    },
+  };
+}
