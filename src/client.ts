@@ -75,6 +75,15 @@ const RESUME_SCHEDULE_PREFIX = 'resume-';
 /** How often sendMessage tries again while a conversation continues as new (about 40 s in all). */
 const CONTINUE_AS_NEW_RETRIES = 100;
 
+/**
+ * An update the server aborted because its run was closing (continue-as-new) before the update completed: it did not
+ * take effect in that run, and the same message ID sent again lands on the next run, which deduplicates it.
+ */
+function abortedByRunSwitch(err: unknown): boolean {
+  const text = [err, (err as { cause?: unknown })?.cause].map((e) => (e instanceof Error ? e.message : '')).join(' ');
+  return /update was aborted|workflow is closing/i.test(text);
+}
+
 export interface ConversationClientOptions {
   client: Client;
   /** @default 'conversations' */
@@ -174,7 +183,7 @@ export class ConversationClient {
         return await this.handle(conversationId).executeUpdate(sendMessageUpdate, { args: [{ ...msg, messageId }], updateId: messageId });
       } catch (err) {
         const continuing = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === ErrorType.ContinuingAsNew;
-        if (!continuing || attempt >= CONTINUE_AS_NEW_RETRIES) unwrap(err);
+        if (!(continuing || abortedByRunSwitch(err)) || attempt >= CONTINUE_AS_NEW_RETRIES) unwrap(err);
         await new Promise((r) => setTimeout(r, delay));
       }
     }
