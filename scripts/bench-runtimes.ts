@@ -15,21 +15,10 @@ import { NestedClient } from '../src/nested/client';
 import { containerName } from '../src/runtime/container-spec';
 import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { RUNTIME_IMAGES, type RuntimeName } from '../src/runtime/image-manifest';
+import { stats, type Stats } from './stats';
 
 /** Cold starts per image. @default 5 */
 const N_STARTS = Number(process.env.BENCH_RUNTIME_STARTS ?? 5);
-
-interface Stats {
-  p50: number;
-  p95: number;
-  n: number;
-}
-
-function stats(xs: number[]): Stats {
-  const s = [...xs].sort((a, b) => a - b);
-  const q = (p: number) => Math.round(s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]);
-  return { p50: q(0.5), p95: q(0.95), n: s.length };
-}
 
 export interface RuntimeFigures {
   image: string;
@@ -119,7 +108,7 @@ export async function runtimeFigures(log: (m: string) => void = (m) => process.s
 /** The phase's table, in the README's format. */
 export function runtimeTable(rows: RuntimeFigures[]): string {
   const row = (cells: Array<string | number>) => `| ${cells.join(' | ')} |`;
-  const pair = (s: Stats) => `${s.p50} / ${s.p95}`;
+  const pair = (s: Stats) => `${Math.round(s.p50)} / ${Math.round(s.p95)}`;
   return [
     row(['image', `cold start → ready, p50 / p95 (ms, n=${rows[0]?.total.n ?? 0})`, 'container start → /alive', 'nested set-up', 'create → ready', 'live sandbox memory (MiB)']),
     row(['---', '---', '---', '---', '---', '---']),

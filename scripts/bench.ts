@@ -37,6 +37,7 @@ import { createWorker } from '../src/worker';
 import { configFromEnv, createEmulator } from '../emulator/src/server';
 import { freePort } from '../test/helpers/net';
 import { runtimeFigures, runtimeTable } from './bench-runtimes';
+import { stats, type Stats } from './stats';
 
 // The emulator's fault knobs and quick boots are what this script measures against; the real image has its own runs.
 process.env.NESTOR_RUNTIME ??= 'emulator';
@@ -50,22 +51,6 @@ const N_IDLE = Number(process.env.BENCH_IDLE ?? 100);
 
 // ---------- small helpers ----------
 
-interface Stats {
-  n: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  mean: number;
-  min: number;
-  max: number;
-}
-/** Nearest-rank percentiles. */
-function stats(xs: number[]): Stats {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-  const r = (x: number) => Math.round(x * 10) / 10;
-  return { n: s.length, p50: r(at(50)), p95: r(at(95)), p99: r(at(99)), mean: r(s.reduce((a, b) => a + b, 0) / s.length), min: r(s[0]), max: r(s[s.length - 1]) };
-}
 const median = (xs: number[]) => stats(xs).p50;
 
 /** Run fn over items with at most `concurrency` at once; resolves to the results in order. */

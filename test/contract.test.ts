@@ -15,7 +15,7 @@ import { removeContainers } from './helpers/docker';
 import { EMULATOR_IMAGE, OPENHANDS_IMAGE, startStandInForSandboxes } from './helpers/openhands';
 import { uniqueId } from './helpers/temporal';
 
-export interface Answer {
+interface Answer {
   status: number;
   /** 'json' or 'text', from the content type. */
   kind: 'json' | 'text';
@@ -23,7 +23,7 @@ export interface Answer {
 }
 
 /** Where a body's shape differs: keys present on one side only, or values of different JSON types (null matches any). */
-export function shapeDiff(a: unknown, b: unknown, path = 'body'): string[] {
+function shapeDiff(a: unknown, b: unknown, path = 'body'): string[] {
   const type = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
   if (a === null || b === null) return [];
   if (type(a) !== type(b)) return [`${path}: ${type(a)} vs ${type(b)}`];

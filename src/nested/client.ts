@@ -2,7 +2,7 @@
 // Each status code maps onto one typed NestorError, so activities never inspect HTTP themselves.
 import { request, type Dispatcher } from 'undici';
 import { ErrorType, NestorError } from '../shared/errors';
-import { errorForStatus, isSessionKeyRejection } from './errors';
+import { SESSION_KEY_REJECTED, errorForStatus } from './errors';
 
 /** Per-request timeout. OpenHands used httpx's 5 s default and no retry; we keep 10 s and let Temporal retry. @default 10000 */
 export const DEFAULT_NESTED_TIMEOUT_MS = 10_000;
@@ -110,7 +110,7 @@ export class NestedClient {
     try {
       return await this.json('POST', '/api/add-git-providers', { provider_tokens: providerTokens });
     } catch (err) {
-      if (!(err instanceof NestorError) || err.details.status !== 401 || isSessionKeyRejection(String(err.details.rawBody ?? ''))) throw err;
+      if (!(err instanceof NestorError) || err.details.status !== 401 || err.details.body === SESSION_KEY_REJECTED) throw err;
       const providers = Object.keys(providerTokens);
       const reason = String(err.details.body ?? '');
       throw new NestorError(

@@ -2,29 +2,18 @@
 // (from `detail`, `error` or `message` bodies, or plain text) in the message, never an echoed input.
 import { ErrorType, NestorError, type ErrorTypeName } from '../shared/errors';
 
-/** The session-key check's own answer (`{"detail":"Unauthorized"}`), as opposed to a 401 about something else. */
-export function isSessionKeyRejection(body: string): boolean {
-  try {
-    return (JSON.parse(body) as { detail?: unknown })?.detail === 'Unauthorized';
-  } catch {
-    return false;
-  }
-}
+/** The reason the session-key check gives (`{"detail":"Unauthorized"}`), as opposed to a 401 about something else. */
+export const SESSION_KEY_REJECTED = 'Unauthorized';
 
 /**
  * Map one nested-server status code onto a typed, retryable-or-not error whose message carries the server's reason.
- * The body is kept short and never holds our secrets (see summarizeBody); `rawBody` stays in process, for callers
- * that tell answers apart, and is dropped from what leaves the activity.
+ * The body is kept short and never holds our secrets (see summarizeBody).
  */
 export function errorForStatus(method: string, path: string, status: number, body: string): NestorError {
   const reason = summarizeBody(body);
   const details = { method, path, status, body: reason };
   const what = `${method} ${path} answered ${status}${reason ? ` (${reason})` : ''}`;
-  const err = (type: ErrorTypeName, message: string, retryable: boolean) => {
-    const e = new NestorError(type, message, retryable, details);
-    Object.defineProperty(e.details, 'rawBody', { value: body.slice(0, 2000), enumerable: false });
-    return e;
-  };
+  const err = (type: ErrorTypeName, message: string, retryable: boolean) => new NestorError(type, message, retryable, details);
   if (status === 401 || status === 403) {
     return err(ErrorType.NestedUnauthorized, `${what}: the nested server rejected the session API key`, false);
   }
