@@ -24,6 +24,7 @@ import {
   type ConversationStatus,
 } from './shared/constants';
 import { ErrorType, NestorError } from './shared/errors';
+import { RESUME_SCHEDULE_PREFIX, listResumeSchedules, type ResumeScheduleEntry } from './shared/resume-schedules';
 import {
   CloseInputSchema,
   ConversationIdSchema,
@@ -53,13 +54,7 @@ export const ScheduleResumeSchema = z
 export type ScheduleResumeOptions = z.input<typeof ScheduleResumeSchema>;
 
 /** One scheduled resume, as listed. */
-export interface ScheduledResume {
-  scheduleId: string;
-  conversationId: string;
-  message?: string;
-  nextActionTimes: Date[];
-  paused: boolean;
-}
+export type ScheduledResume = ResumeScheduleEntry;
 
 /** One conversation, as listed from visibility. */
 export interface ConversationSummary {
@@ -71,8 +66,7 @@ export interface ConversationSummary {
   runId: string;
 }
 
-const RESUME_SCHEDULE_PREFIX = 'resume-';
-/** How often sendMessage tries again while a conversation continues as new (about 40 s in all). */
+/** How often sendMessage tries again while a conversation continues as new or the server is busy (about 40 s in all). */
 const CONTINUE_AS_NEW_RETRIES = 100;
 
 /**
@@ -80,8 +74,26 @@ const CONTINUE_AS_NEW_RETRIES = 100;
  * take effect in that run, and the same message ID sent again lands on the next run, which deduplicates it.
  */
 function abortedByRunSwitch(err: unknown): boolean {
-  const text = [err, (err as { cause?: unknown })?.cause].map((e) => (e instanceof Error ? e.message : '')).join(' ');
-  return /update was aborted|workflow is closing/i.test(text);
+  return /update was aborted|workflow is closing/i.test(messagesOf(err));
+}
+
+/**
+ * The server turned the update away because too many updates to this workflow are in flight
+ * (`history.maxInFlightUpdates`; nestor's dev server raises it, other servers may not): nothing was admitted, so
+ * sending it again later is safe.
+ */
+function tooManyInFlight(err: unknown): boolean {
+  return /concurrent in-flight updates|maxInFlightUpdates|RESOURCE_EXHAUSTED/i.test(messagesOf(err));
+}
+
+function messagesOf(err: unknown): string {
+  return [err, (err as { cause?: unknown })?.cause].map((e) => (e instanceof Error ? `${e.name} ${e.message}` : '')).join(' ');
+}
+
+/** Whether an update failure is the server's or the run's "not now" (README: Workflow contract, what to retry). */
+function retryableUpdateFailure(err: unknown): boolean {
+  const continuing = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === ErrorType.ContinuingAsNew;
+  return continuing || abortedByRunSwitch(err) || tooManyInFlight(err);
 }
 
 export interface ConversationClientOptions {
@@ -162,7 +174,7 @@ export class ConversationClient {
         .filter(Boolean)
         .join('\n'),
     });
-    return unwrapped(this.client.workflow.executeUpdateWithStart(waitReadyUpdate, { startWorkflowOperation: startOp }));
+    return unwrapped(this.client.workflow.executeUpdateWithStart(waitReadyUpdate, { args: [{ userId: input.userId }], startWorkflowOperation: startOp }));
   }
 
   /**
@@ -170,20 +182,20 @@ export class ConversationClient {
    * is RUNNING. For reading its nested server directly (e.g. `nestor events`); the key never appears in `status`.
    */
   async connection(conversationId: string): Promise<AgentLoopInfo> {
-    return unwrapped(this.handle(conversationId).executeUpdate(waitReadyUpdate));
+    return unwrapped(this.handle(conversationId).executeUpdate(waitReadyUpdate, { args: [{}] }));
   }
 
   /** Send one message; resolves once the nested server accepted it. The message ID (a UUID when omitted) deduplicates. */
   async sendMessage(conversationId: string, message: string | SendMessageInput): Promise<MessageAck> {
     const msg = parseInput(SendMessageInputSchema, typeof message === 'string' ? { content: message } : message, 'message');
     const messageId = msg.messageId ?? randomUUID();
-    // While the workflow hands over to a new run it turns messages away; the same message ID goes again, to the new run.
+    // While the workflow hands over to a new run it turns messages away, and a server with too many updates in flight
+    // admits none: the same message ID goes again (it deduplicates), to the new run or once others completed.
     for (let attempt = 1, delay = 20; ; attempt++, delay = Math.min(500, delay * 1.5)) {
       try {
         return await this.handle(conversationId).executeUpdate(sendMessageUpdate, { args: [{ ...msg, messageId }], updateId: messageId });
       } catch (err) {
-        const continuing = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === ErrorType.ContinuingAsNew;
-        if (!(continuing || abortedByRunSwitch(err)) || attempt >= CONTINUE_AS_NEW_RETRIES) unwrap(err);
+        if (!retryableUpdateFailure(err) || attempt >= CONTINUE_AS_NEW_RETRIES) unwrap(err);
         await new Promise((r) => setTimeout(r, delay));
       }
     }
@@ -260,14 +272,7 @@ export class ConversationClient {
 
   /** Scheduled resumes, of one conversation or all. */
   async listScheduledResumes(conversationId?: string): Promise<ScheduledResume[]> {
-    const out: ScheduledResume[] = [];
-    for await (const s of this.client.schedule.list()) {
-      if (!s.scheduleId.startsWith(RESUME_SCHEDULE_PREFIX)) continue;
-      const memo = (s.memo ?? {}) as { conversationId?: string; message?: string };
-      if (!memo.conversationId || (conversationId !== undefined && memo.conversationId !== conversationId)) continue;
-      out.push({ scheduleId: s.scheduleId, conversationId: memo.conversationId, message: memo.message, nextActionTimes: s.info.nextActionTimes, paused: s.state.paused });
-    }
-    return out;
+    return listResumeSchedules(this.client, conversationId);
   }
 
   /** Delete a scheduled resume. Unknown IDs are an InvalidInput error. */

@@ -6,6 +6,25 @@ import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTE_KEYS } from './shared/constants';
 import type { NestorConfig } from './config';
 
+/**
+ * Dynamic config nestor needs from any Temporal server it runs on (the dev server here; a cluster's dynamic config
+ * file in production):
+ * - `history.maxInFlightUpdates`: updates admitted but not completed per workflow. Every message is an update that
+ *   completes only once the nested server accepted it, so a burst of messages to one conversation queues as in-flight
+ *   updates; the server's default of 10 turned the 11th away (`limit on number of concurrent in-flight updates`).
+ * - `system.enableActivityEagerExecution`: a worker that schedules an activity may start it at once, without a round
+ *   trip through the task queue.
+ */
+export const NESTOR_DYNAMIC_CONFIG: Record<string, unknown> = {
+  'history.maxInFlightUpdates': 500,
+  'system.enableActivityEagerExecution': true,
+};
+
+/** NESTOR_DYNAMIC_CONFIG as `--dynamic-config-value` arguments of `temporal server start-dev`. */
+export function dynamicConfigArgs(): string[] {
+  return Object.entries(NESTOR_DYNAMIC_CONFIG).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${JSON.stringify(v)}`]);
+}
+
 export interface DevServer {
   address: string;
   uiUrl: string;
@@ -30,8 +49,7 @@ export async function startDevServer(
     '--namespace', c.namespace,
     ...(opts.inMemory ? [] : ['--db-filename', join(c.dataDir, 'temporal.db')]),
     '--log-level', 'warn',
-    // A worker that schedules an activity may start it at once, without a round trip through the task queue.
-    '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
+    ...dynamicConfigArgs(),
     // The UI asks the codec server to decrypt payloads, so the operator reads them; the server stores them encrypted.
     ...(opts.codecEndpoint ? ['--ui-codec-endpoint', opts.codecEndpoint] : []),
     ...SEARCH_ATTRIBUTE_KEYS.flatMap((k) => ['--search-attribute', `${k.name}=Keyword`]),

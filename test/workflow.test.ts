@@ -14,105 +14,7 @@ import { closeSignal, closeUpdate, pauseUpdate, resumeUpdate, sendMessageUpdate,
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 import { createTestEnv, testDataConverter, uniqueId, workflowBundle } from './helpers/temporal';
-
-interface FakeOptions {
-  failAt?: StartStep;
-  /** removeRuntime fails (non-retryably). */
-  removeFails?: boolean;
-  /** pauseRuntime fails (non-retryably). */
-  pauseFails?: boolean;
-  /** This step fails the second time it runs only (the first resume after a successful start). */
-  failResumeAt?: StartStep;
-  /** waitForReady takes this long (cancellable). */
-  readyDelayMs?: number;
-}
-
-/** Fake activities that record every call in order and fail where told. */
-function fakeActivities(o: FakeOptions = {}) {
-  const calls: string[] = [];
-  const sent: string[] = [];
-  const runs = new Map<string, number>();
-  const fail = (step: string) => {
-    runs.set(step, (runs.get(step) ?? 0) + 1);
-    if (o.failAt === step) throw ApplicationFailure.nonRetryable(`injected failure in ${step}`, 'NestedBadRequest');
-    if (o.failResumeAt === step && runs.get(step) === 2) throw ApplicationFailure.nonRetryable(`injected resume failure in ${step}`, 'NestedBadRequest');
-  };
-  const acts: Partial<Activities> = {
-    async acquireSession(input) {
-      calls.push('acquireSession');
-      fail('acquireSession');
-      return { conversationId: input.conversationId, userId: input.userId, agent: 'CodeActAgent', llmModel: 'm', capabilities: {}, evicted: [] };
-    },
-    async releaseSession() {
-      calls.push('releaseSession');
-    },
-    async createRuntime() {
-      calls.push('createRuntime');
-      fail('createRuntime');
-      return { runtimeId: 'rt-1', url: 'http://127.0.0.1:1', sessionApiKey: 'secret-session-key', adopted: false, readyMs: 1 };
-    },
-    async pauseRuntime() {
-      calls.push('pauseRuntime');
-      if (o.pauseFails) throw ApplicationFailure.nonRetryable('docker stop failed', 'RuntimeStartFailed');
-    },
-    async resumeRuntime() {
-      calls.push('resumeRuntime');
-      return { runtimeId: 'rt-1', url: 'http://127.0.0.1:2', sessionApiKey: 'secret-session-key', adopted: true, readyMs: 1 };
-    },
-    async removeRuntime() {
-      calls.push('removeRuntime');
-      if (o.removeFails) throw ApplicationFailure.nonRetryable('docker is gone', 'RuntimeStartFailed');
-      return { removed: true };
-    },
-    async refreshTokens(input) {
-      calls.push('refreshTokens');
-      fail('refreshTokens');
-      return { tokens: input.tokens, refreshed: [], warnings: [] };
-    },
-    async configureNestedServer() {
-      calls.push('configureNestedServer');
-      fail('configureNestedServer');
-      return { secretsCreated: 0, secretsReplaced: 0, warnings: [] };
-    },
-    async createConversation() {
-      calls.push('createConversation');
-      fail('createConversation');
-      return { conversationStatus: 'STARTING' };
-    },
-    async waitForReady() {
-      calls.push('waitForReady');
-      if (o.readyDelayMs) {
-        const ctx = Context.current();
-        const end = Date.now() + o.readyDelayMs;
-        while (Date.now() < end) {
-          ctx.heartbeat();
-          await ctx.sleep(50);
-        }
-      }
-      fail('waitForReady');
-      return { polls: 1, waitedMs: 1, status: 'RUNNING', lastEventId: -1 };
-    },
-    async sendEvent(input) {
-      calls.push('sendEvent');
-      sent.push(input.content);
-      return { eventId: sent.length, recovered: false };
-    },
-    async stopConversation() {
-      calls.push('stopConversation');
-      return { stopped: true };
-    },
-  };
-  return { acts, calls, sent };
-}
-
-function input(id: string): StartConversationRequest {
-  return {
-    conversationId: id,
-    userId: 'alice',
-    settings: { agent: 'CodeActAgent', llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: 'sk-test' },
-    gitProviderTokens: { github: { token: 'ghp_x' } },
-  };
-}
+import { fakeActivities, input } from './helpers/fake-activities';
 
 describe('StartConversation workflow (fake activities)', () => {
   let env: TestWorkflowEnvironment;
@@ -228,7 +130,7 @@ describe('StartConversation workflow (fake activities)', () => {
       assert.equal(closed.status, 'STOPPED');
       assert.equal((await handle.result()).status, 'STOPPED');
       // Nothing can wait for readiness of a closed conversation.
-      await assert.rejects(handle.executeUpdate(waitReadyUpdate));
+      await assert.rejects(handle.executeUpdate(waitReadyUpdate, { args: [{}] }));
     });
     assert.deepEqual(calls, [...START_STEPS, 'removeRuntime', 'releaseSession']);
   });
@@ -240,7 +142,7 @@ describe('StartConversation workflow (fake activities)', () => {
       await client.start(input(id));
       await assert.rejects(client.sendMessage(id, '   '), (err: Error & { type?: string }) => {
         assert.equal(err.type, 'InvalidInput');
-        assert.match(err.message, /content: must be a non-empty string/);
+        assert.match(err.message, /content: must not be blank/);
         return true;
       });
       // Past the client's own check, the workflow's validator still refuses an oversized message.

@@ -24,8 +24,10 @@ export interface Fault {
   errorRate: number;
   /** Always answer this status instead of handling. */
   status?: number;
-  /** Wait this long before answering. */
+  /** Wait this long before answering (and before taking effect). */
   stallMs: number;
+  /** Probability in [0,1] that a request stalls (STALL_MS). @default 1 */
+  stallRate?: number;
   /** Probability of closing the connection instead of handling (a reset before any effect). */
   resetRate?: number;
   /** Probability of handling the request, then closing the connection instead of answering (the reply is lost). */
@@ -44,6 +46,8 @@ export interface EmulatorConfig {
   conversationStartDelayMs: number;
   /** How long the echo agent "thinks" before replying. */
   agentReplyDelayMs: number;
+  /** Events (command runs and their outputs) the agent adds before each reply: a chatty agent. @default 0 */
+  agentChatterEvents: number;
   faults: Partial<Record<RouteName, Fault>>;
   /**
    * Git tokens `add-git-providers` accepts. The real server checks each against its provider's API, which fails
@@ -58,8 +62,8 @@ const ROUTES: RouteName[] = ['alive', 'health', 'settings', 'git_providers', 'se
 
 /**
  * Read the configuration from the environment, as the container gets it. Fault knobs:
- * FAULT_<ROUTE>_{ERROR_RATE,STATUS,STALL_MS,RESET_RATE,DROP_REPLY_RATE}, and FAULT_API_<KNOB> for every /api route
- * (a route's own knobs take precedence).
+ * FAULT_<ROUTE>_{ERROR_RATE,STATUS,STALL_MS,STALL_RATE,RESET_RATE,DROP_REPLY_RATE}, and FAULT_API_<KNOB> for every
+ * /api route (a route's own knobs take precedence). AGENT_CHATTER_EVENTS: events the agent adds before each reply.
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): EmulatorConfig {
   const num = (name: string, dflt: number) => {
@@ -79,6 +83,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): EmulatorCon
     errorRate: rate(`${p}ERROR_RATE`, base?.errorRate ?? 0),
     status: env[`${p}STATUS`] ? num(`${p}STATUS`, 0) : base?.status,
     stallMs: num(`${p}STALL_MS`, base?.stallMs ?? 0),
+    stallRate: rate(`${p}STALL_RATE`, base?.stallRate ?? 1),
     resetRate: rate(`${p}RESET_RATE`, base?.resetRate ?? 0),
     dropReplyRate: rate(`${p}DROP_REPLY_RATE`, base?.dropReplyRate ?? 0),
   });
@@ -96,6 +101,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): EmulatorCon
     startupDelayMs: num('STARTUP_DELAY_MS', 0),
     conversationStartDelayMs: num('CONVERSATION_START_DELAY_MS', 200),
     agentReplyDelayMs: num('AGENT_REPLY_DELAY_MS', 10),
+    agentChatterEvents: num('AGENT_CHATTER_EVENTS', 0),
     validGitTokens: (env.VALID_GIT_TOKENS ?? '').split(',').map((t) => t.trim()).filter(Boolean),
     expConfigRoute: env.EXP_CONFIG_ROUTE !== '0',
     faults,
@@ -164,14 +170,20 @@ class FileStore {
   setExpConfig(id: string, v: unknown) {
     this.write(`sessions/${id}/exp_config.json`, v);
   }
-  events(id: string): Record<string, unknown>[] {
+  /** Event IDs stored for a conversation, ascending. */
+  eventIds(id: string): number[] {
     const dir = join(this.root, 'sessions', id, 'events');
     if (!existsSync(dir)) return [];
     return readdirSync(dir)
       .filter((f) => f.endsWith('.json'))
       .map((f) => Number(f.slice(0, -5)))
-      .sort((a, b) => a - b)
-      .map((n) => JSON.parse(readFileSync(join(dir, `${n}.json`), 'utf8')));
+      .sort((a, b) => a - b);
+  }
+  event(id: string, n: number): Record<string, unknown> {
+    return JSON.parse(readFileSync(join(this.root, 'sessions', id, 'events', `${n}.json`), 'utf8'));
+  }
+  events(id: string): Record<string, unknown>[] {
+    return this.eventIds(id).map((n) => this.event(id, n));
   }
   appendEvent(id: string, event: Record<string, unknown>, nextId: number) {
     this.write(`sessions/${id}/events/${nextId}.json`, { ...event, id: nextId });
@@ -204,7 +216,7 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
 
   const nextEventId = (id: string) => {
     let n = eventCounts.get(id);
-    if (n === undefined) n = store.events(id).length;
+    if (n === undefined) n = store.eventIds(id).length;
     eventCounts.set(id, n + 1);
     return n;
   };
@@ -222,6 +234,11 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
     agentState(id, 'running');
     later(config.agentReplyDelayMs, () => {
       if (loops.get(id)?.status !== 'RUNNING') return;
+      for (let i = 0; i < config.agentChatterEvents; i++) {
+        addEvent(id, i % 2 === 0
+          ? { source: 'agent', message: 'Running command: true', action: 'run', args: { command: 'true', is_input: false, thought: '' } }
+          : { source: 'agent', message: 'Command finished', observation: 'run', content: '', extras: { command: 'true', metadata: { exit_code: 0 } } });
+      }
       addEvent(id, { source: 'agent', message: `echo: ${content}`, action: 'message', args: { content: `echo: ${content}`, image_urls: null, file_urls: null, wait_for_response: true } });
       agentState(id, 'awaiting_user_input');
     });
@@ -489,9 +506,10 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
         const startId = int('start_id', 0)!;
         const endId = int('end_id', undefined);
         const reverse = q.get('reverse') === 'true';
-        let events = store.events(id).filter((e) => (e.id as number) >= startId && (endId === undefined || (e.id as number) <= endId));
-        if (reverse) events = events.reverse();
-        return [200, { events: events.slice(0, limit), has_more: events.length > limit }];
+        // Only the page's events are read: a chatty agent's thousands of events cost nothing to a narrow query.
+        let ids = store.eventIds(id).filter((n) => n >= startId && (endId === undefined || n <= endId));
+        if (reverse) ids = ids.reverse();
+        return [200, { events: ids.slice(0, limit).map((n) => store.event(id, n)), has_more: ids.length > limit }];
       },
     },
     {
@@ -555,7 +573,8 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       if (route.auth) checkAuth(req);
       const fault = config.faults[route.name];
       if (fault) {
-        if (fault.stallMs) await new Promise((r) => setTimeout(r, fault.stallMs));
+        // A stalled request still takes effect afterwards, even if its caller gave up on it meanwhile.
+        if (fault.stallMs && Math.random() < (fault.stallRate ?? 1)) await new Promise((r) => setTimeout(r, fault.stallMs));
         if (fault.status) return send(fault.status, { error: `injected fault: status ${fault.status}` });
         if (fault.errorRate && Math.random() < fault.errorRate) return send(500, { error: 'injected fault: random error' });
         if (fault.resetRate && Math.random() < fault.resetRate) return void req.socket.destroy();

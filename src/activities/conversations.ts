@@ -1,5 +1,7 @@
 // resumeConversation: drives a conversation workflow through the Temporal client the worker gives activities.
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { ScheduleNotFoundError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { listResumeSchedules } from '../shared/resume-schedules';
 import { Context } from '@temporalio/activity';
 import { conversationWorkflowId } from '../shared/constants';
 import { ErrorType, NestorError } from '../shared/errors';
@@ -30,11 +32,36 @@ export function createConversationActivities() {
       if (status !== 'RUNNING') {
         throw new NestorError(ErrorType.ConversationNotFound, `conversation ${input.conversationId} is not running (its workflow is ${status})`, false);
       }
-      const info = await handle.executeUpdate(resumeUpdate);
-      if (input.message) {
-        await handle.executeUpdate(sendMessageUpdate, { args: [{ content: input.message, messageId: input.messageId }], updateId: input.messageId });
+      try {
+        const info = await handle.executeUpdate(resumeUpdate);
+        if (input.message) {
+          await handle.executeUpdate(sendMessageUpdate, { args: [{ content: input.message, messageId: input.messageId }], updateId: input.messageId });
+        }
+        return info;
+      } catch (err) {
+        // The conversation's own answer (closed while we asked, a failed resume): final, never retried as a transport error.
+        const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
+        if (cause instanceof ApplicationFailure && cause.type === ErrorType.ConversationClosed) {
+          throw new NestorError(ErrorType.ConversationNotFound, `conversation ${input.conversationId} is closed: ${cause.message}`, false);
+        }
+        if (cause instanceof ApplicationFailure) throw ApplicationFailure.create({ type: cause.type ?? undefined, message: cause.message, nonRetryable: true });
+        throw err;
       }
-      return info;
+    },
+
+    /** Delete every resume schedule of a conversation (it is closing: nothing may resume it later). Idempotent. */
+    async deleteResumeSchedules(input: { conversationId: string }): Promise<{ deleted: string[] }> {
+      const client = Context.current().client;
+      const deleted: string[] = [];
+      for (const s of await listResumeSchedules(client, input.conversationId)) {
+        try {
+          await client.schedule.getHandle(s.scheduleId).delete();
+          deleted.push(s.scheduleId);
+        } catch (err) {
+          if (!(err instanceof ScheduleNotFoundError)) throw err;
+        }
+      }
+      return { deleted };
     },
   };
 }

@@ -11,6 +11,7 @@ import { createConversationActivities } from './conversations';
 import { createNestedActivities } from './nested';
 import { createRuntimeActivities } from './runtime';
 import { createReaperActivities } from './reaper';
+import { createSlotActivities } from './slots';
 import {
   DEFAULT_MODEL_CAPABILITIES,
   resolveSession,
@@ -109,6 +110,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createNestedActivities({ dispatcher: deps.dispatcher, requestTimeoutMs: deps.nestedRequestTimeoutMs }),
     ...createConversationActivities(),
     ...createReaperActivities({ runtime: deps.runtime }),
+    ...createSlotActivities(),
   });
 }
 

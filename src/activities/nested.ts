@@ -1,7 +1,7 @@
 // configureNestedServer / createConversation / waitForReady / sendEvent / stopConversation:
 // the nested agent server's side of a conversation, in the contract's order (§4.1).
 import type { Dispatcher } from 'undici';
-import { NestedClient, type InitSessionRequest } from '../nested/client';
+import { DEFAULT_NESTED_TIMEOUT_MS, NestedClient, type InitSessionRequest, type NestedEvent } from '../nested/client';
 import { attempt, cancellationSignal, heartbeat, sleep } from './context';
 import { ErrorType, NestorError } from '../shared/errors';
 import type { CustomSecret, GitProvider, ProviderTokens, UserSettings } from '../shared/schemas';
@@ -16,6 +16,18 @@ export interface NestedDeps {
   dispatcher?: Dispatcher;
   /** Per-request timeout. @default 10000 */
   requestTimeoutMs?: number;
+  /**
+   * How long a delivery that finds no trace of an earlier post of its message waits for that post to land before
+   * posting. @default the request timeout (DEFAULT_NESTED_TIMEOUT_MS)
+   */
+  settleMs?: number;
+}
+
+/** Two lists of image URLs are the same message's: an absent list is an empty one. */
+function sameUrls(a: unknown, b: string[] | undefined): boolean {
+  const x = Array.isArray(a) ? a : [];
+  const y = b ?? [];
+  return x.length === y.length && x.every((u, i) => u === y[i]);
 }
 
 /** OpenHands' Settings on the wire (snake_case); the sandbox block is nestor's own and stays out. */
@@ -85,14 +97,24 @@ export interface ReadyReport {
 export interface SendEventInput extends NestedTarget {
   content: string;
   imageUrls?: string[];
-  /** Every user message after this event ID was posted by this delivery: where a retry looks for its own post. */
+  /**
+   * Newest event ID the workflow knew before it first tried to deliver this message: an earlier post of it, if any,
+   * is after this.
+   */
   afterEventId: number;
+  /**
+   * The workflow scheduled a delivery of this message before (an earlier activity, before a sandbox recovery or a
+   * caller's retry): it may have been posted, so look for it before posting. Retries of one activity look anyway.
+   */
+  mayHavePosted?: boolean;
 }
 
 export interface SentEvent {
   eventId?: number;
-  /** True when a retry found the earlier attempt's event and did not post again. */
+  /** True when an earlier post of this message was found and it was not posted again. */
   recovered: boolean;
+  /** Newest event ID this delivery saw: the workflow's next cursor, so later looks skip what the agent said since. */
+  newestEventId?: number;
 }
 
 /** First poll after this; then ×1.5 up to POLL_MAX_MS. Short so readiness is noticed quickly. */
@@ -198,19 +220,37 @@ export function createNestedActivities(deps: NestedDeps) {
     },
 
     /**
-     * Post one user message and report the event ID the nested server gave it. A retry first looks past the cursor
-     * for the message an earlier attempt posted (its response lost), so a message is never posted twice.
+     * The newest event ID, taken just before a message's first delivery: an earlier post of that message can only be
+     * after it, and another writer's message before it is never taken for ours. Run as a local activity (no round trip
+     * through the server).
+     */
+    async markDeliveryCursor(input: NestedTarget): Promise<{ newestEventId: number }> {
+      return { newestEventId: await client(input, deps, cancellationSignal()).newestEventId(input.conversationId) };
+    },
+
+    /**
+     * Post one user message, at most once, and report the event ID the nested server gave it. The nested server keeps
+     * no ID of ours with an event, so a post whose outcome is unknown (an earlier attempt or delivery the workflow
+     * knows of) is looked for before posting again: the first user message with the same content and images after
+     * the cursor marked before its first delivery (markDeliveryCursor). Not found at once, it is given `settleMs` to land (a post slower than its caller) and looked
+     * for again. What remains ambiguous is in the README (Messages: exactly once).
      */
     async sendEvent(input: SendEventInput): Promise<SentEvent> {
       const c = client(input, deps, cancellationSignal());
-      const findMine = async () => {
-        const events = await c.eventsAfter(input.conversationId, input.afterEventId);
-        return events.find((e) => e.source === 'user' && e.action === 'message' && e.args?.content === input.content);
-      };
-      if (attempt() > 1) {
-        const earlier = await findMine();
-        if (earlier) return { eventId: earlier.id, recovered: true };
+      const isMine = (e: NestedEvent) =>
+        e.source === 'user' && e.action === 'message' && e.args?.content === input.content && sameUrls(e.args?.image_urls, input.imageUrls);
+      let before: number | undefined;
+      if (input.mayHavePosted || attempt() > 1) {
+        const look = async () => {
+          const r = await c.findAfter(input.conversationId, input.afterEventId, isMine);
+          before = r.newestId;
+          return r.found;
+        };
+        const earlier = (await look()) ?? (await sleep(deps.settleMs ?? deps.requestTimeoutMs ?? DEFAULT_NESTED_TIMEOUT_MS).then(look));
+        if (earlier) return { eventId: earlier.id, recovered: true, newestEventId: before };
       }
+      // Only what comes after the mark can be our post: another writer's identical message before it is not ours.
+      before ??= input.afterEventId;
       try {
         await c.postEvent(input.conversationId, {
           action: 'message',
@@ -227,7 +267,8 @@ export function createNestedActivities(deps: NestedDeps) {
         }
         throw err;
       }
-      return { eventId: (await findMine())?.id, recovered: false };
+      const after = await c.findAfter(input.conversationId, before, isMine);
+      return { eventId: after.found?.id, recovered: false, newestEventId: after.newestId };
     },
 
     /**

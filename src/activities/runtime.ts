@@ -66,9 +66,9 @@ export function createRuntimeActivities(deps: RuntimeDeps) {
     },
 
     /** Start a paused container again and wait until the nested server is alive; the URL may change. */
-    async resumeRuntime(input: { conversationId: string; aliveTimeoutMs?: number }): Promise<CreatedRuntime> {
+    async resumeRuntime(input: { conversationId: string; incarnation?: string; aliveTimeoutMs?: number }): Promise<CreatedRuntime> {
       const started = Date.now();
-      const handle = await deps.runtime.resume(input.conversationId);
+      const handle = await deps.runtime.resume(input.conversationId, input.incarnation);
       heartbeat({ runtimeId: handle.runtimeId });
       await waitAlive(handle, input.aliveTimeoutMs ?? (await deps.runtime.requirements()).aliveTimeoutMs, deps, input.conversationId);
       return { ...handle, readyMs: Date.now() - started };

@@ -6,6 +6,12 @@ import { SESSION_KEY_REJECTED, errorForStatus } from './errors';
 
 /** Per-request timeout. OpenHands used httpx's 5 s default and no retry; we keep 10 s and let Temporal retry. @default 10000 */
 export const DEFAULT_NESTED_TIMEOUT_MS = 10_000;
+/**
+ * How long posting an event may take. Far above the per-request timeout: a post given up on may still land on the
+ * server, so a slow post is waited for rather than abandoned (and then perhaps made twice). Stays under the delivery
+ * activity's 60 s start-to-close timeout. @default 40000
+ */
+export const DEFAULT_POST_EVENT_TIMEOUT_MS = 40_000;
 
 export interface NestedClientOptions {
   /** Base URL of the nested server, e.g. http://127.0.0.1:32768 */
@@ -15,6 +21,8 @@ export interface NestedClientOptions {
   dispatcher?: Dispatcher;
   /** @default DEFAULT_NESTED_TIMEOUT_MS */
   timeoutMs?: number;
+  /** @default DEFAULT_POST_EVENT_TIMEOUT_MS, and never below timeoutMs */
+  postEventTimeoutMs?: number;
   /** Aborts in-flight requests (an activity's cancellation signal). */
   signal?: AbortSignal;
   /**
@@ -195,18 +203,38 @@ export class NestedClient {
   }
 
   /**
+   * The first event with an ID above `afterId` that matches, paging only as far as it, and the newest event ID read
+   * on the way (`afterId` when none): a chatty agent's later events are never fetched.
+   */
+  async findAfter(conversationId: string, afterId: number, match: (e: NestedEvent) => boolean): Promise<{ found?: NestedEvent; newestId: number }> {
+    let newestId = afterId;
+    for (;;) {
+      const page = await this.getEvents(conversationId, { startId: newestId + 1, limit: 100 });
+      const found = page.events.find(match);
+      newestId = page.events.at(-1)?.id ?? newestId;
+      if (found || !page.has_more || page.events.length === 0) return { found, newestId };
+    }
+  }
+
+  /**
    * Not repeated here: a post whose answer was lost may have taken effect (sendEvent looks before posting again). To a
    * stopped conversation the real server answers 500 with a plain-text body.
    */
   postEvent(conversationId: string, event: Record<string, unknown>): Promise<{ success: boolean }> {
-    return this.json('POST', `/api/conversations/${encodeURIComponent(conversationId)}/events`, event, false) as Promise<{ success: boolean }>;
+    const timeoutMs = Math.max(this.timeoutMs, this.opts.postEventTimeoutMs ?? DEFAULT_POST_EVENT_TIMEOUT_MS);
+    return this.json('POST', `/api/conversations/${encodeURIComponent(conversationId)}/events`, event, false, timeoutMs) as Promise<{ success: boolean }>;
+  }
+
+  /** ID of the newest event (-1 for none). */
+  async newestEventId(conversationId: string): Promise<number> {
+    return (await this.getEvents(conversationId, { reverse: true, limit: 1 })).events[0]?.id ?? -1;
   }
 
   stopConversation(conversationId: string): Promise<ConversationResponse> {
     return this.json('POST', `/api/conversations/${encodeURIComponent(conversationId)}/stop`) as Promise<ConversationResponse>;
   }
 
-  private async raw(method: Method, path: string, body: unknown, auth = true): Promise<Dispatcher.ResponseData> {
+  private async raw(method: Method, path: string, body: unknown, auth = true, timeoutMs = this.timeoutMs): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (auth) headers['x-session-api-key'] = this.opts.sessionApiKey;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -217,8 +245,8 @@ export class NestedClient {
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         dispatcher: this.opts.dispatcher,
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
         signal: this.opts.signal,
       });
     } catch (err) {
@@ -227,11 +255,11 @@ export class NestedClient {
     }
   }
 
-  private async json(method: Method, path: string, body?: unknown, repeatable = true): Promise<unknown> {
+  private async json(method: Method, path: string, body?: unknown, repeatable = true, timeoutMs = this.timeoutMs): Promise<unknown> {
     const retries = repeatable ? (this.opts.retries ?? 2) : 0;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.once(method, path, body);
+        return await this.once(method, path, body, timeoutMs);
       } catch (err) {
         const transient = err instanceof NestorError && err.type === ErrorType.NestedUnavailable;
         if (!transient || attempt >= retries || this.opts.signal?.aborted) throw err;
@@ -240,8 +268,8 @@ export class NestedClient {
     }
   }
 
-  private async once(method: Method, path: string, body?: unknown): Promise<unknown> {
-    const res = await this.raw(method, path, body);
+  private async once(method: Method, path: string, body: unknown, timeoutMs: number): Promise<unknown> {
+    const res = await this.raw(method, path, body, true, timeoutMs);
     const text = await res.body.text();
     if (res.statusCode >= 200 && res.statusCode < 300) {
       return text ? JSON.parse(text) : null;

@@ -101,6 +101,7 @@ export function buildContainerSpec(
       [LABELS.conversationId]: spec.conversationId,
       [LABELS.userId]: spec.userId,
       ...(opts.owner && { [LABELS.owner]: opts.owner }),
+      ...(spec.incarnation && { [LABELS.incarnation]: spec.incarnation }),
     },
     ExposedPorts: { [port]: {} },
     HostConfig: {

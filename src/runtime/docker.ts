@@ -55,10 +55,15 @@ export class DockerRuntimeProvider implements RuntimeProvider {
   async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
     const name = containerName(spec.conversationId, this.prefix);
     const existing = await this.inspectRaw(name);
-    if (existing) return this.adopt(existing);
+    if (existing) {
+      // This start's own container (an earlier attempt made it): adopt it. An earlier life's: remove it, with its data.
+      if (this.claim(name, existing.Config.Labels, spec.incarnation) === 'own') return this.adopt(existing);
+      await this.remove(spec.conversationId);
+    }
     const manifest = await this.requirements();
     const sessionApiKey = randomBytes(32).toString('base64url');
     await this.ensureNetwork(spec.egress ?? true);
+    await this.freshVolume(spec);
     // Labelled, so every volume nestor makes is accounted for like its containers. Creating an existing one is a no-op.
     await this.docker.createVolume({
       Name: volumeName(spec.conversationId, this.prefix),
@@ -67,6 +72,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
         [LABELS.conversationId]: spec.conversationId,
         [LABELS.userId]: spec.userId,
         ...(this.opts.owner && { [LABELS.owner]: this.opts.owner }),
+        ...(spec.incarnation && { [LABELS.incarnation]: spec.incarnation }),
       },
     });
     const createOpts = buildContainerSpec(spec, { image: this.opts.image, sessionApiKey, namePrefix: this.prefix, defaults: this.opts.defaults, owner: this.opts.owner, manifest });
@@ -79,7 +85,8 @@ export class DockerRuntimeProvider implements RuntimeProvider {
         // name before the container can be inspected, so wait briefly for it to appear.
         for (let wait = 20; wait <= 2000; wait *= 2) {
           const raced = await this.inspectRaw(name);
-          if (raced) return this.adopt(raced);
+          if (raced && this.claim(name, raced.Config.Labels, spec.incarnation) === 'own') return this.adopt(raced);
+          if (raced) throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} was created meanwhile by another life of the conversation`, true);
           await new Promise((r) => setTimeout(r, wait));
         }
       }
@@ -105,10 +112,46 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     }
   }
 
-  async resume(conversationId: string): Promise<RuntimeHandle> {
-    const info = await this.inspectRaw(containerName(conversationId, this.prefix));
+  async resume(conversationId: string, incarnation?: string): Promise<RuntimeHandle> {
+    const name = containerName(conversationId, this.prefix);
+    const info = await this.inspectRaw(name);
     if (!info) throw new NestorError(ErrorType.RuntimeStartFailed, `no container for conversation ${conversationId} to resume`, false);
+    // Containers made before incarnation labels existed carry none: theirs to resume.
+    const theirs = info.Config.Labels?.[LABELS.incarnation];
+    if (this.claim(name, info.Config.Labels, theirs === undefined ? undefined : incarnation) !== 'own') {
+      throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} belongs to another life of conversation ${conversationId} (incarnation ${theirs}); it is not resumed`, false);
+    }
     return this.adopt(info);
+  }
+
+  /**
+   * Whose is a container or volume found under the conversation's name: this incarnation's own, or an earlier life's
+   * of the same conversation ID (to be removed, never inherited). Anything not made by this nestor service (no
+   * managed label, another owner) is never touched: RuntimeStartFailed says whose it is.
+   */
+  private claim(name: string, labels: Record<string, string> | undefined, incarnation: string | undefined): 'own' | 'earlier' {
+    if (labels?.[LABELS.managed] !== 'true') {
+      throw new NestorError(ErrorType.RuntimeStartFailed, `a container or volume named ${name} exists but is not managed by nestor; remove or rename it`, false);
+    }
+    const owner = labels[LABELS.owner];
+    if (this.opts.owner && owner !== this.opts.owner) {
+      throw new NestorError(ErrorType.RuntimeStartFailed, `${name} belongs to another nestor service (owner '${owner ?? 'none'}', this one is '${this.opts.owner}'); it is never adopted`, false);
+    }
+    return incarnation === undefined || labels[LABELS.incarnation] === incarnation ? 'own' : 'earlier';
+  }
+
+  /** A volume left by an earlier life of the conversation ID (its file store, secrets, settings) is removed first. */
+  private async freshVolume(spec: RuntimeSpec): Promise<void> {
+    const name = volumeName(spec.conversationId, this.prefix);
+    const vol = await this.docker
+      .getVolume(name)
+      .inspect()
+      .catch((err) => {
+        if (statusOf(err) === 404) return undefined;
+        throw err;
+      });
+    if (!vol || this.claim(name, vol.Labels ?? undefined, spec.incarnation) === 'own') return;
+    await this.docker.getVolume(name).remove();
   }
 
   /** Remove the container and then its data volume. */

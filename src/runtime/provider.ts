@@ -4,6 +4,8 @@ import type { ImageManifest } from './image-manifest';
 export interface RuntimeSpec {
   conversationId: string;
   userId: string;
+  /** Which life of the conversation ID this is (label `nestor.incarnation`); only its own sandbox is adopted. */
+  incarnation?: string;
   /** Extra environment for the nested server (e.g. the emulator's fault knobs). */
   env?: Record<string, string>;
   cpus?: number;
@@ -41,8 +43,8 @@ export interface RuntimeProvider {
   create(spec: RuntimeSpec): Promise<RuntimeHandle>;
   /** Stop the runtime but keep it (and its file store). */
   pause(conversationId: string): Promise<void>;
-  /** Start a paused runtime again; the URL may change. */
-  resume(conversationId: string): Promise<RuntimeHandle>;
+  /** Start a paused runtime again; the URL may change. A runtime of another incarnation is never resumed. */
+  resume(conversationId: string, incarnation?: string): Promise<RuntimeHandle>;
   /** Remove the runtime for good. Returns false when there was none. */
   remove(conversationId: string): Promise<boolean>;
   inspect(conversationId: string): Promise<RuntimeSummary | undefined>;

@@ -61,6 +61,11 @@ export const LABELS = {
   userId: 'nestor.user-id',
   /** `<temporal address>/<namespace>` of the service that made it: the reaper only sweeps its own. */
   owner: 'nestor.owner',
+  /**
+   * The conversation's life under its ID (its workflow's first run ID, the same across continue-as-new): a later
+   * conversation reusing the ID never adopts a sandbox or volume of an earlier one.
+   */
+  incarnation: 'nestor.incarnation',
 } as const;
 
 /** The steps of a running conversation's life besides the start steps. */
@@ -91,3 +96,13 @@ export const METRICS = {
   resumeFailures: 'nestor_conversation_resume_failures',
   recoveries: 'nestor_sandbox_recoveries',
 } as const;
+
+/** Length of a string in UTF-8 bytes, without TextEncoder (not guaranteed in the workflow sandbox). */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    n += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+  }
+  return n;
+}

@@ -31,6 +31,13 @@ export const ErrorType = {
   StartFailed: 'ConversationStartFailed',
   /** Closing could not remove the runtime after its retries; the details name what is left. */
   CloseFailed: 'ConversationCloseFailed',
+  /**
+   * Giving the conversation's slot back to the user's registry (UserSessions) failed after its retries, while pausing
+   * or closing: the conversation ends in ERROR rather than hold a slot it may not have given back.
+   */
+  SessionReleaseFailed: 'ConversationSessionReleaseFailed',
+  /** A start (or waitReady) named a user other than the one the live conversation belongs to. Never retried. */
+  WrongUser: 'ConversationOwnedByAnotherUser',
   /** A resume (e.g. by a schedule) found no running conversation with that ID. Never retried. */
   ConversationNotFound: 'ConversationNotFound',
   /** The conversation is switching to a new run (continue-as-new); the client sends the message again. */

@@ -1,9 +1,9 @@
-// Input schemas: validated once at the edge (client, CLI, activities). They are the source of the
-// TypeScript types and of the published JSON Schema files in schemas/.
-// Not imported by workflow code at run time (workflows use `import type` only).
+// Input schemas: the source of the TypeScript types and of the published JSON Schema files in schemas/. Checked at
+// the edge (client, CLI) for a quick answer, and again by the workflow itself, which trusts no client: a caller in any
+// language gets the same defaults and the same errors. Workflow-safe: zod and pure functions only.
 import { z } from 'zod';
 import { ErrorType, NestorError } from './errors';
-import { CONVERSATION_STATUSES, LIFE_STEPS, MAX_MESSAGE_BYTES, MAX_START_INPUT_BYTES, START_STEPS } from './constants';
+import { CONVERSATION_STATUSES, LIFE_STEPS, MAX_MESSAGE_BYTES, MAX_START_INPUT_BYTES, START_STEPS, utf8Length } from './constants';
 
 /**
  * Conversation IDs as the nested server accepts them (contract §7.1: at most 100 characters, no NUL,
@@ -111,7 +111,7 @@ export const StartConversationInputSchema = z
     continueAsNewAfterEvents: z.number().int().min(50).max(50_000).optional(),
   })
   .superRefine((v, ctx) => {
-    const bytes = Buffer.byteLength(JSON.stringify(v));
+    const bytes = utf8Length(JSON.stringify(v));
     if (bytes > MAX_START_INPUT_BYTES) {
       ctx.addIssue({ code: 'custom', path: [], message: `the whole input is ${bytes} bytes as JSON; at most ${MAX_START_INPUT_BYTES} (Temporal's payload limit is 2 MB)` });
     }
@@ -128,7 +128,12 @@ export const StartConversationInputSchema = z
 export const SendMessageInputSchema = z.strictObject({
   /** Deduplication key, used as the update ID. The client makes a UUID when none is given. */
   messageId: z.string().min(1).max(200).regex(/^[\w.:-]+$/, 'must hold only letters, digits, _ . : -').optional(),
-  content: z.string().min(1, 'must not be empty').max(MAX_MESSAGE_BYTES),
+  content: z
+    .string()
+    .min(1, 'must not be empty')
+    .max(MAX_MESSAGE_BYTES)
+    .refine((c) => c.trim() !== '', 'must not be blank')
+    .refine((c) => utf8Length(c) <= MAX_MESSAGE_BYTES, `must be at most ${MAX_MESSAGE_BYTES} bytes as UTF-8`),
   imageUrls: z.array(z.url()).max(20).optional(),
 });
 

@@ -3,8 +3,16 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { MESSAGE_NAMES } from '../shared/constants';
 import type { AgentLoopInfo, CloseInput, MessageAck, PauseInput, SendMessageInput } from '../shared/schemas';
 
+/**
+ * Who asks to wait for a conversation. A start passes its user ID: a live conversation of another user is refused
+ * (ConversationOwnedByAnotherUser) instead of handing over its session key. Operators' tools may omit it.
+ */
+export interface WaitReadyInput {
+  userId?: string;
+}
+
 /** Resolves with connection info (including the session API key) once RUNNING; resumes a paused conversation; fails with the start error. */
-export const waitReadyUpdate = defineUpdate<AgentLoopInfo, []>(MESSAGE_NAMES.waitReady);
+export const waitReadyUpdate = defineUpdate<AgentLoopInfo, [WaitReadyInput]>(MESSAGE_NAMES.waitReady);
 /** Delivers one user message, in order, exactly once per message ID; resolves once the nested server accepted it. */
 export const sendMessageUpdate = defineUpdate<MessageAck, [SendMessageInput]>(MESSAGE_NAMES.sendMessage);
 /** Stops the nested conversation and removes the runtime; resolves with the final status. */

@@ -15,6 +15,7 @@ import {
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertMemo,
@@ -24,9 +25,21 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { CreatedRuntime } from '../activities/runtime';
-import { ConversationStatusKey, MAX_MESSAGE_BYTES, RECENT_MESSAGE_IDS, type ConversationStatus, type StartStep } from '../shared/constants';
+import { ConversationStatusKey, RECENT_MESSAGE_IDS, conversationWorkflowId, type ConversationStatus, type StartStep } from '../shared/constants';
 import { ErrorType } from '../shared/errors';
-import type { AgentLoopInfo, MessageAck, PauseInput, ProviderTokens, SendMessageInput, StartConversationInput } from '../shared/schemas';
+import {
+  CloseInputSchema,
+  PauseInputSchema,
+  SendMessageInputSchema,
+  StartConversationInputSchema,
+  formatIssues,
+  type AgentLoopInfo,
+  type MessageAck,
+  type ProviderTokens,
+  type SendMessageInput,
+  type StartConversationInput,
+} from '../shared/schemas';
+import type { z } from 'zod';
 import {
   closeSignal,
   closeUpdate,
@@ -59,6 +72,18 @@ const HEARTBEAT_TIMEOUT = '10 seconds';
 
 /** Patch ID: a delivery that finds the sandbox unreachable recovers it (a resume) and tries again. */
 export const RECOVER_SANDBOX_PATCH = 'recover-unreachable-sandbox';
+
+/**
+ * Patch ID: before a message's first delivery the workflow marks the newest event ID (a local activity), so a later
+ * look for its earlier post starts there, not at the cursor of the previous delivery.
+ */
+export const DELIVERY_CURSOR_PATCH = 'delivery-cursor';
+
+/** Patch ID: a start or resume whose slot request was interrupted (a close) gives back the slot it may be granted. */
+export const RELEASE_UNFINISHED_ACQUIRE_PATCH = 'release-unfinished-acquire';
+
+/** Patch ID: closing deletes the conversation's resume schedules. */
+export const CLOSE_DELETES_SCHEDULES_PATCH = 'close-deletes-schedules';
 
 /** Patch ID: `touch` stopped waiting for its signal's delivery (histories recorded before still replay). */
 export const ASYNC_TOUCH_PATCH = 'async-touch';
@@ -119,6 +144,12 @@ function stepActivities(aliveTimeoutMs: number | undefined, readyTimeoutMs: numb
     stopConversation: one('stopConversation', CLEANUP, 'stop the nested agent loop'),
     removeRuntime: one('removeRuntime', CLEANUP, 'remove the container'),
     releaseSession: one('releaseSession', CLEANUP, 'give the session back'),
+    deleteResumeSchedules: one('deleteResumeSchedules', CLEANUP, 'delete the resume schedules of the closed conversation'),
+    // Local: one quick read, in the workflow task that schedules the delivery, with no server round trip.
+    markDeliveryCursor: proxyLocalActivities<Activities>({
+      startToCloseTimeout: '15 seconds',
+      retry: { initialInterval: '200 milliseconds', maximumAttempts: 3, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
+    }).markDeliveryCursor,
   };
 }
 
@@ -126,6 +157,10 @@ interface PendingMessage {
   id: string;
   /** The sandbox was recovered once for this message already. */
   recovered?: boolean;
+  /** Deliveries of it scheduled so far: after the first, it may have been posted and is looked for first. */
+  posts: number;
+  /** The cursor when its first delivery was scheduled: an earlier post of it is after this event. */
+  lookFrom?: number;
   input: SendMessageInput;
   ack?: MessageAck;
   error?: ApplicationFailure;
@@ -139,18 +174,26 @@ export interface CarriedState {
   tokens?: ProviderTokens;
   /** Recently delivered message IDs and their acknowledgements, oldest first. */
   acks: Array<[string, MessageAck]>;
+  /** Recent message IDs whose delivery failed, with the failure, oldest first (absent in runs before it existed). */
+  failed?: Array<[string, DeliveryFailure]>;
   /** Newest event ID known to precede every message still to be delivered. */
   cursor: number;
 }
 
-/** Length of a string in UTF-8 bytes, without TextEncoder (not guaranteed in the workflow sandbox). */
-function utf8Length(s: string): number {
-  let n = 0;
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!;
-    n += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
-  }
-  return n;
+/** Why a message's delivery failed, kept so that the same message ID sent again gets the same answer. */
+export interface DeliveryFailure {
+  type: string;
+  message: string;
+}
+
+/** Keep `value` under `key`, forgetting the oldest once more than RECENT_MESSAGE_IDS are kept. */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.set(key, value);
+  if (map.size > RECENT_MESSAGE_IDS) map.delete(map.keys().next().value!);
+}
+
+function deliveryFailure(f: DeliveryFailure): ApplicationFailure {
+  return ApplicationFailure.create({ message: f.message, type: f.type, nonRetryable: true });
 }
 
 /** The cause of a failed step, as a type name and a message, without stack or payloads. */
@@ -162,13 +205,49 @@ function describeCause(err: unknown): { type: string; message: string } {
   return { type: 'Error', message: String(e) };
 }
 
-export async function StartConversation(input: StartConversationInput, carried?: CarriedState): Promise<AgentLoopInfo> {
-  const { conversationId, userId } = input;
+/** The failure of an input that does not satisfy its schema: every bad field named, nothing done. */
+function invalidInput(what: string, error: z.ZodError): ApplicationFailure {
+  return ApplicationFailure.create({
+    message: `invalid ${what}: ${formatIssues(error)}`,
+    type: ErrorType.InvalidInput,
+    nonRetryable: true,
+    details: [{ issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) }],
+  });
+}
+
+/** Validate a message input with its schema in an update's validator: a bad one is rejected before it is accepted. */
+function checked<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
+  const r = schema.safeParse(value ?? {});
+  if (!r.success) throw invalidInput(what, r.error);
+  return r.data;
+}
+
+/**
+ * The start input as the worker trusts it: parsed with the published schema (defaults applied, limits checked),
+ * whatever client sent it, and addressed to this workflow's own ID.
+ */
+function checkStartInput(request: StartConversationInput): { input: StartConversationInput; invalid?: ApplicationFailure } {
+  const r = StartConversationInputSchema.safeParse(request);
+  if (!r.success) return { input: request ?? ({} as StartConversationInput), invalid: invalidInput('start input', r.error) };
+  const expected = conversationWorkflowId(r.data.conversationId);
+  if (workflowInfo().workflowId !== expected) {
+    const message = `invalid start input: conversationId: '${r.data.conversationId}' is not this workflow's conversation (workflow ID '${workflowInfo().workflowId}', expected '${expected}')`;
+    return { input: r.data, invalid: ApplicationFailure.create({ message, type: ErrorType.InvalidInput, nonRetryable: true }) };
+  }
+  return { input: r.data };
+}
+
+export async function StartConversation(request: StartConversationInput, carried?: CarriedState): Promise<AgentLoopInfo> {
+  const { input, invalid } = checkStartInput(request);
+  const conversationId = typeof input.conversationId === 'string' ? input.conversationId : workflowInfo().workflowId;
+  const userId = typeof input.userId === 'string' ? input.userId : '';
   // Unset: the runtime image's own bound (its manifest), applied by the activity.
   const aliveTimeoutMs = input.timeouts?.aliveTimeoutMs;
   const readyTimeoutMs = input.timeouts?.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   const idleTimeoutMs = input.timeouts?.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const acts = stepActivities(aliveTimeoutMs, readyTimeoutMs);
+  /** This conversation's life under its ID (every run of it): its sandbox is labelled with it, never adopted by another. */
+  const incarnation = workflowInfo().firstExecutionRunId;
   const metrics = conversationMetrics();
 
   const info: AgentLoopInfo = carried?.info ?? {
@@ -184,6 +263,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
   let tokens: ProviderTokens | undefined = carried?.tokens ?? input.gitProviderTokens;
   let cursor = carried?.cursor ?? -1;
   const acks = new Map<string, MessageAck>(carried?.acks ?? []);
+  const failed = new Map<string, DeliveryFailure>(carried?.failed ?? []);
   let startFailure: ApplicationFailure | undefined;
   /** The last failed resume, and how many there were: a waiter fails when one happens after it began waiting. */
   let resumeFailure: ApplicationFailure | undefined;
@@ -243,11 +323,26 @@ export async function StartConversation(input: StartConversationInput, carried?:
     await condition(() => info.status === 'RUNNING' || terminal() || resumeFailures > failuresBefore);
     if (info.status !== 'RUNNING') throw resumeFailures > failuresBefore ? resumeFailure! : (startFailure ?? closedFailure());
   };
-  setHandler(waitReadyUpdate, async () => {
-    if (info.status === 'PAUSED') resumeRequested = true;
-    await untilRunning();
-    return { ...info, sessionApiKey: runtime?.sessionApiKey };
-  });
+  setHandler(
+    waitReadyUpdate,
+    async () => {
+      if (info.status === 'PAUSED') resumeRequested = true;
+      await untilRunning();
+      return { ...info, sessionApiKey: runtime?.sessionApiKey };
+    },
+    {
+      // Another user's start (the same conversation ID) must not join this conversation and get its session key.
+      validator: (w) => {
+        if (w?.userId !== undefined && w.userId !== userId) {
+          throw ApplicationFailure.create({
+            message: `conversationId: conversation ${conversationId} belongs to another user; choose another conversation ID`,
+            type: ErrorType.WrongUser,
+            nonRetryable: true,
+          });
+        }
+      },
+    },
+  );
   setHandler(
     sendMessageUpdate,
     async (msg) => {
@@ -255,9 +350,12 @@ export async function StartConversation(input: StartConversationInput, carried?:
       // The same message ID again (a retry, or the client after a continue-as-new) gets the first answer.
       const delivered = acks.get(id);
       if (delivered) return delivered;
+      // A delivery that failed may still have posted it: the same ID never goes again, it gets the same failure.
+      const failure = failed.get(id);
+      if (failure) throw deliveryFailure(failure);
       let item = queue.find((m) => m.id === id);
       if (!item) {
-        item = { id, input: msg, done: false };
+        item = { id, input: msg, done: false, posts: 0 };
         queue.push(item);
       }
       const mine = item;
@@ -267,12 +365,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
     },
     {
       validator: (msg) => {
-        if (typeof msg?.content !== 'string' || msg.content.trim() === '') {
-          throw ApplicationFailure.nonRetryable('content: must be a non-empty string', ErrorType.InvalidInput);
-        }
-        if (utf8Length(msg.content) > MAX_MESSAGE_BYTES) {
-          throw ApplicationFailure.nonRetryable(`content: must be at most ${MAX_MESSAGE_BYTES} bytes`, ErrorType.InvalidInput);
-        }
+        checked(SendMessageInputSchema, msg, 'message');
         rejectIfClosed();
         if (switching) {
           throw ApplicationFailure.create({ message: 'continuing as new: send again', type: ErrorType.ContinuingAsNew, nonRetryable: false });
@@ -280,12 +373,17 @@ export async function StartConversation(input: StartConversationInput, carried?:
       },
     },
   );
-  setHandler(closeUpdate, async (c) => {
-    requestClose(c?.reason);
-    await condition(terminal);
-    return publicInfo();
-  });
-  setHandler(closeSignal, (c) => requestClose(c?.reason));
+  setHandler(
+    closeUpdate,
+    async (c) => {
+      requestClose(c?.reason);
+      await condition(terminal);
+      return publicInfo();
+    },
+    { validator: (c) => void checked(CloseInputSchema, c, 'close input') },
+  );
+  // A signal cannot be refused: a close is a close, but a reason that breaks the schema is not kept.
+  setHandler(closeSignal, (c) => requestClose(CloseInputSchema.safeParse(c ?? {}).data?.reason));
   setHandler(
     pauseUpdate,
     async (p) => {
@@ -295,9 +393,14 @@ export async function StartConversation(input: StartConversationInput, carried?:
       if (info.status !== 'PAUSED' && pauseFailures > failuresBefore) throw pauseFailure!;
       return publicInfo();
     },
-    { validator: (_p: PauseInput) => rejectIfClosed() },
+    {
+      validator: (p) => {
+        checked(PauseInputSchema, p, 'pause input');
+        rejectIfClosed();
+      },
+    },
   );
-  setHandler(pauseSignal, (p) => requestPause(p?.reason ?? 'paused on request'));
+  setHandler(pauseSignal, (p) => requestPause(PauseInputSchema.safeParse(p ?? {}).data?.reason ?? 'paused on request'));
   setHandler(
     resumeUpdate,
     async () => {
@@ -333,8 +436,11 @@ export async function StartConversation(input: StartConversationInput, carried?:
     bringUpScope = new CancellationScope();
     try {
       await bringUpScope.run(async () => {
+        // Pushed before the request: a request interrupted by a close may still be granted by the user's registry.
+        const release = { name: 'releaseSession', run: () => acts.releaseSession({ conversationId, userId }) };
+        if (patched(RELEASE_UNFINISHED_ACQUIRE_PATCH)) compensations.unshift(release);
         await run('acquireSession', 'validating settings', () => acts.acquireSession({ conversationId, userId, settings: input.settings }));
-        compensations.unshift({ name: 'releaseSession', run: () => acts.releaseSession({ conversationId, userId }) });
+        if (!compensations.includes(release)) compensations.unshift(release);
 
         // Pushed before the create: a create that fails half-way may still have made the container. A failed resume
         // only stops it again: the conversation's data stays, for a later resume.
@@ -347,9 +453,9 @@ export async function StartConversation(input: StartConversationInput, carried?:
         runtime =
           mode === 'start'
             ? await run('createRuntime', 'waiting for the container to answer /alive', () =>
-                acts.createRuntime({ conversationId, userId, env: sandbox?.env, cpus: sandbox?.cpus, memoryMb: sandbox?.memoryMb, pidsLimit: sandbox?.pidsLimit, egress: sandbox?.egress, aliveTimeoutMs }),
+                acts.createRuntime({ conversationId, userId, incarnation, env: sandbox?.env, cpus: sandbox?.cpus, memoryMb: sandbox?.memoryMb, pidsLimit: sandbox?.pidsLimit, egress: sandbox?.egress, aliveTimeoutMs }),
               )
-            : await run('resumeRuntime', 'starting the paused container', () => acts.resumeRuntime({ conversationId, aliveTimeoutMs }));
+            : await run('resumeRuntime', 'starting the paused container', () => acts.resumeRuntime({ conversationId, incarnation, aliveTimeoutMs }));
         info.runtimeId = runtime.runtimeId;
         info.timings = { runtimeReadyMs: runtime.readyMs };
         info.url = `${runtime.url}/api/conversations/${conversationId}`;
@@ -398,6 +504,8 @@ export async function StartConversation(input: StartConversationInput, carried?:
     } catch (err) {
       const cancelledByClose = closeRequested && isCancellation(err);
       const cause = describeCause(err);
+      // Refused settings are refused before any slot is asked for: there is nothing to give back.
+      if (step === 'acquireSession' && (NEVER_RETRY_INPUT as string[]).includes(cause.type)) compensations.splice(0);
       await CancellationScope.nonCancellable(async () => {
         setStep('compensating', `undoing ${compensations.map((c) => c.name).join(', ') || 'nothing'}`);
         for (const c of compensations) {
@@ -468,15 +576,30 @@ export async function StartConversation(input: StartConversationInput, carried?:
     return 'running';
   };
 
-  /** Deliver the oldest undelivered message; exactly once thanks to the cursor the activity looks past on retries. */
+  /**
+   * Deliver the oldest undelivered message, at most once: the workflow counts the deliveries it scheduled for it, so
+   * any delivery after the first (a retry after a sandbox recovery, or of any kind) looks for an earlier post of it
+   * after the cursor taken before its first one.
+   */
   const deliver = async (next: PendingMessage) => {
     setStep('running', `delivering message ${next.id}`);
+    const target = { url: runtime!.url, sessionApiKey: runtime!.sessionApiKey, conversationId };
     try {
-      const res = await acts.sendEvent({ url: runtime!.url, sessionApiKey: runtime!.sessionApiKey, conversationId, content: next.input.content, imageUrls: next.input.imageUrls, afterEventId: cursor });
-      if (res.eventId !== undefined) cursor = Math.max(cursor, res.eventId);
+      if (next.lookFrom === undefined) {
+        next.lookFrom = patched(DELIVERY_CURSOR_PATCH) ? (await acts.markDeliveryCursor(target)).newestEventId : cursor;
+      }
+      const mayHavePosted = next.posts > 0;
+      next.posts++;
+      const res = await acts.sendEvent({
+        ...target,
+        content: next.input.content,
+        imageUrls: next.input.imageUrls,
+        afterEventId: next.lookFrom,
+        mayHavePosted,
+      });
+      cursor = Math.max(cursor, res.newestEventId ?? res.eventId ?? cursor);
       next.ack = { messageId: next.id, eventId: res.eventId };
-      acks.set(next.id, next.ack);
-      if (acks.size > RECENT_MESSAGE_IDS) acks.delete(acks.keys().next().value!);
+      remember(acks, next.id, next.ack);
       info.messagesDelivered++;
       metrics.messagesDelivered.add(1);
     } catch (err) {
@@ -491,13 +614,52 @@ export async function StartConversation(input: StartConversationInput, carried?:
         log.warn('sandbox unreachable; recovering it', { step: 'sendEvent', error: cause });
         return;
       }
-      next.error = ApplicationFailure.create({ message: `sendMessage failed: ${cause.message}`, type: cause.type, nonRetryable: true });
+      const failure = { type: cause.type, message: `sendMessage failed: ${cause.message}` };
+      remember(failed, next.id, failure);
+      next.error = deliveryFailure(failure);
     }
     next.done = true;
     queue.shift();
     setStep('running', 'waiting for messages');
     // After `done`, so the sender's update completes in this same workflow task, not one signal later.
     if (next.ack) await touch();
+  };
+
+  /** End the conversation in ERROR: status and search attribute, every waiting handler answered, the typed failure. */
+  const endInError = async (step: string, cause: { type: string; message: string }, failure: ApplicationFailure): Promise<never> => {
+    info.lastError = { type: cause.type, step, message: cause.message };
+    setStatus('ERROR');
+    setStep('done', failure.message);
+    failPending(failure);
+    await condition(allHandlersFinished);
+    throw failure;
+  };
+
+  /**
+   * Give the slot back while pausing or closing. If that fails after its retries the conversation cannot be sure
+   * it holds no slot: it removes its sandbox (nothing outlives it) and ends in ERROR, naming the cause.
+   */
+  const releaseOrFail = async (step: 'pausing' | 'closing'): Promise<true> => {
+    try {
+      await acts.releaseSession({ conversationId, userId });
+      return true;
+    } catch (err) {
+      const cause = describeCause(err);
+      log.warn('releaseSession failed', { step, error: cause });
+      await CancellationScope.nonCancellable(() =>
+        acts.removeRuntime({ conversationId }).catch((rerr) => info.warnings.push(`removeRuntime failed: ${describeCause(rerr).message}`)),
+      );
+      return endInError(
+        step,
+        cause,
+        ApplicationFailure.create({
+          message: `${step} failed: releaseSession: ${cause.message}; check that the workflow ${userSessionsWorkflowId(userId)} runs and its worker polls the task queue`,
+          type: ErrorType.SessionReleaseFailed,
+          nonRetryable: true,
+          details: [{ conversationId, step, causeType: cause.type }],
+        }),
+      );
+    }
   };
 
   const pause = async (reason: string) => {
@@ -513,7 +675,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
       setStep('running', 'waiting for messages');
       return;
     }
-    await acts.releaseSession({ conversationId, userId });
+    if (!(await releaseOrFail('pausing'))) return;
     info.pausedAt = new Date().toISOString();
     info.pauseReason = reason;
     pauseReason = undefined;
@@ -541,6 +703,12 @@ export async function StartConversation(input: StartConversationInput, carried?:
     return wi.continueAsNewSuggested || (input.continueAsNewAfterEvents !== undefined && wi.historyLength >= input.continueAsNewAfterEvents);
   };
 
+  // ---- a start input the schema refuses: nothing is created, every caller is told each bad field ----
+  if (invalid) {
+    startFailure = invalid;
+    await endInError('input', { type: ErrorType.InvalidInput, message: invalid.message }, invalid);
+  }
+
   // ---- start, or carry on from the previous run ----
   if (!carried) {
     metrics.starts.add(1);
@@ -561,7 +729,7 @@ export async function StartConversation(input: StartConversationInput, carried?:
     switching = continueAsNewDue();
     if (switching && !pending() && pauseReason === undefined && !resumeRequested) {
       if (allHandlersFinished()) {
-        await continueAsNew<typeof StartConversation>(input, { info, runtime, tokens, acks: [...acks], cursor });
+        await continueAsNew<typeof StartConversation>(input, { info, runtime, tokens, acks: [...acks], failed: [...failed], cursor });
       }
       await condition(() => allHandlersFinished() || pending() || closeRequested || pauseReason !== undefined || resumeRequested);
       continue;
@@ -610,29 +778,33 @@ export async function StartConversation(input: StartConversationInput, carried?:
           info.warnings.push(`stopConversation failed: ${describeCause(err).message}`);
         }
       }
+      let removeFailure: { type: string; message: string } | undefined;
       try {
         await acts.removeRuntime({ conversationId });
       } catch (err) {
-        return describeCause(err);
-      } finally {
-        // A paused conversation already gave its session back.
-        if (wasRunning) await acts.releaseSession({ conversationId, userId });
+        removeFailure = describeCause(err);
       }
-      return undefined;
+      // A paused conversation already gave its session back.
+      if (wasRunning) await releaseOrFail('closing');
+      // Nothing may resume a closed conversation later.
+      if (patched(CLOSE_DELETES_SCHEDULES_PATCH)) {
+        await acts.deleteResumeSchedules({ conversationId }).catch((err) => info.warnings.push(`deleteResumeSchedules failed: ${describeCause(err).message}`));
+      }
+      return removeFailure;
     });
     failPending(closedFailure());
     if (closeFailure) {
       // The container may still exist: say so loudly rather than report a clean STOPPED.
-      info.lastError = { type: closeFailure.type, step: 'closing', message: `removeRuntime: ${closeFailure.message}` };
-      setStatus('ERROR');
-      setStep('done', 'close failed: the runtime may still exist');
-      await condition(allHandlersFinished);
-      throw ApplicationFailure.create({
-        message: `close failed: removeRuntime: ${closeFailure.message}; remove the container labelled nestor.conversation-id=${conversationId} by hand`,
-        type: ErrorType.CloseFailed,
-        nonRetryable: true,
-        details: [{ conversationId, runtimeId: info.runtimeId }],
-      });
+      await endInError(
+        'closing',
+        { type: closeFailure.type, message: `removeRuntime: ${closeFailure.message}` },
+        ApplicationFailure.create({
+          message: `close failed: removeRuntime: ${closeFailure.message}; remove the container labelled nestor.conversation-id=${conversationId} by hand`,
+          type: ErrorType.CloseFailed,
+          nonRetryable: true,
+          details: [{ conversationId, runtimeId: info.runtimeId }],
+        }),
+      );
     }
     info.closedAt = new Date().toISOString();
     setStatus('STOPPED');

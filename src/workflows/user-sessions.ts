@@ -1,8 +1,13 @@
 // UserSessions: one per user, the serial owner of that user's conversation slots. Starting (and resuming)
-// conversations take a slot through the `acquire` update; STARTING ones count. Over the limit, the least recently
-// active RUNNING conversation is paused with "too many conversations" and the new one waits for its slot.
+// conversations take a slot through the `acquire` update; STARTING ones count. At the limit, slots are first checked
+// against their conversations' workflows (a closed, terminated or paused one holds none: self-healing), then the
+// least recently active RUNNING conversation is paused with "too many conversations" and the new one waits for its
+// slot. A registry started afresh (e.g. after being terminated) finds its slots from visibility.
 import {
   allHandlersFinished,
+  log,
+  patched,
+  proxyActivities,
   condition,
   continueAsNew,
   defineQuery,
@@ -13,7 +18,16 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { conversationWorkflowId } from '../shared/constants';
+import type { Activities } from '../activities';
 import { pauseSignal } from './definitions';
+
+/** Patch ID: slots are checked against their conversations at the limit, and rebuilt when the registry starts afresh. */
+export const SELF_HEALING_SLOTS_PATCH = 'self-healing-slots';
+
+const { checkSlots, listLiveConversations } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 5 },
+});
 
 /** Reason a conversation is paused to make room, as OpenHands' AGENT_ERROR$TOO_MANY_CONVERSATIONS. */
 export const TOO_MANY_CONVERSATIONS = 'too many conversations';
@@ -54,6 +68,8 @@ export async function UserSessions(input: UserSessionsInput): Promise<void> {
   const slots = new Map<string, Slot>((input.slots ?? []).map((s) => [s.conversationId, s]));
   let limit = input.limit;
   let acquiring = false;
+  /** False until a registry started afresh has found the user's live conversations. */
+  let rebuilt = input.slots !== undefined;
 
   const victim = () =>
     [...slots.values()].filter((s) => s.status === 'RUNNING' && !s.evicting).sort((a, b) => a.lastActiveAt - b.lastActiveAt)[0];
@@ -69,7 +85,26 @@ export async function UserSessions(input: UserSessionsInput): Promise<void> {
     s.lastActiveAt = Date.now();
     if (running) s.status = 'RUNNING';
   });
+  /** Drop the slots whose conversations no longer hold one. */
+  const heal = async () => {
+    const others = [...slots.keys()];
+    if (others.length === 0) return;
+    const { stale } = await checkSlots({ conversationIds: others });
+    for (const s of stale) {
+      slots.delete(s.conversationId);
+      log.warn('stale slot dropped', { conversationId: s.conversationId, why: s.why });
+    }
+  };
+
   setHandler(acquireSlotUpdate, async ({ conversationId, limit: requested }) => {
+    await condition(() => rebuilt);
+    // A conversation that holds a slot (e.g. bringing back a sandbox it lost) is answered at once: it must never
+    // queue behind an acquire that waits for it to pause.
+    const held = slots.get(conversationId);
+    if (held) {
+      held.lastActiveAt = Date.now();
+      return { conversationId, evicted: [] };
+    }
     // One acquire at a time: the limit is enforced by a single serial owner.
     await condition(() => !acquiring);
     acquiring = true;
@@ -81,7 +116,12 @@ export async function UserSessions(input: UserSessionsInput): Promise<void> {
         mine.lastActiveAt = Date.now();
         return { conversationId, evicted };
       }
+      const healing = patched(SELF_HEALING_SLOTS_PATCH);
       while (slots.size >= limit) {
+        if (healing) {
+          await heal();
+          if (slots.size < limit) break;
+        }
         const v = victim();
         if (v && !evicting()) {
           v.evicting = true;
@@ -103,6 +143,13 @@ export async function UserSessions(input: UserSessionsInput): Promise<void> {
     }
   });
 
+  if (!rebuilt) {
+    if (patched(SELF_HEALING_SLOTS_PATCH)) {
+      const { conversations } = await listLiveConversations({ userId: input.userId });
+      for (const c of conversations) if (!slots.has(c.conversationId)) slots.set(c.conversationId, { ...c, lastActiveAt: Date.now() });
+    }
+    rebuilt = true;
+  }
   await condition(() => workflowInfo().continueAsNewSuggested && !acquiring);
   await condition(allHandlersFinished);
   await continueAsNew<typeof UserSessions>({ userId: input.userId, limit, slots: [...slots.values()] });

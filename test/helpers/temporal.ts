@@ -5,6 +5,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
 import { loadConfig } from '../../src/config';
+import { dynamicConfigArgs } from '../../src/dev-server';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/shared/constants';
 import { BUNDLE_OPTIONS, createWorker } from '../../src/worker';
 import type { ActivityDeps } from '../../src/activities';
@@ -23,7 +24,8 @@ export async function createTestEnv(): Promise<TestWorkflowEnvironment> {
   const path = loadConfig().temporalBin;
   if (!existsSync(path)) throw new Error(`Temporal CLI missing at ${path}: run 'npm run setup'`);
   return TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path }, searchAttributes: SEARCH_ATTRIBUTE_KEYS, ip: '127.0.0.1' },
+    // The same dynamic config as the dev server nestor starts (update limits sized for nestor's load).
+    server: { executable: { type: 'existing-path', path }, searchAttributes: SEARCH_ATTRIBUTE_KEYS, ip: '127.0.0.1', extraArgs: dynamicConfigArgs() },
     client: { dataConverter: testDataConverter },
   });
 }

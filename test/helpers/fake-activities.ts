@@ -1,0 +1,149 @@
+// Fake activities for workflow tests: every call recorded in order, failures injected where told.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Activities } from '../../src/activities';
+import type { SendEventInput, SentEvent } from '../../src/activities/nested';
+import type { AcquireSessionInput } from '../../src/activities/session';
+import type { StartStep } from '../../src/shared/constants';
+import type { StartConversationRequest } from '../../src/shared/schemas';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { ConversationClient } from '../../src/client';
+import { testDataConverter, uniqueId, workflowBundle } from './temporal';
+
+export interface FakeOptions {
+  failAt?: StartStep;
+  /** removeRuntime fails (non-retryably). */
+  removeFails?: boolean;
+  /** pauseRuntime fails (non-retryably). */
+  pauseFails?: boolean;
+  /** This step fails the second time it runs only (the first resume after a successful start). */
+  failResumeAt?: StartStep;
+  /** waitForReady takes this long (cancellable). */
+  readyDelayMs?: number;
+  /** releaseSession fails (non-retryably). */
+  releaseFails?: boolean;
+  /** Replaces sendEvent's answer: the nth call (1-based) with its input; throw to fail it. */
+  sendEvent?: (input: SendEventInput, n: number) => SentEvent;
+}
+
+/** Fake activities that record every call in order and fail where told. */
+export function fakeActivities(o: FakeOptions = {}) {
+  const calls: string[] = [];
+  const sent: string[] = [];
+  /** Conversations whose resume schedules the close path deleted. */
+  const schedulesDeleted: string[] = [];
+  /** Every input sendEvent and acquireSession got, in order. */
+  const sendInputs: SendEventInput[] = [];
+  const acquireInputs: AcquireSessionInput[] = [];
+  const runs = new Map<string, number>();
+  const fail = (step: string) => {
+    runs.set(step, (runs.get(step) ?? 0) + 1);
+    if (o.failAt === step) throw ApplicationFailure.nonRetryable(`injected failure in ${step}`, 'NestedBadRequest');
+    if (o.failResumeAt === step && runs.get(step) === 2) throw ApplicationFailure.nonRetryable(`injected resume failure in ${step}`, 'NestedBadRequest');
+  };
+  const acts: Partial<Activities> = {
+    async acquireSession(input) {
+      calls.push('acquireSession');
+      acquireInputs.push(input);
+      fail('acquireSession');
+      return { conversationId: input.conversationId, userId: input.userId, agent: 'CodeActAgent', llmModel: 'm', capabilities: {}, evicted: [] };
+    },
+    async releaseSession() {
+      calls.push('releaseSession');
+      if (o.releaseFails) throw ApplicationFailure.nonRetryable('the slot registry does not answer', 'Error');
+    },
+    async createRuntime() {
+      calls.push('createRuntime');
+      fail('createRuntime');
+      return { runtimeId: 'rt-1', url: 'http://127.0.0.1:1', sessionApiKey: 'secret-session-key', adopted: false, readyMs: 1 };
+    },
+    async pauseRuntime() {
+      calls.push('pauseRuntime');
+      if (o.pauseFails) throw ApplicationFailure.nonRetryable('docker stop failed', 'RuntimeStartFailed');
+    },
+    async resumeRuntime() {
+      calls.push('resumeRuntime');
+      return { runtimeId: 'rt-1', url: 'http://127.0.0.1:2', sessionApiKey: 'secret-session-key', adopted: true, readyMs: 1 };
+    },
+    async removeRuntime() {
+      calls.push('removeRuntime');
+      if (o.removeFails) throw ApplicationFailure.nonRetryable('docker is gone', 'RuntimeStartFailed');
+      return { removed: true };
+    },
+    async refreshTokens(input) {
+      calls.push('refreshTokens');
+      fail('refreshTokens');
+      return { tokens: input.tokens, refreshed: [], warnings: [] };
+    },
+    async configureNestedServer() {
+      calls.push('configureNestedServer');
+      fail('configureNestedServer');
+      return { secretsCreated: 0, secretsReplaced: 0, warnings: [] };
+    },
+    async createConversation() {
+      calls.push('createConversation');
+      fail('createConversation');
+      return { conversationStatus: 'STARTING' };
+    },
+    async waitForReady() {
+      calls.push('waitForReady');
+      if (o.readyDelayMs) {
+        const ctx = Context.current();
+        const end = Date.now() + o.readyDelayMs;
+        while (Date.now() < end) {
+          ctx.heartbeat();
+          await ctx.sleep(50);
+        }
+      }
+      fail('waitForReady');
+      return { polls: 1, waitedMs: 1, status: 'RUNNING', lastEventId: -1 };
+    },
+    async sendEvent(input) {
+      calls.push('sendEvent');
+      sendInputs.push(input);
+      if (o.sendEvent) return o.sendEvent(input, sendInputs.length);
+      sent.push(input.content);
+      return { eventId: sent.length, recovered: false };
+    },
+    async stopConversation() {
+      calls.push('stopConversation');
+      return { stopped: true };
+    },
+    async markDeliveryCursor() {
+      return { newestEventId: sent.length };
+    },
+    async deleteResumeSchedules(input) {
+      schedulesDeleted.push(input.conversationId);
+      return { deleted: [] };
+    },
+  };
+  return { acts, calls, sent, schedulesDeleted, sendInputs, acquireInputs };
+}
+
+export function input(id: string): StartConversationRequest {
+  return {
+    conversationId: id,
+    userId: 'alice',
+    settings: { agent: 'CodeActAgent', llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: 'sk-test' },
+    gitProviderTokens: { github: { token: 'ghp_x' } },
+  };
+}
+
+
+/** Run `fn` with a worker of fake activities on its own task queue of `env`. */
+export async function withFakeWorker<T>(
+  env: TestWorkflowEnvironment,
+  acts: Partial<Activities>,
+  fn: (client: ConversationClient, taskQueue: string) => Promise<T>,
+): Promise<T> {
+  const taskQueue = uniqueId('wf');
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: await workflowBundle(),
+    dataConverter: testDataConverter,
+    activities: acts,
+  });
+  return worker.runUntil(fn(new ConversationClient({ client: env.client, taskQueue }), taskQueue));
+}
