@@ -33,6 +33,8 @@ const { checkSlots, listLiveConversations } = proxyActivities<Activities>({
 export const TOO_MANY_CONVERSATIONS = 'too many conversations';
 /** How long to wait for an evicted conversation to pause before choosing again. */
 const EVICTION_WAIT_MS = 60_000;
+/** How often a waiting acquire checks the slots against their conversations again. */
+const HEAL_INTERVAL_MS = 5_000;
 
 export function userSessionsWorkflowId(userId: string): string {
   return `user-sessions-${userId}`;
@@ -117,6 +119,7 @@ export async function UserSessions(input: UserSessionsInput): Promise<void> {
         return { conversationId, evicted };
       }
       const healing = patched(SELF_HEALING_SLOTS_PATCH);
+      let waited = 0;
       while (slots.size >= limit) {
         if (healing) {
           await heal();
@@ -132,9 +135,16 @@ export async function UserSessions(input: UserSessionsInput): Promise<void> {
             slots.delete(v.conversationId); // the conversation is gone: its slot with it
           }
         }
-        const freed = await condition(() => slots.size < limit || (!evicting() && victim() !== undefined), EVICTION_WAIT_MS);
+        // Healing, look at the slots again every HEAL_INTERVAL_MS: a victim that paused but whose release was lost
+        // frees its slot at the next look, not never.
+        const waitMs = healing ? HEAL_INTERVAL_MS : EVICTION_WAIT_MS;
+        const freed = await condition(() => slots.size < limit || (!evicting() && victim() !== undefined), waitMs);
+        waited += freed ? 0 : waitMs;
         // A victim that did not pause in time (its pause failed) may be chosen again.
-        if (!freed) for (const s of slots.values()) s.evicting = false;
+        if (!freed && waited >= EVICTION_WAIT_MS) {
+          for (const s of slots.values()) s.evicting = false;
+          waited = 0;
+        }
       }
       slots.set(conversationId, { conversationId, status: 'STARTING', lastActiveAt: Date.now() });
       return { conversationId, evicted };

@@ -1,0 +1,94 @@
+// UserSessions, the per-user slot registry: slots checked against their conversations' workflows (self-healing), a
+// registry started afresh finding its slots, and a slot holder never queued behind an acquire that waits for it.
+// Real slot activities and fake conversation activities, on a real dev server.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createSlotActivities } from '../src/activities/slots';
+import { WORKFLOW_TYPES } from '../src/shared/constants';
+import { acquireSlotUpdate, slotsQuery, userSessionsWorkflowId, type UserSessionsInput } from '../src/workflows/user-sessions';
+import { createTestEnv, uniqueId } from './helpers/temporal';
+import { eventually } from './helpers/eventually';
+import { fakeActivities, input, withFakeWorker } from './helpers/fake-activities';
+
+describe('UserSessions: slots that heal themselves', () => {
+  let env: TestWorkflowEnvironment;
+  before(async () => {
+    env = await createTestEnv();
+  });
+  after(async () => {
+    await env?.teardown();
+  });
+
+  const registry = (taskQueue: string, i: UserSessionsInput) =>
+    env.client.workflow.start('UserSessions', { workflowId: userSessionsWorkflowId(i.userId), taskQueue, args: [i] });
+
+  test('a STARTING slot left by a conversation that is gone no longer counts at the limit', async () => {
+    const { acts } = fakeActivities();
+    await withFakeWorker(env, { ...acts, ...createSlotActivities() }, async (_client, taskQueue) => {
+      const userId = uniqueId('ghost-user');
+      // What a close during acquireSession left behind: a STARTING slot granted to a conversation that ended.
+      const h = await registry(taskQueue, { userId, limit: 1, slots: [{ conversationId: uniqueId('ghost'), status: 'STARTING', lastActiveAt: 0 }] });
+      const grant = await h.executeUpdate(acquireSlotUpdate, { args: [{ conversationId: 'real' }] });
+      assert.deepEqual(grant, { conversationId: 'real', evicted: [] });
+      assert.deepEqual((await h.query(slotsQuery)).map((s) => s.conversationId), ['real']);
+      await h.terminate();
+    });
+  });
+
+  test('a slot whose conversation is PAUSED (its release lost) is dropped instead of evicting anyone', async () => {
+    const { acts } = fakeActivities();
+    await withFakeWorker(env, { ...acts, ...createSlotActivities() }, async (client, taskQueue) => {
+      const paused = uniqueId('paused');
+      await client.start(input(paused));
+      await client.pause(paused, 'test');
+      const h = await registry(taskQueue, { userId: uniqueId('paused-user'), limit: 1, slots: [{ conversationId: paused, status: 'RUNNING', lastActiveAt: 0 }] });
+      const grant = await h.executeUpdate(acquireSlotUpdate, { args: [{ conversationId: 'next' }] });
+      assert.deepEqual(grant.evicted, []);
+      await h.terminate();
+      await client.close(paused);
+    });
+  });
+
+  test("a registry started afresh (e.g. after it was terminated) finds the user's live conversations", async () => {
+    const { acts } = fakeActivities();
+    await withFakeWorker(env, { ...acts, ...createSlotActivities() }, async (client, taskQueue) => {
+      const live = uniqueId('live');
+      await client.start(input(live)); // user 'alice'
+      const user = (await client.status(live)).userId;
+      // Visibility is eventually consistent: wait until the conversation is listed as RUNNING.
+      await eventually(async () => {
+        const found = await client.list({ userId: user, status: 'RUNNING' });
+        assert.ok(found.some((c) => c.conversationId === live));
+      });
+      await env.client.workflow.getHandle(userSessionsWorkflowId(user)).terminate().catch(() => undefined);
+      const h = await registry(taskQueue, { userId: user, limit: 3 });
+      await eventually(async () => assert.ok((await h.query(slotsQuery)).some((s) => s.conversationId === live && s.status === 'RUNNING')));
+      await h.terminate();
+      await client.close(live);
+    });
+  });
+
+  test('a conversation that holds a slot is answered at once, even while another acquire waits for it to pause', async () => {
+    // The holder is still starting (a sandbox recovery looks the same): it acts on the eviction only once RUNNING.
+    const { acts } = fakeActivities({ readyDelayMs: 15_000 });
+    await withFakeWorker(env, { ...acts, ...createSlotActivities() }, async (client, taskQueue) => {
+      const holder = uniqueId('holder');
+      await env.client.workflow.start(WORKFLOW_TYPES.startConversation, { workflowId: `conversation-${holder}`, taskQueue, args: [input(holder)] });
+      const h = await registry(taskQueue, { userId: uniqueId('cycle-user'), limit: 1, slots: [{ conversationId: holder, status: 'RUNNING', lastActiveAt: 0 }] });
+      let waiterDone = false;
+      // Ends with the registry's termination below: only whether it ended before the holder's answer matters.
+      const waiter = h
+        .executeUpdate(acquireSlotUpdate, { args: [{ conversationId: 'newcomer' }] })
+        .finally(() => (waiterDone = true))
+        .catch(() => undefined);
+      await eventually(async () => assert.ok((await h.query(slotsQuery)).some((s) => s.evicting)));
+      const again = await h.executeUpdate(acquireSlotUpdate, { args: [{ conversationId: holder }] });
+      assert.deepEqual(again, { conversationId: holder, evicted: [] });
+      assert.equal(waiterDone, false, 'the holder was answered while the newcomer still waited');
+      await h.terminate();
+      await waiter;
+      await client.close(holder).catch(() => undefined);
+    });
+  });
+});
