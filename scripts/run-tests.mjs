@@ -1,7 +1,7 @@
 // The test command's body: make sure Docker, the Temporal CLI and both runtime images are there, run every test
 // file with node's test runner (one file at a time: the end-to-end files start servers), then stop what we started.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const sh = (script) => spawnSync('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
@@ -13,6 +13,32 @@ const startedDocker = docker.stdout.includes('started');
 const setup = spawnSync('bash', ['scripts/setup.sh'], { stdio: 'inherit', env: { ...process.env, NESTOR_RUNTIME: 'openhands' } });
 if (setup.status !== 0) process.exit(setup.status ?? 1);
 
+/** Docker objects of one kind that carry nestor's label, by ID. */
+const labelled = (kind) => {
+  const args = { container: ['ps', '-aq'], volume: ['volume', 'ls', '-q'], network: ['network', 'ls', '-q'] }[kind];
+  const r = spawnSync('docker', [...args, '--filter', 'label=nestor.managed=true'], { encoding: 'utf8' });
+  return new Set(r.status === 0 ? r.stdout.split('\n').filter(Boolean) : []);
+};
+const KINDS = ['container', 'volume', 'network'];
+const before = Object.fromEntries(KINDS.map((k) => [k, labelled(k)]));
+
+/**
+ * Pass or fail, the test command leaves no sandbox behind: whatever nestor-labelled container, volume or network
+ * appeared during the run (a test that failed before its own clean-up) is removed, and named in .nestor/.
+ */
+function sweep() {
+  const left = [];
+  for (const kind of KINDS) {
+    for (const id of labelled(kind)) {
+      if (before[kind].has(id)) continue;
+      const rm = { container: ['rm', '-f', '-v'], volume: ['volume', 'rm', '-f'], network: ['network', 'rm'] }[kind];
+      if (spawnSync('docker', [...rm, id], { encoding: 'utf8' }).status === 0) left.push(`${kind} ${id}`);
+    }
+  }
+  mkdirSync('.nestor', { recursive: true });
+  writeFileSync('.nestor/test-sweep.txt', left.length ? `removed after the tests:\n${left.join('\n')}\n` : 'nothing left behind\n');
+}
+
 const dir = 'dist/test';
 const files = readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort().map((f) => join(dir, f));
 const only = process.argv.slice(2);
@@ -22,6 +48,7 @@ const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o
 // its image by name.
 const env = { ...process.env, NESTOR_RUNTIME: 'emulator' };
 const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...selected], { stdio: 'inherit', env });
+sweep();
 
 if (startedDocker) {
   // We started the engine for this run; leave the machine as we found it.

@@ -119,6 +119,15 @@ function unwrap(err: unknown): never {
   let e: unknown = err;
   if (e instanceof WorkflowUpdateFailedError || e instanceof WorkflowFailedError) e = e.cause;
   if (e instanceof ApplicationFailure) throw new ConversationError(e.type ?? 'Error', e.message, e.details?.[0]);
+  // This client's codec could not open the worker's answer: name the keys, not "Workflow Update failed".
+  const sealed = /payload encrypted with key '([^']*)', which is not among the configured keys \(([^)]*)\)/.exec(messagesOf(err));
+  if (sealed) {
+    throw new ConversationError(
+      ErrorType.EncryptionKeyMismatch,
+      `the worker's answer is encrypted with key '${sealed[1]}', which this client does not have (it has: ${sealed[2]}); give the client and the worker a shared key in NESTOR_ENCRYPTION_KEYS`,
+      { workerKeyId: sealed[1], clientKeyIds: sealed[2].split(', ') },
+    );
+  }
   throw err;
 }
 
@@ -290,7 +299,7 @@ export class ConversationClient {
 
   /** Current status; never holds the session API key. */
   async status(conversationId: string): Promise<AgentLoopInfo> {
-    const info = await this.handle(conversationId).query(statusQuery);
+    const info = await unwrapped(this.handle(conversationId).query(statusQuery));
     return { ...info, sessionApiKey: undefined };
   }
 

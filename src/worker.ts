@@ -110,7 +110,7 @@ export function prepareProcess(c: NestorConfig): { dataConverter: DataConverter;
   const log = Runtime.instance().logger;
   log.info(describeKeys(keys), { keyId: keys.keys[0].id, keySource: keys.source });
   if (c.metricsPort > 0) log.info(`metrics on http://127.0.0.1:${c.metricsPort}/metrics`);
-  return { dataConverter: nestorDataConverter(keys.keys), keys: keys.keys };
+  return { dataConverter: nestorDataConverter(keys.keys, { role: 'worker' }), keys: keys.keys };
 }
 
 /** The reaper's schedule, unless turned off (NESTOR_REAPER_INTERVAL_MS=0); says what it did. */

@@ -77,6 +77,40 @@ describe('DockerRuntimeProvider', () => {
     assert.deepEqual(after.events.slice(0, before.events.length), before.events, 'events survive the stop');
   });
 
+  test('a reused conversation ID never inherits an earlier life: its container and volume (file store, secrets) are replaced', async () => {
+    const cid = id('reuse');
+    const first = await acts.createRuntime({ conversationId: cid, userId: 'u1', incarnation: 'run-1', aliveTimeoutMs: 20_000 });
+    const nested = new NestedClient({ baseUrl: first.url, sessionApiKey: first.sessionApiKey });
+    await nested.storeSettings({ llm_model: 'm', llm_api_key: 'sk-earlier-life' });
+    // The same start again (a retry of the same life) adopts it.
+    const retried = await acts.createRuntime({ conversationId: cid, userId: 'u1', incarnation: 'run-1', aliveTimeoutMs: 20_000 });
+    assert.equal(retried.runtimeId, first.runtimeId);
+    assert.equal(retried.adopted, true);
+    // A new life under the same ID (after ERROR or a termination): a new container, key and file store.
+    const second = await acts.createRuntime({ conversationId: cid, userId: 'u2', incarnation: 'run-2', aliveTimeoutMs: 20_000 });
+    assert.notEqual(second.runtimeId, first.runtimeId);
+    assert.equal(second.adopted, false);
+    assert.notEqual(second.sessionApiKey, first.sessionApiKey);
+    const settings = await new NestedClient({ baseUrl: second.url, sessionApiKey: second.sessionApiKey }).getSettings().catch(() => null);
+    assert.notEqual(settings?.llm_model, 'm', "the earlier life's settings are gone with its volume");
+    const info = await docker.getContainer(containerName(cid)).inspect();
+    assert.equal(info.Config.Labels['nestor.incarnation'], 'run-2');
+    assert.equal(info.Config.Labels['nestor.user-id'], 'u2');
+    assert.equal((await docker.getVolume(volumeName(cid)).inspect()).Labels['nestor.incarnation'], 'run-2');
+    // And the earlier life cannot resume it.
+    await assert.rejects(provider.resume(cid, 'run-1'), (err) => err instanceof NestorError && err.type === ErrorType.RuntimeStartFailed && /another life/.test(err.message));
+  });
+
+  test("another nestor service's container under the same name is never adopted nor removed", async () => {
+    const cid = id('other-owner');
+    const theirs = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner: 'other-temporal:7233/default' });
+    const mine = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner: 'this-temporal:7233/default' });
+    const made = await theirs.create({ conversationId: cid, userId: 'u1', incarnation: 'a' });
+    await assert.rejects(mine.create({ conversationId: cid, userId: 'u1', incarnation: 'a' }), (err) => err instanceof NestorError && /belongs to another nestor service/.test(err.message) && !err.retryable);
+    await assert.rejects(mine.resume(cid, 'a'), /belongs to another nestor service/);
+    assert.equal((await docker.getContainer(containerName(cid)).inspect()).Id, made.runtimeId, 'still there, untouched');
+  });
+
   test('five racing creates of one conversation leave one container and agree on it', async () => {
     const cid = id('race');
     const all = await Promise.all(Array.from({ length: 5 }, () => provider.create({ conversationId: cid, userId: 'u' })));

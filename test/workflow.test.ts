@@ -13,7 +13,7 @@ import type { StartConversationRequest } from '../src/shared/schemas';
 import { closeSignal, closeUpdate, pauseUpdate, resumeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from '../src/workflows/definitions';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-import { createTestEnv, testDataConverter, uniqueId, workflowBundle } from './helpers/temporal';
+import { createTestEnv, testWorkerDataConverter, uniqueId, workflowBundle } from './helpers/temporal';
 import { fakeActivities, input } from './helpers/fake-activities';
 
 describe('StartConversation workflow (fake activities)', () => {
@@ -31,7 +31,7 @@ describe('StartConversation workflow (fake activities)', () => {
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: await workflowBundle(),
-      dataConverter: testDataConverter,
+      dataConverter: testWorkerDataConverter,
       activities: acts,
     });
     return worker.runUntil(fn(new ConversationClient({ client: env.client, taskQueue }), taskQueue));

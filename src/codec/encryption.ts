@@ -5,6 +5,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { ValueError } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
+import { UNDECRYPTABLE, type Undecryptable } from './undecryptable';
 
 export const ENCODING_ENCRYPTED = 'binary/encrypted';
 export const METADATA_ENCODING_KEY = 'encoding';
@@ -47,11 +48,20 @@ export function generateKeySpec(id: string): string {
   return `${id}:${randomBytes(32).toString('base64')}`;
 }
 
+export interface EncryptionCodecOptions {
+  /**
+   * A payload sealed with a key this side lacks: 'throw' (clients: the error names both key sets) or 'mark' (the
+   * worker: the payload becomes the UNDECRYPTABLE marker, which the workflow refuses with EncryptionKeyMismatch
+   * instead of failing its task). @default 'throw'
+   */
+  unknownKey?: 'throw' | 'mark';
+}
+
 export class EncryptionCodec implements PayloadCodec {
   private readonly byId: Map<string, Buffer>;
   private readonly current: EncryptionKey;
 
-  constructor(keys: EncryptionKey[]) {
+  constructor(keys: EncryptionKey[], private readonly options: EncryptionCodecOptions = {}) {
     if (keys.length === 0) throw new Error('EncryptionCodec needs at least one key');
     this.current = keys[0];
     this.byId = new Map(keys.map((k) => [k.id, k.key]));
@@ -85,6 +95,10 @@ export class EncryptionCodec implements PayloadCodec {
       if (text(p.metadata?.[METADATA_ENCODING_KEY]) !== ENCODING_ENCRYPTED) return p;
       const id = text(p.metadata?.[METADATA_KEY_ID]);
       const key = id === undefined ? undefined : this.byId.get(id);
+      if (!key && this.options.unknownKey === 'mark') {
+        const marker: Undecryptable = { [UNDECRYPTABLE]: { keyId: id ?? '(none)', workerKeyIds: [...this.byId.keys()] } };
+        return { metadata: { [METADATA_ENCODING_KEY]: Buffer.from('json/plain') }, data: Buffer.from(JSON.stringify(marker)) };
+      }
       if (!key) {
         throw new ValueError(`payload encrypted with key '${id ?? '(none)'}', which is not among the configured keys (${[...this.byId.keys()].join(', ')}); add it to NESTOR_ENCRYPTION_KEYS`);
       }

@@ -55,7 +55,10 @@ export function describeKeys(r: ResolvedKeys): string {
     : `payloads encrypted with a development key ${r.generated ? 'generated now into' : 'read from'} ${r.path}; set NESTOR_ENCRYPTION_KEYS (and NESTOR_REQUIRE_ENCRYPTION=true) in production`;
 }
 
-/** The data converter every nestor client and worker uses: the encryption codec and the encoding failure converter. */
-export function nestorDataConverter(keys: EncryptionKey[]): DataConverter {
-  return { payloadCodecs: [new EncryptionCodec(keys)], failureConverterPath: FAILURE_CONVERTER_PATH };
+/**
+ * The data converter every nestor client and worker uses: the encryption codec and the encoding failure converter.
+ * The worker's (`role: 'worker'`) marks a payload sealed with a key it lacks instead of failing on it (undecryptable.ts).
+ */
+export function nestorDataConverter(keys: EncryptionKey[], o: { role?: 'client' | 'worker' } = {}): DataConverter {
+  return { payloadCodecs: [new EncryptionCodec(keys, { unknownKey: o.role === 'worker' ? 'mark' : 'throw' })], failureConverterPath: FAILURE_CONVERTER_PATH };
 }

@@ -38,6 +38,11 @@ export const ErrorType = {
   SessionReleaseFailed: 'ConversationSessionReleaseFailed',
   /** A start (or waitReady) named a user other than the one the live conversation belongs to. Never retried. */
   WrongUser: 'ConversationOwnedByAnotherUser',
+  /**
+   * The client and the worker share no encryption key: one cannot read what the other sealed. The message names the
+   * step and both sides' key IDs. Never retried.
+   */
+  EncryptionKeyMismatch: 'EncryptionKeyMismatch',
   /** A resume (e.g. by a schedule) found no running conversation with that ID. Never retried. */
   ConversationNotFound: 'ConversationNotFound',
   /** The conversation is switching to a new run (continue-as-new); the client sends the message again. */

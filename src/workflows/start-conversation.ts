@@ -40,6 +40,7 @@ import {
   type StartConversationInput,
 } from '../shared/schemas';
 import type { z } from 'zod';
+import { keyMismatch, undecryptable } from '../codec/undecryptable';
 import {
   closeSignal,
   closeUpdate,
@@ -217,6 +218,8 @@ function invalidInput(what: string, error: z.ZodError): ApplicationFailure {
 
 /** Validate a message input with its schema in an update's validator: a bad one is rejected before it is accepted. */
 function checked<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
+  const sealed = keyMismatch(what, value);
+  if (sealed) throw sealed;
   const r = schema.safeParse(value ?? {});
   if (!r.success) throw invalidInput(what, r.error);
   return r.data;
@@ -227,6 +230,8 @@ function checked<S extends z.ZodType>(schema: S, value: unknown, what: string): 
  * whatever client sent it, and addressed to this workflow's own ID.
  */
 function checkStartInput(request: StartConversationInput): { input: StartConversationInput; invalid?: ApplicationFailure } {
+  const sealed = keyMismatch('start', request);
+  if (sealed) return { input: {} as StartConversationInput, invalid: sealed };
   const r = StartConversationInputSchema.safeParse(request);
   if (!r.success) return { input: request ?? ({} as StartConversationInput), invalid: invalidInput('start input', r.error) };
   const expected = conversationWorkflowId(r.data.conversationId);
@@ -333,6 +338,8 @@ export async function StartConversation(request: StartConversationInput, carried
     {
       // Another user's start (the same conversation ID) must not join this conversation and get its session key.
       validator: (w) => {
+        const sealed = keyMismatch('waitReady', w);
+        if (sealed) throw sealed;
         if (w?.userId !== undefined && w.userId !== userId) {
           throw ApplicationFailure.create({
             message: `conversationId: conversation ${conversationId} belongs to another user; choose another conversation ID`,
@@ -383,7 +390,11 @@ export async function StartConversation(request: StartConversationInput, carried
     { validator: (c) => void checked(CloseInputSchema, c, 'close input') },
   );
   // A signal cannot be refused: a close is a close, but a reason that breaks the schema is not kept.
-  setHandler(closeSignal, (c) => requestClose(CloseInputSchema.safeParse(c ?? {}).data?.reason));
+  // A signal nobody here can read (another key) is no instruction: only holders of a shared key drive a conversation.
+  setHandler(closeSignal, (c) => {
+    if (undecryptable(c)) return void log.warn('close signal sealed with an unknown key ignored', { keyId: undecryptable(c)!.keyId });
+    requestClose(CloseInputSchema.safeParse(c ?? {}).data?.reason);
+  });
   setHandler(
     pauseUpdate,
     async (p) => {
@@ -400,7 +411,10 @@ export async function StartConversation(request: StartConversationInput, carried
       },
     },
   );
-  setHandler(pauseSignal, (p) => requestPause(PauseInputSchema.safeParse(p ?? {}).data?.reason ?? 'paused on request'));
+  setHandler(pauseSignal, (p) => {
+    if (undecryptable(p)) return void log.warn('pause signal sealed with an unknown key ignored', { keyId: undecryptable(p)!.keyId });
+    requestPause(PauseInputSchema.safeParse(p ?? {}).data?.reason ?? 'paused on request');
+  });
   setHandler(
     resumeUpdate,
     async () => {
@@ -706,7 +720,7 @@ export async function StartConversation(request: StartConversationInput, carried
   // ---- a start input the schema refuses: nothing is created, every caller is told each bad field ----
   if (invalid) {
     startFailure = invalid;
-    await endInError('input', { type: ErrorType.InvalidInput, message: invalid.message }, invalid);
+    await endInError('input', { type: invalid.type ?? ErrorType.InvalidInput, message: invalid.message }, invalid);
   }
 
   // ---- start, or carry on from the previous run ----

@@ -9,7 +9,7 @@ import type { StartConversationRequest } from '../../src/shared/schemas';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { ConversationClient } from '../../src/client';
-import { testDataConverter, uniqueId, workflowBundle } from './temporal';
+import { testWorkerDataConverter, uniqueId, workflowBundle } from './temporal';
 
 export interface FakeOptions {
   failAt?: StartStep;
@@ -142,7 +142,7 @@ export async function withFakeWorker<T>(
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: await workflowBundle(),
-    dataConverter: testDataConverter,
+    dataConverter: testWorkerDataConverter,
     activities: acts,
   });
   return worker.runUntil(fn(new ConversationClient({ client: env.client, taskQueue }), taskQueue));

@@ -16,6 +16,8 @@ import { nestorDataConverter } from '../../src/codec/keys';
 process.env.NESTOR_ENCRYPTION_KEYS ??= generateKeySpec(`test-${process.pid}`);
 /** The data converter of this test process: the key in NESTOR_ENCRYPTION_KEYS. */
 export const testDataConverter: DataConverter = nestorDataConverter(parseEncryptionKeys(process.env.NESTOR_ENCRYPTION_KEYS));
+/** The same key, as workers use it (a payload sealed with another key is marked, not thrown on). */
+export const testWorkerDataConverter: DataConverter = nestorDataConverter(parseEncryptionKeys(process.env.NESTOR_ENCRYPTION_KEYS), { role: 'worker' });
 
 // Tests assert outcomes; the SDK's info and warning lines (e.g. expected activity failures) would bury them.
 Runtime.install({ logger: new DefaultLogger((process.env.NESTOR_TEST_LOG_LEVEL as 'ERROR') ?? 'ERROR') });
@@ -39,7 +41,7 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
 
 /** A worker of nestor's (createWorker) on the test server, sharing the bundle and key; `stop` drains it. */
 export async function startWorker(env: TestWorkflowEnvironment, taskQueue: string, deps: ActivityDeps): Promise<{ client: ConversationClient; stop(): Promise<void> }> {
-  const worker = await createWorker({ connection: env.nativeConnection, taskQueue, workflowBundle: await workflowBundle(), dataConverter: testDataConverter, deps });
+  const worker = await createWorker({ connection: env.nativeConnection, taskQueue, workflowBundle: await workflowBundle(), dataConverter: testWorkerDataConverter, deps });
   const running = worker.run();
   return {
     client: new ConversationClient({ client: env.client, taskQueue }),
