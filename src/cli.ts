@@ -72,9 +72,14 @@ async function connect(c: NestorConfig): Promise<ConversationClient> {
 }
 
 /** The codec server on the configured port and origins, with the given keys (else the configured ones). */
-function codecServer(c: NestorConfig, o: { port?: number; keys?: EncryptionKey[] } = {}): Promise<RunningCodecServer> {
+function codecServer(c: NestorConfig, o: { port?: number; keys?: EncryptionKey[]; insecure?: boolean } = {}): Promise<RunningCodecServer> {
   const keys = o.keys ?? resolveEncryptionKeys(c).keys;
-  return startCodecServer({ codec: new EncryptionCodec(keys), corsOrigins: c.codec.corsOrigins, token: c.codec.token, port: o.port ?? c.codec.port });
+  return startCodecServer({ codec: new EncryptionCodec(keys), corsOrigins: c.codec.corsOrigins, token: c.codec.token, insecure: o.insecure ?? c.codec.insecure, port: o.port ?? c.codec.port });
+}
+
+/** How the codec server is guarded, for its start line. */
+function codecGuard(c: NestorConfig): string {
+  return c.codec.token ? 'bearer token required (NESTOR_CODEC_TOKEN)' : 'NO TOKEN: anyone who reaches it can decrypt every payload (local development only; set NESTOR_CODEC_TOKEN)';
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -252,7 +257,7 @@ export function buildProgram(): Command {
     .action(async (o) => {
       const c = loadConfig();
       const server = await codecServer(c, { port: o.port });
-      console.error(`codec server on ${server.url} for ${c.codec.corsOrigins.join(', ')}${c.codec.token ? ' (bearer token required)' : ''}`);
+      console.error(`codec server on ${server.url} for ${c.codec.corsOrigins.join(', ')}; ${codecGuard(c)}`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
@@ -266,7 +271,8 @@ export function buildProgram(): Command {
     .action(async () => {
       const c = loadConfig();
       const { dataConverter, keys } = prepareProcess(c);
-      const codec = await codecServer(c, { keys });
+      // Local development: the dev server's UI has no way to send a token, so `dev` serves without one, and says so.
+      const codec = await codecServer(c, { keys, insecure: c.codec.insecure || !c.codec.token });
       const server = c.temporalAddress ? undefined : await startDevServer(c, { codecEndpoint: codec.url });
       const address = temporalAddress(c);
       const connection = await NativeConnection.connect({ address });
@@ -280,7 +286,7 @@ export function buildProgram(): Command {
           describeRuntime(c),
           `Temporal UI: ${ui}`,
           server ? `Dev server database: ${c.dataDir}/temporal.db` : '',
-          `Codec server (the UI decrypts payloads through it): ${codec.url}`,
+          `Codec server (the UI decrypts payloads through it): ${codec.url}; ${codecGuard(c)}`,
           c.metricsPort > 0 ? `Metrics (Prometheus): http://127.0.0.1:${c.metricsPort}/metrics` : '',
           '',
           'Try it (in another terminal):',

@@ -72,6 +72,7 @@ export const EnvSchema = z.object({
   NESTOR_CODEC_PORT: int(8234),
   NESTOR_CODEC_CORS_ORIGINS: z.string().optional(),
   NESTOR_CODEC_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  NESTOR_CODEC_INSECURE: bool(false),
   NESTOR_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   NESTOR_LOG_LEVEL: z.enum(LOG_LEVELS).default('INFO'),
   NESTOR_REAPER_INTERVAL_MS: z.coerce.number().int().min(0).default(60_000),
@@ -99,7 +100,8 @@ export interface NestorConfig {
   /** From NESTOR_ENCRYPTION_KEYS; absent means the development key (codec/keys.ts). */
   encryptionKeys?: EncryptionKey[];
   requireEncryption: boolean;
-  codec: { port: number; corsOrigins: string[]; token?: string };
+  /** `insecure`: serve without a token (local development only; `nestor dev` does so when no token is set). */
+  codec: { port: number; corsOrigins: string[]; token?: string; insecure: boolean };
   /** Prometheus endpoint port on 127.0.0.1; 0 turns it off. */
   metricsPort: number;
   logLevel: (typeof LOG_LEVELS)[number];
@@ -139,6 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
         .map((o) => o.trim())
         .filter(Boolean),
       token: e.NESTOR_CODEC_TOKEN,
+      insecure: e.NESTOR_CODEC_INSECURE,
     },
     metricsPort: e.NESTOR_METRICS_PORT,
     logLevel: e.NESTOR_LOG_LEVEL,

@@ -10,6 +10,7 @@ import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { ConfigError, loadConfig } from '../src/config';
 import { EncryptionCodec, ENCODING_ENCRYPTED, METADATA_KEY_ID, generateKeySpec, parseEncryptionKeys } from '../src/codec/encryption';
 import { describeKeys, resolveEncryptionKeys } from '../src/codec/keys';
+import { PROJECT_ROOT } from '../src/config';
 import { startCodecServer, type RunningCodecServer } from '../src/codec/server';
 
 const SECRET = 'sk-ant-this-is-a-secret-llm-key';
@@ -118,12 +119,29 @@ describe('codec server', () => {
     request(`${s.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
 
   before(async () => {
-    open = await startCodecServer({ codec, corsOrigins: [UI], port: 0 });
+    open = await startCodecServer({ codec, corsOrigins: [UI], insecure: true, port: 0 });
     guarded = await startCodecServer({ codec, corsOrigins: [UI], token: TOKEN, port: 0 });
   });
   after(async () => {
     await open.close();
     await guarded.close();
+  });
+
+  test('refuses to start without a token unless told it is local development, and says what to set', async () => {
+    await assert.rejects(startCodecServer({ codec, corsOrigins: [UI], port: 0 }), /NESTOR_CODEC_TOKEN is required.*NESTOR_CODEC_INSECURE=true/);
+  });
+
+  test('`nestor codec-server` without NESTOR_CODEC_TOKEN exits saying what to set', () => {
+    const env = { ...process.env };
+    delete env.NESTOR_CODEC_TOKEN;
+    delete env.NESTOR_CODEC_INSECURE;
+    const r = spawnSync(process.execPath, [join(PROJECT_ROOT, 'dist/src/cli.js'), 'codec-server', '--port', '0'], {
+      encoding: 'utf8',
+      env,
+      timeout: 20_000,
+    });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /NESTOR_CODEC_TOKEN is required/);
   });
 
   test('binds to 127.0.0.1 and decodes what the codec encoded, as the UI sends it', async () => {

@@ -17,7 +17,7 @@ import { RUNTIME_IMAGES } from '../src/runtime/image-manifest';
 import { ConversationStatusKey, REAPER_SCHEDULE_ID, conversationWorkflowId } from '../src/shared/constants';
 import type { StartConversationRequest } from '../src/shared/schemas';
 import { containersFor, docker, removeContainers, volumesFor } from './helpers/docker';
-import { eventually } from './helpers/eventually';
+import { eventually, waitFor } from './helpers/eventually';
 import { createTestEnv, startWorker, uniqueId } from './helpers/temporal';
 
 const run = promisify(execFile);
@@ -176,12 +176,10 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     assert.equal(desc.status.name, 'FAILED');
     assert.equal(desc.typedSearchAttributes.get(ConversationStatusKey), 'ERROR');
     // An operator's query `ConversationStatus="ERROR"` finds it.
-    let failed: string[] = [];
-    for (let i = 0; i < 50 && !failed.includes(id); i++) {
-      failed = (await client.list({ userId: 'e2e-user', status: 'ERROR' })).map((c) => c.conversationId);
-      if (!failed.includes(id)) await new Promise((r) => setTimeout(r, 200));
-    }
-    assert.ok(failed.includes(id), 'found through visibility by ConversationStatus="ERROR"');
+    await waitFor(
+      async () => (await client.list({ userId: 'e2e-user', status: 'ERROR' })).some((c) => c.conversationId === id),
+      'visibility to find it by ConversationStatus="ERROR"',
+    );
   });
 
   test('an unknown agent fails acquireSession as InvalidSettings without creating a container', async () => {
@@ -237,12 +235,11 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     assert.match(said, /^#\d+ user: hi from the CLI$/m);
     assert.match(said, /^#\d+ agent: echo: hi from the CLI$/m);
     assert.doesNotMatch(said, /session/i);
-    let listed = '';
-    for (let i = 0; i < 50 && !listed.includes(`${id}\tcli-user\tRUNNING`); i++) {
-      listed = (await run('node', [CLI, 'list', '-u', 'cli-user', '-s', 'RUNNING'], { env: cliEnv })).stdout;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    assert.match(listed, new RegExp(`${id}\tcli-user\tRUNNING`));
+    await waitFor(
+      async () => (await run('node', [CLI, 'list', '-u', 'cli-user', '-s', 'RUNNING'], { env: cliEnv })).stdout.includes(`${id}\tcli-user\tRUNNING`),
+      '`nestor list` to show it RUNNING',
+      { everyMs: 200 },
+    );
     const closed = await run('node', [CLI, '--json', 'close', id, '-r', 'cli test'], { env: cliEnv });
     assert.equal(JSON.parse(closed.stdout).status, 'STOPPED');
     assert.deepEqual(await containersFor(id), []);
@@ -286,14 +283,14 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     const req = input(id, { timeouts: { aliveTimeoutMs: 30_000, readyTimeoutMs: 30_000, idleTimeoutMs: 1500 } });
     req.settings.sandbox = { env: { CONVERSATION_START_DELAY_MS: '1500' } };
     const starting = client.start(req);
-    // Sent while the nested conversation is still STARTING (update-with-start made the workflow already).
-    await new Promise((r) => setTimeout(r, 300));
+    // Sent while the nested conversation is still STARTING (update-with-start made the workflow already): its
+    // readiness wait has begun, and the emulator holds the conversation STARTING for 1.5 s more.
+    await waitFor(async () => (await client.status(id).catch(() => undefined))?.step === 'waitForReady', 'the start to wait for readiness');
     assert.equal((await client.status(id)).status, 'STARTING', 'the message below really is sent while starting');
     const early = client.sendMessage(id, { content: 'sent while starting', messageId: 'early-1' });
     const info = await starting;
     await early;
-    for (let i = 0; i < 100 && (await client.status(id)).status !== 'PAUSED'; i++) await new Promise((r) => setTimeout(r, 100));
-    assert.equal((await client.status(id)).status, 'PAUSED');
+    await waitFor(async () => (await client.status(id)).status === 'PAUSED', 'the idle pause');
     const [container] = await containersFor(id);
     assert.equal(container.State, 'exited', 'paused: the container is stopped, not removed');
     await client.sendMessage(id, { content: 'sent while paused', messageId: 'paused-1' });
@@ -344,12 +341,8 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     });
     assert.equal(listed.find((s) => s.scheduleId === scheduleId)?.message, 'from the schedule');
     await env.client.schedule.getHandle(scheduleId).trigger();
-    let status = await client.status(id);
-    for (let i = 0; i < 200 && status.messagesDelivered < 1; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      status = await client.status(id);
-    }
-    assert.equal(status.status, 'RUNNING');
+    await waitFor(async () => (await client.status(id)).messagesDelivered >= 1, "the schedule's message to be delivered");
+    assert.equal((await client.status(id)).status, 'RUNNING');
     const again = await client.start(input(id));
     assert.deepEqual((await userMessages(again, id)).map((e) => e.args?.content), ['from the schedule']);
     assert.equal(again.runtimeId, info.runtimeId);
@@ -423,19 +416,10 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     test('three concurrent starts for one user never leave more than two running', async () => {
       const user = uniqueId('burst-user');
       const ids = [uniqueId('burst'), uniqueId('burst'), uniqueId('burst')];
-      let maxRunning = 0;
-      let sampling = true;
-      const sampler = (async () => {
-        while (sampling) {
-          const running = await docker.listContainers({ filters: { label: [`nestor.user-id=${user}`], status: ['running'] } });
-          maxRunning = Math.max(maxRunning, running.length);
-          await new Promise((r) => setTimeout(r, 25));
-        }
-      })();
+      const since = Math.floor(Date.now() / 1000) - 1;
       const infos = await Promise.all(ids.map((id) => limited.start(input(id, { userId: user }))));
-      await new Promise((r) => setTimeout(r, 500));
-      sampling = false;
-      await sampler;
+      // Docker's own record of every start and stop of this user's sandboxes: no moment between two looks is missed.
+      const maxRunning = await mostRunningAtOnce(user, since);
       assert.ok(infos.every((i) => i.status === 'RUNNING'), 'every start got its answer');
       assert.ok(maxRunning <= 2, `at most two running at any time, saw ${maxRunning}`);
       const statuses = await Promise.all(ids.map((id) => limited.status(id)));
@@ -444,3 +428,18 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     });
   });
 });
+
+/** The most containers of this user running at once since `since` (seconds), replayed from Docker's event log. */
+async function mostRunningAtOnce(userId: string, since: number): Promise<number> {
+  const until = Math.ceil(Date.now() / 1000) + 1;
+  const stream = (await docker.getEvents({ since, until, filters: { type: ['container'], event: ['start', 'die'], label: [`nestor.user-id=${userId}`] } })) as NodeJS.ReadableStream;
+  let text = '';
+  for await (const chunk of stream) text += chunk.toString();
+  let running = 0;
+  let most = 0;
+  for (const line of text.split('\n').filter(Boolean)) {
+    running += (JSON.parse(line) as { Action: string }).Action === 'start' ? 1 : -1;
+    most = Math.max(most, running);
+  }
+  return most;
+}

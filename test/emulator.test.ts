@@ -1,5 +1,6 @@
 // The nested-server emulator over real HTTP on loopback: contract routes, auth, validation, persistence, faults.
 import assert from 'node:assert/strict';
+import { waitFor } from './helpers/eventually';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,11 +34,7 @@ async function start(env: Record<string, string> = {}, fileStore?: string) {
 }
 
 async function ready(call: Awaited<ReturnType<typeof start>>['call'], id: string) {
-  for (let i = 0; i < 100; i++) {
-    if ((await call('GET', `/api/conversations/${id}`)).body?.status === 'RUNNING') return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`${id} never became RUNNING`);
+  await waitFor(async () => (await call('GET', `/api/conversations/${id}`)).body?.status === 'RUNNING', `${id} to become RUNNING`, { everyMs: 10 });
 }
 
 async function configured(env: Record<string, string> = {}) {

@@ -12,9 +12,9 @@ import { ConversationStatusKey, START_STEPS, conversationWorkflowId, type StartS
 import type { StartConversationRequest } from '../src/shared/schemas';
 import { closeSignal, closeUpdate, pauseUpdate, resumeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from '../src/workflows/definitions';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 import { createTestEnv, testWorkerDataConverter, uniqueId, workflowBundle } from './helpers/temporal';
 import { fakeActivities, input } from './helpers/fake-activities';
+import { waitFor } from './helpers/eventually';
 
 describe('StartConversation workflow (fake activities)', () => {
   let env: TestWorkflowEnvironment;
@@ -125,7 +125,7 @@ describe('StartConversation workflow (fake activities)', () => {
         args: [input(id)],
       });
       // Wait until the start is in waitForReady.
-      for (let i = 0; i < 100 && (await handle.query(statusQuery)).step !== 'waitForReady'; i++) await new Promise((r) => setTimeout(r, 50));
+      await waitFor(async () => (await handle.query(statusQuery)).step === 'waitForReady', 'the start to reach waitForReady');
       const closed = await handle.executeUpdate(closeUpdate, { args: [{ reason: 'user left' }] });
       assert.equal(closed.status, 'STOPPED');
       assert.equal((await handle.result()).status, 'STOPPED');
@@ -191,7 +191,7 @@ describe('StartConversation workflow (fake activities)', () => {
     await withWorker(acts, async (client) => {
       await client.start({ ...input(id), timeouts: { idleTimeoutMs: 300 } });
       const handle = client.handle(id);
-      for (let i = 0; i < 100 && (await handle.query(statusQuery)).status !== 'PAUSED'; i++) await sleep(50);
+      await waitFor(async () => (await handle.query(statusQuery)).status === 'PAUSED', 'the idle pause');
       const paused = await client.status(id);
       assert.equal(paused.status, 'PAUSED');
       assert.equal(paused.pauseReason, 'idle for 300 ms');
@@ -242,11 +242,8 @@ describe('StartConversation workflow (fake activities)', () => {
       await client.start({ ...input(id), continueAsNewAfterEvents: 60 });
       // One after another, so the accepted order is the sending order, straight through the switches.
       for (const mid of ids) await client.sendMessage(id, { content: `message ${mid}`, messageId: mid });
-      let status = await client.status(id);
-      for (let i = 0; i < 100 && (status.runNumber ?? 1) < 2; i++) {
-        await sleep(50);
-        status = await client.status(id);
-      }
+      await waitFor(async () => ((await client.status(id)).runNumber ?? 1) >= 2, 'a continue-as-new');
+      const status = await client.status(id);
       assert.ok((status.runNumber ?? 1) >= 2, `continued as new: run ${status.runNumber}`);
       // Resending every ID in a later run delivers nothing new and answers with the first acknowledgement.
       const again = await Promise.all(ids.map((mid) => client.sendMessage(id, { content: `message ${mid}`, messageId: mid })));

@@ -220,6 +220,19 @@ export function createNestedActivities(deps: NestedDeps) {
     },
 
     /**
+     * What the conversation itself has been doing, for the idle timer: how long ago its newest event was (the agent's
+     * too, not only the user's messages) and the agent's latest state. OpenHands' event timestamps carry no zone: the
+     * sandbox runs in UTC.
+     */
+    async conversationActivity(input: NestedTarget): Promise<{ lastEventAgoMs?: number; agentState?: string }> {
+      const page = await client(input, deps, cancellationSignal()).getEvents(input.conversationId, { reverse: true, limit: 20 });
+      const stamp = page.events[0]?.timestamp;
+      const at = stamp ? Date.parse(/(Z|[+-]\d\d:?\d\d)$/.test(stamp) ? stamp : `${stamp}Z`) : NaN;
+      const state = page.events.find((e) => e.observation === 'agent_state_changed')?.extras?.agent_state;
+      return { lastEventAgoMs: Number.isFinite(at) ? Math.max(0, Date.now() - at) : undefined, agentState: typeof state === 'string' ? state : undefined };
+    },
+
+    /**
      * The newest event ID, taken just before a message's first delivery: an earlier post of that message can only be
      * after it, and another writer's message before it is never taken for ours. Run as a local activity (no round trip
      * through the server).

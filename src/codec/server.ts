@@ -1,5 +1,6 @@
 // The codec server: the Temporal UI posts payloads here to show them decoded to the operator (and encoded, for
-// payloads an operator types in). Only the UI's origin may read the answers (CORS), and a bearer token may be required.
+// payloads an operator types in). Only the UI's origin may read the answers (CORS), and a bearer token is required
+// unless turned off, explicitly, for local development.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
@@ -12,8 +13,13 @@ export interface CodecServerOptions {
   codec: PayloadCodec;
   /** Exact origins allowed to call from a browser, e.g. http://127.0.0.1:8233. */
   corsOrigins: string[];
-  /** When set, requests must carry `Authorization: Bearer <token>`. */
+  /** Requests must carry `Authorization: Bearer <token>`. Required unless `insecure`. */
   token?: string;
+  /**
+   * Serve without a token: anyone who reaches the port can decrypt every payload. Only for local development
+   * (`nestor dev`, NESTOR_CODEC_INSECURE=true), and said so at start. @default false
+   */
+  insecure?: boolean;
   /** @default 127.0.0.1 */
   host?: string;
   port: number;
@@ -110,6 +116,9 @@ export function createCodecHandler(o: CodecServerOptions) {
 }
 
 export async function startCodecServer(o: CodecServerOptions): Promise<RunningCodecServer> {
+  if (!o.token && !o.insecure) {
+    throw new Error('codec server: NESTOR_CODEC_TOKEN is required (it decrypts every payload for whoever calls it); set NESTOR_CODEC_INSECURE=true only for local development');
+  }
   const handler = createCodecHandler(o);
   const server = createServer((req, res) => void handler(req, res));
   const host = o.host ?? '127.0.0.1';

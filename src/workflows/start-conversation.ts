@@ -62,6 +62,8 @@ import { conversationMetrics } from './metrics';
 export const RUNTIME_STEP_CEILING_MS = 10 * 60_000;
 /** Bound on the nested conversation becoming ready. @default 120 s */
 export const DEFAULT_READY_TIMEOUT_MS = 120_000;
+/** Most warnings a conversation's status keeps (the newest). @default 20 */
+export const MAX_WARNINGS = 20;
 /** Idle time before a conversation is paused. @default 20 min, as OpenHands' runtime API (RUNTIME_IDLE_SECONDS=1200). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 20 * 60_000;
 
@@ -85,6 +87,12 @@ export const RELEASE_UNFINISHED_ACQUIRE_PATCH = 'release-unfinished-acquire';
 
 /** Patch ID: closing deletes the conversation's resume schedules. */
 export const CLOSE_DELETES_SCHEDULES_PATCH = 'close-deletes-schedules';
+
+/**
+ * Patch ID: when the idle timer runs out, the conversation's own activity (its newest event, the agent's state) is
+ * read first: an agent at work, or one that wrote lately, is not idle.
+ */
+export const IDLE_COUNTS_AGENT_PATCH = 'idle-counts-agent';
 
 /** Patch ID: `touch` stopped waiting for its signal's delivery (histories recorded before still replay). */
 export const ASYNC_TOUCH_PATCH = 'async-touch';
@@ -143,6 +151,7 @@ function stepActivities(aliveTimeoutMs: number | undefined, readyTimeoutMs: numb
     waitForReady: one('waitForReady', READY, 'poll until the nested conversation runs'),
     sendEvent: one('sendEvent', NESTED, 'deliver a user message'),
     stopConversation: one('stopConversation', CLEANUP, 'stop the nested agent loop'),
+    conversationActivity: one('conversationActivity', NESTED, "read the agent's newest event and state (idle check)"),
     removeRuntime: one('removeRuntime', CLEANUP, 'remove the container'),
     releaseSession: one('releaseSession', CLEANUP, 'give the session back'),
     deleteResumeSchedules: one('deleteResumeSchedules', CLEANUP, 'delete the resume schedules of the closed conversation'),
@@ -316,6 +325,14 @@ export async function StartConversation(request: StartConversationInput, carried
   const closedFailure = () =>
     ApplicationFailure.create({ message: `conversation ${conversationId} is ${info.status === 'ERROR' ? 'failed' : 'closed'}`, type: ErrorType.ConversationClosed, nonRetryable: true });
   const publicInfo = (): AgentLoopInfo => ({ ...info, sessionApiKey: undefined });
+  /**
+   * Note something the conversation runs without or went through. Kept to the newest MAX_WARNINGS, each once (the
+   * oldest go first), so a long life does not grow its status, and what continue-as-new carries, without bound.
+   */
+  const warn = (w: string) => {
+    info.warnings = [...info.warnings.filter((x) => x !== w), w].slice(-MAX_WARNINGS);
+  };
+  info.warnings = info.warnings.slice(-MAX_WARNINGS);
   const rejectIfClosed = (): void => {
     if (closeRequested || terminal()) throw closedFailure();
   };
@@ -479,7 +496,7 @@ export async function StartConversation(request: StartConversationInput, carried
           const current = tokens;
           const refreshed = await run('refreshTokens', 'refreshing git provider tokens', () => acts.refreshTokens({ tokens: current }));
           tokens = refreshed.tokens;
-          info.warnings.push(...refreshed.warnings);
+          for (const w of refreshed.warnings) warn(w);
           for (const w of refreshed.warnings) log.warn('token refresh', { step: 'refreshTokens', warning: w });
         }
 
@@ -496,7 +513,7 @@ export async function StartConversation(request: StartConversationInput, carried
         );
         // Histories recorded before the report had warnings hold none: `?? []`.
         for (const w of configured?.warnings ?? []) {
-          if (!info.warnings.includes(w)) info.warnings.push(w);
+          warn(w);
           log.warn('nested set-up', { step: 'configureNestedServer', warning: w });
         }
         // A resume creates the conversation again (the nested server reuses it) without the initial message or replay.
@@ -526,7 +543,7 @@ export async function StartConversation(request: StartConversationInput, carried
           try {
             await c.run();
           } catch (cerr) {
-            info.warnings.push(`compensation ${c.name} failed: ${describeCause(cerr).message}`);
+            warn(`compensation ${c.name} failed: ${describeCause(cerr).message}`);
           }
         }
       });
@@ -661,7 +678,7 @@ export async function StartConversation(request: StartConversationInput, carried
       const cause = describeCause(err);
       log.warn('releaseSession failed', { step, error: cause });
       await CancellationScope.nonCancellable(() =>
-        acts.removeRuntime({ conversationId }).catch((rerr) => info.warnings.push(`removeRuntime failed: ${describeCause(rerr).message}`)),
+        acts.removeRuntime({ conversationId }).catch((rerr) => warn(`removeRuntime failed: ${describeCause(rerr).message}`)),
       );
       return endInError(
         step,
@@ -682,7 +699,7 @@ export async function StartConversation(request: StartConversationInput, carried
       await acts.pauseRuntime({ conversationId });
     } catch (err) {
       const cause = describeCause(err);
-      info.warnings.push(`pause failed, still running: ${cause.message}`);
+      warn(`pause failed, still running: ${cause.message}`);
       pauseFailure = ApplicationFailure.create({ message: `pause failed: ${cause.message}`, type: cause.type, nonRetryable: true });
       pauseFailures++;
       pauseReason = undefined;
@@ -710,6 +727,24 @@ export async function StartConversation(request: StartConversationInput, carried
         /* no registry (slots disabled): nothing to tell */
       });
     if (!patched(ASYNC_TOUCH_PATCH)) await sent;
+  };
+
+  /** How long the idle timer waits next; a message, a pause or a resume set it back to the full idle timeout. */
+  let idleLeftMs = idleTimeoutMs;
+  /**
+   * The idle timer ran out: idle only if the agent is not at work and wrote nothing lately. Returns how long to wait
+   * still (0 or less: pause now). A nested server that cannot say counts as idle: pausing it loses nothing.
+   */
+  const stillIdle = async (): Promise<number> => {
+    if (!runtime || !patched(IDLE_COUNTS_AGENT_PATCH)) return 0;
+    try {
+      const a = await acts.conversationActivity({ url: runtime.url, sessionApiKey: runtime.sessionApiKey, conversationId });
+      if (a.agentState === 'running') return idleTimeoutMs;
+      if (a.lastEventAgoMs !== undefined && a.lastEventAgoMs < idleTimeoutMs) return Math.max(1000, idleTimeoutMs - a.lastEventAgoMs);
+    } catch (err) {
+      log.warn('idle check failed; pausing', { error: describeCause(err) });
+    }
+    return 0;
   };
 
   const continueAsNewDue = () => {
@@ -750,7 +785,7 @@ export async function StartConversation(request: StartConversationInput, carried
     }
     if (info.status === 'RUNNING') {
       if (sandboxLost !== undefined) {
-        info.warnings.push(`sandbox unreachable (${sandboxLost}); recovered it`);
+        warn(`sandbox unreachable (${sandboxLost}); recovered it`);
         sandboxLost = undefined;
         metrics.recoveries.add(1);
         if ((await bringUp('resume')) === 'closed') break;
@@ -764,8 +799,12 @@ export async function StartConversation(request: StartConversationInput, carried
         await deliver(queue[0]);
         continue;
       }
-      const woke = await condition(() => closeRequested || pauseReason !== undefined || pending() || continueAsNewDue(), idleTimeoutMs);
-      if (!woke) requestPause(`idle for ${idleTimeoutMs} ms`);
+      const woke = await condition(() => closeRequested || pauseReason !== undefined || pending() || continueAsNewDue(), idleLeftMs);
+      idleLeftMs = woke ? idleTimeoutMs : await stillIdle();
+      if (idleLeftMs <= 0) {
+        idleLeftMs = idleTimeoutMs;
+        requestPause(`idle for ${idleTimeoutMs} ms`);
+      }
       continue;
     }
     // PAUSED: a message, a resume or a waitReady brings it back.
@@ -789,7 +828,7 @@ export async function StartConversation(request: StartConversationInput, carried
         try {
           await acts.stopConversation({ url: runtime.url, sessionApiKey: runtime.sessionApiKey, conversationId });
         } catch (err) {
-          info.warnings.push(`stopConversation failed: ${describeCause(err).message}`);
+          warn(`stopConversation failed: ${describeCause(err).message}`);
         }
       }
       let removeFailure: { type: string; message: string } | undefined;
@@ -802,7 +841,7 @@ export async function StartConversation(request: StartConversationInput, carried
       if (wasRunning) await releaseOrFail('closing');
       // Nothing may resume a closed conversation later.
       if (patched(CLOSE_DELETES_SCHEDULES_PATCH)) {
-        await acts.deleteResumeSchedules({ conversationId }).catch((err) => info.warnings.push(`deleteResumeSchedules failed: ${describeCause(err).message}`));
+        await acts.deleteResumeSchedules({ conversationId }).catch((err) => warn(`deleteResumeSchedules failed: ${describeCause(err).message}`));
       }
       return removeFailure;
     });

@@ -23,6 +23,8 @@ export interface FakeOptions {
   readyDelayMs?: number;
   /** releaseSession fails (non-retryably). */
   releaseFails?: boolean;
+  /** The idle check finds the agent at work ('running') this many times before it finds it waiting. @default 0 */
+  agentBusyChecks?: number;
   /** Replaces sendEvent's answer: the nth call (1-based) with its input; throw to fail it. */
   sendEvent?: (input: SendEventInput, n: number) => SentEvent;
 }
@@ -109,6 +111,12 @@ export function fakeActivities(o: FakeOptions = {}) {
     async stopConversation() {
       calls.push('stopConversation');
       return { stopped: true };
+    },
+    async conversationActivity() {
+      calls.push('conversationActivity');
+      const busy = (runs.get('busy') ?? 0) < (o.agentBusyChecks ?? 0);
+      runs.set('busy', (runs.get('busy') ?? 0) + 1);
+      return busy ? { agentState: 'running', lastEventAgoMs: 0 } : { agentState: 'awaiting_user_input', lastEventAgoMs: 3_600_000 };
     },
     async markDeliveryCursor() {
       return { newestEventId: sent.length };
