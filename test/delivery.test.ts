@@ -2,10 +2,13 @@
 // may have been posted, and a failed delivery is remembered. Fake activities on a real dev server.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ConversationError } from '../src/client';
-import { createTestEnv, uniqueId } from './helpers/temporal';
+import { conversationWorkflowId } from '../src/shared/constants';
+import { sendMessageUpdate } from '../src/workflows/definitions';
+import { createTestEnv, testDataConverter, uniqueId } from './helpers/temporal';
 import { fakeActivities, input, withFakeWorker } from './helpers/fake-activities';
 
 describe('message delivery (fake activities)', () => {
@@ -72,5 +75,31 @@ describe('message delivery (fake activities)', () => {
       await client.close(id);
     });
     assert.deepEqual(sendInputs.map((i) => [i.afterEventId, i.mayHavePosted]), [[4242, false], [4243, false]]);
+  });
+
+  test('a burst of 40 concurrent messages from a plain SDK client is admitted whole (update limits sized for nestor)', async () => {
+    // Each delivery takes a while, so the burst is in flight at once: Temporal's default admits only 10.
+    const { acts, sent } = fakeActivities({
+      sendEvent: (i, n) => {
+        sent.push(i.content);
+        const until = Date.now() + 20;
+        while (Date.now() < until);
+        return { eventId: n, recovered: false, newestEventId: n };
+      },
+    });
+    const id = uniqueId('burst');
+    await withFakeWorker(env, acts, async (client) => {
+      await client.start(input(id));
+      // A client without the TypeScript SDK's own retries (no gRPC interceptors), as a plainer SDK would call.
+      const bare = await Connection.connect({ address: env.address, interceptors: [] });
+      const handle = new Client({ connection: bare, dataConverter: testDataConverter }).workflow.getHandle(conversationWorkflowId(id));
+      const acks = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => handle.executeUpdate(sendMessageUpdate, { args: [{ content: `burst ${i}`, messageId: `b-${i}` }], updateId: `b-${i}` })),
+      );
+      assert.equal(new Set(acks.map((a) => a.eventId)).size, 40);
+      await bare.close();
+      await client.close(id);
+    });
+    assert.equal(sent.length, 40);
   });
 });

@@ -366,6 +366,20 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     );
   });
 
+  test("close deletes the conversation's resume schedules; a scheduled resume of the closed conversation ends at once", async () => {
+    const id = uniqueId('sched-close');
+    await client.start(input(id));
+    await client.scheduleResume(id, { every: '1h', message: 'never' });
+    await eventually(async () => assert.equal((await client.listScheduledResumes(id)).length, 1));
+    await client.close(id);
+    await eventually(async () => assert.deepEqual(await client.listScheduledResumes(id), []));
+    // Had one fired (or been started by hand): ConversationNotFound on its first attempt, not five retries.
+    const handle = await env.client.workflow.start('ResumeConversation', { taskQueue, workflowId: uniqueId('resume-closed'), args: [{ conversationId: id, message: 'late' }] });
+    await assert.rejects(handle.result(), (err) => err instanceof WorkflowFailedError && ((err.cause as ActivityFailure).cause as ApplicationFailure).type === 'ConversationNotFound');
+    const attempts = (await handle.fetchHistory()).events?.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+    assert.deepEqual(attempts, [1]);
+  });
+
   test('list filters by user and by status', async () => {
     const alice = uniqueId('alice');
     const bob = uniqueId('bob');

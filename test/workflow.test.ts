@@ -206,6 +206,32 @@ describe('StartConversation workflow (fake activities)', () => {
     assert.deepEqual(calls.slice(resumed - 1, resumed + 6), ['acquireSession', 'resumeRuntime', 'refreshTokens', 'configureNestedServer', 'createConversation', 'waitForReady', 'sendEvent']);
   });
 
+  test('an agent at work is not idle: the timer pauses only once the agent waits for the user', async () => {
+    const { acts, calls } = fakeActivities({ agentBusyChecks: 2 });
+    const id = uniqueId('busy');
+    await withWorker(acts, async (client) => {
+      await client.start({ ...input(id), timeouts: { idleTimeoutMs: 300 } });
+      await waitFor(async () => (await client.status(id)).status === 'PAUSED', 'the idle pause');
+      await client.close(id);
+    });
+    const paused = calls.indexOf('pauseRuntime');
+    assert.equal(calls.slice(0, paused).filter((c) => c === 'conversationActivity').length, 3, 'two checks found it at work, the third idle');
+  });
+
+  test('warnings stay bounded: the newest 20, each once', async () => {
+    const { acts } = fakeActivities();
+    acts.configureNestedServer = async () => ({ secretsCreated: 0, secretsReplaced: 0, warnings: Array.from({ length: 45 }, (_, i) => `warning ${i % 40}`) });
+    const id = uniqueId('warnings');
+    await withWorker(acts, async (client) => {
+      const info = await client.start(input(id));
+      assert.equal(info.warnings.length, 20);
+      // Repeats move to the end: 5…39 then 0…4, of which the newest 20.
+      const expected = [...Array.from({ length: 15 }, (_, i) => `warning ${25 + i}`), ...Array.from({ length: 5 }, (_, i) => `warning ${i}`)];
+      assert.deepEqual(info.warnings, expected);
+      await client.close(id);
+    });
+  });
+
   test('close while paused removes the runtime without talking to the stopped server', async () => {
     const { acts, calls } = fakeActivities();
     const id = uniqueId('closepaused');
