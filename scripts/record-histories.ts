@@ -10,6 +10,8 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { ConversationClient } from '../src/client';
 import { FAILURE_CONVERTER_PATH } from '../src/codec/keys';
 import { PROJECT_ROOT, loadConfig } from '../src/config';
+import Docker from 'dockerode';
+import { containerName } from '../src/runtime/container-spec';
 import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../src/runtime/image-manifest';
 import { WORKFLOW_TYPES, conversationWorkflowId } from '../src/shared/constants';
@@ -42,6 +44,7 @@ async function main() {
   const input = (id: string, extra: Partial<StartConversationRequest> = {}): StartConversationRequest => ({
     conversationId: id,
     userId: user,
+    timeouts: { aliveTimeoutMs: 60_000, readyTimeoutMs: 60_000 },
     settings: { agent: 'CodeActAgent', llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: 'sk-made-up', sandbox: { env: { CONVERSATION_START_DELAY_MS: '50' } } },
     gitProviderTokens: { github: { token: 'ghp-made-up' } },
     customSecrets: [{ name: 'MADE_UP', value: 'not-a-secret' }],
@@ -77,6 +80,28 @@ async function main() {
     for (let i = 0; i < 12; i++) await client.sendMessage('rec-continue-as-new', { content: `message ${i}` });
     await client.close('rec-continue-as-new');
     record('continue-as-new', conversationWorkflowId('rec-continue-as-new'));
+
+    // The sandbox restarted under a running conversation (new port): the delivery recovers it (patch
+    // recover-unreachable-sandbox), then looks for its earlier post before posting again (delivery-cursor).
+    await client.start(input('rec-recover'));
+    await client.sendMessage('rec-recover', { content: 'before the restart' });
+    await new Docker().getContainer(containerName('rec-recover')).restart({ t: 0 });
+    await client.sendMessage('rec-recover', { content: 'after the restart' });
+    await client.close('rec-recover');
+    record('recover-sandbox', conversationWorkflowId('rec-recover'));
+
+    // The idle timer runs out while the agent still works (it answers after 4 s): not idle yet (idle-counts-agent).
+    await client.start(input('rec-idle-busy', { settings: { ...input('x').settings, sandbox: { env: { AGENT_REPLY_DELAY_MS: '4000' } } }, timeouts: { idleTimeoutMs: 1500 } }));
+    await client.sendMessage('rec-idle-busy', { content: 'take your time' });
+    while ((await client.status('rec-idle-busy')).status !== 'PAUSED') await new Promise((r) => setTimeout(r, 200));
+    await client.close('rec-idle-busy');
+    record('idle-agent-busy', conversationWorkflowId('rec-idle-busy'));
+
+    // One user at the limit (3): the fourth start checks the slots (self-healing-slots), then evicts the idlest.
+    const crowd = ['rec-crowd-1', 'rec-crowd-2', 'rec-crowd-3', 'rec-crowd-4'];
+    for (const id of crowd) await client.start(input(id, { userId: 'recorded-crowd' }));
+    for (const id of crowd) await client.close(id);
+    record('user-sessions-at-limit', userSessionsWorkflowId('recorded-crowd'));
 
     await raw.workflow.execute(WORKFLOW_TYPES.reapOrphanRuntimes, { taskQueue, workflowId: 'rec-reaper', args: [{ graceMs: 0 }] });
     record('reaper', 'rec-reaper');
