@@ -56,6 +56,11 @@ interface Conv {
   sent: Sent[];
   /** Events another writer posted to the nested server directly, by ID: identical content is not ours. */
   foreign?: Map<number, string>;
+  /**
+   * The fault never clears for this conversation (e.g. every settings call outlasts the timeout): it must end in an
+   * explicit ERROR with lastError, within the bound. Every other conversation must come through (RUNNING or STOPPED).
+   */
+  mustFail?: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -306,7 +311,8 @@ class Lab {
         info = await this.persist(() => this.client.status(id));
       }
       if (!['RUNNING', 'STOPPED', 'ERROR'].includes(info.status)) v.push(`${id}: still ${info.status} (${info.step}) ${SETTLE_BOUND_MS} ms after the fault cleared`);
-      if (info.status === 'ERROR') v.push(`${id}: ERROR after a transient fault (${info.lastError?.type ?? 'no lastError'} at ${info.lastError?.step}: ${info.lastError?.message})`);
+      if (conv.mustFail && (info.status !== 'ERROR' || !info.lastError)) v.push(`${id}: ${info.status} (lastError ${info.lastError ? 'set' : 'missing'}) under a fault that never clears: expected an explicit ERROR`);
+      if (!conv.mustFail && info.status === 'ERROR') v.push(`${id}: ERROR after a transient fault (${info.lastError?.type ?? 'no lastError'} at ${info.lastError?.step}: ${info.lastError?.message})`);
       // 1. containers
       const cs = await this.containers(id);
       if (cs.length > 1) v.push(`${id}: ${cs.length} containers`);
@@ -441,7 +447,8 @@ const FAULTS: Fault[] = [
   {
     name: 'nested server: stalls past the request timeout',
     run: async (lab) => {
-      const conv: Conv = { id: newId('nstall'), sent: [] };
+      // Every settings call outlasts the request timeout, so this start can never succeed: an explicit ERROR.
+      const conv: Conv = { id: newId('nstall'), sent: [], mustFail: true };
       await lab.start(conv.id, { env: { FAULT_SETTINGS_STALL_MS: '4000' } });
       return [conv];
     },

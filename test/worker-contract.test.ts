@@ -8,7 +8,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ConversationError } from '../src/client';
 import { ConversationStatusKey, WORKFLOW_TYPES, conversationWorkflowId } from '../src/shared/constants';
-import { pauseUpdate, waitReadyUpdate } from '../src/workflows/definitions';
+import { pauseUpdate, statusQuery, waitReadyUpdate } from '../src/workflows/definitions';
+import { Context } from '@temporalio/activity';
+import { waitFor } from './helpers/eventually';
 import { createTestEnv, uniqueId } from './helpers/temporal';
 import { fakeActivities, input, withFakeWorker } from './helpers/fake-activities';
 
@@ -114,6 +116,26 @@ describe('the worker enforces the contract (fake activities)', () => {
       assert.equal(closed.status, 'ERROR');
       await assert.rejects(client.handle(id).result(), (err) => err instanceof WorkflowFailedError && (err.cause as ApplicationFailure).type === 'ConversationSessionReleaseFailed');
     });
+  });
+
+  test('a close while the slot is being asked for gives back the slot it may be granted later', async () => {
+    const { acts, calls } = fakeActivities();
+    // The user's registry is slow to answer (it waits for another conversation to pause).
+    acts.acquireSession = async () => {
+      calls.push('acquireSession');
+      const ctx = Context.current();
+      for (;;) {
+        ctx.heartbeat();
+        await ctx.sleep(100);
+      }
+    };
+    const id = uniqueId('close-acquiring');
+    await withFakeWorker(env, acts, async (client, taskQueue) => {
+      const handle = await rawStart(taskQueue, id, input(id));
+      await waitFor(async () => (await handle.query(statusQuery)).step === 'acquireSession' && calls.includes('acquireSession'), 'the start to ask for a slot');
+      assert.equal((await client.close(id)).status, 'STOPPED');
+    });
+    assert.deepEqual(calls, ['acquireSession', 'releaseSession']);
   });
 
   test("closing deletes the conversation's resume schedules", async () => {

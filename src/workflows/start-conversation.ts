@@ -94,6 +94,9 @@ export const CLOSE_DELETES_SCHEDULES_PATCH = 'close-deletes-schedules';
  */
 export const IDLE_COUNTS_AGENT_PATCH = 'idle-counts-agent';
 
+/** Patch ID: the worker checks a new conversation's start input against the published schema. */
+export const VALIDATE_INPUT_PATCH = 'validate-start-input';
+
 /** Patch ID: `touch` stopped waiting for its signal's delivery (histories recorded before still replay). */
 export const ASYNC_TOUCH_PATCH = 'async-touch';
 
@@ -753,7 +756,9 @@ export async function StartConversation(request: StartConversationInput, carried
   };
 
   // ---- a start input the schema refuses: nothing is created, every caller is told each bad field ----
-  if (invalid) {
+  // Only a new conversation is judged: a continued run carries on with what its first run accepted, and a run begun
+  // before the worker checked inputs replays as it ran (patch VALIDATE_INPUT_PATCH).
+  if (invalid && !carried && patched(VALIDATE_INPUT_PATCH)) {
     startFailure = invalid;
     await endInError('input', { type: invalid.type ?? ErrorType.InvalidInput, message: invalid.message }, invalid);
   }
