@@ -308,6 +308,41 @@ describe('emulator: fault knobs', () => {
     assert.deepEqual(await call('POST', '/api/secrets', { name: 'S', value: 'v' }), { status: 400, body: { message: 'Secret S already exists' } });
   });
 
+  test('a stalled post still takes effect after its caller gave up on it; a stall rate of 0 never stalls', async () => {
+    const { call, emu } = await start({ FAULT_POST_EVENTS_STALL_MS: '300' });
+    await call('POST', '/api/settings', { llm_model: 'm', llm_api_key: 'k' });
+    await call('POST', '/api/conversations', { conversation_id: 'slow' });
+    await ready(call, 'slow');
+    const port = (emu.server.address() as { port: number }).port;
+    await assert.rejects(
+      request(`http://127.0.0.1:${port}/api/conversations/slow/events`, {
+        method: 'POST',
+        headers: { 'x-session-api-key': KEY, 'content-type': 'application/json' },
+        body: JSON.stringify({ action: 'message', args: { content: 'late' } }),
+        signal: AbortSignal.timeout(50),
+      }),
+    );
+    // The caller's own timeout is not the server's business: the message lands once the stall is over.
+    const landed = async () => (await call('GET', '/api/conversations/slow/events?limit=100')).body.events.some((e: { args?: { content?: string } }) => e.args?.content === 'late');
+    assert.equal(await landed(), false, 'not before the stall is over');
+    await waitFor(landed, 'the stalled post to land');
+    assert.equal(configFromEnv({ FAULT_POST_EVENTS_STALL_MS: '300', FAULT_POST_EVENTS_STALL_RATE: '0' }).faults.post_events?.stallRate, 0);
+  });
+
+  test('AGENT_CHATTER_EVENTS: the agent adds that many events before each reply', async () => {
+    const { call } = await start({ AGENT_CHATTER_EVENTS: '250' });
+    await call('POST', '/api/settings', { llm_model: 'm', llm_api_key: 'k' });
+    await call('POST', '/api/conversations', { conversation_id: 'chatty' });
+    await ready(call, 'chatty');
+    const before = (await call('GET', '/api/conversations/chatty/events?reverse=true&limit=1')).body.events[0].id as number;
+    await call('POST', '/api/conversations/chatty/events', { action: 'message', args: { content: 'go' } });
+    const newest = async () => (await call('GET', '/api/conversations/chatty/events?reverse=true&limit=1')).body.events[0];
+    await waitFor(async () => (await newest()).extras?.agent_state === 'awaiting_user_input' && (await newest()).id > before + 1, 'the agent to finish');
+    const after = (await call('GET', '/api/conversations/chatty/events?reverse=true&limit=1')).body.events[0].id as number;
+    // user message, agent state running, 250 chatter events, the reply, agent state awaiting input
+    assert.equal(after - before, 254);
+  });
+
   test('bad knob values are refused with the variable named', () => {
     assert.throws(() => configFromEnv({ FAULT_ALIVE_ERROR_RATE: '2' }), /FAULT_ALIVE_ERROR_RATE must be between 0 and 1/);
     assert.throws(() => configFromEnv({ FAULT_API_RESET_RATE: '1.5' }), /FAULT_API_RESET_RATE must be between 0 and 1/);

@@ -252,15 +252,27 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
     if (!timingSafeEqual(digest, keyDigest) || typeof given !== 'string') throw new HttpError(401, { detail: 'Unauthorized' });
   };
 
-  const readJson = async (req: IncomingMessage): Promise<unknown> => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of req) {
-      size += (c as Buffer).length;
-      if (size > 4 * 1024 * 1024) throw new HttpError(413, { detail: 'Request body too large' });
-      chunks.push(c as Buffer);
+  /** Bodies read before a stall (as a real server reads the request first): a caller that gives up changes nothing. */
+  const bodies = new WeakMap<IncomingMessage, Promise<string>>();
+  const readBody = (req: IncomingMessage): Promise<string> => {
+    let body = bodies.get(req);
+    if (!body) {
+      body = (async () => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const c of req) {
+          size += (c as Buffer).length;
+          if (size > 4 * 1024 * 1024) throw new HttpError(413, { detail: 'Request body too large' });
+          chunks.push(c as Buffer);
+        }
+        return Buffer.concat(chunks).toString('utf8');
+      })();
+      bodies.set(req, body);
     }
-    const text = Buffer.concat(chunks).toString('utf8');
+    return body;
+  };
+  const readJson = async (req: IncomingMessage): Promise<unknown> => {
+    const text = await readBody(req);
     if (!text) return undefined;
     try {
       return JSON.parse(text);
@@ -574,7 +586,10 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       const fault = config.faults[route.name];
       if (fault) {
         // A stalled request still takes effect afterwards, even if its caller gave up on it meanwhile.
-        if (fault.stallMs && Math.random() < (fault.stallRate ?? 1)) await new Promise((r) => setTimeout(r, fault.stallMs));
+        if (fault.stallMs && Math.random() < (fault.stallRate ?? 1)) {
+          if (req.method === 'POST') await readBody(req);
+          await new Promise((r) => setTimeout(r, fault.stallMs));
+        }
         if (fault.status) return send(fault.status, { error: `injected fault: status ${fault.status}` });
         if (fault.errorRate && Math.random() < fault.errorRate) return send(500, { error: 'injected fault: random error' });
         if (fault.resetRate && Math.random() < fault.resetRate) return void req.socket.destroy();
