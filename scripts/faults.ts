@@ -479,7 +479,9 @@ const FAULTS: Fault[] = [
     name: 'Docker daemon restart during message delivery',
     run: async (lab) => {
       const conv: Conv = { id: newId('dk-send'), sent: [] };
-      await lab.start(conv.id, { env: { FAULT_POST_EVENTS_STALL_MS: '1000' } });
+      // The post lands at once but its answer comes 3 s later: the daemon restart in between takes the answer (and
+      // the sandbox's address) away, so the delivery ends unknown and the sandbox is recovered before it goes again.
+      await lab.start(conv.id, { env: { FAULT_POST_EVENTS_REPLY_STALL_MS: '3000' } });
       const inStep = lab.stepStarted(conv.id, ['sendEvent']);
       const sending = lab.send(conv, 'sent while the daemon restarts');
       await inStep;
@@ -508,7 +510,7 @@ const FAULTS: Fault[] = [
       const ui = NestedClient.forConversation(live, { retries: 10 });
       // Someone types "yes" in the OpenHands UI just before and just after nestor delivers its own "yes".
       const other = async () => {
-        const before = await ui.newestEventId(conv.id);
+        const before = (await ui.getEvents(conv.id, { reverse: true, limit: 1 })).events[0]?.id ?? -1;
         await ui.postEvent(conv.id, { action: 'message', args: { content: 'yes', image_urls: [], file_urls: [], wait_for_response: false } }).catch(() => undefined);
         for (const e of await ui.eventsAfter(conv.id, before)) if (e.source === 'user' && e.args?.content === 'yes') conv.foreign!.set(e.id, 'yes');
       };

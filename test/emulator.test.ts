@@ -329,6 +329,17 @@ describe('emulator: fault knobs', () => {
     assert.equal(configFromEnv({ FAULT_POST_EVENTS_STALL_MS: '300', FAULT_POST_EVENTS_STALL_RATE: '0' }).faults.post_events?.stallRate, 0);
   });
 
+  test('a reply stall: the request takes effect at once, its answer comes later', async () => {
+    const stalled = await start({ FAULT_SECRETS_REPLY_STALL_MS: '1000' });
+    let done = false;
+    const answered = stalled.call('POST', '/api/secrets', { name: 'S', value: 'v' }).finally(() => (done = true));
+    // Another instance on the same file store, without the fault, sees the secret before the answer arrives.
+    const peer = await start({}, stalled.dir);
+    await waitFor(async () => (await peer.call('GET', '/api/secrets')).body?.custom_secrets?.some((x: { name: string }) => x.name === 'S'), 'the secret to be stored');
+    assert.equal(done, false, 'stored before its answer came');
+    assert.equal((await answered).status, 201);
+  });
+
   test('AGENT_CHATTER_EVENTS: the agent adds that many events before each reply', async () => {
     const { call } = await start({ AGENT_CHATTER_EVENTS: '250' });
     await call('POST', '/api/settings', { llm_model: 'm', llm_api_key: 'k' });

@@ -155,7 +155,7 @@ describe('nested activities', () => {
     const acts = createNestedActivities({ dispatcher: agent });
     const env = new MockActivityEnvironment({ attempt: 2 });
     const res = await env.run(acts.sendEvent, { url: BASE, sessionApiKey: 'k', conversationId: 'c1', content: 'hello', afterEventId: 4 });
-    assert.deepEqual(res, { eventId: 5, recovered: true });
+    assert.deepEqual(res, { eventId: 5, recovered: true, newestEventId: 6 });
     agent.assertNoPendingInterceptors();
   });
 
@@ -172,8 +172,54 @@ describe('nested activities', () => {
     });
     const acts = createNestedActivities({ dispatcher: agent });
     const res = await new MockActivityEnvironment({ attempt: 1 }).run(acts.sendEvent, { url: BASE, sessionApiKey: 'k', conversationId: 'c1', content: 'hello', afterEventId: 4 });
-    assert.deepEqual(res, { eventId: 5, recovered: false });
+    assert.deepEqual(res, { eventId: 5, recovered: false, newestEventId: 5 });
     assert.equal(JSON.parse(posted).args.content, 'hello');
+    agent.assertNoPendingInterceptors();
+  });
+
+  test('sendEvent: a delivery the workflow marks as possibly posted looks first even on its first attempt', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const pool = agent.get(BASE);
+    pool.intercept({ path: '/api/conversations/c1/events?start_id=5&limit=100', method: 'GET' }).reply(200, {
+      events: [{ id: 5, source: 'user', action: 'message', args: { content: 'hello' } }],
+      has_more: false,
+    });
+    const acts = createNestedActivities({ dispatcher: agent });
+    const res = await new MockActivityEnvironment({ attempt: 1 }).run(acts.sendEvent, { url: BASE, sessionApiKey: 'k', conversationId: 'c1', content: 'hello', afterEventId: 4, mayHavePosted: true });
+    assert.deepEqual(res, { eventId: 5, recovered: true, newestEventId: 5 });
+    agent.assertNoPendingInterceptors();
+  });
+
+  test("sendEvent: not found at once, an earlier post is given settleMs to land; another writer's identical message before the mark is never ours", async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const pool = agent.get(BASE);
+    // Event 3 (before the mark, 4) is someone else's "yes"; first look: nothing after the mark; second look: ours.
+    pool.intercept({ path: '/api/conversations/c1/events?start_id=5&limit=100', method: 'GET' }).reply(200, { events: [{ id: 5, source: 'agent', action: 'run', args: {} }], has_more: false });
+    pool.intercept({ path: '/api/conversations/c1/events?start_id=5&limit=100', method: 'GET' }).reply(200, {
+      events: [{ id: 5, source: 'agent', action: 'run', args: {} }, { id: 6, source: 'user', action: 'message', args: { content: 'yes' } }],
+      has_more: false,
+    });
+    const acts = createNestedActivities({ dispatcher: agent, settleMs: 50 });
+    const res = await new MockActivityEnvironment({ attempt: 1 }).run(acts.sendEvent, { url: BASE, sessionApiKey: 'k', conversationId: 'c1', content: 'yes', afterEventId: 4, mayHavePosted: true });
+    assert.deepEqual(res, { eventId: 6, recovered: true, newestEventId: 6 });
+    agent.assertNoPendingInterceptors();
+  });
+
+  test('sendEvent: a chatty agent is paged only as far as our message', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const pool = agent.get(BASE);
+    pool.intercept({ path: '/api/conversations/c1/events', method: 'POST' }).reply(200, { success: true });
+    // Our message is on the first page after the mark; the 2000 events after it are never asked for.
+    pool.intercept({ path: '/api/conversations/c1/events?start_id=11&limit=100', method: 'GET' }).reply(200, {
+      events: [{ id: 11, source: 'user', action: 'message', args: { content: 'go' } }, ...Array.from({ length: 99 }, (_, i) => ({ id: 12 + i, source: 'agent', action: 'run', args: {} }))],
+      has_more: true,
+    });
+    const acts = createNestedActivities({ dispatcher: agent });
+    const res = await new MockActivityEnvironment({ attempt: 1 }).run(acts.sendEvent, { url: BASE, sessionApiKey: 'k', conversationId: 'c1', content: 'go', afterEventId: 10 });
+    assert.deepEqual(res, { eventId: 11, recovered: false, newestEventId: 110 });
     agent.assertNoPendingInterceptors();
   });
 
@@ -322,7 +368,7 @@ describe('each difference of the real server, on its recorded answer', () => {
       .reply(200, { events: recorded.filter((e) => e.id > first.id), has_more: false });
     const env = new MockActivityEnvironment({ attempt: 2 });
     const sent = await env.run(createNestedActivities({ dispatcher: agent }).sendEvent, { ...target, content: 'second message', afterEventId: first.id });
-    assert.deepEqual(sent, { eventId: mine.id, recovered: true });
+    assert.deepEqual(sent, { eventId: mine.id, recovered: true, newestEventId: recorded.at(-1)!.id });
     assert.deepEqual(agent.pendingInterceptors(), [], 'looked once, posted nothing');
   });
 

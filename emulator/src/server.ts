@@ -32,6 +32,8 @@ export interface Fault {
   resetRate?: number;
   /** Probability of handling the request, then closing the connection instead of answering (the reply is lost). */
   dropReplyRate?: number;
+  /** Wait this long after handling the request before answering: it took effect, its answer is late. */
+  replyStallMs?: number;
 }
 
 export interface EmulatorConfig {
@@ -62,7 +64,7 @@ const ROUTES: RouteName[] = ['alive', 'health', 'settings', 'git_providers', 'se
 
 /**
  * Read the configuration from the environment, as the container gets it. Fault knobs:
- * FAULT_<ROUTE>_{ERROR_RATE,STATUS,STALL_MS,STALL_RATE,RESET_RATE,DROP_REPLY_RATE}, and FAULT_API_<KNOB> for every
+ * FAULT_<ROUTE>_{ERROR_RATE,STATUS,STALL_MS,STALL_RATE,RESET_RATE,DROP_REPLY_RATE,REPLY_STALL_MS}, and FAULT_API_<KNOB> for every
  * /api route (a route's own knobs take precedence). AGENT_CHATTER_EVENTS: events the agent adds before each reply.
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): EmulatorConfig {
@@ -86,11 +88,12 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): EmulatorCon
     stallRate: rate(`${p}STALL_RATE`, base?.stallRate ?? 1),
     resetRate: rate(`${p}RESET_RATE`, base?.resetRate ?? 0),
     dropReplyRate: rate(`${p}DROP_REPLY_RATE`, base?.dropReplyRate ?? 0),
+    replyStallMs: num(`${p}REPLY_STALL_MS`, base?.replyStallMs ?? 0),
   });
   const api = knobs('FAULT_API_');
   for (const r of ROUTES) {
     const f = knobs(`FAULT_${r.toUpperCase()}_`, r === 'alive' || r === 'health' ? undefined : api);
-    if (f.errorRate || f.status || f.stallMs || f.resetRate || f.dropReplyRate) faults[r] = f;
+    if (f.errorRate || f.status || f.stallMs || f.resetRate || f.dropReplyRate || f.replyStallMs) faults[r] = f;
   }
   return {
     port: num('port', num('PORT', 3000)),
@@ -597,6 +600,7 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       const [status, body] = await route.handle(req, url.pathname.match(route.re)!, url);
       // The request took effect, but its answer never arrives: the caller must not do it twice when it tries again.
       if (fault?.dropReplyRate && Math.random() < fault.dropReplyRate) return void req.socket.destroy();
+      if (fault?.replyStallMs) await new Promise((r) => setTimeout(r, fault.replyStallMs));
       send(status, body);
     } catch (err) {
       if (err instanceof HttpError) return send(err.status, err.body);
