@@ -1,19 +1,16 @@
 // The StartConversation state machine on a real dev server, with fake activities.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Context } from '@temporalio/activity';
 import { WithStartWorkflowOperation, WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import type { Activities } from '../src/activities';
 import { ConversationClient } from '../src/client';
-import { ConversationStatusKey, START_STEPS, conversationWorkflowId, type StartStep } from '../src/shared/constants';
-import type { StartConversationRequest } from '../src/shared/schemas';
+import { ConversationStatusKey, START_STEPS, conversationWorkflowId } from '../src/shared/constants';
 import { closeSignal, closeUpdate, pauseUpdate, resumeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from '../src/workflows/definitions';
 
-import { createTestEnv, testWorkerDataConverter, uniqueId, workflowBundle } from './helpers/temporal';
-import { fakeActivities, input } from './helpers/fake-activities';
+import { createTestEnv, uniqueId } from './helpers/temporal';
+import { fakeActivities, input, withFakeWorker } from './helpers/fake-activities';
 import { waitFor } from './helpers/eventually';
 
 describe('StartConversation workflow (fake activities)', () => {
@@ -25,17 +22,8 @@ describe('StartConversation workflow (fake activities)', () => {
     await env?.teardown();
   });
 
-  async function withWorker<T>(acts: Partial<Activities>, fn: (client: ConversationClient, taskQueue: string) => Promise<T>): Promise<T> {
-    const taskQueue = uniqueId('wf');
-    const worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: await workflowBundle(),
-      dataConverter: testWorkerDataConverter,
-      activities: acts,
-    });
-    return worker.runUntil(fn(new ConversationClient({ client: env.client, taskQueue }), taskQueue));
-  }
+  const withWorker = <T>(acts: Partial<Activities>, fn: (client: ConversationClient, taskQueue: string) => Promise<T>): Promise<T> =>
+    withFakeWorker(env, acts, fn);
 
   test('runs the six steps in order, then closes with stop, remove, release', async () => {
     const { acts, calls } = fakeActivities();
