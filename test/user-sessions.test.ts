@@ -60,10 +60,10 @@ describe('UserSessions: slots that heal themselves', () => {
       await eventually(async () => {
         const found = await client.list({ userId: user, status: 'RUNNING' });
         assert.ok(found.some((c) => c.conversationId === live));
-      });
+      }, 60_000);
       await env.client.workflow.getHandle(userSessionsWorkflowId(user)).terminate().catch(() => undefined);
       const h = await registry(taskQueue, { userId: user, limit: 3 });
-      await eventually(async () => assert.ok((await h.query(slotsQuery)).some((s) => s.conversationId === live && s.status === 'RUNNING')));
+      await eventually(async () => assert.ok((await h.query(slotsQuery)).some((s) => s.conversationId === live && s.status === 'RUNNING')), 60_000);
       await h.terminate();
       await client.close(live);
     });
@@ -71,7 +71,8 @@ describe('UserSessions: slots that heal themselves', () => {
 
   test('a conversation that holds a slot is answered at once, even while another acquire waits for it to pause', async () => {
     // The holder is still starting (a sandbox recovery looks the same): it acts on the eviction only once RUNNING.
-    const { acts } = fakeActivities({ readyDelayMs: 15_000 });
+    // Long enough that the holder is still starting when it asks again, however slow the machine.
+    const { acts } = fakeActivities({ readyDelayMs: 120_000 });
     await withFakeWorker(env, { ...acts, ...createSlotActivities() }, async (client, taskQueue) => {
       const holder = uniqueId('holder');
       await env.client.workflow.start(WORKFLOW_TYPES.startConversation, { workflowId: `conversation-${holder}`, taskQueue, args: [input(holder)] });
@@ -82,7 +83,7 @@ describe('UserSessions: slots that heal themselves', () => {
         .executeUpdate(acquireSlotUpdate, { args: [{ conversationId: 'newcomer' }] })
         .finally(() => (waiterDone = true))
         .catch(() => undefined);
-      await eventually(async () => assert.ok((await h.query(slotsQuery)).some((s) => s.evicting)));
+      await eventually(async () => assert.ok((await h.query(slotsQuery)).some((s) => s.evicting)), 60_000);
       const again = await h.executeUpdate(acquireSlotUpdate, { args: [{ conversationId: holder }] });
       assert.deepEqual(again, { conversationId: holder, evicted: [] });
       assert.equal(waiterDone, false, 'the holder was answered while the newcomer still waited');
