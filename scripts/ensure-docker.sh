@@ -33,6 +33,8 @@ log "starting dockerd (log: $STATE/dockerd.log)"
 # Unix socket only; containers publish ports on 127.0.0.1 themselves.
 nohup dockerd --host unix:///var/run/docker.sock --ip 127.0.0.1 >"$STATE/dockerd.log" 2>&1 &
 echo $! >"$STATE/dockerd.pid"
+# Machine-wide too: a daemon any nestor checkout started is one the fault suite may restart (not someone else's).
+echo $! >"$NESTOR_DOCKERD_PID" 2>/dev/null || true
 for _ in $(seq 1 120); do
   if docker info >/dev/null 2>&1; then echo started; exit 0; fi
   kill -0 "$(cat "$STATE/dockerd.pid")" 2>/dev/null || { tail -20 "$STATE/dockerd.log" >&2; die "dockerd exited; its log is above"; }

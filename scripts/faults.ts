@@ -217,10 +217,11 @@ class Lab {
 
   /** Restart the Docker daemon nestor's set-up started (scripts/ensure-docker.sh); never one it did not start. */
   async restartDocker(): Promise<void> {
-    const pidFile = join(PROJECT_ROOT, '.nestor/dockerd.pid');
-    const pid = existsSync(pidFile) ? readFileSync(pidFile, 'utf8').trim() : '';
+    // This checkout's set-up, or another nestor checkout's on this machine (scripts/lib.sh: NESTOR_DOCKERD_PID).
+    const pidFiles = [join(PROJECT_ROOT, '.nestor/dockerd.pid'), process.env.NESTOR_DOCKERD_PID ?? '/run/nestor-dockerd.pid'];
     const running = execFileSync('pidof', ['dockerd'], { encoding: 'utf8' }).trim().split(/\s+/);
-    if (!pid || !running.includes(pid)) throw new Error('the Docker daemon was not started by scripts/ensure-docker.sh: the suite does not restart a daemon it does not own');
+    const pid = pidFiles.map((f) => (existsSync(f) ? readFileSync(f, 'utf8').trim() : '')).find((p) => p && running.includes(p));
+    if (!pid) throw new Error('the Docker daemon was not started by scripts/ensure-docker.sh: the suite does not restart a daemon it does not own');
     process.kill(Number(pid), 'SIGTERM');
     for (let i = 0; i < 300; i++) {
       try {

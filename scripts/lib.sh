@@ -9,3 +9,5 @@ EMULATOR_IMAGE="nestor-emulator:latest"
 OPENHANDS_IMAGE="nestor-openhands:1.4.0"
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+# Where scripts/ensure-docker.sh records, for the whole machine, the pid of a dockerd it started.
+NESTOR_DOCKERD_PID="${NESTOR_DOCKERD_PID:-/run/nestor-dockerd.pid}"

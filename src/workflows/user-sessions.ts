@@ -70,6 +70,9 @@ export async function UserSessions(input: UserSessionsInput): Promise<void> {
   const slots = new Map<string, Slot>((input.slots ?? []).map((s) => [s.conversationId, s]));
   let limit = input.limit;
   let acquiring = false;
+  /** Whether this run heals its slots (runs recorded before it did not). */
+  let healingOn: boolean | undefined;
+  const healing = () => (healingOn ??= patched(SELF_HEALING_SLOTS_PATCH));
   /** False until a registry started afresh has found the user's live conversations. */
   let rebuilt = input.slots !== undefined;
 
@@ -83,6 +86,8 @@ export async function UserSessions(input: UserSessionsInput): Promise<void> {
   });
   setHandler(touchSlotSignal, ({ conversationId, running }) => {
     const s = slots.get(conversationId);
+    // A conversation running on a slot this registry does not know (granted before it was started afresh) holds one.
+    if (!s && running && healing()) slots.set(conversationId, { conversationId, status: 'RUNNING', lastActiveAt: Date.now() });
     if (!s) return;
     s.lastActiveAt = Date.now();
     if (running) s.status = 'RUNNING';
@@ -118,10 +123,10 @@ export async function UserSessions(input: UserSessionsInput): Promise<void> {
         mine.lastActiveAt = Date.now();
         return { conversationId, evicted };
       }
-      const healing = patched(SELF_HEALING_SLOTS_PATCH);
+      const heals = healing();
       let waited = 0;
       while (slots.size >= limit) {
-        if (healing) {
+        if (heals) {
           await heal();
           if (slots.size < limit) break;
         }
@@ -137,7 +142,7 @@ export async function UserSessions(input: UserSessionsInput): Promise<void> {
         }
         // Healing, look at the slots again every HEAL_INTERVAL_MS: a victim that paused but whose release was lost
         // frees its slot at the next look, not never.
-        const waitMs = healing ? HEAL_INTERVAL_MS : EVICTION_WAIT_MS;
+        const waitMs = heals ? HEAL_INTERVAL_MS : EVICTION_WAIT_MS;
         const freed = await condition(() => slots.size < limit || (!evicting() && victim() !== undefined), waitMs);
         waited += freed ? 0 : waitMs;
         // A victim that did not pause in time (its pause failed) may be chosen again.
@@ -154,9 +159,13 @@ export async function UserSessions(input: UserSessionsInput): Promise<void> {
   });
 
   if (!rebuilt) {
-    if (patched(SELF_HEALING_SLOTS_PATCH)) {
+    if (healing()) {
+      // RUNNING ones only: a STARTING one may be waiting for this very registry's answer (counting it would grant it
+      // a slot unasked); one that holds a slot from before says so when it runs (`touch`).
       const { conversations } = await listLiveConversations({ userId: input.userId });
-      for (const c of conversations) if (!slots.has(c.conversationId)) slots.set(c.conversationId, { ...c, lastActiveAt: Date.now() });
+      for (const c of conversations) {
+        if (c.status === 'RUNNING' && !slots.has(c.conversationId)) slots.set(c.conversationId, { ...c, lastActiveAt: Date.now() });
+      }
     }
     rebuilt = true;
   }
