@@ -1,7 +1,7 @@
 // Container spec building: name, labels, limits, port binding, environment.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DEFAULT_LIMITS, buildContainerSpec, containerName, resolveMemoryMb } from '../src/runtime/container-spec';
+import { DEFAULT_LIMITS, buildContainerSpec, claimOf, containerName, resolveMemoryMb } from '../src/runtime/container-spec';
 import { NestorError } from '../src/shared/errors';
 import { UNLABELLED_MANIFEST, manifestFromLabels } from '../src/runtime/image-manifest';
 
@@ -103,5 +103,20 @@ describe('runtime image manifest (nestor.runtime.* labels)', () => {
     refused(() => resolveMemoryMb({ memoryMb: 1024 }, undefined, manifest), 'settings.sandbox.memoryMb');
     refused(() => resolveMemoryMb({}, { memoryMb: 1024 }, manifest), 'NESTOR_DEFAULT_MEMORY_MB');
     assert.equal(resolveMemoryMb({}, undefined, manifest), 2048);
+  });
+});
+
+describe('claimOf: whose is a container or volume found under the conversation\'s name', () => {
+  const mine = { 'nestor.managed': 'true', 'nestor.owner': 'svc-a', 'nestor.incarnation': 'run-1' };
+  test("this life's own is adopted; an earlier life's is to be replaced; no incarnation asked adopts any of ours", () => {
+    assert.equal(claimOf('n', mine, 'svc-a', 'run-1'), 'own');
+    assert.equal(claimOf('n', mine, 'svc-a', 'run-2'), 'earlier');
+    assert.equal(claimOf('n', { 'nestor.managed': 'true', 'nestor.owner': 'svc-a' }, 'svc-a', 'run-2'), 'earlier');
+    assert.equal(claimOf('n', mine, 'svc-a', undefined), 'own');
+  });
+  test("another service's or an unlabelled one is never ours, and the error says whose it is", () => {
+    assert.throws(() => claimOf('n', mine, 'svc-b', 'run-1'), /belongs to another nestor service \(owner 'svc-a', this one is 'svc-b'\)/);
+    assert.throws(() => claimOf('n', {}, 'svc-a', 'run-1'), /not managed by nestor/);
+    assert.throws(() => claimOf('n', undefined, undefined, undefined), /not managed by nestor/);
   });
 });

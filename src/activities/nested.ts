@@ -1,7 +1,7 @@
 // configureNestedServer / createConversation / waitForReady / sendEvent / stopConversation:
 // the nested agent server's side of a conversation, in the contract's order (§4.1).
 import type { Dispatcher } from 'undici';
-import { DEFAULT_NESTED_TIMEOUT_MS, NestedClient, type InitSessionRequest, type NestedEvent } from '../nested/client';
+import { DEFAULT_NESTED_TIMEOUT_MS, NestedClient, isUserMessage, type InitSessionRequest, type NestedEvent } from '../nested/client';
 import { attempt, cancellationSignal, heartbeat, sleep } from './context';
 import { ErrorType, NestorError } from '../shared/errors';
 import type { CustomSecret, GitProvider, ProviderTokens, UserSettings } from '../shared/schemas';
@@ -23,12 +23,6 @@ export interface NestedDeps {
   settleMs?: number;
 }
 
-/** Two lists of image URLs are the same message's: an absent list is an empty one. */
-function sameUrls(a: unknown, b: string[] | undefined): boolean {
-  const x = Array.isArray(a) ? a : [];
-  const y = b ?? [];
-  return x.length === y.length && x.every((u, i) => u === y[i]);
-}
 
 /** OpenHands' Settings on the wire (snake_case); the sandbox block is nestor's own and stays out. */
 export function nestedSettingsBody(s: UserSettings): Record<string, unknown> {
@@ -250,8 +244,7 @@ export function createNestedActivities(deps: NestedDeps) {
      */
     async sendEvent(input: SendEventInput): Promise<SentEvent> {
       const c = client(input, deps, cancellationSignal());
-      const isMine = (e: NestedEvent) =>
-        e.source === 'user' && e.action === 'message' && e.args?.content === input.content && sameUrls(e.args?.image_urls, input.imageUrls);
+      const isMine = (e: NestedEvent) => isUserMessage(e, input.content, input.imageUrls);
       let before: number | undefined;
       if (input.mayHavePosted || attempt() > 1) {
         const look = async () => {

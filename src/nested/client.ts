@@ -78,6 +78,12 @@ export interface InitSessionRequest {
 
 type Method = 'GET' | 'POST' | 'DELETE';
 
+/** Whether an event is a user message with this content and these images (an absent list is an empty one). */
+export function isUserMessage(e: NestedEvent, content: string, imageUrls: string[] = []): boolean {
+  const urls = Array.isArray(e.args?.image_urls) ? (e.args.image_urls as unknown[]) : [];
+  return e.source === 'user' && e.action === 'message' && e.args?.content === content && urls.length === imageUrls.length && urls.every((u, i) => u === imageUrls[i]);
+}
+
 export class NestedClient {
   private readonly timeoutMs: number;
   constructor(private readonly opts: NestedClientOptions) {

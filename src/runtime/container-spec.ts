@@ -127,3 +127,20 @@ export function buildContainerSpec(
     },
   };
 }
+
+/**
+ * Whose is a container or volume found under the conversation's name, by its labels: this incarnation's own, or an
+ * earlier life's of the same conversation ID (to be removed, never inherited). Anything not made by this nestor
+ * service (no managed label, another `owner`) is never touched: RuntimeStartFailed says whose it is. With no
+ * incarnation asked for, any of this service's is its own.
+ */
+export function claimOf(name: string, labels: Record<string, string> | undefined, owner: string | undefined, incarnation: string | undefined): 'own' | 'earlier' {
+  if (labels?.[LABELS.managed] !== 'true') {
+    throw new NestorError(ErrorType.RuntimeStartFailed, `a container or volume named ${name} exists but is not managed by nestor; remove or rename it`, false);
+  }
+  const theirs = labels[LABELS.owner];
+  if (owner && theirs !== owner) {
+    throw new NestorError(ErrorType.RuntimeStartFailed, `${name} belongs to another nestor service (owner '${theirs ?? 'none'}', this one is '${owner}'); it is never adopted`, false);
+  }
+  return incarnation === undefined || labels[LABELS.incarnation] === incarnation ? 'own' : 'earlier';
+}

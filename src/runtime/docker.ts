@@ -5,7 +5,7 @@ import { LABELS } from '../shared/constants';
 import { ErrorType, NestorError } from '../shared/errors';
 import type { RuntimeHandle, RuntimeProvider, RuntimeSpec, RuntimeSummary } from './provider';
 import { UNLABELLED_MANIFEST, manifestFromLabels, type ImageManifest } from './image-manifest';
-import { SANDBOX_NETWORK, SANDBOX_NETWORK_INTERNAL, buildContainerSpec, containerName, volumeName, type SandboxDefaults } from './container-spec';
+import { SANDBOX_NETWORK, SANDBOX_NETWORK_INTERNAL, buildContainerSpec, claimOf, containerName, volumeName, type SandboxDefaults } from './container-spec';
 
 export interface DockerProviderOptions {
   image: string;
@@ -57,7 +57,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     const existing = await this.inspectRaw(name);
     if (existing) {
       // This start's own container (an earlier attempt made it): adopt it. An earlier life's: remove it, with its data.
-      if (this.claim(name, existing.Config.Labels, spec.incarnation) === 'own') return this.adopt(existing);
+      if (claimOf(name, existing.Config.Labels, this.opts.owner, spec.incarnation) === 'own') return this.adopt(existing);
       await this.remove(spec.conversationId);
     }
     const manifest = await this.requirements();
@@ -85,7 +85,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
         // name before the container can be inspected, so wait briefly for it to appear.
         for (let wait = 20; wait <= 2000; wait *= 2) {
           const raced = await this.inspectRaw(name);
-          if (raced && this.claim(name, raced.Config.Labels, spec.incarnation) === 'own') return this.adopt(raced);
+          if (raced && claimOf(name, raced.Config.Labels, this.opts.owner, spec.incarnation) === 'own') return this.adopt(raced);
           if (raced) throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} was created meanwhile by another life of the conversation`, true);
           await new Promise((r) => setTimeout(r, wait));
         }
@@ -118,26 +118,10 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     if (!info) throw new NestorError(ErrorType.RuntimeStartFailed, `no container for conversation ${conversationId} to resume`, false);
     // Containers made before incarnation labels existed carry none: theirs to resume.
     const theirs = info.Config.Labels?.[LABELS.incarnation];
-    if (this.claim(name, info.Config.Labels, theirs === undefined ? undefined : incarnation) !== 'own') {
+    if (claimOf(name, info.Config.Labels, this.opts.owner, theirs === undefined ? undefined : incarnation) !== 'own') {
       throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} belongs to another life of conversation ${conversationId} (incarnation ${theirs}); it is not resumed`, false);
     }
     return this.adopt(info);
-  }
-
-  /**
-   * Whose is a container or volume found under the conversation's name: this incarnation's own, or an earlier life's
-   * of the same conversation ID (to be removed, never inherited). Anything not made by this nestor service (no
-   * managed label, another owner) is never touched: RuntimeStartFailed says whose it is.
-   */
-  private claim(name: string, labels: Record<string, string> | undefined, incarnation: string | undefined): 'own' | 'earlier' {
-    if (labels?.[LABELS.managed] !== 'true') {
-      throw new NestorError(ErrorType.RuntimeStartFailed, `a container or volume named ${name} exists but is not managed by nestor; remove or rename it`, false);
-    }
-    const owner = labels[LABELS.owner];
-    if (this.opts.owner && owner !== this.opts.owner) {
-      throw new NestorError(ErrorType.RuntimeStartFailed, `${name} belongs to another nestor service (owner '${owner ?? 'none'}', this one is '${this.opts.owner}'); it is never adopted`, false);
-    }
-    return incarnation === undefined || labels[LABELS.incarnation] === incarnation ? 'own' : 'earlier';
   }
 
   /** A volume left by an earlier life of the conversation ID (its file store, secrets, settings) is removed first. */
@@ -150,7 +134,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
         if (statusOf(err) === 404) return undefined;
         throw err;
       });
-    if (!vol || this.claim(name, vol.Labels ?? undefined, spec.incarnation) === 'own') return;
+    if (!vol || claimOf(name, vol.Labels ?? undefined, this.opts.owner, spec.incarnation) === 'own') return;
     await this.docker.getVolume(name).remove();
   }
 
