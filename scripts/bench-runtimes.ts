@@ -69,9 +69,16 @@ async function measure(runtime: RuntimeName, llmBaseUrl: string, log: (m: string
       if (i === 0) {
         // A live conversation: one message, answered by the agent (the emulator's echo, or OpenHands with the stand-in).
         const c = new NestedClient({ baseUrl: created.url, sessionApiKey: created.sessionApiKey, timeoutMs: 30_000 });
-        await c.postEvent(conversationId, { action: 'message', args: { content: 'measure me', image_urls: [], file_urls: [], wait_for_response: false } });
+        await c.postEvent(conversationId, {
+          action: 'message',
+          args: { content: 'measure me', image_urls: [], file_urls: [], wait_for_response: false },
+        });
         const deadline = Date.now() + 120_000;
-        while (!(await c.allEvents(conversationId)).some((e) => e.source === 'agent' && e.action === 'message' && /measure me/.test(String(e.args?.content)))) {
+        while (
+          !(await c.allEvents(conversationId)).some(
+            (e) => e.source === 'agent' && e.action === 'message' && /measure me/.test(String(e.args?.content)),
+          )
+        ) {
           if (Date.now() > deadline) throw new Error(`${runtime}: the agent never answered`);
           await new Promise((r) => setTimeout(r, 500));
         }
@@ -93,7 +100,9 @@ async function measure(runtime: RuntimeName, llmBaseUrl: string, log: (m: string
 }
 
 /** Both images, the emulator first; the LLM stand-in is the model of both. */
-export async function runtimeFigures(log: (m: string) => void = (m) => process.stderr.write(`${m}\n`)): Promise<RuntimeFigures[]> {
+export async function runtimeFigures(
+  log: (m: string) => void = (m) => process.stderr.write(`${m}\n`),
+): Promise<RuntimeFigures[]> {
   const gateway = await new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator }).sandboxGateway();
   const llm = await startLlmStandIn({ host: gateway });
   try {
@@ -110,9 +119,25 @@ export function runtimeTable(rows: RuntimeFigures[]): string {
   const row = (cells: Array<string | number>) => `| ${cells.join(' | ')} |`;
   const pair = (s: Stats) => `${Math.round(s.p50)} / ${Math.round(s.p95)}`;
   return [
-    row(['image', `cold start → ready, p50 / p95 (ms, n=${rows[0]?.total.n ?? 0})`, 'container start → /alive', 'nested set-up', 'create → ready', 'live sandbox memory (MiB)']),
+    row([
+      'image',
+      `cold start → ready, p50 / p95 (ms, n=${rows[0]?.total.n ?? 0})`,
+      'container start → /alive',
+      'nested set-up',
+      'create → ready',
+      'live sandbox memory (MiB)',
+    ]),
     row(['---', '---', '---', '---', '---', '---']),
-    ...rows.map((r) => row([r.image, pair(r.total), pair(r.containerToAlive), pair(r.nestedSetup), pair(r.createToReady), r.liveSandboxMiB])),
+    ...rows.map((r) =>
+      row([
+        r.image,
+        pair(r.total),
+        pair(r.containerToAlive),
+        pair(r.nestedSetup),
+        pair(r.createToReady),
+        r.liveSandboxMiB,
+      ]),
+    ),
   ].join('\n');
 }
 
@@ -122,7 +147,10 @@ if (require.main === module) {
       // Kept beside the other phases' figures in bench/results.json.
       const file = join(PROJECT_ROOT, 'bench/results.json');
       const results = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
-      writeFileSync(file, `${JSON.stringify({ ...results, runtimes: rows, runtimesDate: new Date().toISOString() }, null, 2)}\n`);
+      writeFileSync(
+        file,
+        `${JSON.stringify({ ...results, runtimes: rows, runtimesDate: new Date().toISOString() }, null, 2)}\n`,
+      );
       process.stdout.write(`${runtimeTable(rows)}\nWritten: bench/results.json (runtimes)\n`);
       process.exit(0);
     },

@@ -68,7 +68,6 @@ async function pool<T, R>(items: T[], concurrency: number, fn: (item: T, i: numb
   return out;
 }
 
-
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Math.round(Number(m[1]) / 102.4) / 10 : NaN;
@@ -80,7 +79,10 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 /** Per-process CPU use over fn: seconds, and cores busy on average. */
-async function cpuOver<T>(pids: Record<string, number>, fn: () => Promise<T>): Promise<{ result: T; wallS: number; cpu: Record<string, { seconds: number; cores: number }> }> {
+async function cpuOver<T>(
+  pids: Record<string, number>,
+  fn: () => Promise<T>,
+): Promise<{ result: T; wallS: number; cpu: Record<string, { seconds: number; cores: number }> }> {
   const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
   const t0 = performance.now();
   const result = await fn();
@@ -123,7 +125,12 @@ interface StartSample {
   id: string;
 }
 
-async function nestorStarts(client: ConversationClient, n: number, concurrency: number, prefix: string): Promise<StartSample[]> {
+async function nestorStarts(
+  client: ConversationClient,
+  n: number,
+  concurrency: number,
+  prefix: string,
+): Promise<StartSample[]> {
   const ids = Array.from({ length: n }, () => newId(prefix));
   const samples = await pool(ids, concurrency, async (id) => {
     const t0 = performance.now();
@@ -143,7 +150,12 @@ async function baselineStarts(n: number, concurrency: number, provider: DockerRu
   const out = await pool(ids, concurrency, async (conversationId) => {
     const t0 = performance.now();
     resolveSession({ conversationId, userId: 'u', settings: SETTINGS } as never, DEFAULT_MODEL_CAPABILITIES);
-    const rt = await runtime.createRuntime({ conversationId, userId: `user-${conversationId}`, env: SANDBOX_ENV, aliveTimeoutMs: 60_000 });
+    const rt = await runtime.createRuntime({
+      conversationId,
+      userId: `user-${conversationId}`,
+      env: SANDBOX_ENV,
+      aliveTimeoutMs: 60_000,
+    });
     const target = { url: rt.url, sessionApiKey: rt.sessionApiKey, conversationId };
     await nested.configureNestedServer({ ...target, settings: SETTINGS as never });
     await nested.createConversation({ ...target });
@@ -166,11 +178,19 @@ async function nestorRate(client: ConversationClient, n: number, concurrency: nu
 
 async function dockerRate(docker: Docker, image: string, n: number, concurrency: number): Promise<number> {
   const t0 = performance.now();
-  await pool(Array.from({ length: n }, (_, i) => i), concurrency, async () => {
-    const c = await docker.createContainer({ Image: image, Env: ['SESSION_API_KEY=bench'], Labels: { [LABELS.managed]: 'bench' } });
-    await c.start();
-    await c.remove({ force: true });
-  });
+  await pool(
+    Array.from({ length: n }, (_, i) => i),
+    concurrency,
+    async () => {
+      const c = await docker.createContainer({
+        Image: image,
+        Env: ['SESSION_API_KEY=bench'],
+        Labels: { [LABELS.managed]: 'bench' },
+      });
+      await c.start();
+      await c.remove({ force: true });
+    },
+  );
   return n / ((performance.now() - t0) / 1000);
 }
 
@@ -182,7 +202,8 @@ async function profile(client: ConversationClient, ids: string[]) {
       const t = (e: (typeof events)[number]) => tsToMs(e.eventTime);
       const byId = new Map(events.map((e) => [Number(e.eventId), e]));
       const status = (e: (typeof events)[number]) => {
-        const data = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.ConversationStatus?.data;
+        const data =
+          e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.ConversationStatus?.data;
         return data ? Buffer.from(data).toString() : undefined;
       };
       const running = events.find((e) => status(e) === '"RUNNING"');
@@ -223,7 +244,12 @@ async function relayProfile(client: ConversationClient, id: string) {
   const t = (e: (typeof events)[number]) => tsToMs(e.eventTime);
   const byId = new Map(events.map((e) => [Number(e.eventId), e]));
   const acceptedAt = new Map<string, number>();
-  const parts = { acceptedToScheduled: [] as number[], scheduledToStarted: [] as number[], startedToCompleted: [] as number[], completedToUpdateCompleted: [] as number[] };
+  const parts = {
+    acceptedToScheduled: [] as number[],
+    scheduledToStarted: [] as number[],
+    startedToCompleted: [] as number[],
+    completedToUpdateCompleted: [] as number[],
+  };
   let lastAccepted: number | undefined;
   let pending: { scheduled: number; started: number; completed: number } | undefined;
   for (const e of events) {
@@ -264,16 +290,31 @@ interface MachineryRow {
  */
 async function machineryAlone(server: DevServer, dataConverter: DataConverter): Promise<MachineryRow[]> {
   const emu = createEmulator(
-    configFromEnv({ SESSION_API_KEY: 'bench-key', ALLOW_SET_CONVERSATION_ID: '1', FILE_STORE_PATH: mkdtempSync(join(tmpdir(), 'nestor-bench-emu-')), port: '0', HOST: '127.0.0.1', CONVERSATION_START_DELAY_MS: '0', AGENT_REPLY_DELAY_MS: '0' }),
+    configFromEnv({
+      SESSION_API_KEY: 'bench-key',
+      ALLOW_SET_CONVERSATION_ID: '1',
+      FILE_STORE_PATH: mkdtempSync(join(tmpdir(), 'nestor-bench-emu-')),
+      port: '0',
+      HOST: '127.0.0.1',
+      CONVERSATION_START_DELAY_MS: '0',
+      AGENT_REPLY_DELAY_MS: '0',
+    }),
   );
   const emuPort = await emu.listen();
   const connection = await NativeConnection.connect({ address: server.address });
-  const client = await ConversationClient.connect({ address: server.address, taskQueue: 'bench-machinery', dataConverter });
+  const client = await ConversationClient.connect({
+    address: server.address,
+    taskQueue: 'bench-machinery',
+    dataConverter,
+  });
   const worker = await createWorker({
     connection,
     taskQueue: 'bench-machinery',
     dataConverter,
-    deps: { runtime: new SharedServerProvider({ url: `http://127.0.0.1:${emuPort}`, sessionApiKey: 'bench-key' }), maxConversationsPerUser: 1000 },
+    deps: {
+      runtime: new SharedServerProvider({ url: `http://127.0.0.1:${emuPort}`, sessionApiKey: 'bench-key' }),
+      maxConversationsPerUser: 1000,
+    },
   });
   const running = worker.run();
   const rows: MachineryRow[] = [];
@@ -281,7 +322,9 @@ async function machineryAlone(server: DevServer, dataConverter: DataConverter): 
     await nestorStarts(client, 8, 8, 'mwarm');
     for (const k of [8, 32, 64]) {
       const n = Math.max(32, 2 * k);
-      const run = await cpuOver({ temporalServer: server.process.pid!, benchAndWorker: process.pid }, () => nestorRate(client, n, k));
+      const run = await cpuOver({ temporalServer: server.process.pid!, benchAndWorker: process.pid }, () =>
+        nestorRate(client, n, k),
+      );
       rows.push({ concurrency: k, starts: n, perS: Math.round(run.result * 100) / 100, cpu: run.cpu });
     }
   } finally {
@@ -372,7 +415,9 @@ async function main() {
 
     // 1. time to ready
     log(`1. time to ready: ${N_LATENCY} sequential, ${N_LATENCY} concurrent (5 at a time), each with its baseline`);
-    const seqRun = await cpuOver({ temporalServer: server.process.pid!, worker: worker.pid!, bench: process.pid }, () => nestorStarts(client, N_LATENCY, 1, 'seq'));
+    const seqRun = await cpuOver({ temporalServer: server.process.pid!, worker: worker.pid!, bench: process.pid }, () =>
+      nestorStarts(client, N_LATENCY, 1, 'seq'),
+    );
     const seqN = seqRun.result;
     results.cpuSequentialStarts = { wallS: seqRun.wallS, ...seqRun.cpu };
     const seqB = await baselineStarts(N_LATENCY, 1, provider);
@@ -388,8 +433,14 @@ async function main() {
       p99Ms: Math.round(ready[k].nestor.p99 - ready[k].baseline.p99),
       ratioP50: Math.round((ready[k].nestor.p50 / ready[k].baseline.p50) * 100) / 100,
     });
-    results.timeToReady = { ...ready, overhead: { sequential: overhead('sequential'), concurrent5: overhead('concurrent5') } };
-    results.profileSequential = await profile(client, seqN.map((s) => s.id));
+    results.timeToReady = {
+      ...ready,
+      overhead: { sequential: overhead('sequential'), concurrent5: overhead('concurrent5') },
+    };
+    results.profileSequential = await profile(
+      client,
+      seqN.map((s) => s.id),
+    );
 
     // 2. throughput
     log(`2. starts per second at 1, 4, 8 (${N_THROUGHPUT} starts each) and bare Docker create → start → remove`);
@@ -397,7 +448,12 @@ async function main() {
     for (const k of [1, 4, 8]) {
       const nestorPerS = await nestorRate(client, N_THROUGHPUT, k);
       const dockerPerS = await dockerRate(docker, base.runtimeImage, N_THROUGHPUT, k);
-      throughput.push({ concurrency: k, nestorPerS: Math.round(nestorPerS * 100) / 100, dockerPerS: Math.round(dockerPerS * 100) / 100, ratio: Math.round((nestorPerS / dockerPerS) * 100) / 100 });
+      throughput.push({
+        concurrency: k,
+        nestorPerS: Math.round(nestorPerS * 100) / 100,
+        dockerPerS: Math.round(dockerPerS * 100) / 100,
+        ratio: Math.round((nestorPerS / dockerPerS) * 100) / 100,
+      });
     }
     results.throughput = throughput;
 
@@ -418,8 +474,16 @@ async function main() {
     const nested = NestedClient.forConversation(info);
     const accepted = (await nested.allEvents(relayId))
       .filter((e) => e.source === 'user' && sentAt.has(String((e as { message?: string }).message)))
-      .map((e) => Date.parse(String((e as { timestamp?: string }).timestamp)) - sentAt.get(String((e as { message?: string }).message))!);
-    results.relay = { roundTripMs: stats(rtt), sentToAcceptedMs: stats(accepted), profile: await relayProfile(client, relayId) };
+      .map(
+        (e) =>
+          Date.parse(String((e as { timestamp?: string }).timestamp)) -
+          sentAt.get(String((e as { message?: string }).message))!,
+      );
+    results.relay = {
+      roundTripMs: stats(rtt),
+      sentToAcceptedMs: stats(accepted),
+      profile: await relayProfile(client, relayId),
+    };
     await client.close(relayId);
 
     // 4. memory with idle conversations
@@ -430,7 +494,12 @@ async function main() {
     await new Promise((r) => setTimeout(r, 10_000));
     const rssIdle = rssMb(worker.pid!);
     await pool(idle, 8, (id) => client.close(id));
-    results.memory = { conversations: N_IDLE, workerRssBeforeMb: rssBefore, workerRssWithIdleMb: rssIdle, perConversationKb: Math.round(((rssIdle - rssBefore) * 1024) / N_IDLE) };
+    results.memory = {
+      conversations: N_IDLE,
+      workerRssBeforeMb: rssBefore,
+      workerRssWithIdleMb: rssIdle,
+      perConversationKb: Math.round(((rssIdle - rssBefore) * 1024) / N_IDLE),
+    };
 
     worker.kill('SIGINT');
     await new Promise((r) => worker!.once('exit', r));
@@ -439,7 +508,10 @@ async function main() {
     // 5. machinery alone, on this dev server (file database) and on one without a database file
     log('5. the workflow machinery alone: starts per second at 8, 32, 64 (file database, then in memory)');
     results.machinery = await machineryAlone(server, dataConverter);
-    const memServer = await startDevServer({ ...c, temporalPort: await freePort(), uiPort: await freePort() }, { inMemory: true });
+    const memServer = await startDevServer(
+      { ...c, temporalPort: await freePort(), uiPort: await freePort() },
+      { inMemory: true },
+    );
     try {
       results.machineryInMemory = await machineryAlone(memServer, dataConverter);
     } finally {
@@ -449,7 +521,6 @@ async function main() {
     // 6. the real OpenHands image beside the emulator
     log(`6. cold starts of each runtime image, split by segment, and a live sandbox's memory`);
     results.runtimes = await runtimeFigures(log);
-
 
     mkdirSync(OUT_DIR, { recursive: true });
     writeFileSync(join(OUT_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
@@ -468,7 +539,11 @@ function drawChart(results: Record<string, any>): void {
   const machinery = results.machinery as MachineryRow[];
   const throughput = results.throughput as Array<{ concurrency: number; nestorPerS: number; dockerPerS: number }>;
   const machine = results.machine as string;
-  const t = results.timeToReady as { sequential: { nestor: Stats; baseline: Stats }; concurrent5: { nestor: Stats; baseline: Stats }; detectionLagMs: Stats };
+  const t = results.timeToReady as {
+    sequential: { nestor: Stats; baseline: Stats };
+    concurrent5: { nestor: Stats; baseline: Stats };
+    detectionLagMs: Stats;
+  };
   const relay = results.relay as { roundTripMs: Stats; sentToAcceptedMs: Stats };
   writeFileSync(
     join(OUT_DIR, 'results.svg'),
@@ -500,8 +575,16 @@ function drawChart(results: Record<string, any>): void {
           title: 'Machinery alone (no containers)',
           unit: 'starts/s',
           bars: [
-            ...machinery.map((m) => ({ label: `concurrency ${m.concurrency}`, value: m.perS, kind: 'nestor' as const })),
-            ...(results.machineryInMemory as MachineryRow[]).map((m) => ({ label: `concurrency ${m.concurrency}, no db file`, value: m.perS, kind: 'nestor' as const })),
+            ...machinery.map((m) => ({
+              label: `concurrency ${m.concurrency}`,
+              value: m.perS,
+              kind: 'nestor' as const,
+            })),
+            ...(results.machineryInMemory as MachineryRow[]).map((m) => ({
+              label: `concurrency ${m.concurrency}, no db file`,
+              value: m.perS,
+              kind: 'nestor' as const,
+            })),
           ],
         },
         {
@@ -531,12 +614,32 @@ function printTable(r: Record<string, any>) {
     row(['measure', 'p50', 'p95', 'p99']),
     row(['---', '---', '---', '---']),
     row(['time to ready, sequential (ms)', t.sequential.nestor.p50, t.sequential.nestor.p95, t.sequential.nestor.p99]),
-    row(['  same calls without Temporal (ms)', t.sequential.baseline.p50, t.sequential.baseline.p95, t.sequential.baseline.p99]),
-    row(['time to ready, 5 at a time (ms)', t.concurrent5.nestor.p50, t.concurrent5.nestor.p95, t.concurrent5.nestor.p99]),
-    row(['  same calls without Temporal (ms)', t.concurrent5.baseline.p50, t.concurrent5.baseline.p95, t.concurrent5.baseline.p99]),
+    row([
+      '  same calls without Temporal (ms)',
+      t.sequential.baseline.p50,
+      t.sequential.baseline.p95,
+      t.sequential.baseline.p99,
+    ]),
+    row([
+      'time to ready, 5 at a time (ms)',
+      t.concurrent5.nestor.p50,
+      t.concurrent5.nestor.p95,
+      t.concurrent5.nestor.p99,
+    ]),
+    row([
+      '  same calls without Temporal (ms)',
+      t.concurrent5.baseline.p50,
+      t.concurrent5.baseline.p95,
+      t.concurrent5.baseline.p99,
+    ]),
     row(['readiness-detection lag (ms)', t.detectionLagMs.p50, t.detectionLagMs.p95, t.detectionLagMs.p99]),
     row(['relay round trip (ms)', r.relay.roundTripMs.p50, r.relay.roundTripMs.p95, r.relay.roundTripMs.p99]),
-    row(['relay sent → accepted by nested server (ms)', r.relay.sentToAcceptedMs.p50, r.relay.sentToAcceptedMs.p95, r.relay.sentToAcceptedMs.p99]),
+    row([
+      'relay sent → accepted by nested server (ms)',
+      r.relay.sentToAcceptedMs.p50,
+      r.relay.sentToAcceptedMs.p95,
+      r.relay.sentToAcceptedMs.p99,
+    ]),
     '',
     `Orchestration overhead, sequential: p50 ${t.overhead.sequential.p50Ms} ms (×${t.overhead.sequential.ratioP50}), p99 ${t.overhead.sequential.p99Ms} ms; ` +
       `5 at a time: p50 ${t.overhead.concurrent5.p50Ms} ms (×${t.overhead.concurrent5.ratioP50}), p99 ${t.overhead.concurrent5.p99Ms} ms`,
@@ -547,8 +650,18 @@ function printTable(r: Record<string, any>) {
     '',
     row(['machinery alone, concurrency', 'starts', 'starts/s', 'CPU cores busy: Temporal server', 'bench + worker']),
     row(['---', '---', '---', '---', '---']),
-    ...r.machinery.map((x: any) => row([x.concurrency, x.starts, x.perS, x.cpu.temporalServer.cores, x.cpu.benchAndWorker.cores])),
-    ...r.machineryInMemory.map((x: any) => row([`${x.concurrency} (server without a database file)`, x.starts, x.perS, x.cpu.temporalServer.cores, x.cpu.benchAndWorker.cores])),
+    ...r.machinery.map((x: any) =>
+      row([x.concurrency, x.starts, x.perS, x.cpu.temporalServer.cores, x.cpu.benchAndWorker.cores]),
+    ),
+    ...r.machineryInMemory.map((x: any) =>
+      row([
+        `${x.concurrency} (server without a database file)`,
+        x.starts,
+        x.perS,
+        x.cpu.temporalServer.cores,
+        x.cpu.benchAndWorker.cores,
+      ]),
+    ),
     '',
     `Worker RSS: ${r.memory.workerRssBeforeMb} MB idle, ${r.memory.workerRssWithIdleMb} MB with ${r.memory.conversations} running conversations (${r.memory.perConversationKb} KB each)`,
     '',

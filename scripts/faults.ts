@@ -67,7 +67,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let seq = 0;
 const newId = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${seq++}`;
 
-
 type LogRecord = Record<string, unknown>;
 
 /** One dev server (file database), one `nestor worker` child process, a client, a local OAuth endpoint. */
@@ -92,7 +91,13 @@ class Lab {
   static async create(): Promise<Lab> {
     const dataDir = mkdtempSync(join(tmpdir(), 'nestor-faults-'));
     // Its own dev server, whatever TEMPORAL_ADDRESS says: the worker it starts labels sandboxes with this address.
-    const lab = new Lab({ ...loadConfig(), temporalAddress: undefined, dataDir, temporalPort: await freePort(), uiPort: await freePort() });
+    const lab = new Lab({
+      ...loadConfig(),
+      temporalAddress: undefined,
+      dataDir,
+      temporalPort: await freePort(),
+      uiPort: await freePort(),
+    });
     lab.oauth = createHttpServer(async (req, res) => {
       for await (const _ of req);
       await sleep(300); // a slow token endpoint keeps refreshTokens in flight long enough to kill the worker in it
@@ -104,7 +109,11 @@ class Lab {
     lab.oauthUrl = `http://127.0.0.1:${(lab.oauth.address() as { port: number }).port}/token`;
     await lab.watchContainers();
     lab.server = await startDevServer(lab.c);
-    lab.client = await ConversationClient.connect({ address: lab.server.address, taskQueue: TASK_QUEUE, dataConverter: nestorDataConverter(parseEncryptionKeys(lab.keySpec)) });
+    lab.client = await ConversationClient.connect({
+      address: lab.server.address,
+      taskQueue: TASK_QUEUE,
+      dataConverter: nestorDataConverter(parseEncryptionKeys(lab.keySpec)),
+    });
     await lab.startWorker();
     return lab;
   }
@@ -204,7 +213,10 @@ class Lab {
   }
 
   stepStarted(id: string, steps: string[], timeoutMs = 60_000): Promise<LogRecord> {
-    return this.waitLog((r) => r.msg === 'step started' && r.conversationId === id && steps.includes(String(r.step)), timeoutMs);
+    return this.waitLog(
+      (r) => r.msg === 'step started' && r.conversationId === id && steps.includes(String(r.step)),
+      timeoutMs,
+    );
   }
 
   async restartServer(): Promise<void> {
@@ -218,10 +230,18 @@ class Lab {
   /** Restart the Docker daemon nestor's set-up started (scripts/ensure-docker.sh); never one it did not start. */
   async restartDocker(): Promise<void> {
     // This checkout's set-up, or another nestor checkout's on this machine (scripts/lib.sh: NESTOR_DOCKERD_PID).
-    const pidFiles = [join(PROJECT_ROOT, '.nestor/dockerd.pid'), process.env.NESTOR_DOCKERD_PID ?? '/run/nestor-dockerd.pid'];
+    const pidFiles = [
+      join(PROJECT_ROOT, '.nestor/dockerd.pid'),
+      process.env.NESTOR_DOCKERD_PID ?? '/run/nestor-dockerd.pid',
+    ];
     const running = execFileSync('pidof', ['dockerd'], { encoding: 'utf8' }).trim().split(/\s+/);
-    const pid = pidFiles.map((f) => (existsSync(f) ? readFileSync(f, 'utf8').trim() : '')).find((p) => p && running.includes(p));
-    if (!pid) throw new Error('the Docker daemon was not started by scripts/ensure-docker.sh: the suite does not restart a daemon it does not own');
+    const pid = pidFiles
+      .map((f) => (existsSync(f) ? readFileSync(f, 'utf8').trim() : ''))
+      .find((p) => p && running.includes(p));
+    if (!pid)
+      throw new Error(
+        'the Docker daemon was not started by scripts/ensure-docker.sh: the suite does not restart a daemon it does not own',
+      );
     process.kill(Number(pid), 'SIGTERM');
     for (let i = 0; i < 300; i++) {
       try {
@@ -251,7 +271,10 @@ class Lab {
     }
   }
 
-  input(id: string, o: { env?: Record<string, string>; tokens?: boolean; secrets?: boolean } = {}): StartConversationRequest {
+  input(
+    id: string,
+    o: { env?: Record<string, string>; tokens?: boolean; secrets?: boolean } = {},
+  ): StartConversationRequest {
     return {
       conversationId: id,
       userId: `user-${id}`,
@@ -261,7 +284,11 @@ class Lab {
         llmApiKey: 'sk-faults',
         sandbox: { env: { CONVERSATION_START_DELAY_MS: '200', ...o.env } },
       },
-      ...(o.tokens && { gitProviderTokens: { github: { token: 'ghp-old', refreshToken: 'r1', expiresAt: new Date(Date.now() + 60_000).toISOString() } } }),
+      ...(o.tokens && {
+        gitProviderTokens: {
+          github: { token: 'ghp-old', refreshToken: 'r1', expiresAt: new Date(Date.now() + 60_000).toISOString() },
+        },
+      }),
       ...(o.secrets && { customSecrets: [{ name: 'FAULT_SECRET', value: 'v' }] }),
       timeouts: { aliveTimeoutMs: 60_000, readyTimeoutMs: 60_000 },
     };
@@ -286,16 +313,22 @@ class Lab {
   }
 
   containers(id: string) {
-    return this.docker.listContainers({ all: true, filters: { label: [`${LABELS.conversationId}=${id}`, `${LABELS.owner}=${this.owner}`] } });
+    return this.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABELS.conversationId}=${id}`, `${LABELS.owner}=${this.owner}`] },
+    });
   }
 
   reap(): Promise<ReapResult> {
     return this.persist(() =>
-      this.client.client.workflow.execute<(i: { graceMs: number }) => Promise<ReapResult>>(WORKFLOW_TYPES.reapOrphanRuntimes, {
-        taskQueue: TASK_QUEUE,
-        workflowId: newId('reap'),
-        args: [{ graceMs: 0 }],
-      }),
+      this.client.client.workflow.execute<(i: { graceMs: number }) => Promise<ReapResult>>(
+        WORKFLOW_TYPES.reapOrphanRuntimes,
+        {
+          taskQueue: TASK_QUEUE,
+          workflowId: newId('reap'),
+          args: [{ graceMs: 0 }],
+        },
+      ),
     );
   }
 
@@ -311,38 +344,62 @@ class Lab {
         await sleep(250);
         info = await this.persist(() => this.client.status(id));
       }
-      if (!['RUNNING', 'STOPPED', 'ERROR'].includes(info.status)) v.push(`${id}: still ${info.status} (${info.step}) ${SETTLE_BOUND_MS} ms after the fault cleared`);
-      if (conv.mustFail && (info.status !== 'ERROR' || !info.lastError)) v.push(`${id}: ${info.status} (lastError ${info.lastError ? 'set' : 'missing'}) under a fault that never clears: expected an explicit ERROR`);
-      if (!conv.mustFail && info.status === 'ERROR') v.push(`${id}: ERROR after a transient fault (${info.lastError?.type ?? 'no lastError'} at ${info.lastError?.step}: ${info.lastError?.message})`);
+      if (!['RUNNING', 'STOPPED', 'ERROR'].includes(info.status))
+        v.push(`${id}: still ${info.status} (${info.step}) ${SETTLE_BOUND_MS} ms after the fault cleared`);
+      if (conv.mustFail && (info.status !== 'ERROR' || !info.lastError))
+        v.push(
+          `${id}: ${info.status} (lastError ${info.lastError ? 'set' : 'missing'}) under a fault that never clears: expected an explicit ERROR`,
+        );
+      if (!conv.mustFail && info.status === 'ERROR')
+        v.push(
+          `${id}: ERROR after a transient fault (${info.lastError?.type ?? 'no lastError'} at ${info.lastError?.step}: ${info.lastError?.message})`,
+        );
       // 1. containers
       const cs = await this.containers(id);
       if (cs.length > 1) v.push(`${id}: ${cs.length} containers`);
-      if (this.mostContainers(id) > 1) v.push(`${id}: Docker reported ${this.mostContainers(id)} of its containers at once`);
-      if (info.status === 'RUNNING' && (cs.length !== 1 || cs[0].State !== 'running')) v.push(`${id}: RUNNING with ${cs.length} containers (${cs.map((c) => c.State).join(', ')})`);
+      if (this.mostContainers(id) > 1)
+        v.push(`${id}: Docker reported ${this.mostContainers(id)} of its containers at once`);
+      if (info.status === 'RUNNING' && (cs.length !== 1 || cs[0].State !== 'running'))
+        v.push(`${id}: RUNNING with ${cs.length} containers (${cs.map((c) => c.State).join(', ')})`);
       // 2. messages
       if (info.status === 'RUNNING') {
-        const live = await this.persist(() => this.client.client.workflow.getHandle(conversationWorkflowId(id)).executeUpdate(waitReadyUpdate, { args: [{}] }));
+        const live = await this.persist(() =>
+          this.client.client.workflow
+            .getHandle(conversationWorkflowId(id))
+            .executeUpdate(waitReadyUpdate, { args: [{}] }),
+        );
         // The nested server may still fail reads now and then (a 5xx fault): read as patiently as nestor does.
         const nested = NestedClient.forConversation(live, { retries: 10 });
-        const users = (await nested.allEvents(id)).filter((e) => e.source === 'user' && e.action === 'message' && !conv.foreign?.has(e.id));
+        const users = (await nested.allEvents(id)).filter(
+          (e) => e.source === 'user' && e.action === 'message' && !conv.foreign?.has(e.id),
+        );
         const acked = conv.sent.filter((s) => s.ack);
         for (const s of acked) {
           const found = users.filter((e) => e.args?.content === s.content);
           if (found.length !== 1) v.push(`${id}: message ${s.messageId} is in the events ${found.length} times`);
-          if (s.ack!.eventId !== undefined && found[0] && found[0].id !== s.ack!.eventId) v.push(`${id}: message ${s.messageId} acknowledged as event ${s.ack!.eventId} but is event ${found[0].id}`);
+          if (s.ack!.eventId !== undefined && found[0] && found[0].id !== s.ack!.eventId)
+            v.push(`${id}: message ${s.messageId} acknowledged as event ${s.ack!.eventId} but is event ${found[0].id}`);
         }
         const order = users.map((e) => e.args?.content).filter((c) => acked.some((s) => s.content === c));
         const expected = acked.map((s) => s.content);
-        if (JSON.stringify([...new Set(order)]) !== JSON.stringify(expected)) v.push(`${id}: messages out of order: ${JSON.stringify(order)} vs sent ${JSON.stringify(expected)}`);
+        if (JSON.stringify([...new Set(order)]) !== JSON.stringify(expected))
+          v.push(`${id}: messages out of order: ${JSON.stringify(order)} vs sent ${JSON.stringify(expected)}`);
       }
       if (info.status !== 'STOPPED' && info.status !== 'ERROR') {
-        await this.persist(() => this.client.close(id, 'fault run over')).catch((err) => v.push(`${id}: close failed: ${(err as Error).message}`));
+        await this.persist(() => this.client.close(id, 'fault run over')).catch((err) =>
+          v.push(`${id}: close failed: ${(err as Error).message}`),
+        );
       }
     }
     await this.reap();
-    for (const c of await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.owner}=${this.owner}`] } })) {
+    for (const c of await this.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABELS.owner}=${this.owner}`] },
+    })) {
       const id = c.Labels[LABELS.conversationId];
-      const status = await this.persist(() => this.client.client.workflow.getHandle(conversationWorkflowId(id)).describe()).then(
+      const status = await this.persist(() =>
+        this.client.client.workflow.getHandle(conversationWorkflowId(id)).describe(),
+      ).then(
         (d) => d.status.name,
         () => 'NOT_FOUND',
       );
@@ -368,7 +425,11 @@ class Lab {
 
 // ---------- the faults ----------
 
-const STALLS = { FAULT_SETTINGS_STALL_MS: '300', FAULT_CREATE_CONVERSATION_STALL_MS: '300', CONVERSATION_START_DELAY_MS: '800' };
+const STALLS = {
+  FAULT_SETTINGS_STALL_MS: '300',
+  FAULT_CREATE_CONVERSATION_STALL_MS: '300',
+  CONVERSATION_START_DELAY_MS: '800',
+};
 
 type Fault = { name: string; run: (lab: Lab) => Promise<Conv[]> };
 
@@ -376,7 +437,12 @@ type Fault = { name: string; run: (lab: Lab) => Promise<Conv[]> };
  * Start a conversation, inject the fault as soon as the worker logs that `step` started for it, then (unless the start
  * ended in an explicit ERROR) send two messages.
  */
-const duringStart = (name: string, step: string, inject: (lab: Lab, id: string) => Promise<void>, env: Record<string, string> = STALLS): Fault => ({
+const duringStart = (
+  name: string,
+  step: string,
+  inject: (lab: Lab, id: string) => Promise<void>,
+  env: Record<string, string> = STALLS,
+): Fault => ({
   name,
   run: async (lab) => {
     const id = newId('start');
@@ -385,7 +451,8 @@ const duringStart = (name: string, step: string, inject: (lab: Lab, id: string) 
     const starting = lab.start(id, { env, tokens: true });
     await inStep;
     await inject(lab, id);
-    if (!((await starting) instanceof ConversationError)) for (const m of ['after the fault 1', 'after the fault 2']) await lab.send(conv, m);
+    if (!((await starting) instanceof ConversationError))
+      for (const m of ['after the fault 1', 'after the fault 2']) await lab.send(conv, m);
     return [conv];
   },
 });
@@ -396,14 +463,26 @@ const killAndRestartWorker = async (lab: Lab) => {
 };
 
 const FAULTS: Fault[] = [
-  ...['acquireSession', 'createRuntime', 'refreshTokens', 'configureNestedServer', 'createConversation', 'waitForReady'].map((step) =>
-    duringStart(`worker SIGKILL during ${step}`, step, killAndRestartWorker),
+  ...[
+    'acquireSession',
+    'createRuntime',
+    'refreshTokens',
+    'configureNestedServer',
+    'createConversation',
+    'waitForReady',
+  ].map((step) => duringStart(`worker SIGKILL during ${step}`, step, killAndRestartWorker)),
+  duringStart(
+    'worker SIGKILL during createRuntime (container made, activity not done)',
+    'createRuntime',
+    async (lab, id) => {
+      while ((await lab.containers(id)).length === 0) await sleep(10);
+      await killAndRestartWorker(lab);
+    },
   ),
-  duringStart('worker SIGKILL during createRuntime (container made, activity not done)', 'createRuntime', async (lab, id) => {
-    while ((await lab.containers(id)).length === 0) await sleep(10);
-    await killAndRestartWorker(lab);
+  duringStart('Temporal server SIGKILL + restart during a start', 'createConversation', (lab) => lab.restartServer(), {
+    ...STALLS,
+    FAULT_CREATE_CONVERSATION_STALL_MS: '1000',
   }),
-  duringStart('Temporal server SIGKILL + restart during a start', 'createConversation', (lab) => lab.restartServer(), { ...STALLS, FAULT_CREATE_CONVERSATION_STALL_MS: '1000' }),
   {
     name: 'Temporal server SIGKILL + restart during message delivery',
     run: async (lab) => {
@@ -439,7 +518,12 @@ const FAULTS: Fault[] = [
     name: 'nested server: 5xx on 30% of calls',
     run: async (lab) => {
       const conv: Conv = { id: newId('n5xx'), sent: [] };
-      if (!((await lab.start(conv.id, { env: { FAULT_API_ERROR_RATE: '0.3' }, secrets: true })) instanceof ConversationError)) {
+      if (
+        !(
+          (await lab.start(conv.id, { env: { FAULT_API_ERROR_RATE: '0.3' }, secrets: true })) instanceof
+          ConversationError
+        )
+      ) {
         for (let i = 0; i < 5; i++) await lab.send(conv, `message ${i}`);
       }
       return [conv];
@@ -458,7 +542,13 @@ const FAULTS: Fault[] = [
     name: 'nested server: connection resets and lost replies',
     run: async (lab) => {
       const conv: Conv = { id: newId('nreset'), sent: [] };
-      if (!((await lab.start(conv.id, { env: { FAULT_API_RESET_RATE: '0.2', FAULT_POST_EVENTS_DROP_REPLY_RATE: '0.4' } })) instanceof ConversationError)) {
+      if (
+        !(
+          (await lab.start(conv.id, {
+            env: { FAULT_API_RESET_RATE: '0.2', FAULT_POST_EVENTS_DROP_REPLY_RATE: '0.4' },
+          })) instanceof ConversationError
+        )
+      ) {
         for (let i = 0; i < 8; i++) await lab.send(conv, `message ${i}`);
       }
       return [conv];
@@ -512,8 +602,14 @@ const FAULTS: Fault[] = [
       // Someone types "yes" in the OpenHands UI just before and just after nestor delivers its own "yes".
       const other = async () => {
         const before = (await ui.getEvents(conv.id, { reverse: true, limit: 1 })).events[0]?.id ?? -1;
-        await ui.postEvent(conv.id, { action: 'message', args: { content: 'yes', image_urls: [], file_urls: [], wait_for_response: false } }).catch(() => undefined);
-        for (const e of await ui.eventsAfter(conv.id, before)) if (e.source === 'user' && e.args?.content === 'yes') conv.foreign!.set(e.id, 'yes');
+        await ui
+          .postEvent(conv.id, {
+            action: 'message',
+            args: { content: 'yes', image_urls: [], file_urls: [], wait_for_response: false },
+          })
+          .catch(() => undefined);
+        for (const e of await ui.eventsAfter(conv.id, before))
+          if (e.source === 'user' && e.args?.content === 'yes') conv.foreign!.set(e.id, 'yes');
       };
       await other();
       await lab.send(conv, 'yes');
@@ -551,8 +647,13 @@ const FAULTS: Fault[] = [
       await lab.start(conv.id);
       const s: Sent = { content: 'once only', messageId: `${conv.id}-once` };
       conv.sent.push(s);
-      const acks = await Promise.all(Array.from({ length: 100 }, () => lab.persist(() => lab.client.sendMessage(conv.id, { content: s.content, messageId: s.messageId }))));
-      if (new Set(acks.map((a) => a.eventId)).size !== 1) throw new Error('100 sends of one message ID got different acknowledgements');
+      const acks = await Promise.all(
+        Array.from({ length: 100 }, () =>
+          lab.persist(() => lab.client.sendMessage(conv.id, { content: s.content, messageId: s.messageId })),
+        ),
+      );
+      if (new Set(acks.map((a) => a.eventId)).size !== 1)
+        throw new Error('100 sends of one message ID got different acknowledgements');
       s.ack = acks[0];
       return [conv];
     },
@@ -578,7 +679,11 @@ const FAULTS: Fault[] = [
 
 export const FAULT_NAMES = FAULTS.map((f) => f.name);
 
-export async function runFaultSuite(o: { runs: number; only?: RegExp; log?: (s: string) => void }): Promise<FaultRow[]> {
+export async function runFaultSuite(o: {
+  runs: number;
+  only?: RegExp;
+  log?: (s: string) => void;
+}): Promise<FaultRow[]> {
   const log = o.log ?? ((s: string) => process.stderr.write(`[faults] ${s}\n`));
   const lab = await Lab.create();
   const rows: FaultRow[] = [];
@@ -609,8 +714,14 @@ export async function runFaultSuite(o: { runs: number; only?: RegExp; log?: (s: 
 
 export function formatMatrix(rows: FaultRow[]): string {
   const w = Math.max(...rows.map((r) => r.fault.length), 5);
-  const lines = [`${'fault'.padEnd(w)} | runs | violations | seconds`, `${'-'.repeat(w)}-|------|------------|--------`];
-  for (const r of rows) lines.push(`${r.fault.padEnd(w)} | ${String(r.runs).padStart(4)} | ${String(r.violations.length).padStart(10)} | ${String(r.seconds).padStart(7)}`);
+  const lines = [
+    `${'fault'.padEnd(w)} | runs | violations | seconds`,
+    `${'-'.repeat(w)}-|------|------------|--------`,
+  ];
+  for (const r of rows)
+    lines.push(
+      `${r.fault.padEnd(w)} | ${String(r.runs).padStart(4)} | ${String(r.violations.length).padStart(10)} | ${String(r.seconds).padStart(7)}`,
+    );
   for (const r of rows) for (const v of r.violations) lines.push(`  ${r.fault}: ${v}`);
   return lines.join('\n');
 }
@@ -621,7 +732,9 @@ if (require.main === module) {
   const t0 = Date.now();
   runFaultSuite({ runs, only }).then(
     (rows) => {
-      process.stdout.write(`${formatMatrix(rows)}\n\ntotal ${Math.round((Date.now() - t0) / 1000)} s, ${runs} runs per fault, settle bound ${SETTLE_BOUND_MS} ms\n`);
+      process.stdout.write(
+        `${formatMatrix(rows)}\n\ntotal ${Math.round((Date.now() - t0) / 1000)} s, ${runs} runs per fault, settle bound ${SETTLE_BOUND_MS} ms\n`,
+      );
       process.exit(rows.some((r) => r.violations.length) ? 1 : 0);
     },
     (err) => {

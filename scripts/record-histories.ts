@@ -45,7 +45,12 @@ async function main() {
     conversationId: id,
     userId: user,
     timeouts: { aliveTimeoutMs: 60_000, readyTimeoutMs: 60_000 },
-    settings: { agent: 'CodeActAgent', llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: 'sk-made-up', sandbox: { env: { CONVERSATION_START_DELAY_MS: '50' } } },
+    settings: {
+      agent: 'CodeActAgent',
+      llmModel: 'anthropic/claude-sonnet-4-5',
+      llmApiKey: 'sk-made-up',
+      sandbox: { env: { CONVERSATION_START_DELAY_MS: '50' } },
+    },
     gitProviderTokens: { github: { token: 'ghp-made-up' } },
     customSecrets: [{ name: 'MADE_UP', value: 'not-a-secret' }],
     ...extra,
@@ -58,7 +63,13 @@ async function main() {
     await client.close('rec-start-close', 'recorded');
     record('start-close', conversationWorkflowId('rec-start-close'));
 
-    await client.start(input('rec-failed', { settings: { ...input('x').settings, sandbox: { env: { FAULT_CREATE_CONVERSATION_STATUS: '400' } } } })).catch(() => {});
+    await client
+      .start(
+        input('rec-failed', {
+          settings: { ...input('x').settings, sandbox: { env: { FAULT_CREATE_CONVERSATION_STATUS: '400' } } },
+        }),
+      )
+      .catch(() => {});
     record('failed-start', conversationWorkflowId('rec-failed'));
 
     await client.start(input('rec-messages'));
@@ -71,7 +82,11 @@ async function main() {
     await client.sendMessage('rec-pause-resume', { content: 'wakes it up' });
     await client.pause('rec-pause-resume', 'again');
     await client.resume('rec-pause-resume');
-    await raw.workflow.execute(WORKFLOW_TYPES.resumeConversation, { taskQueue, workflowId: 'rec-resume-workflow', args: [{ conversationId: 'rec-pause-resume', message: 'scheduled' }] });
+    await raw.workflow.execute(WORKFLOW_TYPES.resumeConversation, {
+      taskQueue,
+      workflowId: 'rec-resume-workflow',
+      args: [{ conversationId: 'rec-pause-resume', message: 'scheduled' }],
+    });
     record('resume-workflow', 'rec-resume-workflow');
     await client.close('rec-pause-resume');
     record('pause-resume', conversationWorkflowId('rec-pause-resume'));
@@ -91,7 +106,12 @@ async function main() {
     record('recover-sandbox', conversationWorkflowId('rec-recover'));
 
     // The idle timer runs out while the agent still works (it answers after 4 s): not idle yet (idle-counts-agent).
-    await client.start(input('rec-idle-busy', { settings: { ...input('x').settings, sandbox: { env: { AGENT_REPLY_DELAY_MS: '4000' } } }, timeouts: { idleTimeoutMs: 1500 } }));
+    await client.start(
+      input('rec-idle-busy', {
+        settings: { ...input('x').settings, sandbox: { env: { AGENT_REPLY_DELAY_MS: '4000' } } },
+        timeouts: { idleTimeoutMs: 1500 },
+      }),
+    );
     await client.sendMessage('rec-idle-busy', { content: 'take your time' });
     while ((await client.status('rec-idle-busy')).status !== 'PAUSED') await new Promise((r) => setTimeout(r, 200));
     await client.close('rec-idle-busy');
@@ -103,7 +123,11 @@ async function main() {
     for (const id of crowd) await client.close(id);
     record('user-sessions-at-limit', userSessionsWorkflowId('recorded-crowd'));
 
-    await raw.workflow.execute(WORKFLOW_TYPES.reapOrphanRuntimes, { taskQueue, workflowId: 'rec-reaper', args: [{ graceMs: 0 }] });
+    await raw.workflow.execute(WORKFLOW_TYPES.reapOrphanRuntimes, {
+      taskQueue,
+      workflowId: 'rec-reaper',
+      args: [{ graceMs: 0 }],
+    });
     record('reaper', 'rec-reaper');
     record('user-sessions', userSessionsWorkflowId(user));
 
@@ -121,7 +145,10 @@ async function main() {
       }
       runs.forEach((history, n) => {
         const file = `${name}${n ? `-run${n + 1}` : ''}.json`;
-        writeFileSync(join(HISTORIES_DIR, file), `${JSON.stringify({ workflowId, history: JSON.parse(historyToJSON(history)) }, null, 1)}\n`);
+        writeFileSync(
+          join(HISTORIES_DIR, file),
+          `${JSON.stringify({ workflowId, history: JSON.parse(historyToJSON(history)) }, null, 1)}\n`,
+        );
         console.log(`recorded ${file}: ${history.events?.length} events`);
       });
     }

@@ -10,7 +10,10 @@ const docker = sh('scripts/ensure-docker.sh');
 if (docker.status !== 0) process.exit(docker.status ?? 1);
 const startedDocker = docker.stdout.includes('started');
 // Both images, whatever NESTOR_RUNTIME says: the tests run the emulator and the real OpenHands server.
-const setup = spawnSync('bash', ['scripts/setup.sh'], { stdio: 'inherit', env: { ...process.env, NESTOR_RUNTIME: 'openhands' } });
+const setup = spawnSync('bash', ['scripts/setup.sh'], {
+  stdio: 'inherit',
+  env: { ...process.env, NESTOR_RUNTIME: 'openhands' },
+});
 if (setup.status !== 0) process.exit(setup.status ?? 1);
 
 /** Docker objects of one kind that carry nestor's label, by ID. */
@@ -36,11 +39,17 @@ function sweep() {
     }
   }
   mkdirSync('.nestor', { recursive: true });
-  writeFileSync('.nestor/test-sweep.txt', left.length ? `removed after the tests:\n${left.join('\n')}\n` : 'nothing left behind\n');
+  writeFileSync(
+    '.nestor/test-sweep.txt',
+    left.length ? `removed after the tests:\n${left.join('\n')}\n` : 'nothing left behind\n',
+  );
 }
 
 const dir = 'dist/test';
-const files = readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort().map((f) => join(dir, f));
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.test.js'))
+  .sort()
+  .map((f) => join(dir, f));
 const only = process.argv.slice(2);
 const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
 // Nothing is printed after the runner's own summary (`# tests`, `# pass`, `# fail`, `# duration_ms`): CI reads it last.

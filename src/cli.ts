@@ -62,24 +62,41 @@ async function withClient<T>(fn: (client: ConversationClient) => Promise<T>): Pr
 
 async function connect(c: NestorConfig): Promise<ConversationClient> {
   try {
-    return await ConversationClient.connect({ address: temporalAddress(c), namespace: c.namespace, taskQueue: c.taskQueue });
+    return await ConversationClient.connect({
+      address: temporalAddress(c),
+      namespace: c.namespace,
+      taskQueue: c.taskQueue,
+    });
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    const e = new Error(`cannot reach Temporal at ${temporalAddress(c)} (${(err as Error).message}); run 'npm start' or set TEMPORAL_ADDRESS`);
+    const e = new Error(
+      `cannot reach Temporal at ${temporalAddress(c)} (${(err as Error).message}); run 'npm start' or set TEMPORAL_ADDRESS`,
+    );
     (e as Error & { exitCode: number }).exitCode = EXIT.unreachable;
     throw e;
   }
 }
 
 /** The codec server on the configured port and origins, with the given keys (else the configured ones). */
-function codecServer(c: NestorConfig, o: { port?: number; keys?: EncryptionKey[]; insecure?: boolean } = {}): Promise<RunningCodecServer> {
+function codecServer(
+  c: NestorConfig,
+  o: { port?: number; keys?: EncryptionKey[]; insecure?: boolean } = {},
+): Promise<RunningCodecServer> {
   const keys = o.keys ?? resolveEncryptionKeys(c).keys;
-  return startCodecServer({ codec: new EncryptionCodec(keys), corsOrigins: c.codec.corsOrigins, token: c.codec.token, insecure: o.insecure ?? c.codec.insecure, port: o.port ?? c.codec.port });
+  return startCodecServer({
+    codec: new EncryptionCodec(keys),
+    corsOrigins: c.codec.corsOrigins,
+    token: c.codec.token,
+    insecure: o.insecure ?? c.codec.insecure,
+    port: o.port ?? c.codec.port,
+  });
 }
 
 /** How the codec server is guarded, for its start line. */
 function codecGuard(c: NestorConfig): string {
-  return c.codec.token ? 'bearer token required (NESTOR_CODEC_TOKEN)' : 'NO TOKEN: anyone who reaches it can decrypt every payload (local development only; set NESTOR_CODEC_TOKEN)';
+  return c.codec.token
+    ? 'bearer token required (NESTOR_CODEC_TOKEN)'
+    : 'NO TOKEN: anyone who reaches it can decrypt every payload (local development only; set NESTOR_CODEC_TOKEN)';
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -100,7 +117,11 @@ export function buildProgram(): Command {
     .option('-u, --user-id <id>')
     .option('--agent <name>', 'agent class, e.g. CodeActAgent')
     .option('--model <name>', 'LLM model, e.g. anthropic/claude-sonnet-4-5')
-    .option('--llm-api-key-env <var>', 'environment variable holding the LLM API key (never pass keys as arguments)', 'LLM_API_KEY')
+    .option(
+      '--llm-api-key-env <var>',
+      'environment variable holding the LLM API key (never pass keys as arguments)',
+      'LLM_API_KEY',
+    )
     .option('--base-url <url>', "the LLM's OpenAI-compatible base URL, e.g. the stand-in's (nestor llm-stand-in)")
     .option('-m, --message <text>', 'initial message')
     .option('--repository <owner/repo>')
@@ -108,7 +129,9 @@ export function buildProgram(): Command {
     .option('--show-secrets', 'print the session API key in full', false)
     .action(async (o, cmd) => {
       const json = cmd.optsWithGlobals().json as boolean;
-      const base = o.input ? (JSON.parse(readFileSync(o.input === '-' ? 0 : o.input, 'utf8')) as Record<string, any>) : {};
+      const base = o.input
+        ? (JSON.parse(readFileSync(o.input === '-' ? 0 : o.input, 'utf8')) as Record<string, any>)
+        : {};
       const settings = { ...(base.settings ?? {}) };
       if (o.agent) settings.agent = o.agent;
       if (o.model) settings.llmModel = o.model;
@@ -137,14 +160,22 @@ export function buildProgram(): Command {
     .option('--message-id <id>', 'deduplication key (a UUID when omitted)')
     .action(async (id: string, message: string, o, cmd) => {
       const ack = await withClient((client) => client.sendMessage(id, { content: message, messageId: o.messageId }));
-      print(ack, cmd.optsWithGlobals().json, () => `delivered ${ack.messageId}${ack.eventId !== undefined ? ` as event ${ack.eventId}` : ''}`);
+      print(
+        ack,
+        cmd.optsWithGlobals().json,
+        () => `delivered ${ack.messageId}${ack.eventId !== undefined ? ` as event ${ack.eventId}` : ''}`,
+      );
     });
 
   program
     .command('events <conversationId>')
-    .description("what was said in a running conversation, read from its nested server: user and agent messages, agent state changes")
+    .description(
+      'what was said in a running conversation, read from its nested server: user and agent messages, agent state changes',
+    )
     .action(async (id: string, _o, cmd: Command) => {
-      const events = await withClient(async (client) => NestedClient.forConversation(await client.connection(id)).allEvents(id));
+      const events = await withClient(async (client) =>
+        NestedClient.forConversation(await client.connection(id)).allEvents(id),
+      );
       const said = events.filter((e) => e.action === 'message' || e.observation === 'agent_state_changed');
       print(said, cmd.optsWithGlobals().json, () =>
         said
@@ -172,9 +203,21 @@ export function buildProgram(): Command {
       print(info, c.optsWithGlobals().json, () => describe(info));
     });
   };
-  conversationCommand('close <conversationId>', 'stop the conversation and remove its sandbox', (cl, id, o) => cl.close(id, o.reason), true);
-  conversationCommand('status <conversationId>', 'show where a conversation is (never shows secrets)', (cl, id) => cl.status(id));
-  conversationCommand('pause <conversationId>', 'stop the sandbox but keep it; a message or resume brings it back', (cl, id, o) => cl.pause(id, o.reason), true);
+  conversationCommand(
+    'close <conversationId>',
+    'stop the conversation and remove its sandbox',
+    (cl, id, o) => cl.close(id, o.reason),
+    true,
+  );
+  conversationCommand('status <conversationId>', 'show where a conversation is (never shows secrets)', (cl, id) =>
+    cl.status(id),
+  );
+  conversationCommand(
+    'pause <conversationId>',
+    'stop the sandbox but keep it; a message or resume brings it back',
+    (cl, id, o) => cl.pause(id, o.reason),
+    true,
+  );
   conversationCommand('resume <conversationId>', 'bring a paused conversation back', (cl, id) => cl.resume(id));
 
   program
@@ -185,7 +228,9 @@ export function buildProgram(): Command {
     .action(async (o, cmd) => {
       const rows = await withClient((client) => client.list({ userId: o.userId, status: o.status }));
       print(rows, cmd.optsWithGlobals().json, () =>
-        rows.length === 0 ? 'no conversations' : rows.map((r) => `${r.conversationId}\t${r.userId}\t${r.status}\t${r.startTime.toISOString()}`).join('\n'),
+        rows.length === 0
+          ? 'no conversations'
+          : rows.map((r) => `${r.conversationId}\t${r.userId}\t${r.status}\t${r.startTime.toISOString()}`).join('\n'),
       );
     });
 
@@ -197,7 +242,9 @@ export function buildProgram(): Command {
     .option('--every <interval>', "every interval, e.g. '1h'")
     .option('-m, --message <text>')
     .action(async (id: string, o, cmd) => {
-      const scheduleId = await withClient((client) => client.scheduleResume(id, { at: o.at, cron: o.cron, every: o.every, message: o.message }));
+      const scheduleId = await withClient((client) =>
+        client.scheduleResume(id, { at: o.at, cron: o.cron, every: o.every, message: o.message }),
+      );
       print({ scheduleId }, cmd.optsWithGlobals().json, () => `scheduled ${scheduleId}`);
     });
 
@@ -209,7 +256,12 @@ export function buildProgram(): Command {
       print(rows, cmd.optsWithGlobals().json, () =>
         rows.length === 0
           ? 'no scheduled resumes'
-          : rows.map((r) => `${r.scheduleId}\t${r.conversationId}\tnext ${r.nextActionTimes[0]?.toISOString() ?? '-'}${r.message ? `\tmessage: ${r.message}` : ''}`).join('\n'),
+          : rows
+              .map(
+                (r) =>
+                  `${r.scheduleId}\t${r.conversationId}\tnext ${r.nextActionTimes[0]?.toISOString() ?? '-'}${r.message ? `\tmessage: ${r.message}` : ''}`,
+              )
+              .join('\n'),
       );
     });
 
@@ -230,7 +282,9 @@ export function buildProgram(): Command {
 
   program
     .command('llm-stand-in')
-    .description("serve a scripted OpenAI-compatible LLM where sandboxes reach it (the sandbox network's gateway), for trying the real agent offline")
+    .description(
+      "serve a scripted OpenAI-compatible LLM where sandboxes reach it (the sandbox network's gateway), for trying the real agent offline",
+    )
     .option('-p, --port <port>', 'port (0: any free one)', portNumber, 0)
     .action(async (o) => {
       const c = loadConfig();
@@ -276,7 +330,13 @@ export function buildProgram(): Command {
       const server = c.temporalAddress ? undefined : await startDevServer(c, { codecEndpoint: codec.url });
       const address = temporalAddress(c);
       const connection = await NativeConnection.connect({ address });
-      const worker = await createWorker({ connection, namespace: c.namespace, taskQueue: c.taskQueue, deps: depsFromConfig(c), dataConverter });
+      const worker = await createWorker({
+        connection,
+        namespace: c.namespace,
+        taskQueue: c.taskQueue,
+        deps: depsFromConfig(c),
+        dataConverter,
+      });
       await startReaper(worker, c);
       const ui = server ? server.uiUrl : '(the UI of your Temporal server)';
       console.log(
@@ -291,8 +351,13 @@ export function buildProgram(): Command {
           '',
           'Try it (in another terminal):',
           ...(c.runtime === 'openhands'
-            ? ['  npx nestor llm-stand-in   # a scripted LLM for the agent; or use a real model and key', '  LLM_API_KEY=sk-stand-in npx nestor start -c demo-1 -u alice --model openai/stand-in --base-url <its URL> -m "hello"']
-            : [`  LLM_API_KEY=sk-test npx nestor start -c demo-1 -u alice --model anthropic/claude-sonnet-4-5 -m "hello"`]),
+            ? [
+                '  npx nestor llm-stand-in   # a scripted LLM for the agent; or use a real model and key',
+                '  LLM_API_KEY=sk-stand-in npx nestor start -c demo-1 -u alice --model openai/stand-in --base-url <its URL> -m "hello"',
+              ]
+            : [
+                `  LLM_API_KEY=sk-test npx nestor start -c demo-1 -u alice --model anthropic/claude-sonnet-4-5 -m "hello"`,
+              ]),
           '  npx nestor send demo-1 "how are you?"',
           '  npx nestor status demo-1',
           '  npx nestor close demo-1',

@@ -37,7 +37,14 @@ import {
   type SendMessageInput,
   type StartConversationRequest,
 } from './shared/schemas';
-import { closeUpdate, pauseUpdate, resumeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from './workflows/definitions';
+import {
+  closeUpdate,
+  pauseUpdate,
+  resumeUpdate,
+  sendMessageUpdate,
+  statusQuery,
+  waitReadyUpdate,
+} from './workflows/definitions';
 import type { StartConversation } from './workflows/start-conversation';
 import type { ResumeConversation } from './workflows/resume-conversation';
 import { z } from 'zod';
@@ -47,10 +54,17 @@ export const ScheduleResumeSchema = z
   .strictObject({
     at: z.union([z.date(), z.iso.datetime({ offset: true })]).optional(),
     cron: z.string().min(9).max(200).optional(),
-    every: z.union([z.string().regex(/^\d+\s*(ms|s|m|h|d)$/, "must look like '90s', '15m', '1h' or '1d'"), z.number().int().min(1000)]).optional(),
+    every: z
+      .union([
+        z.string().regex(/^\d+\s*(ms|s|m|h|d)$/, "must look like '90s', '15m', '1h' or '1d'"),
+        z.number().int().min(1000),
+      ])
+      .optional(),
     message: z.string().min(1).max(65536).optional(),
   })
-  .refine((v) => [v.at, v.cron, v.every].filter((x) => x !== undefined).length === 1, { message: 'give exactly one of at, cron, every' });
+  .refine((v) => [v.at, v.cron, v.every].filter((x) => x !== undefined).length === 1, {
+    message: 'give exactly one of at, cron, every',
+  });
 export type ScheduleResumeOptions = z.input<typeof ScheduleResumeSchema>;
 
 /** One scheduled resume, as listed. */
@@ -87,12 +101,17 @@ function tooManyInFlight(err: unknown): boolean {
 }
 
 function messagesOf(err: unknown): string {
-  return [err, (err as { cause?: unknown })?.cause].map((e) => (e instanceof Error ? `${e.name} ${e.message}` : '')).join(' ');
+  return [err, (err as { cause?: unknown })?.cause]
+    .map((e) => (e instanceof Error ? `${e.name} ${e.message}` : ''))
+    .join(' ');
 }
 
 /** Whether an update failure is the server's or the run's "not now" (README: Workflow contract, what to retry). */
 function retryableUpdateFailure(err: unknown): boolean {
-  const continuing = err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === ErrorType.ContinuingAsNew;
+  const continuing =
+    err instanceof WorkflowUpdateFailedError &&
+    err.cause instanceof ApplicationFailure &&
+    err.cause.type === ErrorType.ContinuingAsNew;
   return continuing || abortedByRunSwitch(err) || tooManyInFlight(err);
 }
 
@@ -104,7 +123,11 @@ export interface ConversationClientOptions {
 
 /** A failure the workflow reported, unwrapped to its stable type name and message. */
 export class ConversationError extends Error {
-  constructor(readonly type: string, message: string, readonly details?: unknown) {
+  constructor(
+    readonly type: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
     super(message);
     this.name = type;
   }
@@ -120,7 +143,9 @@ function unwrap(err: unknown): never {
   if (e instanceof WorkflowUpdateFailedError || e instanceof WorkflowFailedError) e = e.cause;
   if (e instanceof ApplicationFailure) throw new ConversationError(e.type ?? 'Error', e.message, e.details?.[0]);
   // This client's codec could not open the worker's answer: name the keys, not "Workflow Update failed".
-  const sealed = /payload encrypted with key '([^']*)', which is not among the configured keys \(([^)]*)\)/.exec(messagesOf(err));
+  const sealed = /payload encrypted with key '([^']*)', which is not among the configured keys \(([^)]*)\)/.exec(
+    messagesOf(err),
+  );
   if (sealed) {
     throw new ConversationError(
       ErrorType.EncryptionKeyMismatch,
@@ -144,10 +169,15 @@ export class ConversationClient {
    * Connect to a Temporal server (default 127.0.0.1:7233). Payloads are encrypted with the given data converter, else
    * with the keys the environment configures (NESTOR_ENCRYPTION_KEYS, or the development key): the worker must share them.
    */
-  static async connect(o: { address?: string; namespace?: string; taskQueue?: string; dataConverter?: DataConverter } = {}): Promise<ConversationClient> {
+  static async connect(
+    o: { address?: string; namespace?: string; taskQueue?: string; dataConverter?: DataConverter } = {},
+  ): Promise<ConversationClient> {
     const dataConverter = o.dataConverter ?? nestorDataConverter(resolveEncryptionKeys(loadConfig()).keys);
     const connection = await Connection.connect({ address: o.address ?? '127.0.0.1:7233' });
-    return new ConversationClient({ client: new Client({ connection, namespace: o.namespace ?? 'default', dataConverter }), taskQueue: o.taskQueue });
+    return new ConversationClient({
+      client: new Client({ connection, namespace: o.namespace ?? 'default', dataConverter }),
+      taskQueue: o.taskQueue,
+    });
   }
 
   /**
@@ -183,7 +213,12 @@ export class ConversationClient {
         .filter(Boolean)
         .join('\n'),
     });
-    return unwrapped(this.client.workflow.executeUpdateWithStart(waitReadyUpdate, { args: [{ userId: input.userId }], startWorkflowOperation: startOp }));
+    return unwrapped(
+      this.client.workflow.executeUpdateWithStart(waitReadyUpdate, {
+        args: [{ userId: input.userId }],
+        startWorkflowOperation: startOp,
+      }),
+    );
   }
 
   /**
@@ -196,13 +231,20 @@ export class ConversationClient {
 
   /** Send one message; resolves once the nested server accepted it. The message ID (a UUID when omitted) deduplicates. */
   async sendMessage(conversationId: string, message: string | SendMessageInput): Promise<MessageAck> {
-    const msg = parseInput(SendMessageInputSchema, typeof message === 'string' ? { content: message } : message, 'message');
+    const msg = parseInput(
+      SendMessageInputSchema,
+      typeof message === 'string' ? { content: message } : message,
+      'message',
+    );
     const messageId = msg.messageId ?? randomUUID();
     // While the workflow hands over to a new run it turns messages away, and a server with too many updates in flight
     // admits none: the same message ID goes again (it deduplicates), to the new run or once others completed.
     for (let attempt = 1, delay = 20; ; attempt++, delay = Math.min(500, delay * 1.5)) {
       try {
-        return await this.handle(conversationId).executeUpdate(sendMessageUpdate, { args: [{ ...msg, messageId }], updateId: messageId });
+        return await this.handle(conversationId).executeUpdate(sendMessageUpdate, {
+          args: [{ ...msg, messageId }],
+          updateId: messageId,
+        });
       } catch (err) {
         if (!retryableUpdateFailure(err) || attempt >= CONTINUE_AS_NEW_RETRIES) unwrap(err);
         await new Promise((r) => setTimeout(r, delay));
@@ -233,7 +275,11 @@ export class ConversationClient {
     if (filter.userId !== undefined) clauses.push(`UserId = ${quote(filter.userId)}`);
     if (filter.status !== undefined) {
       if (!CONVERSATION_STATUSES.includes(filter.status)) {
-        throw new NestorError(ErrorType.InvalidInput, `status: expected one of ${CONVERSATION_STATUSES.join(', ')}`, false);
+        throw new NestorError(
+          ErrorType.InvalidInput,
+          `status: expected one of ${CONVERSATION_STATUSES.join(', ')}`,
+          false,
+        );
       }
       clauses.push(`ConversationStatus = '${filter.status}'`);
     }
@@ -260,7 +306,18 @@ export class ConversationClient {
     await this.client.schedule.create({
       scheduleId,
       spec: at
-        ? { calendars: [{ year: at.getUTCFullYear(), month: MONTHS[at.getUTCMonth()], dayOfMonth: at.getUTCDate(), hour: at.getUTCHours(), minute: at.getUTCMinutes(), second: at.getUTCSeconds() }] }
+        ? {
+            calendars: [
+              {
+                year: at.getUTCFullYear(),
+                month: MONTHS[at.getUTCMonth()],
+                dayOfMonth: at.getUTCDate(),
+                hour: at.getUTCHours(),
+                minute: at.getUTCMinutes(),
+                second: at.getUTCSeconds(),
+              },
+            ],
+          }
         : o.cron
           ? { cronExpressions: [o.cron] }
           : { intervals: [{ every: o.every as never }] },
@@ -287,12 +344,17 @@ export class ConversationClient {
   /** Delete a scheduled resume. Unknown IDs are an InvalidInput error. */
   async cancelScheduledResume(scheduleId: string): Promise<void> {
     if (!scheduleId.startsWith(RESUME_SCHEDULE_PREFIX)) {
-      throw new NestorError(ErrorType.InvalidInput, `scheduleId: '${scheduleId}' is not a resume schedule (they start with '${RESUME_SCHEDULE_PREFIX}')`, false);
+      throw new NestorError(
+        ErrorType.InvalidInput,
+        `scheduleId: '${scheduleId}' is not a resume schedule (they start with '${RESUME_SCHEDULE_PREFIX}')`,
+        false,
+      );
     }
     try {
       await this.client.schedule.getHandle(scheduleId).delete();
     } catch (err) {
-      if (err instanceof ScheduleNotFoundError) throw new NestorError(ErrorType.InvalidInput, `scheduleId: no schedule '${scheduleId}'`, false);
+      if (err instanceof ScheduleNotFoundError)
+        throw new NestorError(ErrorType.InvalidInput, `scheduleId: no schedule '${scheduleId}'`, false);
       throw err;
     }
   }
@@ -315,7 +377,20 @@ export class ConversationClient {
   }
 }
 
-const MONTHS = ['JANUARY', 'FEBRUARY', 'MARCH', 'APRIL', 'MAY', 'JUNE', 'JULY', 'AUGUST', 'SEPTEMBER', 'OCTOBER', 'NOVEMBER', 'DECEMBER'] as const;
+const MONTHS = [
+  'JANUARY',
+  'FEBRUARY',
+  'MARCH',
+  'APRIL',
+  'MAY',
+  'JUNE',
+  'JULY',
+  'AUGUST',
+  'SEPTEMBER',
+  'OCTOBER',
+  'NOVEMBER',
+  'DECEMBER',
+] as const;
 
 /** A visibility-query string literal. */
 function quote(v: string): string {

@@ -37,7 +37,9 @@ const capabilitiesJson = z
       return z.NEVER;
     }
   })
-  .pipe(z.record(z.string(), z.strictObject({ functionCalling: z.boolean().optional(), vision: z.boolean().optional() })));
+  .pipe(
+    z.record(z.string(), z.strictObject({ functionCalling: z.boolean().optional(), vision: z.boolean().optional() })),
+  );
 
 export const EnvSchema = z.object({
   TEMPORAL_ADDRESS: z.string().min(1).optional(),
@@ -126,7 +128,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
     uiPort: e.NESTOR_UI_PORT,
     runtime: e.NESTOR_RUNTIME,
     runtimeImage: e.NESTOR_RUNTIME_IMAGE ?? RUNTIME_IMAGES[e.NESTOR_RUNTIME],
-    defaultLimits: { cpus: e.NESTOR_DEFAULT_CPUS, memoryMb: e.NESTOR_DEFAULT_MEMORY_MB, pidsLimit: e.NESTOR_DEFAULT_PIDS_LIMIT },
+    defaultLimits: {
+      cpus: e.NESTOR_DEFAULT_CPUS,
+      memoryMb: e.NESTOR_DEFAULT_MEMORY_MB,
+      pidsLimit: e.NESTOR_DEFAULT_PIDS_LIMIT,
+    },
     maxLimits: { cpus: e.NESTOR_MAX_CPUS, memoryMb: e.NESTOR_MAX_MEMORY_MB, pidsLimit: e.NESTOR_MAX_PIDS_LIMIT },
     nestedTimeoutMs: e.NESTOR_NESTED_TIMEOUT_MS,
     maxConversationsPerUser: e.NESTOR_MAX_CONVERSATIONS_PER_USER,
@@ -136,7 +142,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
     codec: {
       port: e.NESTOR_CODEC_PORT,
       // The browser calls the codec server from the UI's page: only that origin may read its answers.
-      corsOrigins: (e.NESTOR_CODEC_CORS_ORIGINS ?? `http://127.0.0.1:${e.NESTOR_UI_PORT},http://localhost:${e.NESTOR_UI_PORT}`)
+      corsOrigins: (
+        e.NESTOR_CODEC_CORS_ORIGINS ?? `http://127.0.0.1:${e.NESTOR_UI_PORT},http://localhost:${e.NESTOR_UI_PORT}`
+      )
         .split(',')
         .map((o) => o.trim())
         .filter(Boolean),
@@ -147,9 +155,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
     logLevel: e.NESTOR_LOG_LEVEL,
     reaper: { intervalMs: e.NESTOR_REAPER_INTERVAL_MS, graceMs: e.NESTOR_REAPER_GRACE_MS },
     oauth: {
-      github: { tokenUrl: e.NESTOR_GITHUB_TOKEN_URL, clientId: e.NESTOR_GITHUB_CLIENT_ID, clientSecret: e.NESTOR_GITHUB_CLIENT_SECRET },
-      gitlab: { tokenUrl: e.NESTOR_GITLAB_TOKEN_URL, clientId: e.NESTOR_GITLAB_CLIENT_ID, clientSecret: e.NESTOR_GITLAB_CLIENT_SECRET },
-      bitbucket: { tokenUrl: e.NESTOR_BITBUCKET_TOKEN_URL, clientId: e.NESTOR_BITBUCKET_CLIENT_ID, clientSecret: e.NESTOR_BITBUCKET_CLIENT_SECRET },
+      github: {
+        tokenUrl: e.NESTOR_GITHUB_TOKEN_URL,
+        clientId: e.NESTOR_GITHUB_CLIENT_ID,
+        clientSecret: e.NESTOR_GITHUB_CLIENT_SECRET,
+      },
+      gitlab: {
+        tokenUrl: e.NESTOR_GITLAB_TOKEN_URL,
+        clientId: e.NESTOR_GITLAB_CLIENT_ID,
+        clientSecret: e.NESTOR_GITLAB_CLIENT_SECRET,
+      },
+      bitbucket: {
+        tokenUrl: e.NESTOR_BITBUCKET_TOKEN_URL,
+        clientId: e.NESTOR_BITBUCKET_CLIENT_ID,
+        clientSecret: e.NESTOR_BITBUCKET_CLIENT_SECRET,
+      },
     },
   };
 }

@@ -22,7 +22,10 @@ export const NESTOR_DYNAMIC_CONFIG: Record<string, unknown> = {
 
 /** NESTOR_DYNAMIC_CONFIG as `--dynamic-config-value` arguments of `temporal server start-dev`. */
 export function dynamicConfigArgs(): string[] {
-  return Object.entries(NESTOR_DYNAMIC_CONFIG).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${JSON.stringify(v)}`]);
+  return Object.entries(NESTOR_DYNAMIC_CONFIG).flatMap(([k, v]) => [
+    '--dynamic-config-value',
+    `${k}=${JSON.stringify(v)}`,
+  ]);
 }
 
 export interface DevServer {
@@ -35,20 +38,30 @@ export interface DevServer {
 /** Start `temporal server start-dev` bound to 127.0.0.1 and wait until it accepts gRPC. */
 export async function startDevServer(
   c: NestorConfig,
-  opts: { readyTimeoutMs?: number; codecEndpoint?: string; /** no database file: nothing survives (benchmarks) */ inMemory?: boolean } = {},
+  opts: {
+    readyTimeoutMs?: number;
+    codecEndpoint?: string;
+    /** no database file: nothing survives (benchmarks) */ inMemory?: boolean;
+  } = {},
 ): Promise<DevServer> {
   if (!existsSync(c.temporalBin)) {
     throw new Error(`Temporal CLI not found at ${c.temporalBin}; run 'npm run setup' (scripts/ensure-temporal-cli.sh)`);
   }
   mkdirSync(c.dataDir, { recursive: true });
   const args = [
-    'server', 'start-dev',
-    '--ip', '127.0.0.1',
-    '--port', String(c.temporalPort),
-    '--ui-port', String(c.uiPort),
-    '--namespace', c.namespace,
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(c.temporalPort),
+    '--ui-port',
+    String(c.uiPort),
+    '--namespace',
+    c.namespace,
     ...(opts.inMemory ? [] : ['--db-filename', join(c.dataDir, 'temporal.db')]),
-    '--log-level', 'warn',
+    '--log-level',
+    'warn',
     ...dynamicConfigArgs(),
     // The UI asks the codec server to decrypt payloads, so the operator reads them; the server stores them encrypted.
     ...(opts.codecEndpoint ? ['--ui-codec-endpoint', opts.codecEndpoint] : []),
@@ -60,7 +73,10 @@ export async function startDevServer(
   const address = `127.0.0.1:${c.temporalPort}`;
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`the Temporal dev server exited with code ${child.exitCode}; see ${join(c.dataDir, 'temporal-server.log')}`);
+    if (child.exitCode !== null)
+      throw new Error(
+        `the Temporal dev server exited with code ${child.exitCode}; see ${join(c.dataDir, 'temporal-server.log')}`,
+      );
     try {
       const conn = await Connection.connect({ address, connectTimeout: 1000 });
       await conn.workflowService.getSystemInfo({});
@@ -69,7 +85,9 @@ export async function startDevServer(
     } catch {
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
-        throw new Error(`the Temporal dev server did not answer on ${address}; see ${join(c.dataDir, 'temporal-server.log')}`);
+        throw new Error(
+          `the Temporal dev server did not answer on ${address}; see ${join(c.dataDir, 'temporal-server.log')}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 250));
     }

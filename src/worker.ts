@@ -43,7 +43,10 @@ export function createWorker(o: NestorWorkerOptions): Promise<Worker> {
     ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     dataConverter: o.dataConverter,
     // A pre-built bundle already holds the workflow interceptors (BUNDLE_OPTIONS).
-    interceptors: { ...(!o.workflowBundle && { workflowModules: BUNDLE_OPTIONS.workflowInterceptorModules }), activity: [activityLogInterceptor] },
+    interceptors: {
+      ...(!o.workflowBundle && { workflowModules: BUNDLE_OPTIONS.workflowInterceptorModules }),
+      activity: [activityLogInterceptor],
+    },
     activities: createActivities(o.deps),
     // Our activities are I/O bound HTTP and Docker calls; a modest cap keeps a 2-core machine responsive.
     maxConcurrentActivityTaskExecutions: 50,
@@ -59,7 +62,10 @@ export function runtimeOwner(c: NestorConfig): string {
  * Create the schedule that runs ReapOrphanRuntimes every intervalMs, or bring an existing one up to date (interval,
  * task queue, grace). Idempotent: every worker calls it at start.
  */
-export async function ensureReaperSchedule(client: Client, o: { taskQueue: string; intervalMs: number; graceMs: number }): Promise<'created' | 'updated'> {
+export async function ensureReaperSchedule(
+  client: Client,
+  o: { taskQueue: string; intervalMs: number; graceMs: number },
+): Promise<'created' | 'updated'> {
   const spec = { intervals: [{ every: o.intervalMs }] };
   const action = {
     type: 'startWorkflow' as const,
@@ -118,7 +124,10 @@ export async function startReaper(worker: Worker, c: NestorConfig): Promise<void
   const log = Runtime.instance().logger;
   if (c.reaper.intervalMs === 0) return void log.info('orphan reaper off (NESTOR_REAPER_INTERVAL_MS=0)');
   const what = await ensureReaperSchedule(worker.client!, { taskQueue: c.taskQueue, ...c.reaper });
-  log.info(`orphan reaper schedule ${REAPER_SCHEDULE_ID} ${what}: every ${c.reaper.intervalMs} ms, grace ${c.reaper.graceMs} ms`, { scheduleId: REAPER_SCHEDULE_ID });
+  log.info(
+    `orphan reaper schedule ${REAPER_SCHEDULE_ID} ${what}: every ${c.reaper.intervalMs} ms, grace ${c.reaper.graceMs} ms`,
+    { scheduleId: REAPER_SCHEDULE_ID },
+  );
 }
 
 /** Connect, run until SIGINT/SIGTERM (the SDK's default shutdown signals), then drain. */
@@ -127,8 +136,19 @@ export async function runWorker(c: NestorConfig = loadConfig()): Promise<void> {
   const address = temporalAddress(c);
   const connection = await NativeConnection.connect({ address });
   try {
-    const worker = await createWorker({ connection, namespace: c.namespace, taskQueue: c.taskQueue, deps: depsFromConfig(c), dataConverter });
-    Runtime.instance().logger.info(`nestor worker on ${address}, task queue ${c.taskQueue}. ${describeRuntime(c)}`, { address, taskQueue: c.taskQueue, runtime: c.runtime, image: c.runtimeImage });
+    const worker = await createWorker({
+      connection,
+      namespace: c.namespace,
+      taskQueue: c.taskQueue,
+      deps: depsFromConfig(c),
+      dataConverter,
+    });
+    Runtime.instance().logger.info(`nestor worker on ${address}, task queue ${c.taskQueue}. ${describeRuntime(c)}`, {
+      address,
+      taskQueue: c.taskQueue,
+      runtime: c.runtime,
+      image: c.runtimeImage,
+    });
     await startReaper(worker, c);
     await worker.run();
   } finally {

@@ -8,7 +8,13 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { ConfigError, loadConfig } from '../src/config';
-import { EncryptionCodec, ENCODING_ENCRYPTED, METADATA_KEY_ID, generateKeySpec, parseEncryptionKeys } from '../src/codec/encryption';
+import {
+  EncryptionCodec,
+  ENCODING_ENCRYPTED,
+  METADATA_KEY_ID,
+  generateKeySpec,
+  parseEncryptionKeys,
+} from '../src/codec/encryption';
 import { describeKeys, resolveEncryptionKeys } from '../src/codec/keys';
 import { PROJECT_ROOT } from '../src/config';
 import { startCodecServer, type RunningCodecServer } from '../src/codec/server';
@@ -42,7 +48,10 @@ describe('EncryptionCodec', () => {
     const [byNew] = await rotated.encode([payload('after rotation')]);
     assert.equal(text(byNew.metadata![METADATA_KEY_ID]), 'k2');
     assert.equal(defaultPayloadConverter.fromPayload((await rotated.decode([byOld]))[0]), 'before rotation');
-    await assert.rejects(new EncryptionCodec([k2]).decode([byOld]), /key 'k1', which is not among the configured keys \(k2\)/);
+    await assert.rejects(
+      new EncryptionCodec([k2]).decode([byOld]),
+      /key 'k1', which is not among the configured keys \(k2\)/,
+    );
   });
 
   test('tampered data or a wrong key with the same ID fails authentication; plain payloads pass through', async () => {
@@ -60,7 +69,10 @@ describe('EncryptionCodec', () => {
   test('key specs: malformed entries are named by position and id, never echoing key material', () => {
     assert.throws(() => parseEncryptionKeys(''), /expected one or more 'id:base64key'/);
     assert.throws(() => parseEncryptionKeys('noseparator'), /entry 1: expected 'id:base64key'/);
-    assert.throws(() => parseEncryptionKeys(`a:${Buffer.alloc(16).toString('base64')}`), /key 'a' must be 32 bytes of base64 \(got 16 bytes\)/);
+    assert.throws(
+      () => parseEncryptionKeys(`a:${Buffer.alloc(16).toString('base64')}`),
+      /key 'a' must be 32 bytes of base64 \(got 16 bytes\)/,
+    );
     const spec = generateKeySpec('a');
     assert.throws(() => parseEncryptionKeys(`${spec},${spec}`), /entry 2: key id 'a' appears twice/);
     try {
@@ -76,12 +88,21 @@ describe('encryption keys from the configuration', () => {
   test('NESTOR_ENCRYPTION_KEYS is parsed at load; a bad value names the variable', () => {
     const spec = `${generateKeySpec('new')},${generateKeySpec('old')}`;
     const c = loadConfig({ NESTOR_ENCRYPTION_KEYS: spec });
-    assert.deepEqual(c.encryptionKeys?.map((k) => k.id), ['new', 'old']);
+    assert.deepEqual(
+      c.encryptionKeys?.map((k) => k.id),
+      ['new', 'old'],
+    );
     const r = resolveEncryptionKeys(c);
     assert.equal(r.source, 'env');
     assert.match(describeKeys(r), /key 'new' from NESTOR_ENCRYPTION_KEYS/);
-    assert.throws(() => loadConfig({ NESTOR_ENCRYPTION_KEYS: 'x:short' }), (e: Error) => e instanceof ConfigError && /NESTOR_ENCRYPTION_KEYS: key 'x' must be 32 bytes/.test(e.message));
-    assert.throws(() => loadConfig({ NESTOR_REQUIRE_ENCRYPTION: 'yes' }), /NESTOR_REQUIRE_ENCRYPTION: expected 'true' or 'false'/);
+    assert.throws(
+      () => loadConfig({ NESTOR_ENCRYPTION_KEYS: 'x:short' }),
+      (e: Error) => e instanceof ConfigError && /NESTOR_ENCRYPTION_KEYS: key 'x' must be 32 bytes/.test(e.message),
+    );
+    assert.throws(
+      () => loadConfig({ NESTOR_REQUIRE_ENCRYPTION: 'yes' }),
+      /NESTOR_REQUIRE_ENCRYPTION: expected 'true' or 'false'/,
+    );
   });
 
   test('without keys a development key is generated once (mode 0600) and reused; the service says so', () => {
@@ -89,18 +110,29 @@ describe('encryption keys from the configuration', () => {
     const first = resolveEncryptionKeys(loadConfig({ NESTOR_DATA_DIR: dataDir }));
     assert.equal(first.source, 'dev-file');
     assert.equal(first.generated, true);
-    assert.match(describeKeys(first), /development key generated now into .*encryption-keys; set NESTOR_ENCRYPTION_KEYS/);
+    assert.match(
+      describeKeys(first),
+      /development key generated now into .*encryption-keys; set NESTOR_ENCRYPTION_KEYS/,
+    );
     assert.equal(statSync(first.path!).mode & 0o777, 0o600);
     const second = resolveEncryptionKeys(loadConfig({ NESTOR_DATA_DIR: dataDir }));
     assert.equal(second.generated, false);
     assert.deepEqual(second.keys, first.keys);
-    assert.ok(!describeKeys(first).includes(readFileSync(first.path!, 'utf8').split(':')[1].trim()), 'the key is never printed');
+    assert.ok(
+      !describeKeys(first).includes(readFileSync(first.path!, 'utf8').split(':')[1].trim()),
+      'the key is never printed',
+    );
   });
 
   test('NESTOR_REQUIRE_ENCRYPTION=true refuses to run without a configured key', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'nestor-keys-'));
-    assert.throws(() => resolveEncryptionKeys(loadConfig({ NESTOR_DATA_DIR: dataDir, NESTOR_REQUIRE_ENCRYPTION: 'true' })), (e: Error) => e instanceof ConfigError && /NESTOR_ENCRYPTION_KEYS is not set/.test(e.message));
-    const ok = resolveEncryptionKeys(loadConfig({ NESTOR_REQUIRE_ENCRYPTION: 'true', NESTOR_ENCRYPTION_KEYS: generateKeySpec('prod') }));
+    assert.throws(
+      () => resolveEncryptionKeys(loadConfig({ NESTOR_DATA_DIR: dataDir, NESTOR_REQUIRE_ENCRYPTION: 'true' })),
+      (e: Error) => e instanceof ConfigError && /NESTOR_ENCRYPTION_KEYS is not set/.test(e.message),
+    );
+    const ok = resolveEncryptionKeys(
+      loadConfig({ NESTOR_REQUIRE_ENCRYPTION: 'true', NESTOR_ENCRYPTION_KEYS: generateKeySpec('prod') }),
+    );
     assert.equal(ok.keys[0].id, 'prod');
   });
 });
@@ -112,11 +144,17 @@ describe('codec server', () => {
   let open: RunningCodecServer;
   let guarded: RunningCodecServer;
   const asJson = (p: Payload) => ({
-    metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+    metadata: Object.fromEntries(
+      Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+    ),
     data: Buffer.from(p.data ?? []).toString('base64'),
   });
   const post = (s: RunningCodecServer, path: string, body: unknown, headers: Record<string, string> = {}) =>
-    request(`${s.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    request(`${s.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
 
   before(async () => {
     open = await startCodecServer({ codec, corsOrigins: [UI], insecure: true, port: 0 });
@@ -128,7 +166,10 @@ describe('codec server', () => {
   });
 
   test('refuses to start without a token unless told it is local development, and says what to set', async () => {
-    await assert.rejects(startCodecServer({ codec, corsOrigins: [UI], port: 0 }), /NESTOR_CODEC_TOKEN is required.*NESTOR_CODEC_INSECURE=true/);
+    await assert.rejects(
+      startCodecServer({ codec, corsOrigins: [UI], port: 0 }),
+      /NESTOR_CODEC_TOKEN is required.*NESTOR_CODEC_INSECURE=true/,
+    );
   });
 
   test('`nestor codec-server` without NESTOR_CODEC_TOKEN exits saying what to set', () => {
@@ -159,7 +200,10 @@ describe('codec server', () => {
   });
 
   test('CORS: the preflight names the allowed headers for the UI origin only; other origins get 403 and no CORS header', async () => {
-    const pre = await request(`${open.url}/decode`, { method: 'OPTIONS', headers: { origin: UI, 'access-control-request-method': 'POST' } });
+    const pre = await request(`${open.url}/decode`, {
+      method: 'OPTIONS',
+      headers: { origin: UI, 'access-control-request-method': 'POST' },
+    });
     assert.equal(pre.statusCode, 204);
     assert.equal(pre.headers['access-control-allow-origin'], UI);
     assert.match(String(pre.headers['access-control-allow-headers']), /Authorization/);

@@ -17,9 +17,13 @@ describe('docker-compose.yml', () => {
 
   test('the dev server registers nestor’s search attributes and keeps its database', () => {
     const cmd: string[] = compose.services.temporal.command;
-    for (const sa of ['ConversationId', 'UserId', 'ConversationStatus']) assert.ok(cmd.includes(`--search-attribute=${sa}=Keyword`), sa);
+    for (const sa of ['ConversationId', 'UserId', 'ConversationStatus'])
+      assert.ok(cmd.includes(`--search-attribute=${sa}=Keyword`), sa);
     assert.ok(cmd.some((a) => a.startsWith('--db-filename=')));
-    assert.ok(compose.services.temporal.ports.every((p: string) => p.startsWith('127.0.0.1:')), 'ports on loopback only');
+    assert.ok(
+      compose.services.temporal.ports.every((p: string) => p.startsWith('127.0.0.1:')),
+      'ports on loopback only',
+    );
   });
 
   test('the worker has the Docker socket and only variables the configuration knows, each in the README', () => {
@@ -32,20 +36,31 @@ describe('docker-compose.yml', () => {
     }
     // Compose fills ${VAR:?…} from the shell; a real key stands in for it here.
     const filled = (env: Record<string, string>) =>
-      Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v).startsWith('${') ? generateKeySpec('compose') : String(v)]));
+      Object.fromEntries(
+        Object.entries(env).map(([k, v]) => [k, String(v).startsWith('${') ? generateKeySpec('compose') : String(v)]),
+      );
     assert.doesNotThrow(() => loadConfig(filled(w.environment)), 'the compose environment parses');
     assert.equal(loadConfig(filled(w.environment)).requireEncryption, true, 'the worker refuses to run without a key');
     const codec = compose.services.codec;
     assert.deepEqual(codec.command, ['codec-server']);
-    assert.equal(codec.environment.NESTOR_ENCRYPTION_KEYS, w.environment.NESTOR_ENCRYPTION_KEYS, 'the codec server has the worker’s keys');
-    assert.ok(compose.services.temporal.command.includes(`--ui-codec-endpoint=http://127.0.0.1:${codec.environment.NESTOR_CODEC_PORT}`));
+    assert.equal(
+      codec.environment.NESTOR_ENCRYPTION_KEYS,
+      w.environment.NESTOR_ENCRYPTION_KEYS,
+      'the codec server has the worker’s keys',
+    );
+    assert.ok(
+      compose.services.temporal.command.includes(
+        `--ui-codec-endpoint=http://127.0.0.1:${codec.environment.NESTOR_CODEC_PORT}`,
+      ),
+    );
     assert.equal(compose.services.emulator.image, w.environment.NESTOR_RUNTIME_IMAGE);
   });
 });
 
 describe('README', () => {
   test('documents every configuration variable', () => {
-    for (const name of Object.keys(EnvSchema.shape)) assert.ok(readme.includes(`\`${name}\``), `${name} missing from the README`);
+    for (const name of Object.keys(EnvSchema.shape))
+      assert.ok(readme.includes(`\`${name}\``), `${name} missing from the README`);
   });
 
   test('opens with the two commands, and .ci/run calls the test one', () => {
@@ -57,6 +72,9 @@ describe('README', () => {
 
   test('a bad variable is refused with its name', () => {
     assert.throws(() => loadConfig({ NESTOR_TEMPORAL_PORT: 'abc' }), /NESTOR_TEMPORAL_PORT: /);
-    assert.throws(() => loadConfig({ NESTOR_MODEL_CAPABILITIES: '{"m": {"vision": "yes"}}' }), /NESTOR_MODEL_CAPABILITIES\.m\.vision/);
+    assert.throws(
+      () => loadConfig({ NESTOR_MODEL_CAPABILITIES: '{"m": {"vision": "yes"}}' }),
+      /NESTOR_MODEL_CAPABILITIES\.m\.vision/,
+    );
   });
 });

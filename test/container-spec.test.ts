@@ -1,13 +1,25 @@
 // Container spec building: name, labels, limits, port binding, environment.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DEFAULT_LIMITS, buildContainerSpec, claimOf, containerName, resolveMemoryMb } from '../src/runtime/container-spec';
+import {
+  DEFAULT_LIMITS,
+  buildContainerSpec,
+  claimOf,
+  containerName,
+  resolveMemoryMb,
+} from '../src/runtime/container-spec';
 import { NestorError } from '../src/shared/errors';
 import { UNLABELLED_MANIFEST, manifestFromLabels } from '../src/runtime/image-manifest';
 
 describe('buildContainerSpec', () => {
   const spec = buildContainerSpec(
-    { conversationId: 'c-42', userId: 'bob', env: { FAULT_ALIVE_STALL_MS: '5', SESSION_API_KEY: 'attempted-override' }, cpus: 0.5, memoryMb: 256 },
+    {
+      conversationId: 'c-42',
+      userId: 'bob',
+      env: { FAULT_ALIVE_STALL_MS: '5', SESSION_API_KEY: 'attempted-override' },
+      cpus: 0.5,
+      memoryMb: 256,
+    },
     { image: 'nestor-emulator:latest', sessionApiKey: 'the-key' },
   );
 
@@ -17,7 +29,11 @@ describe('buildContainerSpec', () => {
   });
 
   test('labels it as nestor-managed with conversation and user', () => {
-    assert.deepEqual(spec.Labels, { 'nestor.managed': 'true', 'nestor.conversation-id': 'c-42', 'nestor.user-id': 'bob' });
+    assert.deepEqual(spec.Labels, {
+      'nestor.managed': 'true',
+      'nestor.conversation-id': 'c-42',
+      'nestor.user-id': 'bob',
+    });
   });
 
   test('publishes the nested port on 127.0.0.1 only, with a port Docker picks', () => {
@@ -44,20 +60,29 @@ describe('buildContainerSpec', () => {
   test('is hardened: unprivileged user, no capabilities, no privilege escalation, read-only root, tmpfs scratch', () => {
     assert.equal(spec.User, '10001:10001');
     assert.deepEqual(spec.HostConfig?.CapDrop, ['ALL']);
-    assert.deepEqual(spec.HostConfig?.RestartPolicy, { Name: 'unless-stopped' }, 'back with the daemon, unless nestor stopped it');
+    assert.deepEqual(
+      spec.HostConfig?.RestartPolicy,
+      { Name: 'unless-stopped' },
+      'back with the daemon, unless nestor stopped it',
+    );
     assert.deepEqual(spec.HostConfig?.SecurityOpt, ['no-new-privileges:true']);
     assert.equal(spec.HostConfig?.ReadonlyRootfs, true);
     assert.deepEqual(Object.keys(spec.HostConfig?.Tmpfs ?? {}), ['/tmp']);
   });
 
   test('keeps the file store on the conversation’s own volume', () => {
-    assert.deepEqual(spec.HostConfig?.Mounts, [{ Type: 'volume', Source: 'nestor-conv-c-42-data', Target: '/data', ReadOnly: false }]);
+    assert.deepEqual(spec.HostConfig?.Mounts, [
+      { Type: 'volume', Source: 'nestor-conv-c-42-data', Target: '/data', ReadOnly: false },
+    ]);
     assert.ok(spec.Env?.includes('FILE_STORE_PATH=/data/file_store'));
   });
 
   test('joins the sandbox network; without egress, the internal one and no published port', () => {
     assert.equal(spec.HostConfig?.NetworkMode, 'nestor-sandboxes');
-    const closed = buildContainerSpec({ conversationId: 'c', userId: 'u', egress: false }, { image: 'i', sessionApiKey: 'k' });
+    const closed = buildContainerSpec(
+      { conversationId: 'c', userId: 'u', egress: false },
+      { image: 'i', sessionApiKey: 'k' },
+    );
     assert.equal(closed.HostConfig?.NetworkMode, 'nestor-sandboxes-internal');
     assert.deepEqual(closed.HostConfig?.PortBindings, {});
   });
@@ -76,17 +101,37 @@ describe('runtime image manifest (nestor.runtime.* labels)', () => {
   const manifest = manifestFromLabels('img', labels);
 
   test('is read from the labels; an unlabelled image gets the emulator-sized defaults', () => {
-    assert.deepEqual(manifest, { kind: 'openhands', port: 3100, memoryFloorMb: 1536, defaultMemoryMb: 2048, aliveTimeoutMs: 180_000, tmpfsMb: 256 });
+    assert.deepEqual(manifest, {
+      kind: 'openhands',
+      port: 3100,
+      memoryFloorMb: 1536,
+      defaultMemoryMb: 2048,
+      aliveTimeoutMs: 180_000,
+      tmpfsMb: 256,
+    });
     assert.deepEqual(manifestFromLabels('img', undefined), UNLABELLED_MANIFEST);
   });
 
   test('a malformed label is an error naming it, not a silent default', () => {
-    assert.throws(() => manifestFromLabels('img', { 'nestor.runtime.port': 'abc' }), /nestor\.runtime\.port: .*rebuild it/);
-    assert.throws(() => manifestFromLabels('img', { 'nestor.runtime.memory-floor-mb': '2000', 'nestor.runtime.default-memory-mb': '1000' }), /below its memory-floor-mb/);
+    assert.throws(
+      () => manifestFromLabels('img', { 'nestor.runtime.port': 'abc' }),
+      /nestor\.runtime\.port: .*rebuild it/,
+    );
+    assert.throws(
+      () =>
+        manifestFromLabels('img', {
+          'nestor.runtime.memory-floor-mb': '2000',
+          'nestor.runtime.default-memory-mb': '1000',
+        }),
+      /below its memory-floor-mb/,
+    );
   });
 
   test("the container follows it: the image's port, memory default, sized /tmp, and an init that reaps what the server leaves", () => {
-    const spec = buildContainerSpec({ conversationId: 'c', userId: 'u' }, { image: 'img', sessionApiKey: 'k', manifest });
+    const spec = buildContainerSpec(
+      { conversationId: 'c', userId: 'u' },
+      { image: 'img', sessionApiKey: 'k', manifest },
+    );
     assert.deepEqual(spec.ExposedPorts, { '3100/tcp': {} });
     assert.deepEqual(spec.HostConfig?.PortBindings, { '3100/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] });
     assert.ok(spec.Env?.includes('port=3100'));
@@ -94,19 +139,33 @@ describe('runtime image manifest (nestor.runtime.* labels)', () => {
     assert.equal(spec.HostConfig?.Tmpfs?.['/tmp'], 'rw,noexec,nosuid,size=256m');
     assert.equal(spec.HostConfig?.Init, true);
     assert.equal(spec.HostConfig?.ReadonlyRootfs, true);
-    assert.equal(buildContainerSpec({ conversationId: 'c', userId: 'u' }, { image: 'img', sessionApiKey: 'k', manifest, defaults: { memoryMb: 4096 } }).HostConfig?.Memory, 4096 * 1024 * 1024, 'the operator default wins over the image default');
+    assert.equal(
+      buildContainerSpec(
+        { conversationId: 'c', userId: 'u' },
+        { image: 'img', sessionApiKey: 'k', manifest, defaults: { memoryMb: 4096 } },
+      ).HostConfig?.Memory,
+      4096 * 1024 * 1024,
+      'the operator default wins over the image default',
+    );
   });
 
   test('memory below the floor is InvalidSettings naming where the number came from', () => {
     const refused = (f: () => unknown, field: string) =>
-      assert.throws(f, (err) => err instanceof NestorError && err.type === 'InvalidSettings' && err.details.field === field && /below the 1536 MB the openhands runtime image needs/.test(err.message));
+      assert.throws(
+        f,
+        (err) =>
+          err instanceof NestorError &&
+          err.type === 'InvalidSettings' &&
+          err.details.field === field &&
+          /below the 1536 MB the openhands runtime image needs/.test(err.message),
+      );
     refused(() => resolveMemoryMb({ memoryMb: 1024 }, undefined, manifest), 'settings.sandbox.memoryMb');
     refused(() => resolveMemoryMb({}, { memoryMb: 1024 }, manifest), 'NESTOR_DEFAULT_MEMORY_MB');
     assert.equal(resolveMemoryMb({}, undefined, manifest), 2048);
   });
 });
 
-describe('claimOf: whose is a container or volume found under the conversation\'s name', () => {
+describe("claimOf: whose is a container or volume found under the conversation's name", () => {
   const mine = { 'nestor.managed': 'true', 'nestor.owner': 'svc-a', 'nestor.incarnation': 'run-1' };
   test("this life's own is adopted; an earlier life's is to be replaced; no incarnation asked adopts any of ours", () => {
     assert.equal(claimOf('n', mine, 'svc-a', 'run-1'), 'own');
@@ -115,7 +174,10 @@ describe('claimOf: whose is a container or volume found under the conversation\'
     assert.equal(claimOf('n', mine, 'svc-a', undefined), 'own');
   });
   test("another service's or an unlabelled one is never ours, and the error says whose it is", () => {
-    assert.throws(() => claimOf('n', mine, 'svc-b', 'run-1'), /belongs to another nestor service \(owner 'svc-a', this one is 'svc-b'\)/);
+    assert.throws(
+      () => claimOf('n', mine, 'svc-b', 'run-1'),
+      /belongs to another nestor service \(owner 'svc-a', this one is 'svc-b'\)/,
+    );
     assert.throws(() => claimOf('n', {}, 'svc-a', 'run-1'), /not managed by nestor/);
     assert.throws(() => claimOf('n', undefined, undefined, undefined), /not managed by nestor/);
   });

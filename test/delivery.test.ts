@@ -46,7 +46,8 @@ describe('message delivery (fake activities)', () => {
   test('a message ID whose delivery failed gets the same failure again, in a later run too, without a second delivery', async () => {
     const { acts, sendInputs } = fakeActivities({
       sendEvent: (i, n) => {
-        if (i.content === 'x') throw ApplicationFailure.nonRetryable('POST …/events answered 422 (content)', 'NestedBadRequest');
+        if (i.content === 'x')
+          throw ApplicationFailure.nonRetryable('POST …/events answered 422 (content)', 'NestedBadRequest');
         return { eventId: n, recovered: false, newestEventId: n };
       },
     });
@@ -64,11 +65,17 @@ describe('message delivery (fake activities)', () => {
       assert.equal(again.message, first.message);
       await client.close(id);
     });
-    assert.equal(sendInputs.filter((i) => i.content === 'x').length, 1, 'the failed message was not delivered a second time');
+    assert.equal(
+      sendInputs.filter((i) => i.content === 'x').length,
+      1,
+      'the failed message was not delivered a second time',
+    );
   });
 
   test('each message is looked for only after the newest event when its first delivery began, never in older ones', async () => {
-    const { acts, sendInputs } = fakeActivities({ sendEvent: (_i, n) => ({ eventId: n * 1000, recovered: false, newestEventId: n * 1000 }) });
+    const { acts, sendInputs } = fakeActivities({
+      sendEvent: (_i, n) => ({ eventId: n * 1000, recovered: false, newestEventId: n * 1000 }),
+    });
     // The nested server's newest event when each delivery begins: another writer (or the agent) wrote after ours.
     let marks = 0;
     acts.markDeliveryCursor = async () => ({ newestEventId: 4242 + marks++ });
@@ -79,7 +86,13 @@ describe('message delivery (fake activities)', () => {
       await client.sendMessage(id, 'two');
       await client.close(id);
     });
-    assert.deepEqual(sendInputs.map((i) => [i.afterEventId, i.mayHavePosted]), [[4242, false], [4243, false]]);
+    assert.deepEqual(
+      sendInputs.map((i) => [i.afterEventId, i.mayHavePosted]),
+      [
+        [4242, false],
+        [4243, false],
+      ],
+    );
   });
 
   test('a burst of 40 concurrent messages from a plain SDK client is admitted whole (update limits sized for nestor)', async () => {
@@ -97,9 +110,16 @@ describe('message delivery (fake activities)', () => {
       await client.start(input(id));
       // A client without the TypeScript SDK's own retries (no gRPC interceptors), as a plainer SDK would call.
       const bare = await Connection.connect({ address: env.address, interceptors: [] });
-      const handle = new Client({ connection: bare, dataConverter: testDataConverter }).workflow.getHandle(conversationWorkflowId(id));
+      const handle = new Client({ connection: bare, dataConverter: testDataConverter }).workflow.getHandle(
+        conversationWorkflowId(id),
+      );
       const acks = await Promise.all(
-        Array.from({ length: 40 }, (_, i) => handle.executeUpdate(sendMessageUpdate, { args: [{ content: `burst ${i}`, messageId: `b-${i}` }], updateId: `b-${i}` })),
+        Array.from({ length: 40 }, (_, i) =>
+          handle.executeUpdate(sendMessageUpdate, {
+            args: [{ content: `burst ${i}`, messageId: `b-${i}` }],
+            updateId: `b-${i}`,
+          }),
+        ),
       );
       assert.equal(new Set(acks.map((a) => a.eventId)).size, 40);
       await bare.close();

@@ -13,7 +13,6 @@ import { startDevServer } from '../src/dev-server';
 import { eventually } from './helpers/eventually';
 import { freePort } from './helpers/net';
 
-
 describe('the dev server behind npm start', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'nestor-dev-'));
   after(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -45,7 +44,12 @@ describe('`nestor dev`: the whole service with encryption, the codec server wire
 
   test('without keys it generates a development key and says so; the UI is pointed at the codec server; Ctrl-C stops all', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'nestor-dev-'));
-    const [temporalPort, uiPort, codecPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [temporalPort, uiPort, codecPort, metricsPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       NESTOR_DATA_DIR: dataDir,
@@ -71,7 +75,10 @@ describe('`nestor dev`: the whole service with encryption, the codec server wire
       const settings = await request(`http://127.0.0.1:${uiPort}/api/v1/settings`);
       const body = (await settings.body.json()) as { Codec?: { Endpoint?: string } };
       assert.equal(body.Codec?.Endpoint, `http://127.0.0.1:${codecPort}`);
-      const pre = await request(`http://127.0.0.1:${codecPort}/decode`, { method: 'OPTIONS', headers: { origin: `http://127.0.0.1:${uiPort}` } });
+      const pre = await request(`http://127.0.0.1:${codecPort}/decode`, {
+        method: 'OPTIONS',
+        headers: { origin: `http://127.0.0.1:${uiPort}` },
+      });
       assert.equal(pre.statusCode, 204);
       assert.equal(pre.headers['access-control-allow-origin'], `http://127.0.0.1:${uiPort}`);
       await pre.body.dump();
@@ -84,12 +91,19 @@ describe('`nestor dev`: the whole service with encryption, the codec server wire
     const [code] = await exited;
     assert.equal(code, 0, err);
     assert.match(out, /nestor stopped/);
-    await assert.rejects(request(`http://127.0.0.1:${codecPort}/decode`, { method: 'OPTIONS' }), 'the codec server is gone');
+    await assert.rejects(
+      request(`http://127.0.0.1:${codecPort}/decode`, { method: 'OPTIONS' }),
+      'the codec server is gone',
+    );
     rmSync(dataDir, { recursive: true, force: true });
   });
 
   test('NESTOR_REQUIRE_ENCRYPTION=true without keys: dev, worker, the codec server and client commands refuse (exit 2)', async () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, NESTOR_REQUIRE_ENCRYPTION: 'true', NESTOR_DATA_DIR: mkdtempSync(join(tmpdir(), 'nestor-dev-')) };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      NESTOR_REQUIRE_ENCRYPTION: 'true',
+      NESTOR_DATA_DIR: mkdtempSync(join(tmpdir(), 'nestor-dev-')),
+    };
     delete env.NESTOR_ENCRYPTION_KEYS;
     for (const args of [['dev'], ['worker'], ['codec-server'], ['status', 'any-conversation']]) {
       const cmd = args.join(' ');

@@ -25,7 +25,14 @@ after(() => removeContainers(made));
 describe('DockerRuntimeProvider', () => {
   test('creates a labelled, limited container and answers /alive on 127.0.0.1', async () => {
     const cid = id('create');
-    const rt = await acts.createRuntime({ conversationId: cid, userId: 'u1', memoryMb: 256, cpus: 0.5, pidsLimit: 64, aliveTimeoutMs: 20_000 });
+    const rt = await acts.createRuntime({
+      conversationId: cid,
+      userId: 'u1',
+      memoryMb: 256,
+      cpus: 0.5,
+      pidsLimit: 64,
+      aliveTimeoutMs: 20_000,
+    });
     assert.equal(rt.adopted, false);
     assert.match(rt.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.equal(Buffer.from(rt.sessionApiKey, 'base64url').length, 32);
@@ -47,7 +54,16 @@ describe('DockerRuntimeProvider', () => {
     const volume = await docker.getVolume(volumeName(cid)).inspect();
     assert.equal(volume.Labels['nestor.conversation-id'], cid);
     // The root file system really is read-only, and the sandbox is not root.
-    const exec = await docker.getContainer(containerName(cid)).exec({ Cmd: ['/usr/local/bin/node', '-e', "try{require('fs').writeFileSync('/x','')}catch(e){process.stdout.write(e.code)};process.stdout.write(' uid='+process.getuid())"], AttachStdout: true });
+    const exec = await docker
+      .getContainer(containerName(cid))
+      .exec({
+        Cmd: [
+          '/usr/local/bin/node',
+          '-e',
+          "try{require('fs').writeFileSync('/x','')}catch(e){process.stdout.write(e.code)};process.stdout.write(' uid='+process.getuid())",
+        ],
+        AttachStdout: true,
+      });
     const stream = await exec.start({});
     const out = await new Promise<string>((resolve) => {
       let b = Buffer.alloc(0);
@@ -72,33 +88,56 @@ describe('DockerRuntimeProvider', () => {
     assert.equal(second.sessionApiKey, first.sessionApiKey);
     assert.equal((await provider.inspect(cid))?.state, 'running');
     assert.equal((await containersFor(cid)).length, 1);
-    const after = await new NestedClient({ baseUrl: second.url, sessionApiKey: second.sessionApiKey }).getEvents(cid, { limit: 100 });
+    const after = await new NestedClient({ baseUrl: second.url, sessionApiKey: second.sessionApiKey }).getEvents(cid, {
+      limit: 100,
+    });
     assert.ok(before.events.length > 0);
     assert.deepEqual(after.events.slice(0, before.events.length), before.events, 'events survive the stop');
   });
 
   test('a reused conversation ID never inherits an earlier life: its container and volume (file store, secrets) are replaced', async () => {
     const cid = id('reuse');
-    const first = await acts.createRuntime({ conversationId: cid, userId: 'u1', incarnation: 'run-1', aliveTimeoutMs: 20_000 });
+    const first = await acts.createRuntime({
+      conversationId: cid,
+      userId: 'u1',
+      incarnation: 'run-1',
+      aliveTimeoutMs: 20_000,
+    });
     const nested = new NestedClient({ baseUrl: first.url, sessionApiKey: first.sessionApiKey });
     await nested.storeSettings({ llm_model: 'm', llm_api_key: 'sk-earlier-life' });
     // The same start again (a retry of the same life) adopts it.
-    const retried = await acts.createRuntime({ conversationId: cid, userId: 'u1', incarnation: 'run-1', aliveTimeoutMs: 20_000 });
+    const retried = await acts.createRuntime({
+      conversationId: cid,
+      userId: 'u1',
+      incarnation: 'run-1',
+      aliveTimeoutMs: 20_000,
+    });
     assert.equal(retried.runtimeId, first.runtimeId);
     assert.equal(retried.adopted, true);
     // A new life under the same ID (after ERROR or a termination): a new container, key and file store.
-    const second = await acts.createRuntime({ conversationId: cid, userId: 'u2', incarnation: 'run-2', aliveTimeoutMs: 20_000 });
+    const second = await acts.createRuntime({
+      conversationId: cid,
+      userId: 'u2',
+      incarnation: 'run-2',
+      aliveTimeoutMs: 20_000,
+    });
     assert.notEqual(second.runtimeId, first.runtimeId);
     assert.equal(second.adopted, false);
     assert.notEqual(second.sessionApiKey, first.sessionApiKey);
-    const settings = await new NestedClient({ baseUrl: second.url, sessionApiKey: second.sessionApiKey }).getSettings().catch(() => null);
+    const settings = await new NestedClient({ baseUrl: second.url, sessionApiKey: second.sessionApiKey })
+      .getSettings()
+      .catch(() => null);
     assert.notEqual(settings?.llm_model, 'm', "the earlier life's settings are gone with its volume");
     const info = await docker.getContainer(containerName(cid)).inspect();
     assert.equal(info.Config.Labels['nestor.incarnation'], 'run-2');
     assert.equal(info.Config.Labels['nestor.user-id'], 'u2');
     assert.equal((await docker.getVolume(volumeName(cid)).inspect()).Labels['nestor.incarnation'], 'run-2');
     // And the earlier life cannot resume it.
-    await assert.rejects(provider.resume(cid, 'run-1'), (err) => err instanceof NestorError && err.type === ErrorType.RuntimeStartFailed && /another life/.test(err.message));
+    await assert.rejects(
+      provider.resume(cid, 'run-1'),
+      (err) =>
+        err instanceof NestorError && err.type === ErrorType.RuntimeStartFailed && /another life/.test(err.message),
+    );
   });
 
   test("another nestor service's container under the same name is never adopted nor removed", async () => {
@@ -106,14 +145,23 @@ describe('DockerRuntimeProvider', () => {
     const theirs = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner: 'other-temporal:7233/default' });
     const mine = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner: 'this-temporal:7233/default' });
     const made = await theirs.create({ conversationId: cid, userId: 'u1', incarnation: 'a' });
-    await assert.rejects(mine.create({ conversationId: cid, userId: 'u1', incarnation: 'a' }), (err) => err instanceof NestorError && /belongs to another nestor service/.test(err.message) && !err.retryable);
+    await assert.rejects(
+      mine.create({ conversationId: cid, userId: 'u1', incarnation: 'a' }),
+      (err) => err instanceof NestorError && /belongs to another nestor service/.test(err.message) && !err.retryable,
+    );
     await assert.rejects(mine.resume(cid, 'a'), /belongs to another nestor service/);
-    assert.equal((await docker.getContainer(containerName(cid)).inspect()).Id, made.runtimeId, 'still there, untouched');
+    assert.equal(
+      (await docker.getContainer(containerName(cid)).inspect()).Id,
+      made.runtimeId,
+      'still there, untouched',
+    );
   });
 
   test('five racing creates of one conversation leave one container and agree on it', async () => {
     const cid = id('race');
-    const all = await Promise.all(Array.from({ length: 5 }, () => provider.create({ conversationId: cid, userId: 'u' })));
+    const all = await Promise.all(
+      Array.from({ length: 5 }, () => provider.create({ conversationId: cid, userId: 'u' })),
+    );
     assert.equal(new Set(all.map((h) => h.runtimeId)).size, 1);
     assert.equal(new Set(all.map((h) => h.sessionApiKey)).size, 1);
     assert.equal((await containersFor(cid)).length, 1);
@@ -141,36 +189,62 @@ describe('DockerRuntimeProvider', () => {
   });
 
   test('the emulator start-up delay knob holds /alive back, and createRuntime waits it out', async () => {
-    const rt = await acts.createRuntime({ conversationId: id('slow'), userId: 'u', env: { STARTUP_DELAY_MS: '1200' }, aliveTimeoutMs: 20_000 });
+    const rt = await acts.createRuntime({
+      conversationId: id('slow'),
+      userId: 'u',
+      env: { STARTUP_DELAY_MS: '1200' },
+      aliveTimeoutMs: 20_000,
+    });
     assert.ok(rt.readyMs >= 1200, `ready after ${rt.readyMs} ms`);
   });
 
   test('a server that never answers /alive fails within the bound as RuntimeStartFailed', async () => {
     const cid = id('noalive');
     const t0 = Date.now();
-    await assert.rejects(acts.createRuntime({ conversationId: cid, userId: 'u', env: { FAULT_ALIVE_STATUS: '503' }, aliveTimeoutMs: 1500 }), (err) => {
-      assert.ok(err instanceof NestorError);
-      assert.equal(err.type, ErrorType.RuntimeStartFailed);
-      assert.match(err.message, /GET \/alive did not answer within 1500 ms: container nestor-conv-.* is running/);
-      return true;
-    });
+    await assert.rejects(
+      acts.createRuntime({
+        conversationId: cid,
+        userId: 'u',
+        env: { FAULT_ALIVE_STATUS: '503' },
+        aliveTimeoutMs: 1500,
+      }),
+      (err) => {
+        assert.ok(err instanceof NestorError);
+        assert.equal(err.type, ErrorType.RuntimeStartFailed);
+        assert.match(err.message, /GET \/alive did not answer within 1500 ms: container nestor-conv-.* is running/);
+        return true;
+      },
+    );
     assert.ok(Date.now() - t0 < 10_000);
   });
 
   test('a container that exits at once is reported with its state and last log lines', async () => {
     const cid = id('crash');
-    await assert.rejects(acts.createRuntime({ conversationId: cid, userId: 'u', env: { FAULT_ALIVE_ERROR_RATE: '7' }, aliveTimeoutMs: 10_000 }), (err) => {
-      assert.ok(err instanceof NestorError);
-      assert.equal(err.type, ErrorType.RuntimeStartFailed);
-      // It exits, and Docker restarts it (restart policy): a crash loop is reported as soon as it is seen.
-      assert.match(err.message, /(exited|restarting) \(exit code 1\).*FAULT_ALIVE_ERROR_RATE must be between 0 and 1/);
-      return true;
-    });
+    await assert.rejects(
+      acts.createRuntime({
+        conversationId: cid,
+        userId: 'u',
+        env: { FAULT_ALIVE_ERROR_RATE: '7' },
+        aliveTimeoutMs: 10_000,
+      }),
+      (err) => {
+        assert.ok(err instanceof NestorError);
+        assert.equal(err.type, ErrorType.RuntimeStartFailed);
+        // It exits, and Docker restarts it (restart policy): a crash loop is reported as soon as it is seen.
+        assert.match(
+          err.message,
+          /(exited|restarting) \(exit code 1\).*FAULT_ALIVE_ERROR_RATE must be between 0 and 1/,
+        );
+        return true;
+      },
+    );
   });
 
   /** Run a node one-liner inside a sandbox and return what it printed. */
   async function inside(conversationId: string, script: string): Promise<string> {
-    const exec = await docker.getContainer(containerName(conversationId)).exec({ Cmd: ['/usr/local/bin/node', '-e', script], AttachStdout: true, AttachStderr: true });
+    const exec = await docker
+      .getContainer(containerName(conversationId))
+      .exec({ Cmd: ['/usr/local/bin/node', '-e', script], AttachStdout: true, AttachStderr: true });
     const stream = await exec.start({});
     return new Promise<string>((resolve) => {
       let b = Buffer.alloc(0);
@@ -181,10 +255,13 @@ describe('DockerRuntimeProvider', () => {
 
   test('one sandbox cannot reach another', async () => {
     const [a, b] = [id('icc-a'), id('icc-b')];
-    await Promise.all([a, b].map((cid) => acts.createRuntime({ conversationId: cid, userId: 'u', aliveTimeoutMs: 20_000 })));
+    await Promise.all(
+      [a, b].map((cid) => acts.createRuntime({ conversationId: cid, userId: 'u', aliveTimeoutMs: 20_000 })),
+    );
     const net = await docker.getNetwork('nestor-sandboxes').inspect();
     assert.equal(net.Options?.['com.docker.network.bridge.enable_icc'], 'false');
-    const bIp = (await docker.getContainer(containerName(b)).inspect()).NetworkSettings.Networks['nestor-sandboxes'].IPAddress;
+    const bIp = (await docker.getContainer(containerName(b)).inspect()).NetworkSettings.Networks['nestor-sandboxes']
+      .IPAddress;
     assert.match(bIp, /^\d+\.\d+\.\d+\.\d+$/);
     const probe = (url: string) =>
       `fetch(${JSON.stringify(url)}, { signal: AbortSignal.timeout(1500) }).then(r => console.log('reached ' + r.status), e => console.log('blocked ' + (e.cause?.code ?? e.name)))`;
@@ -201,7 +278,9 @@ describe('DockerRuntimeProvider', () => {
     assert.equal(await new NestedClient({ baseUrl: rt.url, sessionApiKey: rt.sessionApiKey }).alive(), true);
     assert.equal((await docker.getNetwork('nestor-sandboxes-internal').inspect()).Internal, true);
     // Traffic that would be forwarded off its bridge is dropped: here, to the sandbox on the egress network.
-    const openIp = (await docker.getContainer(containerName(open)).inspect()).NetworkSettings.Networks['nestor-sandboxes'].IPAddress;
+    const openIp = (await docker.getContainer(containerName(open)).inspect()).NetworkSettings.Networks[
+      'nestor-sandboxes'
+    ].IPAddress;
     const probe = `const s = require('net').connect({ host: ${JSON.stringify(openIp)}, port: 3000 });
       const t = setTimeout(() => { console.log('timeout'); s.destroy(); }, 1500);
       s.on('connect', () => { clearTimeout(t); console.log('connected'); s.destroy(); });

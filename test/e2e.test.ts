@@ -45,7 +45,12 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     return {
       conversationId: id,
       userId: 'e2e-user',
-      settings: { agent: 'CodeActAgent', llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: 'sk-e2e-llm-key', sandbox: { env: { CONVERSATION_START_DELAY_MS: '100' } } },
+      settings: {
+        agent: 'CodeActAgent',
+        llmModel: 'anthropic/claude-sonnet-4-5',
+        llmApiKey: 'sk-e2e-llm-key',
+        sandbox: { env: { CONVERSATION_START_DELAY_MS: '100' } },
+      },
       customSecrets: [{ name: 'MY_SECRET', value: 'custom-secret-value' }],
       timeouts: { aliveTimeoutMs: 30_000, readyTimeoutMs: 30_000 },
       ...extra,
@@ -60,7 +65,10 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     taskQueue = uniqueId('e2e');
     ({ client, stop: stopWorker } = await startWorker(env, taskQueue, {
       runtime: new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator }),
-      oauth: { github: { tokenUrl: `${oauthBase}/github`, clientId: 'id' }, gitlab: { tokenUrl: `${oauthBase}/gitlab` } },
+      oauth: {
+        github: { tokenUrl: `${oauthBase}/github`, clientId: 'id' },
+        gitlab: { tokenUrl: `${oauthBase}/gitlab` },
+      },
     }));
   });
 
@@ -77,7 +85,9 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     assert.equal(info.status, 'RUNNING');
     assert.match(info.url!, /^http:\/\/127\.0\.0\.1:\d+\/api\/conversations\//);
     assert.ok(info.sessionApiKey && info.sessionApiKey.length >= 43, 'a 32-byte random session key');
-    assert.ok(info.timings?.runtimeReadyMs !== undefined && info.timings.startToRunningMs! >= info.timings.runtimeReadyMs);
+    assert.ok(
+      info.timings?.runtimeReadyMs !== undefined && info.timings.startToRunningMs! >= info.timings.runtimeReadyMs,
+    );
     const [container] = await containersFor(id);
     assert.equal(container.Labels['nestor.managed'], 'true');
     assert.equal(container.Labels['nestor.user-id'], 'e2e-user');
@@ -85,15 +95,26 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
 
     const acks = [];
     for (const text of ['first', 'second', 'third']) acks.push(await client.sendMessage(id, text));
-    assert.deepEqual(acks.map((a) => typeof a.eventId), ['number', 'number', 'number']);
+    assert.deepEqual(
+      acks.map((a) => typeof a.eventId),
+      ['number', 'number', 'number'],
+    );
 
     const nested = NestedClient.forConversation(info);
     const events = await nested.allEvents(id);
-    const userMessages = events.filter((e) => e.source === 'user' && e.action === 'message').map((e) => e.args?.content);
+    const userMessages = events
+      .filter((e) => e.source === 'user' && e.action === 'message')
+      .map((e) => e.args?.content);
     assert.deepEqual(userMessages, ['hello', 'first', 'second', 'third'], 'each message exactly once, in order');
-    assert.deepEqual(acks.map((a) => a.eventId), events.filter((e) => e.source === 'user' && e.args?.content !== 'hello').map((e) => e.id));
+    assert.deepEqual(
+      acks.map((a) => a.eventId),
+      events.filter((e) => e.source === 'user' && e.args?.content !== 'hello').map((e) => e.id),
+    );
     // The echo agent answered, and the key is needed to read any of it.
-    await assert.rejects(NestedClient.forConversation({ ...info, sessionApiKey: 'wrong' }).getEvents(id), /answered 401/);
+    await assert.rejects(
+      NestedClient.forConversation({ ...info, sessionApiKey: 'wrong' }).getEvents(id),
+      /answered 401/,
+    );
 
     const status = await client.status(id);
     assert.equal(status.messagesDelivered, 3);
@@ -121,13 +142,20 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
       },
     });
     // The tokens the emulator's provider check accepts: the refreshed one and the two kept.
-    req.settings.sandbox = { ...req.settings.sandbox, env: { ...req.settings.sandbox?.env, VALID_GIT_TOKENS: 'ghp-refreshed,glpat-old,bb-old' } };
+    req.settings.sandbox = {
+      ...req.settings.sandbox,
+      env: { ...req.settings.sandbox?.env, VALID_GIT_TOKENS: 'ghp-refreshed,glpat-old,bb-old' },
+    };
     const info = await client.start(req);
     assert.equal(info.status, 'RUNNING', 'a failed refresh never fails the start');
     assert.deepEqual(refreshes.sort(), ['/github r-gh', '/gitlab r-gl']);
     assert.deepEqual(info.warnings, ['gitlab: refresh failed (token endpoint answered 500); kept the old token']);
     const nested = NestedClient.forConversation(info);
-    assert.deepEqual((await nested.getSettings()).provider_tokens_set, { github: 'github.com', gitlab: null, bitbucket: null });
+    assert.deepEqual((await nested.getSettings()).provider_tokens_set, {
+      github: 'github.com',
+      gitlab: null,
+      bitbucket: null,
+    });
     await client.close(id);
   });
 
@@ -149,7 +177,8 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     assert.ok(results.every((r) => r.status === 'RUNNING'));
     assert.equal((await containersFor(id)).length, 1);
     const runs = [];
-    for await (const wf of env.client.workflow.list({ query: `WorkflowId = '${conversationWorkflowId(id)}'` })) runs.push(wf.runId);
+    for await (const wf of env.client.workflow.list({ query: `WorkflowId = '${conversationWorkflowId(id)}'` }))
+      runs.push(wf.runId);
     assert.equal(runs.length, 1, `one workflow run, saw ${runs.length}`);
     await client.close(id);
     assert.deepEqual(await containersFor(id), []);
@@ -162,7 +191,10 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     await assert.rejects(client.start(req), (err) => {
       assert.ok(err instanceof ConversationError);
       assert.equal(err.type, 'ConversationStartFailed');
-      assert.match(err.message, /^createConversation failed: createConversation: POST \/api\/conversations answered 500/);
+      assert.match(
+        err.message,
+        /^createConversation failed: createConversation: POST \/api\/conversations answered 500/,
+      );
       // ...and what to check.
       assert.ok(err.message.includes(`; check 'docker logs nestor-conv-${id}'`), err.message);
       assert.doesNotMatch(err.message, /sk-e2e-llm-key|custom-secret-value/);
@@ -186,14 +218,21 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     const id = uniqueId('badagent');
     const req = input(id);
     req.settings.agent = 'NoSuchAgent';
-    await assert.rejects(client.start(req), /acquireSession failed: acquireSession: settings\.agent: unknown agent 'NoSuchAgent'/);
+    await assert.rejects(
+      client.start(req),
+      /acquireSession failed: acquireSession: settings\.agent: unknown agent 'NoSuchAgent'/,
+    );
     assert.equal((await client.status(id)).lastError?.type, 'InvalidSettings');
     assert.deepEqual(await containersFor(id), []);
   });
 
   test('invalid input: a clear error naming each field, and no workflow', async () => {
     const id = uniqueId('invalid');
-    const bad = { conversationId: id, userId: '', settings: { llmModel: '', extra: 1 } } as unknown as StartConversationRequest;
+    const bad = {
+      conversationId: id,
+      userId: '',
+      settings: { llmModel: '', extra: 1 },
+    } as unknown as StartConversationRequest;
     await assert.rejects(client.start(bad), (err: Error & { type?: string }) => {
       assert.equal(err.type, 'InvalidInput');
       assert.match(err.message, /userId: /);
@@ -205,14 +244,25 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
   });
 
   test('the CLI: invalid input exits 2 and starts nothing; start, status and close work and mask the key', async () => {
-    const cliEnv = { ...process.env, TEMPORAL_ADDRESS: env.address, NESTOR_TASK_QUEUE: taskQueue, LLM_API_KEY: 'sk-cli-key' };
-    const bad = await run('node', [CLI, 'start', '-c', 'bad/id', '-u', 'u', '--model', 'anthropic/claude-x'], { env: cliEnv }).catch((e) => e);
+    const cliEnv = {
+      ...process.env,
+      TEMPORAL_ADDRESS: env.address,
+      NESTOR_TASK_QUEUE: taskQueue,
+      LLM_API_KEY: 'sk-cli-key',
+    };
+    const bad = await run('node', [CLI, 'start', '-c', 'bad/id', '-u', 'u', '--model', 'anthropic/claude-x'], {
+      env: cliEnv,
+    }).catch((e) => e);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /error \(InvalidInput\): invalid start input: conversationId: /);
 
     const id = uniqueId('cli');
     made.add(id);
-    const { stdout } = await run('node', [CLI, '--json', 'start', '-c', id, '-u', 'cli-user', '--model', 'anthropic/claude-x', '-m', 'hi from the CLI'], { env: cliEnv });
+    const { stdout } = await run(
+      'node',
+      [CLI, '--json', 'start', '-c', id, '-u', 'cli-user', '--model', 'anthropic/claude-x', '-m', 'hi from the CLI'],
+      { env: cliEnv },
+    );
     const started = JSON.parse(stdout);
     assert.equal(started.status, 'RUNNING');
     assert.match(started.sessionApiKey, /…\(\d+ chars, use --show-secrets\)$/);
@@ -222,8 +272,13 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     const paused = await run('node', [CLI, 'pause', id, '-r', 'cli pause'], { env: cliEnv });
     assert.match(paused.stdout, /: PAUSED/);
     assert.match(paused.stdout, /paused: .* \(cli pause\)/);
-    const sched = JSON.parse((await run('node', [CLI, '--json', 'schedule', id, '--every', '1h', '-m', 'later'], { env: cliEnv })).stdout);
-    assert.match((await run('node', [CLI, 'schedules', id], { env: cliEnv })).stdout, new RegExp(`${sched.scheduleId}\\t${id}\\tnext .*\\tmessage: later`));
+    const sched = JSON.parse(
+      (await run('node', [CLI, '--json', 'schedule', id, '--every', '1h', '-m', 'later'], { env: cliEnv })).stdout,
+    );
+    assert.match(
+      (await run('node', [CLI, 'schedules', id], { env: cliEnv })).stdout,
+      new RegExp(`${sched.scheduleId}\\t${id}\\tnext .*\\tmessage: later`),
+    );
     await run('node', [CLI, 'unschedule', sched.scheduleId], { env: cliEnv });
     assert.match((await run('node', [CLI, 'schedules', id], { env: cliEnv })).stdout, /no scheduled resumes/);
     const badSchedule = await run('node', [CLI, 'schedule', id, '--every', 'soon'], { env: cliEnv }).catch((e) => e);
@@ -236,7 +291,10 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     assert.match(said, /^#\d+ agent: echo: hi from the CLI$/m);
     assert.doesNotMatch(said, /session/i);
     await waitFor(
-      async () => (await run('node', [CLI, 'list', '-u', 'cli-user', '-s', 'RUNNING'], { env: cliEnv })).stdout.includes(`${id}\tcli-user\tRUNNING`),
+      async () =>
+        (await run('node', [CLI, 'list', '-u', 'cli-user', '-s', 'RUNNING'], { env: cliEnv })).stdout.includes(
+          `${id}\tcli-user\tRUNNING`,
+        ),
       '`nestor list` to show it RUNNING',
       { everyMs: 200 },
     );
@@ -285,7 +343,10 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     const starting = client.start(req);
     // Sent while the nested conversation is still STARTING (update-with-start made the workflow already): its
     // readiness wait has begun, and the emulator holds the conversation STARTING for 1.5 s more.
-    await waitFor(async () => (await client.status(id).catch(() => undefined))?.step === 'waitForReady', 'the start to wait for readiness');
+    await waitFor(
+      async () => (await client.status(id).catch(() => undefined))?.step === 'waitForReady',
+      'the start to wait for readiness',
+    );
     assert.equal((await client.status(id)).status, 'STARTING', 'the message below really is sent while starting');
     const early = client.sendMessage(id, { content: 'sent while starting', messageId: 'early-1' });
     const info = await starting;
@@ -296,7 +357,10 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     await client.sendMessage(id, { content: 'sent while paused', messageId: 'paused-1' });
     const resumed = await client.start(req); // attach: gives the (possibly new) URL and key
     const msgs = await userMessages(resumed, id);
-    assert.deepEqual(msgs.map((e) => e.args?.content), ['sent while starting', 'sent while paused']);
+    assert.deepEqual(
+      msgs.map((e) => e.args?.content),
+      ['sent while starting', 'sent while paused'],
+    );
     assert.equal(resumed.runtimeId, info.runtimeId, 'the same container came back');
     await client.close(id);
     assert.deepEqual(await containersFor(id), []);
@@ -305,7 +369,9 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
   test('the same message ID sent 20 times at once is delivered once', async () => {
     const id = uniqueId('dup');
     const info = await client.start(input(id));
-    const acks = await Promise.all(Array.from({ length: 20 }, () => client.sendMessage(id, { content: 'only once', messageId: 'same-id' })));
+    const acks = await Promise.all(
+      Array.from({ length: 20 }, () => client.sendMessage(id, { content: 'only once', messageId: 'same-id' })),
+    );
     assert.equal(new Set(acks.map((a) => a.eventId)).size, 1);
     assert.equal((await userMessages(info, id)).filter((e) => e.args?.content === 'only once').length, 1);
     assert.equal((await client.status(id)).messagesDelivered, 1);
@@ -315,7 +381,9 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
   test('a forced continue-as-new while 50 messages are sent at once: all delivered once, in acceptance order, across runs', async () => {
     const id = uniqueId('can');
     const info = await client.start(input(id, { continueAsNewAfterEvents: 120 }));
-    const acks = await Promise.all(Array.from({ length: 50 }, (_, i) => client.sendMessage(id, { content: `m${i}`, messageId: `can-${i}` })));
+    const acks = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => client.sendMessage(id, { content: `m${i}`, messageId: `can-${i}` })),
+    );
     const msgs = await userMessages(info, id);
     const contents = msgs.map((e) => e.args?.content);
     assert.equal(contents.length, 50);
@@ -341,10 +409,16 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     });
     assert.equal(listed.find((s) => s.scheduleId === scheduleId)?.message, 'from the schedule');
     await env.client.schedule.getHandle(scheduleId).trigger();
-    await waitFor(async () => (await client.status(id)).messagesDelivered >= 1, "the schedule's message to be delivered");
+    await waitFor(
+      async () => (await client.status(id)).messagesDelivered >= 1,
+      "the schedule's message to be delivered",
+    );
     assert.equal((await client.status(id)).status, 'RUNNING');
     const again = await client.start(input(id));
-    assert.deepEqual((await userMessages(again, id)).map((e) => e.args?.content), ['from the schedule']);
+    assert.deepEqual(
+      (await userMessages(again, id)).map((e) => e.args?.content),
+      ['from the schedule'],
+    );
     assert.equal(again.runtimeId, info.runtimeId);
     await client.cancelScheduledResume(scheduleId);
     await client.cancelScheduledResume(other);
@@ -355,7 +429,11 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
 
   test('ResumeConversation on a conversation that is not running fails non-retryably with ConversationNotFound', async () => {
     await assert.rejects(
-      env.client.workflow.execute('ResumeConversation', { taskQueue, workflowId: uniqueId('resume-nobody'), args: [{ conversationId: 'nobody-here' }] }),
+      env.client.workflow.execute('ResumeConversation', {
+        taskQueue,
+        workflowId: uniqueId('resume-nobody'),
+        args: [{ conversationId: 'nobody-here' }],
+      }),
       (err) => {
         assert.ok(err instanceof WorkflowFailedError);
         const cause = (err.cause as ActivityFailure).cause as ApplicationFailure;
@@ -374,9 +452,20 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     await client.close(id);
     await eventually(async () => assert.deepEqual(await client.listScheduledResumes(id), []));
     // Had one fired (or been started by hand): ConversationNotFound on its first attempt, not five retries.
-    const handle = await env.client.workflow.start('ResumeConversation', { taskQueue, workflowId: uniqueId('resume-closed'), args: [{ conversationId: id, message: 'late' }] });
-    await assert.rejects(handle.result(), (err) => err instanceof WorkflowFailedError && ((err.cause as ActivityFailure).cause as ApplicationFailure).type === 'ConversationNotFound');
-    const attempts = (await handle.fetchHistory()).events?.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+    const handle = await env.client.workflow.start('ResumeConversation', {
+      taskQueue,
+      workflowId: uniqueId('resume-closed'),
+      args: [{ conversationId: id, message: 'late' }],
+    });
+    await assert.rejects(
+      handle.result(),
+      (err) =>
+        err instanceof WorkflowFailedError &&
+        ((err.cause as ActivityFailure).cause as ApplicationFailure).type === 'ConversationNotFound',
+    );
+    const attempts = (await handle.fetchHistory()).events
+      ?.filter((e) => e.activityTaskStartedEventAttributes)
+      .map((e) => e.activityTaskStartedEventAttributes!.attempt);
     assert.deepEqual(attempts, [1]);
   });
 
@@ -384,10 +473,16 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
     const alice = uniqueId('alice');
     const bob = uniqueId('bob');
     const [a1, a2, b1] = [uniqueId('la'), uniqueId('la'), uniqueId('lb')];
-    await Promise.all([client.start(input(a1, { userId: alice })), client.start(input(a2, { userId: alice })), client.start(input(b1, { userId: bob }))]);
+    await Promise.all([
+      client.start(input(a1, { userId: alice })),
+      client.start(input(a2, { userId: alice })),
+      client.start(input(b1, { userId: bob })),
+    ]);
     await client.pause(a2);
     const listed = (f: Parameters<typeof client.list>[0], expected: string[]) =>
-      eventually(async () => assert.deepEqual((await client.list(f)).map((c) => c.conversationId).sort(), [...expected].sort()));
+      eventually(async () =>
+        assert.deepEqual((await client.list(f)).map((c) => c.conversationId).sort(), [...expected].sort()),
+      );
     await listed({ userId: alice }, [a1, a2]);
     await listed({ userId: alice, status: 'PAUSED' }, [a2]);
     await listed({ userId: alice, status: 'RUNNING' }, [a1]);
@@ -434,7 +529,10 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
       const infos = await Promise.all(ids.map((id) => limited.start(input(id, { userId: user }))));
       // Docker's own record of every start and stop of this user's sandboxes: no moment between two looks is missed.
       const maxRunning = await mostRunningAtOnce(user, since);
-      assert.ok(infos.every((i) => i.status === 'RUNNING'), 'every start got its answer');
+      assert.ok(
+        infos.every((i) => i.status === 'RUNNING'),
+        'every start got its answer',
+      );
       assert.ok(maxRunning <= 2, `at most two running at any time, saw ${maxRunning}`);
       const statuses = await Promise.all(ids.map((id) => limited.status(id)));
       assert.deepEqual(statuses.map((s) => s.status).sort(), ['PAUSED', 'RUNNING', 'RUNNING']);
@@ -446,7 +544,11 @@ describe('StartConversation end to end (Temporal + Docker + emulator)', () => {
 /** The most containers of this user running at once since `since` (seconds), replayed from Docker's event log. */
 async function mostRunningAtOnce(userId: string, since: number): Promise<number> {
   const until = Math.ceil(Date.now() / 1000) + 1;
-  const stream = (await docker.getEvents({ since, until, filters: { type: ['container'], event: ['start', 'die'], label: [`nestor.user-id=${userId}`] } })) as NodeJS.ReadableStream;
+  const stream = (await docker.getEvents({
+    since,
+    until,
+    filters: { type: ['container'], event: ['start', 'die'], label: [`nestor.user-id=${userId}`] },
+  })) as NodeJS.ReadableStream;
   let text = '';
   for await (const chunk of stream) text += chunk.toString();
   let running = 0;

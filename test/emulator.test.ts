@@ -16,7 +16,16 @@ async function start(env: Record<string, string> = {}, fileStore?: string) {
   const dir = fileStore ?? mkdtempSync(join(tmpdir(), 'nestor-emu-'));
   dirs.push(dir);
   const emu = createEmulator(
-    configFromEnv({ SESSION_API_KEY: KEY, ALLOW_SET_CONVERSATION_ID: '1', FILE_STORE_PATH: dir, port: '0', HOST: '127.0.0.1', CONVERSATION_START_DELAY_MS: '50', AGENT_REPLY_DELAY_MS: '1', ...env }),
+    configFromEnv({
+      SESSION_API_KEY: KEY,
+      ALLOW_SET_CONVERSATION_ID: '1',
+      FILE_STORE_PATH: dir,
+      port: '0',
+      HOST: '127.0.0.1',
+      CONVERSATION_START_DELAY_MS: '50',
+      AGENT_REPLY_DELAY_MS: '1',
+      ...env,
+    }),
   );
   running.push(emu);
   const port = await emu.listen();
@@ -28,13 +37,21 @@ async function start(env: Record<string, string> = {}, fileStore?: string) {
     });
     const text = await res.body.text();
     // Starlette's own 500 is plain text, as the real server's.
-    return { status: res.statusCode, body: String(res.headers['content-type']).startsWith('application/json') && text ? JSON.parse(text) : text || null };
+    return {
+      status: res.statusCode,
+      body:
+        String(res.headers['content-type']).startsWith('application/json') && text ? JSON.parse(text) : text || null,
+    };
   };
   return { emu, call, dir };
 }
 
 async function ready(call: Awaited<ReturnType<typeof start>>['call'], id: string) {
-  await waitFor(async () => (await call('GET', `/api/conversations/${id}`)).body?.status === 'RUNNING', `${id} to become RUNNING`, { everyMs: 10 });
+  await waitFor(
+    async () => (await call('GET', `/api/conversations/${id}`)).body?.status === 'RUNNING',
+    `${id} to become RUNNING`,
+    { everyMs: 10 },
+  );
 }
 
 async function configured(env: Record<string, string> = {}) {
@@ -58,9 +75,16 @@ describe('emulator: auth and validation', () => {
   test('every /api route answers 401 to a missing or wrong key', async () => {
     const { call } = await start();
     const routes: Array<['GET' | 'POST', string]> = [
-      ['POST', '/api/settings'], ['GET', '/api/settings'], ['POST', '/api/add-git-providers'], ['POST', '/api/secrets'],
-      ['POST', '/api/conversations/c1/exp-config'], ['POST', '/api/conversations'], ['GET', '/api/conversations/c1'],
-      ['GET', '/api/conversations/c1/events'], ['POST', '/api/conversations/c1/events'], ['POST', '/api/conversations/c1/stop'],
+      ['POST', '/api/settings'],
+      ['GET', '/api/settings'],
+      ['POST', '/api/add-git-providers'],
+      ['POST', '/api/secrets'],
+      ['POST', '/api/conversations/c1/exp-config'],
+      ['POST', '/api/conversations'],
+      ['GET', '/api/conversations/c1'],
+      ['GET', '/api/conversations/c1/events'],
+      ['POST', '/api/conversations/c1/events'],
+      ['POST', '/api/conversations/c1/stop'],
       ['GET', '/api/no-such-route'],
     ];
     for (const [m, p] of routes) {
@@ -104,7 +128,11 @@ describe('emulator: auth and validation', () => {
   test('unknown request fields are rejected with 422; replay JSON and an initial message do not mix', async () => {
     const { call } = await configured();
     assert.equal((await call('POST', '/api/conversations', { conversation_id: 'c1', colour: 'red' })).status, 422);
-    assert.equal((await call('POST', '/api/conversations', { conversation_id: 'c1', initial_user_msg: 'hi', replay_json: '[]' })).status, 400);
+    assert.equal(
+      (await call('POST', '/api/conversations', { conversation_id: 'c1', initial_user_msg: 'hi', replay_json: '[]' }))
+        .status,
+      400,
+    );
   });
 });
 
@@ -126,18 +154,38 @@ describe('emulator: configuration routes', () => {
 
   test('git providers: a token the provider accepts is stored; any other is rejected with 401 naming the provider, as the real server offline', async () => {
     const { call } = await configured({ VALID_GIT_TOKENS: 't' });
-    assert.deepEqual(await call('POST', '/api/add-git-providers', { provider_tokens: { github: { token: 't', user_id: null, host: 'github.com' } } }), { status: 200, body: { message: 'Git providers stored' } });
+    assert.deepEqual(
+      await call('POST', '/api/add-git-providers', {
+        provider_tokens: { github: { token: 't', user_id: null, host: 'github.com' } },
+      }),
+      { status: 200, body: { message: 'Git providers stored' } },
+    );
     assert.deepEqual((await call('GET', '/api/settings')).body.provider_tokens_set, { github: 'github.com' });
-    assert.deepEqual(await call('POST', '/api/add-git-providers', { provider_tokens: { gitlab: { token: 'bad', user_id: null, host: null } } }), {
-      status: 401,
-      body: { error: 'Invalid token. Please make sure it is a valid gitlab token.' },
-    });
-    assert.deepEqual((await call('GET', '/api/settings')).body.provider_tokens_set, { github: 'github.com' }, 'nothing stored');
+    assert.deepEqual(
+      await call('POST', '/api/add-git-providers', {
+        provider_tokens: { gitlab: { token: 'bad', user_id: null, host: null } },
+      }),
+      {
+        status: 401,
+        body: { error: 'Invalid token. Please make sure it is a valid gitlab token.' },
+      },
+    );
+    assert.deepEqual(
+      (await call('GET', '/api/settings')).body.provider_tokens_set,
+      { github: 'github.com' },
+      'nothing stored',
+    );
   });
 
   test('settings: a POST replaces what was stored, keeping only the LLM key, model, base URL and search key', async () => {
     const { call } = await configured();
-    await call('POST', '/api/settings', { agent: 'CodeActAgent', llm_model: 'm1', llm_api_key: 'k1', max_iterations: 7, language: 'fr' });
+    await call('POST', '/api/settings', {
+      agent: 'CodeActAgent',
+      llm_model: 'm1',
+      llm_api_key: 'k1',
+      max_iterations: 7,
+      language: 'fr',
+    });
     await call('POST', '/api/settings', { agent: 'CodeActAgent', llm_model: null, max_iterations: 9 });
     const s = (await call('GET', '/api/settings')).body;
     assert.equal(s.llm_model, 'm1');
@@ -148,24 +196,49 @@ describe('emulator: configuration routes', () => {
 
   test('secrets: 201 once, then 400 "already exists"', async () => {
     const { call } = await configured();
-    assert.deepEqual(await call('POST', '/api/secrets', { name: 'S', value: 'v', description: null }), { status: 201, body: { message: 'Secret created successfully' } });
-    assert.deepEqual(await call('POST', '/api/secrets', { name: 'S', value: 'v' }), { status: 400, body: { message: 'Secret S already exists' } });
-    assert.deepEqual(await call('DELETE', '/api/secrets/S'), { status: 200, body: { message: 'Secret deleted successfully' } });
+    assert.deepEqual(await call('POST', '/api/secrets', { name: 'S', value: 'v', description: null }), {
+      status: 201,
+      body: { message: 'Secret created successfully' },
+    });
+    assert.deepEqual(await call('POST', '/api/secrets', { name: 'S', value: 'v' }), {
+      status: 400,
+      body: { message: 'Secret S already exists' },
+    });
+    assert.deepEqual(await call('DELETE', '/api/secrets/S'), {
+      status: 200,
+      body: { message: 'Secret deleted successfully' },
+    });
     assert.equal((await call('DELETE', '/api/secrets/S')).status, 404);
-    assert.equal((await call('POST', '/api/secrets', { name: 'S', value: 'v2' })).status, 201, 'created again with its new value');
+    assert.equal(
+      (await call('POST', '/api/secrets', { name: 'S', value: 'v2' })).status,
+      201,
+      'created again with its new value',
+    );
   });
 
   test('exp-config: 200 false (1.4.0); with EXP_CONFIG_ROUTE=0, 404 {"detail":"Not Found"} as 1.5.0+', async () => {
     const { call } = await configured();
-    assert.deepEqual(await call('POST', '/api/conversations/c9/exp-config', { config: {} }), { status: 200, body: false });
+    assert.deepEqual(await call('POST', '/api/conversations/c9/exp-config', { config: {} }), {
+      status: 200,
+      body: false,
+    });
     const newer = await configured({ EXP_CONFIG_ROUTE: '0' });
-    assert.deepEqual(await newer.call('POST', '/api/conversations/c9/exp-config', { config: {} }), { status: 404, body: { detail: 'Not Found' } });
+    assert.deepEqual(await newer.call('POST', '/api/conversations/c9/exp-config', { config: {} }), {
+      status: 404,
+      body: { detail: 'Not Found' },
+    });
   });
 
   test('exp-config is write-once and answers false', async () => {
     const { call } = await configured();
-    assert.deepEqual(await call('POST', '/api/conversations/c1/exp-config', { config: { system_prompt_filename: 'a.j2' } }), { status: 200, body: false });
-    assert.deepEqual(await call('POST', '/api/conversations/c1/exp-config', { config: {} }), { status: 200, body: false });
+    assert.deepEqual(
+      await call('POST', '/api/conversations/c1/exp-config', { config: { system_prompt_filename: 'a.j2' } }),
+      { status: 200, body: false },
+    );
+    assert.deepEqual(await call('POST', '/api/conversations/c1/exp-config', { config: {} }), {
+      status: 200,
+      body: false,
+    });
   });
 });
 
@@ -173,7 +246,12 @@ describe('emulator: conversations and the echo agent', () => {
   test('create is idempotent; STARTING, then RUNNING after the delay', async () => {
     const { call } = await configured({ CONVERSATION_START_DELAY_MS: '150' });
     const first = await call('POST', '/api/conversations', { conversation_id: 'c1', initial_user_msg: 'hello' });
-    assert.deepEqual(first.body, { status: 'ok', conversation_id: 'c1', message: null, conversation_status: 'STARTING' });
+    assert.deepEqual(first.body, {
+      status: 'ok',
+      conversation_id: 'c1',
+      message: null,
+      conversation_status: 'STARTING',
+    });
     assert.equal((await call('GET', '/api/conversations/c1')).body.status, 'STARTING');
     const again = await call('POST', '/api/conversations', { conversation_id: 'c1', initial_user_msg: 'hello' });
     assert.equal(again.status, 200);
@@ -183,9 +261,16 @@ describe('emulator: conversations and the echo agent', () => {
     assert.equal(info.conversation_version, 'V0');
     await new Promise((r) => setTimeout(r, 50));
     const events = (await call('GET', '/api/conversations/c1/events?limit=100')).body.events;
-    assert.equal(events.filter((e: { args?: { content?: string } }) => e.args?.content === 'hello').length, 1, 'the initial message once, even after a repeated create');
+    assert.equal(
+      events.filter((e: { args?: { content?: string } }) => e.args?.content === 'hello').length,
+      1,
+      'the initial message once, even after a repeated create',
+    );
     assert.deepEqual(
-      events.map((e: { source: string; action?: string; extras?: { agent_state?: string } }) => e.action ?? e.extras?.agent_state),
+      events.map(
+        (e: { source: string; action?: string; extras?: { agent_state?: string } }) =>
+          e.action ?? e.extras?.agent_state,
+      ),
       ['loading', 'message', 'running', 'message', 'awaiting_user_input'],
     );
     assert.equal(events[3].source, 'agent');
@@ -196,7 +281,10 @@ describe('emulator: conversations and the echo agent', () => {
     const { call } = await configured();
     assert.deepEqual(await call('GET', '/api/conversations/nope'), { status: 200, body: null });
     assert.equal((await call('GET', '/api/conversations/nope/events')).status, 404);
-    assert.equal((await call('POST', '/api/conversations/nope/events', { action: 'message', args: { content: 'x' } })).status, 404);
+    assert.equal(
+      (await call('POST', '/api/conversations/nope/events', { action: 'message', args: { content: 'x' } })).status,
+      404,
+    );
   });
 
   test('every user message gets an echo; pagination follows §6.5', async () => {
@@ -204,7 +292,10 @@ describe('emulator: conversations and the echo agent', () => {
     await call('POST', '/api/conversations', { conversation_id: 'c2' });
     await ready(call, 'c2');
     for (let i = 0; i < 30; i++) {
-      assert.deepEqual(await call('POST', '/api/conversations/c2/events', { action: 'message', args: { content: `m${i}` } }), { status: 200, body: { success: true } });
+      assert.deepEqual(
+        await call('POST', '/api/conversations/c2/events', { action: 'message', args: { content: `m${i}` } }),
+        { status: 200, body: { success: true } },
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
     const page1 = (await call('GET', '/api/conversations/c2/events')).body;
@@ -218,18 +309,43 @@ describe('emulator: conversations and the echo agent', () => {
       if (!p.has_more) break;
       startId = p.events.at(-1).id + 1;
     }
-    assert.deepEqual(all.map((e) => e.id), all.map((_, i) => i), 'ids are dense and ordered');
+    assert.deepEqual(
+      all.map((e) => e.id),
+      all.map((_, i) => i),
+      'ids are dense and ordered',
+    );
     const user = all.filter((e) => e.source === 'user').map((e) => e.args!.content);
     const agent = all.filter((e) => e.source === 'agent').map((e) => e.args!.content);
-    assert.deepEqual(user, Array.from({ length: 30 }, (_, i) => `m${i}`));
-    assert.deepEqual(agent, user.map((m) => `echo: ${m}`));
+    assert.deepEqual(
+      user,
+      Array.from({ length: 30 }, (_, i) => `m${i}`),
+    );
+    assert.deepEqual(
+      agent,
+      user.map((m) => `echo: ${m}`),
+    );
     const last = (await call('GET', '/api/conversations/c2/events?reverse=true&limit=1')).body;
     assert.equal(last.events[0].id, all.at(-1)!.id);
     const window = (await call('GET', '/api/conversations/c2/events?start_id=5&end_id=7&limit=100')).body;
-    assert.deepEqual(window.events.map((e: { id: number }) => e.id), [5, 6, 7]);
-    for (const bad of ['101', '-1']) assert.deepEqual(await call('GET', `/api/conversations/c2/events?limit=${bad}`), { status: 400, body: { detail: 'Invalid limit' } }, `limit ${bad}`);
-    assert.deepEqual((await call('GET', '/api/conversations/c2/events?limit=0')).body.events, [], 'limit 0 is accepted, as the real server');
-    assert.deepEqual(await call('GET', '/api/conversations/nope/events?limit=1'), { status: 404, body: { detail: 'Conversation nope not found' } });
+    assert.deepEqual(
+      window.events.map((e: { id: number }) => e.id),
+      [5, 6, 7],
+    );
+    for (const bad of ['101', '-1'])
+      assert.deepEqual(
+        await call('GET', `/api/conversations/c2/events?limit=${bad}`),
+        { status: 400, body: { detail: 'Invalid limit' } },
+        `limit ${bad}`,
+      );
+    assert.deepEqual(
+      (await call('GET', '/api/conversations/c2/events?limit=0')).body.events,
+      [],
+      'limit 0 is accepted, as the real server',
+    );
+    assert.deepEqual(await call('GET', '/api/conversations/nope/events?limit=1'), {
+      status: 404,
+      body: { detail: 'Conversation nope not found' },
+    });
     assert.equal((await call('GET', '/api/conversations/c2/events?limit=abc')).status, 422);
   });
 
@@ -238,7 +354,11 @@ describe('emulator: conversations and the echo agent', () => {
     await call('POST', '/api/conversations', { conversation_id: 'c3' });
     const stopped = (await call('POST', '/api/conversations/c3/stop')).body;
     assert.equal(stopped.message, 'Conversation stopped successfully');
-    assert.notEqual(stopped.conversation_status, 'STOPPED', 'as the real server, the body still says the status before the stop');
+    assert.notEqual(
+      stopped.conversation_status,
+      'STOPPED',
+      'as the real server, the body still says the status before the stop',
+    );
     assert.equal((await call('POST', '/api/conversations/c3/stop')).body.message, 'Conversation was not running');
     assert.equal((await call('GET', '/api/conversations/c3')).body.status, 'STOPPED');
   });
@@ -255,16 +375,32 @@ describe('emulator: conversations and the echo agent', () => {
     const second = await start({}, first.dir);
     assert.equal((await second.call('GET', '/api/conversations/c4')).body.status, 'STOPPED');
     assert.deepEqual((await second.call('GET', '/api/conversations/c4/events?limit=100')).body.events, before);
-    const noLoop = await second.call('POST', '/api/conversations/c4/events', { action: 'message', args: { content: 'x' } });
-    assert.deepEqual(noLoop, { status: 500, body: 'Internal Server Error' }, "Starlette's plain-text 500, as the real server");
-    assert.equal((await second.call('POST', '/api/secrets', { name: 'S', value: 'v' })).status, 400, 'secrets survived');
+    const noLoop = await second.call('POST', '/api/conversations/c4/events', {
+      action: 'message',
+      args: { content: 'x' },
+    });
+    assert.deepEqual(
+      noLoop,
+      { status: 500, body: 'Internal Server Error' },
+      "Starlette's plain-text 500, as the real server",
+    );
+    assert.equal(
+      (await second.call('POST', '/api/secrets', { name: 'S', value: 'v' })).status,
+      400,
+      'secrets survived',
+    );
     await second.call('POST', '/api/conversations', { conversation_id: 'c4', initial_user_msg: 'before restart' });
     await ready(second.call, 'c4');
-    await second.call('POST', '/api/conversations/c4/events', { action: 'message', args: { content: 'after restart' } });
+    await second.call('POST', '/api/conversations/c4/events', {
+      action: 'message',
+      args: { content: 'after restart' },
+    });
     const after = (await second.call('GET', '/api/conversations/c4/events?limit=100')).body.events;
     assert.deepEqual(after.slice(0, before.length), before);
     assert.deepEqual(
-      after.filter((e: { source: string }) => e.source === 'user').map((e: { args: { content: string } }) => e.args.content),
+      after
+        .filter((e: { source: string }) => e.source === 'user')
+        .map((e: { args: { content: string } }) => e.args.content),
       ['before restart', 'after restart'],
     );
   });
@@ -300,12 +436,21 @@ describe('emulator: fault knobs', () => {
 
   test('a reset closes the connection before any effect; a dropped reply after the effect', async () => {
     const reset = await start({ FAULT_SECRETS_RESET_RATE: '1' });
-    await assert.rejects(reset.call('POST', '/api/secrets', { name: 'S', value: 'v' }), /other side closed|socket|ECONNRESET/i);
+    await assert.rejects(
+      reset.call('POST', '/api/secrets', { name: 'S', value: 'v' }),
+      /other side closed|socket|ECONNRESET/i,
+    );
     const dropped = await start({ FAULT_SECRETS_DROP_REPLY_RATE: '1' });
-    await assert.rejects(dropped.call('POST', '/api/secrets', { name: 'S', value: 'v' }), /other side closed|socket|ECONNRESET/i);
+    await assert.rejects(
+      dropped.call('POST', '/api/secrets', { name: 'S', value: 'v' }),
+      /other side closed|socket|ECONNRESET/i,
+    );
     // The secret was stored although its answer never arrived: the instance with no faults on its data says so.
     const { call } = await start({}, dropped.dir);
-    assert.deepEqual(await call('POST', '/api/secrets', { name: 'S', value: 'v' }), { status: 400, body: { message: 'Secret S already exists' } });
+    assert.deepEqual(await call('POST', '/api/secrets', { name: 'S', value: 'v' }), {
+      status: 400,
+      body: { message: 'Secret S already exists' },
+    });
   });
 
   test('a stalled post still takes effect after its caller gave up on it; a stall rate of 0 never stalls', async () => {
@@ -323,10 +468,17 @@ describe('emulator: fault knobs', () => {
       }),
     );
     // The caller's own timeout is not the server's business: the message lands once the stall is over.
-    const landed = async () => (await call('GET', '/api/conversations/slow/events?limit=100')).body.events.some((e: { args?: { content?: string } }) => e.args?.content === 'late');
+    const landed = async () =>
+      (await call('GET', '/api/conversations/slow/events?limit=100')).body.events.some(
+        (e: { args?: { content?: string } }) => e.args?.content === 'late',
+      );
     assert.equal(await landed(), false, 'not before the stall is over');
     await waitFor(landed, 'the stalled post to land');
-    assert.equal(configFromEnv({ FAULT_POST_EVENTS_STALL_MS: '300', FAULT_POST_EVENTS_STALL_RATE: '0' }).faults.post_events?.stallRate, 0);
+    assert.equal(
+      configFromEnv({ FAULT_POST_EVENTS_STALL_MS: '300', FAULT_POST_EVENTS_STALL_RATE: '0' }).faults.post_events
+        ?.stallRate,
+      0,
+    );
   });
 
   test('a reply stall: the request takes effect at once, its answer comes later', async () => {
@@ -335,7 +487,11 @@ describe('emulator: fault knobs', () => {
     const answered = stalled.call('POST', '/api/secrets', { name: 'S', value: 'v' }).finally(() => (done = true));
     // Another instance on the same file store, without the fault, sees the secret before the answer arrives.
     const peer = await start({}, stalled.dir);
-    await waitFor(async () => (await peer.call('GET', '/api/secrets')).body?.custom_secrets?.some((x: { name: string }) => x.name === 'S'), 'the secret to be stored');
+    await waitFor(
+      async () =>
+        (await peer.call('GET', '/api/secrets')).body?.custom_secrets?.some((x: { name: string }) => x.name === 'S'),
+      'the secret to be stored',
+    );
     assert.equal(done, false, 'stored before its answer came');
     assert.equal((await answered).status, 201);
   });
@@ -345,17 +501,26 @@ describe('emulator: fault knobs', () => {
     await call('POST', '/api/settings', { llm_model: 'm', llm_api_key: 'k' });
     await call('POST', '/api/conversations', { conversation_id: 'chatty' });
     await ready(call, 'chatty');
-    const before = (await call('GET', '/api/conversations/chatty/events?reverse=true&limit=1')).body.events[0].id as number;
+    const before = (await call('GET', '/api/conversations/chatty/events?reverse=true&limit=1')).body.events[0]
+      .id as number;
     await call('POST', '/api/conversations/chatty/events', { action: 'message', args: { content: 'go' } });
-    const newest = async () => (await call('GET', '/api/conversations/chatty/events?reverse=true&limit=1')).body.events[0];
-    await waitFor(async () => (await newest()).extras?.agent_state === 'awaiting_user_input' && (await newest()).id > before + 1, 'the agent to finish');
-    const after = (await call('GET', '/api/conversations/chatty/events?reverse=true&limit=1')).body.events[0].id as number;
+    const newest = async () =>
+      (await call('GET', '/api/conversations/chatty/events?reverse=true&limit=1')).body.events[0];
+    await waitFor(
+      async () => (await newest()).extras?.agent_state === 'awaiting_user_input' && (await newest()).id > before + 1,
+      'the agent to finish',
+    );
+    const after = (await call('GET', '/api/conversations/chatty/events?reverse=true&limit=1')).body.events[0]
+      .id as number;
     // user message, agent state running, 250 chatter events, the reply, agent state awaiting input
     assert.equal(after - before, 254);
   });
 
   test('bad knob values are refused with the variable named', () => {
-    assert.throws(() => configFromEnv({ FAULT_ALIVE_ERROR_RATE: '2' }), /FAULT_ALIVE_ERROR_RATE must be between 0 and 1/);
+    assert.throws(
+      () => configFromEnv({ FAULT_ALIVE_ERROR_RATE: '2' }),
+      /FAULT_ALIVE_ERROR_RATE must be between 0 and 1/,
+    );
     assert.throws(() => configFromEnv({ FAULT_API_RESET_RATE: '1.5' }), /FAULT_API_RESET_RATE must be between 0 and 1/);
     assert.throws(() => configFromEnv({ STARTUP_DELAY_MS: 'soon' }), /STARTUP_DELAY_MS must be a non-negative number/);
   });

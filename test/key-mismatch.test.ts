@@ -39,14 +39,26 @@ describe('encryption keys that do not match', () => {
     const { acts, sent } = fakeActivities();
     await withFakeWorker(env, acts, async (client, taskQueue) => {
       const stranger = new ConversationClient({
-        client: new Client({ connection: env.client.connection, dataConverter: nestorDataConverter(parseEncryptionKeys(generateKeySpec('stranger'))) }),
+        client: new Client({
+          connection: env.client.connection,
+          dataConverter: nestorDataConverter(parseEncryptionKeys(generateKeySpec('stranger'))),
+        }),
         taskQueue,
       });
-      await assert.rejects(stranger.start(input(uniqueId('km-start'))), isMismatch(/^waitReady: the input is encrypted with key 'stranger'/));
+      await assert.rejects(
+        stranger.start(input(uniqueId('km-start'))),
+        isMismatch(/^waitReady: the input is encrypted with key 'stranger'/),
+      );
       const id = uniqueId('km');
       await client.start(input(id));
       await assert.rejects(stranger.sendMessage(id, 'let me in'), isMismatch(/^message: /));
-      await assert.rejects(stranger.status(id), (err) => err instanceof ConversationError && err.type === 'EncryptionKeyMismatch' && /which this client does not have \(it has: stranger\)/.test(err.message));
+      await assert.rejects(
+        stranger.status(id),
+        (err) =>
+          err instanceof ConversationError &&
+          err.type === 'EncryptionKeyMismatch' &&
+          /which this client does not have \(it has: stranger\)/.test(err.message),
+      );
       // The real client carries on: nothing was wedged, nothing delivered for the stranger.
       assert.equal((await client.sendMessage(id, 'still here')).messageId.length > 0, true);
       assert.deepEqual(sent, ['still here']);
@@ -55,16 +67,27 @@ describe('encryption keys that do not match', () => {
       const cli = (...args: string[]) =>
         run(process.execPath, [join(PROJECT_ROOT, 'dist/src/cli.js'), ...args], {
           timeout: 60_000,
-          env: { ...process.env, TEMPORAL_ADDRESS: env.address, NESTOR_TASK_QUEUE: taskQueue, NESTOR_ENCRYPTION_KEYS: generateKeySpec('stranger') },
+          env: {
+            ...process.env,
+            TEMPORAL_ADDRESS: env.address,
+            NESTOR_TASK_QUEUE: taskQueue,
+            NESTOR_ENCRYPTION_KEYS: generateKeySpec('stranger'),
+          },
         }).then(
           () => ({ status: 0, stderr: '' }),
           (e: { code: number; stderr: string }) => ({ status: e.code, stderr: e.stderr }),
         );
       const send = await cli('send', id, 'from the command line');
       assert.equal(send.status, 1);
-      assert.match(send.stderr, /^error \(EncryptionKeyMismatch\): message: the input is encrypted with key 'stranger', which this worker does not have/m);
+      assert.match(
+        send.stderr,
+        /^error \(EncryptionKeyMismatch\): message: the input is encrypted with key 'stranger', which this worker does not have/m,
+      );
       const status = await cli('status', id);
-      assert.match(status.stderr, /^error \(EncryptionKeyMismatch\): the worker's answer is encrypted with key '[^']+', which this client does not have \(it has: stranger\)/m);
+      assert.match(
+        status.stderr,
+        /^error \(EncryptionKeyMismatch\): the worker's answer is encrypted with key '[^']+', which this client does not have \(it has: stranger\)/m,
+      );
       assert.equal((await client.close(id)).status, 'STOPPED');
     });
   });

@@ -8,9 +8,20 @@ import { DockerRuntimeProvider, demux } from '../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../src/runtime/image-manifest';
 import { docker, removeContainers } from './helpers/docker';
 import { uniqueId } from './helpers/temporal';
-import { FINISH_MARKER, REPLY_PREFIX, scriptedReply, startLlmStandIn, type LlmStandIn } from '../src/llm-stand-in/server';
+import {
+  FINISH_MARKER,
+  REPLY_PREFIX,
+  scriptedReply,
+  startLlmStandIn,
+  type LlmStandIn,
+} from '../src/llm-stand-in/server';
 
-type Completion = { choices: Array<{ message: { content: string | null; tool_calls?: Array<{ function: { name: string; arguments: string } }> }; finish_reason: string }> };
+type Completion = {
+  choices: Array<{
+    message: { content: string | null; tool_calls?: Array<{ function: { name: string; arguments: string } }> };
+    finish_reason: string;
+  }>;
+};
 
 describe('LLM stand-in', () => {
   let llm: LlmStandIn;
@@ -20,12 +31,25 @@ describe('LLM stand-in', () => {
   after(() => llm.close());
 
   const chat = async (body: unknown) => {
-    const res = await request(`${llm.baseUrl}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    return { status: res.statusCode, body: (await res.body.json()) as Completion & { error?: { message: string; code?: string } } };
+    const res = await request(`${llm.baseUrl}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return {
+      status: res.statusCode,
+      body: (await res.body.json()) as Completion & { error?: { message: string; code?: string } },
+    };
   };
 
   test('answers the last thing the user said, as an OpenAI chat completion', async () => {
-    const r = await chat({ model: 'stand-in', messages: [{ role: 'system', content: 'be nice' }, { role: 'user', content: 'hello' }] });
+    const r = await chat({
+      model: 'stand-in',
+      messages: [
+        { role: 'system', content: 'be nice' },
+        { role: 'user', content: 'hello' },
+      ],
+    });
     assert.equal(r.status, 200);
     assert.equal(r.body.choices[0].message.content, `${REPLY_PREFIX}hello`);
     assert.equal(r.body.choices[0].finish_reason, 'stop');
@@ -39,7 +63,13 @@ describe('LLM stand-in', () => {
     const r = scriptedReply({
       model: 'openai/stand-in',
       messages: [
-        { role: 'user', content: [{ type: 'text', text: wrapped }, { type: 'text', text: '<RUNTIME_INFORMATION>\nhosts\n</RUNTIME_INFORMATION>' }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: wrapped },
+            { type: 'text', text: '<RUNTIME_INFORMATION>\nhosts\n</RUNTIME_INFORMATION>' },
+          ],
+        },
         { role: 'user', content: '<EXTRA_INFO>more context</EXTRA_INFO>' },
       ],
     });
@@ -47,12 +77,21 @@ describe('LLM stand-in', () => {
   });
 
   test(`${FINISH_MARKER} calls the finish tool: natively when tools are offered, else in OpenHands' emulated markup`, async () => {
-    const native = await chat({ model: 'stand-in', messages: [{ role: 'user', content: `done ${FINISH_MARKER}` }], tools: [{ type: 'function', function: { name: 'finish' } }] });
+    const native = await chat({
+      model: 'stand-in',
+      messages: [{ role: 'user', content: `done ${FINISH_MARKER}` }],
+      tools: [{ type: 'function', function: { name: 'finish' } }],
+    });
     assert.equal(native.body.choices[0].finish_reason, 'tool_calls');
     assert.equal(native.body.choices[0].message.tool_calls![0].function.name, 'finish');
-    assert.deepEqual(JSON.parse(native.body.choices[0].message.tool_calls![0].function.arguments), { message: 'stand-in: task finished' });
+    assert.deepEqual(JSON.parse(native.body.choices[0].message.tool_calls![0].function.arguments), {
+      message: 'stand-in: task finished',
+    });
     const emulated = await chat({ model: 'stand-in', messages: [{ role: 'user', content: `done ${FINISH_MARKER}` }] });
-    assert.match(emulated.body.choices[0].message.content!, /^<function=finish>\n<parameter=message>stand-in: task finished<\/parameter>\n<\/function>$/);
+    assert.match(
+      emulated.body.choices[0].message.content!,
+      /^<function=finish>\n<parameter=message>stand-in: task finished<\/parameter>\n<\/function>$/,
+    );
   });
 
   test('a model named *error* gets a 401 with an OpenAI error body, every time', async () => {
@@ -70,13 +109,22 @@ describe('LLM stand-in', () => {
     await notJson.body.dump();
     const nope = await request(`${llm.baseUrl}/nope`);
     assert.equal(nope.statusCode, 404);
-    assert.match(((await nope.body.json()) as { error: { message: string } }).error.message, /POST \/v1\/chat\/completions/);
-    const stream = await request(`${llm.baseUrl}/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] }) });
+    assert.match(
+      ((await nope.body.json()) as { error: { message: string } }).error.message,
+      /POST \/v1\/chat\/completions/,
+    );
+    const stream = await request(`${llm.baseUrl}/chat/completions`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+    });
     const text = await stream.body.text();
     assert.match(text, /"delta":\{"role":"assistant","content":"stand-in reply to: hi"\}/);
     assert.match(text, /data: \[DONE\]\n\n$/);
     const models = await request(`${llm.baseUrl}/models`);
-    assert.deepEqual(((await models.body.json()) as { data: Array<{ id: string }> }).data.map((m) => m.id), ['stand-in']);
+    assert.deepEqual(
+      ((await models.body.json()) as { data: Array<{ id: string }> }).data.map((m) => m.id),
+      ['stand-in'],
+    );
   });
 });
 
@@ -98,7 +146,11 @@ describe('LLM stand-in, reached from sandboxes', () => {
       made.push(id);
       await provider.create({ conversationId: id, userId: 'u', egress });
       const exec = await docker.getContainer(containerName(id)).exec({
-        Cmd: ['node', '-e', `fetch(${JSON.stringify(`${llm.baseUrl}/models`)}).then((r) => r.json()).then((b) => console.log(b.data[0].id), (e) => console.log('ERR', e.cause?.code ?? e.message))`],
+        Cmd: [
+          'node',
+          '-e',
+          `fetch(${JSON.stringify(`${llm.baseUrl}/models`)}).then((r) => r.json()).then((b) => console.log(b.data[0].id), (e) => console.log('ERR', e.cause?.code ?? e.message))`,
+        ],
         AttachStdout: true,
         AttachStderr: true,
       });

@@ -39,7 +39,12 @@ test('JsonLogger writes one JSON object a line with level, message and attribute
   const lines: string[] = [];
   const log = new JsonLogger({ level: 'INFO', write: (l) => lines.push(l) });
   log.debug('hidden');
-  log.info('step started', { workflowId: 'conversation-abc', activityType: 'createRuntime', userId: 'u1', settings: { llmApiKey: 'sk-x' } });
+  log.info('step started', {
+    workflowId: 'conversation-abc',
+    activityType: 'createRuntime',
+    userId: 'u1',
+    settings: { llmApiKey: 'sk-x' },
+  });
   log.warn('plain', { workflowId: 'user-sessions-u1' });
   assert.equal(lines.length, 2);
   assert.equal(JSON.parse(lines[1]).conversationId, undefined, 'only conversation workflows name a conversation');

@@ -20,18 +20,28 @@ import { createTestEnv, startWorker, uniqueId } from './helpers/temporal';
 const CLI = join(PROJECT_ROOT, 'dist/src/cli.js');
 
 /** Poll the nested events until `pred` holds (the agent answers asynchronously), up to `ms`. */
-async function eventsUntil(nested: NestedClient, id: string, pred: (events: NestedEvent[]) => boolean, ms = 90_000): Promise<NestedEvent[]> {
+async function eventsUntil(
+  nested: NestedClient,
+  id: string,
+  pred: (events: NestedEvent[]) => boolean,
+  ms = 90_000,
+): Promise<NestedEvent[]> {
   const deadline = Date.now() + ms;
   for (;;) {
     const events = await nested.allEvents(id);
     if (pred(events)) return events;
-    if (Date.now() > deadline) assert.fail(`events never matched; last ones: ${JSON.stringify(events.slice(-5).map((e) => [e.source, e.action ?? e.observation, e.message]))}`);
+    if (Date.now() > deadline)
+      assert.fail(
+        `events never matched; last ones: ${JSON.stringify(events.slice(-5).map((e) => [e.source, e.action ?? e.observation, e.message]))}`,
+      );
     await new Promise((r) => setTimeout(r, 500));
   }
 }
 
-const userMessages = (events: NestedEvent[]) => events.filter((e) => e.source === 'user' && e.action === 'message').map((e) => String(e.args?.content));
-const agentReplies = (events: NestedEvent[]) => events.filter((e) => e.source === 'agent' && e.action === 'message').map((e) => String(e.args?.content));
+const userMessages = (events: NestedEvent[]) =>
+  events.filter((e) => e.source === 'user' && e.action === 'message').map((e) => String(e.args?.content));
+const agentReplies = (events: NestedEvent[]) =>
+  events.filter((e) => e.source === 'agent' && e.action === 'message').map((e) => String(e.args?.content));
 
 describe('the real OpenHands server in the sandbox, with the LLM stand-in', { timeout: 1_200_000 }, () => {
   let env: TestWorkflowEnvironment;
@@ -41,7 +51,11 @@ describe('the real OpenHands server in the sandbox, with the LLM stand-in', { ti
   const provider = new DockerRuntimeProvider({ image: OPENHANDS_IMAGE });
   const made = new Set<string>();
 
-  const input = (id: string, extra: Partial<StartConversationRequest> = {}, o: { error?: boolean } = {}): StartConversationRequest => {
+  const input = (
+    id: string,
+    extra: Partial<StartConversationRequest> = {},
+    o: { error?: boolean } = {},
+  ): StartConversationRequest => {
     made.add(id);
     return { conversationId: id, userId: 'openhands-e2e', settings: standInSettings(llm, o), ...extra };
   };
@@ -75,15 +89,27 @@ describe('the real OpenHands server in the sandbox, with the LLM stand-in', { ti
     const first = await client.sendMessage(id, 'first question');
     const second = await client.sendMessage(id, 'second question');
     const events = await eventsUntil(nested, id, (ev) => agentReplies(ev).includes(`${REPLY_PREFIX}second question`));
-    assert.deepEqual(userMessages(events), ['hello OpenHands', 'first question', 'second question'], 'each message exactly once, in order');
-    assert.deepEqual([first.eventId, second.eventId], events.filter((e) => e.source === 'user' && e.action === 'message').slice(1).map((e) => e.id));
+    assert.deepEqual(
+      userMessages(events),
+      ['hello OpenHands', 'first question', 'second question'],
+      'each message exactly once, in order',
+    );
+    assert.deepEqual(
+      [first.eventId, second.eventId],
+      events
+        .filter((e) => e.source === 'user' && e.action === 'message')
+        .slice(1)
+        .map((e) => e.id),
+    );
     assert.ok(agentReplies(events).includes(`${REPLY_PREFIX}first question`));
     // A message ID sent again is answered from memory, not posted again.
     const again = await client.sendMessage(id, { messageId: 'same-id', content: 'only once' });
     assert.deepEqual(await client.sendMessage(id, { messageId: 'same-id', content: 'only once' }), again);
 
     // The agent's workspace is on the conversation's volume: a file written there must survive the pause.
-    const exec = await docker.getContainer(container.Id).exec({ Cmd: ['sh', '-c', 'echo kept > /data/workspace/note.txt'], User: '10001' });
+    const exec = await docker
+      .getContainer(container.Id)
+      .exec({ Cmd: ['sh', '-c', 'echo kept > /data/workspace/note.txt'], User: '10001' });
     await exec.start({});
     await new Promise((r) => setTimeout(r, 500));
 
@@ -94,8 +120,14 @@ describe('the real OpenHands server in the sandbox, with the LLM stand-in', { ti
     // The port changed with the restart; `start` again attaches to the running conversation and returns address and key.
     const after = NestedClient.forConversation(await client.start(input(id)));
     const kept = await after.allEvents(id);
-    assert.deepEqual(userMessages(kept).slice(0, 4), ['hello OpenHands', 'first question', 'second question', 'only once'], 'events kept across the pause');
-    const cat = await docker.getContainer(container.Id).exec({ Cmd: ['cat', '/data/workspace/note.txt'], AttachStdout: true, User: '10001' });
+    assert.deepEqual(
+      userMessages(kept).slice(0, 4),
+      ['hello OpenHands', 'first question', 'second question', 'only once'],
+      'events kept across the pause',
+    );
+    const cat = await docker
+      .getContainer(container.Id)
+      .exec({ Cmd: ['cat', '/data/workspace/note.txt'], AttachStdout: true, User: '10001' });
     const out = await new Promise<string>((resolve, reject) => {
       cat.start({}, (err, stream) => {
         if (err || !stream) return reject(err);
@@ -116,10 +148,15 @@ describe('the real OpenHands server in the sandbox, with the LLM stand-in', { ti
 
   test('a start carrying a custom secret: the nested server lists it, and a resume replaces its value rather than keeping the old one', async () => {
     const id = uniqueId('oh-secret');
-    const info = await client.start(input(id, { customSecrets: [{ name: 'MY_API_TOKEN', value: 'first-value', description: 'e2e' }] }));
+    const info = await client.start(
+      input(id, { customSecrets: [{ name: 'MY_API_TOKEN', value: 'first-value', description: 'e2e' }] }),
+    );
     assert.equal(info.status, 'RUNNING');
     const nested = NestedClient.forConversation(info);
-    assert.deepEqual((await nested.listSecrets()).map((s) => s.name), ['MY_API_TOKEN']);
+    assert.deepEqual(
+      (await nested.listSecrets()).map((s) => s.name),
+      ['MY_API_TOKEN'],
+    );
     await client.pause(id);
     const resumed = await client.resume(id);
     assert.equal(resumed.status, 'RUNNING', 'the existing secret was replaced, not a failed resume');
@@ -132,10 +169,19 @@ describe('the real OpenHands server in the sandbox, with the LLM stand-in', { ti
     const info = await client.start(input(id, { initialMessage: 'this will fail' }, { error: true }));
     assert.equal(info.status, 'RUNNING', 'the sandbox and conversation run; the agent is what fails');
     const events = await eventsUntil(NestedClient.forConversation(info), id, (ev) =>
-      ev.some((e) => e.observation === 'agent_state_changed' && (e.extras as { agent_state?: string })?.agent_state === 'error'),
+      ev.some(
+        (e) =>
+          e.observation === 'agent_state_changed' && (e.extras as { agent_state?: string })?.agent_state === 'error',
+      ),
     );
-    const error = events.find((e) => e.observation === 'agent_state_changed' && (e.extras as { agent_state?: string })?.agent_state === 'error')!;
-    assert.match(JSON.stringify(error.extras), /auth|401|api key/i, 'the reason the user sees names the LLM authentication');
+    const error = events.find(
+      (e) => e.observation === 'agent_state_changed' && (e.extras as { agent_state?: string })?.agent_state === 'error',
+    )!;
+    assert.match(
+      JSON.stringify(error.extras),
+      /auth|401|api key/i,
+      'the reason the user sees names the LLM authentication',
+    );
     await client.close(id);
     assert.deepEqual(await containersFor(id), []);
   });
@@ -144,17 +190,27 @@ describe('the real OpenHands server in the sandbox, with the LLM stand-in', { ti
     const id = uniqueId('oh-git');
     const info = await client.start(input(id, { gitProviderTokens: { github: { token: 'ghp_not_a_real_token' } } }));
     assert.equal(info.status, 'RUNNING');
-    assert.ok(info.warnings.some((w) => /github token: Invalid token\. Please make sure it is a valid github token\..*runs without them/.test(w)), JSON.stringify(info.warnings));
+    assert.ok(
+      info.warnings.some((w) =>
+        /github token: Invalid token\. Please make sure it is a valid github token\..*runs without them/.test(w),
+      ),
+      JSON.stringify(info.warnings),
+    );
     assert.ok(!JSON.stringify(info).includes('ghp_not_a_real_token'));
     await client.close(id);
 
     const repo = uniqueId('oh-git-repo');
-    await assert.rejects(client.start(input(repo, { repository: 'acme/app', gitProviderTokens: { github: { token: 'ghp_not_a_real_token' } } })), (err) => {
-      assert.ok(err instanceof ConversationError);
-      assert.match(err.message, /GitProviderRejected|rejected the github token/);
-      assert.doesNotMatch(err.message, /ghp_not_a_real_token/);
-      return true;
-    });
+    await assert.rejects(
+      client.start(
+        input(repo, { repository: 'acme/app', gitProviderTokens: { github: { token: 'ghp_not_a_real_token' } } }),
+      ),
+      (err) => {
+        assert.ok(err instanceof ConversationError);
+        assert.match(err.message, /GitProviderRejected|rejected the github token/);
+        assert.doesNotMatch(err.message, /ghp_not_a_real_token/);
+        return true;
+      },
+    );
     const status = await client.status(repo);
     assert.equal(status.status, 'ERROR');
     assert.equal(status.lastError?.type, 'GitProviderRejected');
@@ -166,7 +222,15 @@ describe('the real OpenHands server in the sandbox, with the LLM stand-in', { ti
     const taskQueue = uniqueId('oh-kill');
     const spawnWorker = () => {
       const child = spawn('node', [CLI, 'worker'], {
-        env: { ...process.env, TEMPORAL_ADDRESS: env.address, NESTOR_TASK_QUEUE: taskQueue, NESTOR_RUNTIME: 'openhands', NESTOR_METRICS_PORT: '0', NESTOR_REAPER_INTERVAL_MS: '0', NESTOR_LOG_LEVEL: 'INFO' },
+        env: {
+          ...process.env,
+          TEMPORAL_ADDRESS: env.address,
+          NESTOR_TASK_QUEUE: taskQueue,
+          NESTOR_RUNTIME: 'openhands',
+          NESTOR_METRICS_PORT: '0',
+          NESTOR_REAPER_INTERVAL_MS: '0',
+          NESTOR_LOG_LEVEL: 'INFO',
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';

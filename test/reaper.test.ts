@@ -29,7 +29,12 @@ describe('ReapOrphanRuntimes (Temporal + Docker)', () => {
     return {
       conversationId: id,
       userId: 'reaper-user',
-      settings: { agent: 'CodeActAgent', llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: 'sk-reaper', sandbox: { env: { CONVERSATION_START_DELAY_MS: '0' } } },
+      settings: {
+        agent: 'CodeActAgent',
+        llmModel: 'anthropic/claude-sonnet-4-5',
+        llmApiKey: 'sk-reaper',
+        sandbox: { env: { CONVERSATION_START_DELAY_MS: '0' } },
+      },
     };
   };
   const leaveBehind = async (id: string) => {
@@ -47,7 +52,10 @@ describe('ReapOrphanRuntimes (Temporal + Docker)', () => {
     env = await createTestEnv();
     // An owner of its own: the reaper sees only this test's sandboxes, whatever else the engine runs.
     provider = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner });
-    ({ client, stop: stopWorker } = await startWorker(env, taskQueue, { runtime: provider, maxConversationsPerUser: false }));
+    ({ client, stop: stopWorker } = await startWorker(env, taskQueue, {
+      runtime: provider,
+      maxConversationsPerUser: false,
+    }));
   });
 
   after(async () => {
@@ -69,7 +77,10 @@ describe('ReapOrphanRuntimes (Temporal + Docker)', () => {
     assert.equal(c.Labels[LABELS.owner], owner);
 
     const young = await reap(3_600_000);
-    assert.deepEqual({ ...young, removed: young.removed.length }, { seen: 3, owned: 1, young: 2, removed: 0, skipped: [], failed: [] });
+    assert.deepEqual(
+      { ...young, removed: young.removed.length },
+      { seen: 3, owned: 1, young: 2, removed: 0, skipped: [], failed: [] },
+    );
     assert.equal((await containersFor(orphan)).length, 1, 'within the grace period nothing is removed');
 
     const swept = await reap(0);
@@ -83,7 +94,11 @@ describe('ReapOrphanRuntimes (Temporal + Docker)', () => {
     assert.equal((await containersFor(live)).length, 1, 'the running conversation keeps its sandbox');
 
     const again = await reap(0);
-    assert.deepEqual({ seen: again.seen, removed: again.removed }, { seen: 1, removed: [] }, 'a second pass finds nothing more');
+    assert.deepEqual(
+      { seen: again.seen, removed: again.removed },
+      { seen: 1, removed: [] },
+      'a second pass finds nothing more',
+    );
     await client.close(live);
   });
 
@@ -94,7 +109,10 @@ describe('ReapOrphanRuntimes (Temporal + Docker)', () => {
     const described = await handle.describe();
     assert.equal(described.spec.intervals?.[0]?.every, 60_000);
     assert.equal(described.action.type, 'startWorkflow');
-    assert.equal(described.action.type === 'startWorkflow' && described.action.workflowType, WORKFLOW_TYPES.reapOrphanRuntimes);
+    assert.equal(
+      described.action.type === 'startWorkflow' && described.action.workflowType,
+      WORKFLOW_TYPES.reapOrphanRuntimes,
+    );
     const orphan = uniqueId('scheduled-orphan');
     await leaveBehind(orphan);
     await handle.trigger();
@@ -107,8 +125,14 @@ describe('ReapOrphanRuntimes (Temporal + Docker)', () => {
     const mine = uniqueId('mine');
     await leaveBehind(mine);
     assert.deepEqual(await other.list(), []);
-    assert.deepEqual((await provider.list()).map((r) => r.conversationId), [mine]);
+    assert.deepEqual(
+      (await provider.list()).map((r) => r.conversationId),
+      [mine],
+    );
     await provider.remove(mine);
-    assert.equal((await docker.listContainers({ all: true, filters: { label: [`${LABELS.owner}=${owner}`] } })).length, 0);
+    assert.equal(
+      (await docker.listContainers({ all: true, filters: { label: [`${LABELS.owner}=${owner}`] } })).length,
+      0,
+    );
   });
 });

@@ -23,7 +23,6 @@ import { freePort } from './helpers/net';
 const CLI = require.resolve('../src/cli');
 const secret = (prefix: string) => `${prefix}-${randomBytes(12).toString('hex')}`;
 
-
 describe('secure by default and observable (`nestor worker`, Docker, emulator)', () => {
   let env: TestWorkflowEnvironment;
   let worker: ChildProcess;
@@ -39,7 +38,12 @@ describe('secure by default and observable (`nestor worker`, Docker, emulator)',
   const input = (id: string, sandboxEnv: Record<string, string> = {}): StartConversationRequest => ({
     conversationId: id,
     userId,
-    settings: { agent: 'CodeActAgent', llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: secrets.llm, sandbox: { env: { CONVERSATION_START_DELAY_MS: '100', VALID_GIT_TOKENS: secrets.git, ...sandboxEnv } } },
+    settings: {
+      agent: 'CodeActAgent',
+      llmModel: 'anthropic/claude-sonnet-4-5',
+      llmApiKey: secrets.llm,
+      sandbox: { env: { CONVERSATION_START_DELAY_MS: '100', VALID_GIT_TOKENS: secrets.git, ...sandboxEnv } },
+    },
     gitProviderTokens: { github: { token: secrets.git, refreshToken: secrets.refresh } },
     customSecrets: [{ name: 'DEPLOY_KEY', value: secrets.custom }],
     repository: 'octo/hello',
@@ -52,7 +56,13 @@ describe('secure by default and observable (`nestor worker`, Docker, emulator)',
     const taskQueue = uniqueId('secure');
     // The child inherits NESTOR_ENCRYPTION_KEYS from the test helper: the same key as this process's client.
     worker = spawn('node', [CLI, 'worker'], {
-      env: { ...process.env, TEMPORAL_ADDRESS: env.address, NESTOR_TASK_QUEUE: taskQueue, NESTOR_METRICS_PORT: String(metricsPort), NESTOR_LOG_LEVEL: 'INFO' },
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: env.address,
+        NESTOR_TASK_QUEUE: taskQueue,
+        NESTOR_METRICS_PORT: String(metricsPort),
+        NESTOR_LOG_LEVEL: 'INFO',
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     worker.stderr!.on('data', (d) => (stderr += d));
@@ -67,12 +77,15 @@ describe('secure by default and observable (`nestor worker`, Docker, emulator)',
     await client.resume(ok);
     await client.close(ok);
     // A start that fails at createConversation, with the same secrets in its input.
-    await assert.rejects(client.start(input(failed, { FAULT_CREATE_CONVERSATION_STATUS: '400' })), (err: ConversationError) => {
-      // With the codec the client reads the encoded failure: its type, step and cause.
-      assert.equal(err.type, 'ConversationStartFailed');
-      assert.match(err.message, /createConversation failed/);
-      return true;
-    });
+    await assert.rejects(
+      client.start(input(failed, { FAULT_CREATE_CONVERSATION_STATUS: '400' })),
+      (err: ConversationError) => {
+        // With the codec the client reads the encoded failure: its type, step and cause.
+        assert.equal(err.type, 'ConversationStartFailed');
+        assert.match(err.message, /createConversation failed/);
+        return true;
+      },
+    );
   });
 
   after(async () => {
@@ -100,16 +113,23 @@ describe('secure by default and observable (`nestor worker`, Docker, emulator)',
           inputsSeen++;
         }
         for (const e of history.events!) {
-          const failure = e.workflowExecutionFailedEventAttributes?.failure ?? e.activityTaskFailedEventAttributes?.failure;
+          const failure =
+            e.workflowExecutionFailedEventAttributes?.failure ?? e.activityTaskFailedEventAttributes?.failure;
           if (failure) {
             failureSeen = true;
             assert.equal(failure.message, 'Encoded failure', 'failure messages travel encrypted');
             assert.equal(Buffer.from(failure.encodedAttributes!.metadata!.encoding!).toString(), ENCODING_ENCRYPTED);
           }
         }
-        const described = await raw.workflowService.describeWorkflowExecution({ namespace: 'default', execution: { workflowId: id } });
-        const d = Buffer.from(temporal.api.workflowservice.v1.DescribeWorkflowExecutionResponse.encode(described).finish());
-        for (const v of values) assert.ok(!d.includes(v), `memo, search attributes or pending state of ${id} hold a secret`);
+        const described = await raw.workflowService.describeWorkflowExecution({
+          namespace: 'default',
+          execution: { workflowId: id },
+        });
+        const d = Buffer.from(
+          temporal.api.workflowservice.v1.DescribeWorkflowExecutionResponse.encode(described).finish(),
+        );
+        for (const v of values)
+          assert.ok(!d.includes(v), `memo, search attributes or pending state of ${id} hold a secret`);
       }
       assert.ok(inputsSeen >= 2, 'inputs were checked');
       assert.ok(failureSeen, 'the failed start left failures to check');
@@ -117,7 +137,9 @@ describe('secure by default and observable (`nestor worker`, Docker, emulator)',
       // With the codec, the client reads everything back.
       const keys = parseEncryptionKeys(process.env.NESTOR_ENCRYPTION_KEYS!);
       const history = await env.client.workflow.getHandle(conversationWorkflowId(ok)).fetchHistory();
-      const [decoded] = await new EncryptionCodec(keys).decode(history.events![0].workflowExecutionStartedEventAttributes!.input!.payloads!);
+      const [decoded] = await new EncryptionCodec(keys).decode(
+        history.events![0].workflowExecutionStartedEventAttributes!.input!.payloads!,
+      );
       const startInput = defaultPayloadConverter.fromPayload<StartConversationRequest>(decoded);
       assert.equal(startInput.settings.llmApiKey, secrets.llm);
       assert.equal(startInput.customSecrets![0].value, secrets.custom);
@@ -139,10 +161,25 @@ describe('secure by default and observable (`nestor worker`, Docker, emulator)',
         return assert.fail(`not a JSON log line: ${l}`);
       }
     });
-    for (const v of [secrets.llm, secrets.git, secrets.custom, secrets.refresh, sessionApiKey]) assert.ok(!stderr.includes(v), 'a secret reached the logs');
-    assert.ok(records.some((r) => /development key|NESTOR_ENCRYPTION_KEYS/.test(String(r.msg))), 'says where the key comes from');
+    for (const v of [secrets.llm, secrets.git, secrets.custom, secrets.refresh, sessionApiKey])
+      assert.ok(!stderr.includes(v), 'a secret reached the logs');
+    assert.ok(
+      records.some((r) => /development key|NESTOR_ENCRYPTION_KEYS/.test(String(r.msg))),
+      'says where the key comes from',
+    );
     const steps = records.filter((r) => r.msg === 'step started' && r.conversationId === ok);
-    for (const step of ['acquireSession', 'createRuntime', 'refreshTokens', 'configureNestedServer', 'createConversation', 'waitForReady', 'sendEvent', 'pauseRuntime', 'resumeRuntime', 'removeRuntime']) {
+    for (const step of [
+      'acquireSession',
+      'createRuntime',
+      'refreshTokens',
+      'configureNestedServer',
+      'createConversation',
+      'waitForReady',
+      'sendEvent',
+      'pauseRuntime',
+      'resumeRuntime',
+      'removeRuntime',
+    ]) {
       const rec = steps.find((r) => r.step === step);
       assert.ok(rec, `a 'step started' line for ${step}`);
       assert.equal(rec.userId, userId, `${step} names the user`);
@@ -167,7 +204,11 @@ describe('secure by default and observable (`nestor worker`, Docker, emulator)',
     const value = (text: string, name: string, labels: Record<string, string> = {}) =>
       text
         .split('\n')
-        .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)))
+        .filter(
+          (l) =>
+            (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) &&
+            Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)),
+        )
         .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
     const text = await eventually(async () => {
       const t = await scrape();

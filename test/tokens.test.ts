@@ -64,7 +64,11 @@ describe('refreshTokens', () => {
 
   test('a token without a refresh token or expiry is left alone', async () => {
     requests.length = 0;
-    const r = await refreshProviderTokens({ github: { token: 't', expiresAt: soon }, gitlab: { token: 'u', refreshToken: 'r' } }, { github: { tokenUrl: `${base}/github` } }, now);
+    const r = await refreshProviderTokens(
+      { github: { token: 't', expiresAt: soon }, gitlab: { token: 'u', refreshToken: 'r' } },
+      { github: { tokenUrl: `${base}/github` } },
+      now,
+    );
     assert.deepEqual(r.refreshed, []);
     assert.equal(requests.length, 0);
   });

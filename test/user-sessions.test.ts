@@ -6,7 +6,12 @@ import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createSlotActivities } from '../src/activities/slots';
 import { WORKFLOW_TYPES } from '../src/shared/constants';
-import { acquireSlotUpdate, slotsQuery, userSessionsWorkflowId, type UserSessionsInput } from '../src/workflows/user-sessions';
+import {
+  acquireSlotUpdate,
+  slotsQuery,
+  userSessionsWorkflowId,
+  type UserSessionsInput,
+} from '../src/workflows/user-sessions';
 import { createTestEnv, uniqueId } from './helpers/temporal';
 import { eventually } from './helpers/eventually';
 import { fakeActivities, input, withFakeWorker } from './helpers/fake-activities';
@@ -28,10 +33,17 @@ describe('UserSessions: slots that heal themselves', () => {
     await withFakeWorker(env, { ...acts, ...createSlotActivities() }, async (_client, taskQueue) => {
       const userId = uniqueId('ghost-user');
       // What a close during acquireSession left behind: a STARTING slot granted to a conversation that ended.
-      const h = await registry(taskQueue, { userId, limit: 1, slots: [{ conversationId: uniqueId('ghost'), status: 'STARTING', lastActiveAt: 0 }] });
+      const h = await registry(taskQueue, {
+        userId,
+        limit: 1,
+        slots: [{ conversationId: uniqueId('ghost'), status: 'STARTING', lastActiveAt: 0 }],
+      });
       const grant = await h.executeUpdate(acquireSlotUpdate, { args: [{ conversationId: 'real' }] });
       assert.deepEqual(grant, { conversationId: 'real', evicted: [] });
-      assert.deepEqual((await h.query(slotsQuery)).map((s) => s.conversationId), ['real']);
+      assert.deepEqual(
+        (await h.query(slotsQuery)).map((s) => s.conversationId),
+        ['real'],
+      );
       await h.terminate();
     });
   });
@@ -42,7 +54,11 @@ describe('UserSessions: slots that heal themselves', () => {
       const paused = uniqueId('paused');
       await client.start(input(paused));
       await client.pause(paused, 'test');
-      const h = await registry(taskQueue, { userId: uniqueId('paused-user'), limit: 1, slots: [{ conversationId: paused, status: 'RUNNING', lastActiveAt: 0 }] });
+      const h = await registry(taskQueue, {
+        userId: uniqueId('paused-user'),
+        limit: 1,
+        slots: [{ conversationId: paused, status: 'RUNNING', lastActiveAt: 0 }],
+      });
       const grant = await h.executeUpdate(acquireSlotUpdate, { args: [{ conversationId: 'next' }] });
       assert.deepEqual(grant.evicted, []);
       await h.terminate();
@@ -61,9 +77,16 @@ describe('UserSessions: slots that heal themselves', () => {
         const found = await client.list({ userId: user, status: 'RUNNING' });
         assert.ok(found.some((c) => c.conversationId === live));
       }, 60_000);
-      await env.client.workflow.getHandle(userSessionsWorkflowId(user)).terminate().catch(() => undefined);
+      await env.client.workflow
+        .getHandle(userSessionsWorkflowId(user))
+        .terminate()
+        .catch(() => undefined);
       const h = await registry(taskQueue, { userId: user, limit: 3 });
-      await eventually(async () => assert.ok((await h.query(slotsQuery)).some((s) => s.conversationId === live && s.status === 'RUNNING')), 60_000);
+      await eventually(
+        async () =>
+          assert.ok((await h.query(slotsQuery)).some((s) => s.conversationId === live && s.status === 'RUNNING')),
+        60_000,
+      );
       await h.terminate();
       await client.close(live);
     });
@@ -75,8 +98,16 @@ describe('UserSessions: slots that heal themselves', () => {
     const { acts } = fakeActivities({ readyDelayMs: 120_000 });
     await withFakeWorker(env, { ...acts, ...createSlotActivities() }, async (client, taskQueue) => {
       const holder = uniqueId('holder');
-      await env.client.workflow.start(WORKFLOW_TYPES.startConversation, { workflowId: `conversation-${holder}`, taskQueue, args: [input(holder)] });
-      const h = await registry(taskQueue, { userId: uniqueId('cycle-user'), limit: 1, slots: [{ conversationId: holder, status: 'RUNNING', lastActiveAt: 0 }] });
+      await env.client.workflow.start(WORKFLOW_TYPES.startConversation, {
+        workflowId: `conversation-${holder}`,
+        taskQueue,
+        args: [input(holder)],
+      });
+      const h = await registry(taskQueue, {
+        userId: uniqueId('cycle-user'),
+        limit: 1,
+        slots: [{ conversationId: holder, status: 'RUNNING', lastActiveAt: 0 }],
+      });
       let waiterDone = false;
       // Ends with the registry's termination below: only whether it ended before the holder's answer matters.
       const waiter = h

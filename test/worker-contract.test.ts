@@ -25,13 +25,21 @@ describe('the worker enforces the contract (fake activities)', () => {
 
   /** Start as a plain SDK client would, with an input no TypeScript client checked. */
   const rawStart = (taskQueue: string, id: string, raw: unknown) =>
-    env.client.workflow.start(WORKFLOW_TYPES.startConversation, { workflowId: conversationWorkflowId(id), taskQueue, args: [raw] });
+    env.client.workflow.start(WORKFLOW_TYPES.startConversation, {
+      workflowId: conversationWorkflowId(id),
+      taskQueue,
+      args: [raw],
+    });
 
   test("a start without settings.agent gets the schema's default agent", async () => {
     const { acts, acquireInputs } = fakeActivities();
     const id = uniqueId('no-agent');
     await withFakeWorker(env, acts, async (client, taskQueue) => {
-      await rawStart(taskQueue, id, { conversationId: id, userId: 'alice', settings: { llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: 'sk' } });
+      await rawStart(taskQueue, id, {
+        conversationId: id,
+        userId: 'alice',
+        settings: { llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: 'sk' },
+      });
       const info = await client.handle(id).executeUpdate(waitReadyUpdate, { args: [{}] });
       assert.equal(info.status, 'RUNNING');
       await client.close(id);
@@ -65,7 +73,11 @@ describe('the worker enforces the contract (fake activities)', () => {
     const id = uniqueId('addressed');
     await withFakeWorker(env, acts, async (_client, taskQueue) => {
       const handle = await rawStart(taskQueue, id, input(`${id}-other`));
-      await assert.rejects(handle.result(), (err) => err instanceof WorkflowFailedError && /is not this workflow's conversation/.test(String(err.cause?.message)));
+      await assert.rejects(
+        handle.result(),
+        (err) =>
+          err instanceof WorkflowFailedError && /is not this workflow's conversation/.test(String(err.cause?.message)),
+      );
     });
     assert.deepEqual(calls, []);
   });
@@ -114,7 +126,12 @@ describe('the worker enforces the contract (fake activities)', () => {
       await client.start(input(id));
       const closed = await client.close(id);
       assert.equal(closed.status, 'ERROR');
-      await assert.rejects(client.handle(id).result(), (err) => err instanceof WorkflowFailedError && (err.cause as ApplicationFailure).type === 'ConversationSessionReleaseFailed');
+      await assert.rejects(
+        client.handle(id).result(),
+        (err) =>
+          err instanceof WorkflowFailedError &&
+          (err.cause as ApplicationFailure).type === 'ConversationSessionReleaseFailed',
+      );
     });
   });
 
@@ -132,7 +149,10 @@ describe('the worker enforces the contract (fake activities)', () => {
     const id = uniqueId('close-acquiring');
     await withFakeWorker(env, acts, async (client, taskQueue) => {
       const handle = await rawStart(taskQueue, id, input(id));
-      await waitFor(async () => (await handle.query(statusQuery)).step === 'acquireSession' && calls.includes('acquireSession'), 'the start to ask for a slot');
+      await waitFor(
+        async () => (await handle.query(statusQuery)).step === 'acquireSession' && calls.includes('acquireSession'),
+        'the start to ask for a slot',
+      );
       assert.equal((await client.close(id)).status, 'STOPPED');
     });
     assert.deepEqual(calls, ['acquireSession', 'releaseSession']);

@@ -7,7 +7,15 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../src/activities';
 import { ConversationClient } from '../src/client';
 import { ConversationStatusKey, START_STEPS, conversationWorkflowId } from '../src/shared/constants';
-import { closeSignal, closeUpdate, pauseUpdate, resumeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from '../src/workflows/definitions';
+import {
+  closeSignal,
+  closeUpdate,
+  pauseUpdate,
+  resumeUpdate,
+  sendMessageUpdate,
+  statusQuery,
+  waitReadyUpdate,
+} from '../src/workflows/definitions';
 
 import { createTestEnv, uniqueId } from './helpers/temporal';
 import { fakeActivities, input, withFakeWorker } from './helpers/fake-activities';
@@ -22,8 +30,10 @@ describe('StartConversation workflow (fake activities)', () => {
     await env?.teardown();
   });
 
-  const withWorker = <T>(acts: Partial<Activities>, fn: (client: ConversationClient, taskQueue: string) => Promise<T>): Promise<T> =>
-    withFakeWorker(env, acts, fn);
+  const withWorker = <T>(
+    acts: Partial<Activities>,
+    fn: (client: ConversationClient, taskQueue: string) => Promise<T>,
+  ): Promise<T> => withFakeWorker(env, acts, fn);
 
   test('runs the six steps in order, then closes with stop, remove, release', async () => {
     const { acts, calls } = fakeActivities();
@@ -95,7 +105,10 @@ describe('StartConversation workflow (fake activities)', () => {
       assert.deepEqual(handle, { messageId: 'm-1', eventId: 1 });
       const wf = client.handle(id);
       // The same message ID again returns the first result and delivers nothing new.
-      const again = await wf.executeUpdate(sendMessageUpdate, { args: [{ content: 'early bird', messageId: 'm-1' }], updateId: 'm-1' });
+      const again = await wf.executeUpdate(sendMessageUpdate, {
+        args: [{ content: 'early bird', messageId: 'm-1' }],
+        updateId: 'm-1',
+      });
       assert.deepEqual(again, { messageId: 'm-1', eventId: 1 });
       await wf.executeUpdate(closeUpdate, { args: [{}] });
     });
@@ -113,7 +126,10 @@ describe('StartConversation workflow (fake activities)', () => {
         args: [input(id)],
       });
       // Wait until the start is in waitForReady.
-      await waitFor(async () => (await handle.query(statusQuery)).step === 'waitForReady', 'the start to reach waitForReady');
+      await waitFor(
+        async () => (await handle.query(statusQuery)).step === 'waitForReady',
+        'the start to reach waitForReady',
+      );
       const closed = await handle.executeUpdate(closeUpdate, { args: [{ reason: 'user left' }] });
       assert.equal(closed.status, 'STOPPED');
       assert.equal((await handle.result()).status, 'STOPPED');
@@ -134,10 +150,13 @@ describe('StartConversation workflow (fake activities)', () => {
         return true;
       });
       // Past the client's own check, the workflow's validator still refuses an oversized message.
-      await assert.rejects(client.handle(id).executeUpdate(sendMessageUpdate, { args: [{ content: 'x'.repeat(70_000) }] }), (err: Error) => {
-        assert.match(String((err as { cause?: Error }).cause?.message), /content: must be at most 65536 bytes/);
-        return true;
-      });
+      await assert.rejects(
+        client.handle(id).executeUpdate(sendMessageUpdate, { args: [{ content: 'x'.repeat(70_000) }] }),
+        (err: Error) => {
+          assert.match(String((err as { cause?: Error }).cause?.message), /content: must be at most 65536 bytes/);
+          return true;
+        },
+      );
       await client.close(id);
       await assert.rejects(client.sendMessage(id, 'too late'), /closed|not found|completed/i);
     });
@@ -170,7 +189,11 @@ describe('StartConversation workflow (fake activities)', () => {
         return true;
       });
     });
-    assert.deepEqual(calls.slice(-3), ['stopConversation', 'removeRuntime', 'releaseSession'], 'the session is released even so');
+    assert.deepEqual(
+      calls.slice(-3),
+      ['stopConversation', 'removeRuntime', 'releaseSession'],
+      'the session is released even so',
+    );
   });
 
   test('idle pauses; a message resumes and is delivered once, after the resume', async () => {
@@ -191,7 +214,15 @@ describe('StartConversation workflow (fake activities)', () => {
     assert.deepEqual(sent, ['wake up']);
     const resumed = calls.indexOf('resumeRuntime');
     assert.ok(resumed > calls.indexOf('pauseRuntime') && resumed < calls.indexOf('sendEvent'), calls.join(','));
-    assert.deepEqual(calls.slice(resumed - 1, resumed + 6), ['acquireSession', 'resumeRuntime', 'refreshTokens', 'configureNestedServer', 'createConversation', 'waitForReady', 'sendEvent']);
+    assert.deepEqual(calls.slice(resumed - 1, resumed + 6), [
+      'acquireSession',
+      'resumeRuntime',
+      'refreshTokens',
+      'configureNestedServer',
+      'createConversation',
+      'waitForReady',
+      'sendEvent',
+    ]);
   });
 
   test('an agent at work is not idle: the timer pauses only once the agent waits for the user', async () => {
@@ -203,18 +234,29 @@ describe('StartConversation workflow (fake activities)', () => {
       await client.close(id);
     });
     const paused = calls.indexOf('pauseRuntime');
-    assert.equal(calls.slice(0, paused).filter((c) => c === 'conversationActivity').length, 3, 'two checks found it at work, the third idle');
+    assert.equal(
+      calls.slice(0, paused).filter((c) => c === 'conversationActivity').length,
+      3,
+      'two checks found it at work, the third idle',
+    );
   });
 
   test('warnings stay bounded: the newest 20, each once', async () => {
     const { acts } = fakeActivities();
-    acts.configureNestedServer = async () => ({ secretsCreated: 0, secretsReplaced: 0, warnings: Array.from({ length: 45 }, (_, i) => `warning ${i % 40}`) });
+    acts.configureNestedServer = async () => ({
+      secretsCreated: 0,
+      secretsReplaced: 0,
+      warnings: Array.from({ length: 45 }, (_, i) => `warning ${i % 40}`),
+    });
     const id = uniqueId('warnings');
     await withWorker(acts, async (client) => {
       const info = await client.start(input(id));
       assert.equal(info.warnings.length, 20);
       // Repeats move to the end: 5…39 then 0…4, of which the newest 20.
-      const expected = [...Array.from({ length: 15 }, (_, i) => `warning ${25 + i}`), ...Array.from({ length: 5 }, (_, i) => `warning ${i}`)];
+      const expected = [
+        ...Array.from({ length: 15 }, (_, i) => `warning ${25 + i}`),
+        ...Array.from({ length: 5 }, (_, i) => `warning ${i}`),
+      ];
       assert.deepEqual(info.warnings, expected);
       await client.close(id);
     });
@@ -240,8 +282,15 @@ describe('StartConversation workflow (fake activities)', () => {
       await client.start(input(id));
       const handle = client.handle(id);
       await handle.executeUpdate(pauseUpdate, { args: [{}] });
-      const both = await Promise.all([handle.executeUpdate(resumeUpdate), handle.executeUpdate(resumeUpdate), client.start(input(id))]);
-      assert.deepEqual(both.map((b) => b.status), ['RUNNING', 'RUNNING', 'RUNNING']);
+      const both = await Promise.all([
+        handle.executeUpdate(resumeUpdate),
+        handle.executeUpdate(resumeUpdate),
+        client.start(input(id)),
+      ]);
+      assert.deepEqual(
+        both.map((b) => b.status),
+        ['RUNNING', 'RUNNING', 'RUNNING'],
+      );
       await client.close(id);
     });
     assert.equal(calls.filter((c) => c === 'resumeRuntime').length, 1);
@@ -260,12 +309,20 @@ describe('StartConversation workflow (fake activities)', () => {
       const status = await client.status(id);
       assert.ok((status.runNumber ?? 1) >= 2, `continued as new: run ${status.runNumber}`);
       // Resending every ID in a later run delivers nothing new and answers with the first acknowledgement.
-      const again = await Promise.all(ids.map((mid) => client.sendMessage(id, { content: `message ${mid}`, messageId: mid })));
-      assert.deepEqual(again.map((a) => [a.messageId, a.eventId]), ids.map((mid, i) => [mid, i + 1]));
+      const again = await Promise.all(
+        ids.map((mid) => client.sendMessage(id, { content: `message ${mid}`, messageId: mid })),
+      );
+      assert.deepEqual(
+        again.map((a) => [a.messageId, a.eventId]),
+        ids.map((mid, i) => [mid, i + 1]),
+      );
       assert.equal((await client.status(id)).messagesDelivered, n);
       await client.close(id);
     });
-    assert.deepEqual(sent, ids.map((mid) => `message ${mid}`));
+    assert.deepEqual(
+      sent,
+      ids.map((mid) => `message ${mid}`),
+    );
   });
 
   test('a failed resume stops the sandbox again and stays PAUSED, keeping it for a later resume', async () => {
@@ -288,7 +345,13 @@ describe('StartConversation workflow (fake activities)', () => {
       await client.close(id);
     });
     const firstResume = calls.indexOf('resumeRuntime');
-    assert.deepEqual(calls.slice(firstResume, firstResume + 5), ['resumeRuntime', 'refreshTokens', 'configureNestedServer', 'pauseRuntime', 'releaseSession']);
+    assert.deepEqual(calls.slice(firstResume, firstResume + 5), [
+      'resumeRuntime',
+      'refreshTokens',
+      'configureNestedServer',
+      'pauseRuntime',
+      'releaseSession',
+    ]);
     assert.equal(calls.filter((c) => c === 'removeRuntime').length, 1, 'removed only by the close');
   });
 

@@ -60,7 +60,19 @@ export interface EmulatorConfig {
   expConfigRoute: boolean;
 }
 
-const ROUTES: RouteName[] = ['alive', 'health', 'settings', 'git_providers', 'secrets', 'exp_config', 'create_conversation', 'get_conversation', 'get_events', 'post_events', 'stop'];
+const ROUTES: RouteName[] = [
+  'alive',
+  'health',
+  'settings',
+  'git_providers',
+  'secrets',
+  'exp_config',
+  'create_conversation',
+  'get_conversation',
+  'get_events',
+  'post_events',
+  'stop',
+];
 
 /**
  * Read the configuration from the environment, as the container gets it. Fault knobs:
@@ -105,21 +117,36 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): EmulatorCon
     conversationStartDelayMs: num('CONVERSATION_START_DELAY_MS', 200),
     agentReplyDelayMs: num('AGENT_REPLY_DELAY_MS', 10),
     agentChatterEvents: num('AGENT_CHATTER_EVENTS', 0),
-    validGitTokens: (env.VALID_GIT_TOKENS ?? '').split(',').map((t) => t.trim()).filter(Boolean),
+    validGitTokens: (env.VALID_GIT_TOKENS ?? '')
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
     expConfigRoute: env.EXP_CONFIG_ROUTE !== '0',
     faults,
   };
 }
 
 class HttpError extends Error {
-  constructor(readonly status: number, readonly body: unknown) {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {
     super(`HTTP ${status}`);
   }
 }
 
 const INIT_SESSION_FIELDS = new Set([
-  'conversation_id', 'initial_user_msg', 'image_urls', 'replay_json', 'mcp_config', 'repository', 'selected_branch',
-  'git_provider', 'conversation_instructions', 'suggested_task', 'create_microagent',
+  'conversation_id',
+  'initial_user_msg',
+  'image_urls',
+  'replay_json',
+  'mcp_config',
+  'repository',
+  'selected_branch',
+  'git_provider',
+  'conversation_instructions',
+  'suggested_task',
+  'create_microagent',
 ]);
 const SECRET_SETTINGS = ['llm_api_key', 'search_api_key', 'sandbox_api_key'];
 
@@ -156,7 +183,12 @@ class FileStore {
     this.write('settings.json', v);
   }
   get secrets() {
-    return this.read<{ custom_secrets: Record<string, { secret: string; description: string | null }>; provider_tokens: Record<string, unknown> }>('secrets.json') ?? { custom_secrets: {}, provider_tokens: {} };
+    return (
+      this.read<{
+        custom_secrets: Record<string, { secret: string; description: string | null }>;
+        provider_tokens: Record<string, unknown>;
+      }>('secrets.json') ?? { custom_secrets: {}, provider_tokens: {} }
+    );
   }
   set secrets(v) {
     this.write('secrets.json', v);
@@ -228,21 +260,51 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
   const agentState = (id: string, state: string) => {
     const loop = loops.get(id);
     if (loop) loop.agentState = state;
-    addEvent(id, { source: 'environment', message: '', observation: 'agent_state_changed', content: '', extras: { agent_state: state, reason: '' } });
+    addEvent(id, {
+      source: 'environment',
+      message: '',
+      observation: 'agent_state_changed',
+      content: '',
+      extras: { agent_state: state, reason: '' },
+    });
   };
   const userMessage = (id: string, args: Record<string, unknown>) =>
-    addEvent(id, { source: 'user', message: String(args.content ?? ''), action: 'message', args: { image_urls: [], file_urls: [], wait_for_response: false, security_risk: -1, ...args } });
+    addEvent(id, {
+      source: 'user',
+      message: String(args.content ?? ''),
+      action: 'message',
+      args: { image_urls: [], file_urls: [], wait_for_response: false, security_risk: -1, ...args },
+    });
   /** The echo agent: running → "echo: <content>" → awaiting_user_input. */
   const echo = (id: string, content: string) => {
     agentState(id, 'running');
     later(config.agentReplyDelayMs, () => {
       if (loops.get(id)?.status !== 'RUNNING') return;
       for (let i = 0; i < config.agentChatterEvents; i++) {
-        addEvent(id, i % 2 === 0
-          ? { source: 'agent', message: 'Running command: true', action: 'run', args: { command: 'true', is_input: false, thought: '' } }
-          : { source: 'agent', message: 'Command finished', observation: 'run', content: '', extras: { command: 'true', metadata: { exit_code: 0 } } });
+        addEvent(
+          id,
+          i % 2 === 0
+            ? {
+                source: 'agent',
+                message: 'Running command: true',
+                action: 'run',
+                args: { command: 'true', is_input: false, thought: '' },
+              }
+            : {
+                source: 'agent',
+                message: 'Command finished',
+                observation: 'run',
+                content: '',
+                extras: { command: 'true', metadata: { exit_code: 0 } },
+              },
+        );
       }
-      addEvent(id, { source: 'agent', message: `echo: ${content}`, action: 'message', args: { content: `echo: ${content}`, image_urls: null, file_urls: null, wait_for_response: true } });
+      addEvent(id, {
+        source: 'agent',
+        message: `echo: ${content}`,
+        action: 'message',
+        args: { content: `echo: ${content}`, image_urls: null, file_urls: null, wait_for_response: true },
+      });
       agentState(id, 'awaiting_user_input');
     });
   };
@@ -250,9 +312,12 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
   const checkAuth = (req: IncomingMessage) => {
     if (!keyDigest) return;
     const given = req.headers['x-session-api-key'];
-    const digest = createHash('sha256').update(typeof given === 'string' ? given : '').digest();
+    const digest = createHash('sha256')
+      .update(typeof given === 'string' ? given : '')
+      .digest();
     // Both sides hashed to equal length, so the comparison takes the same time whatever was sent.
-    if (!timingSafeEqual(digest, keyDigest) || typeof given !== 'string') throw new HttpError(401, { detail: 'Unauthorized' });
+    if (!timingSafeEqual(digest, keyDigest) || typeof given !== 'string')
+      throw new HttpError(401, { detail: 'Unauthorized' });
   };
 
   /** Bodies read before a stall (as a real server reads the request first): a caller that gives up changes nothing. */
@@ -285,17 +350,23 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
   };
   const objectBody = (body: unknown): Record<string, unknown> => {
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-      throw new HttpError(422, { detail: [{ type: 'model_attributes_type', loc: ['body'], msg: 'Input should be a valid dictionary or object' }] });
+      throw new HttpError(422, {
+        detail: [{ type: 'model_attributes_type', loc: ['body'], msg: 'Input should be a valid dictionary or object' }],
+      });
     }
     return body as Record<string, unknown>;
   };
   const stringField = (b: Record<string, unknown>, name: string, required: boolean): string | null => {
     const v = b[name];
     if (v === undefined || v === null) {
-      if (required) throw new HttpError(422, { detail: [{ type: 'missing', loc: ['body', name], msg: 'Field required' }] });
+      if (required)
+        throw new HttpError(422, { detail: [{ type: 'missing', loc: ['body', name], msg: 'Field required' }] });
       return null;
     }
-    if (typeof v !== 'string') throw new HttpError(422, { detail: [{ type: 'string_type', loc: ['body', name], msg: 'Input should be a valid string' }] });
+    if (typeof v !== 'string')
+      throw new HttpError(422, {
+        detail: [{ type: 'string_type', loc: ['body', name], msg: 'Input should be a valid string' }],
+      });
     return v;
   };
   const conversationIdParam = (raw: string) => {
@@ -317,7 +388,8 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       title: meta.title ?? `Conversation ${id.slice(0, 5)}`,
       last_updated_at: meta.last_updated_at,
       status: loop?.status ?? 'STOPPED',
-      runtime_status: loop?.status === 'RUNNING' ? 'STATUS$READY' : loop?.status === 'STARTING' ? 'STATUS$STARTING_RUNTIME' : null,
+      runtime_status:
+        loop?.status === 'RUNNING' ? 'STATUS$READY' : loop?.status === 'STARTING' ? 'STATUS$STARTING_RUNTIME' : null,
       selected_repository: meta.selected_repository ?? null,
       selected_branch: meta.selected_branch ?? null,
       git_provider: meta.git_provider ?? null,
@@ -340,7 +412,10 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
     { method: 'GET', re: /^\/alive$/, name: 'alive', auth: false, handle: async () => [200, { status: 'ok' }] },
     { method: 'GET', re: /^\/health$/, name: 'health', auth: false, handle: async () => [200, 'OK'] },
     {
-      method: 'POST', re: /^\/api\/settings$/, name: 'settings', auth: true,
+      method: 'POST',
+      re: /^\/api\/settings$/,
+      name: 'settings',
+      auth: true,
       handle: async (req) => {
         const body = objectBody(await readJson(req));
         const stored = store.settings ?? {};
@@ -355,7 +430,10 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       },
     },
     {
-      method: 'GET', re: /^\/api\/settings$/, name: 'settings', auth: true,
+      method: 'GET',
+      re: /^\/api\/settings$/,
+      name: 'settings',
+      auth: true,
       handle: async () => {
         const s = store.settings;
         if (!s) return [404, { error: 'Settings not found' }];
@@ -363,22 +441,35 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
         for (const k of SECRET_SETTINGS) out[k] = null;
         out.llm_api_key_set = Boolean(s.llm_api_key);
         out.search_api_key_set = Boolean(s.search_api_key);
-        out.provider_tokens_set = Object.fromEntries(Object.entries(store.secrets.provider_tokens).map(([p, t]) => [p, (t as { host?: string }).host ?? null]));
+        out.provider_tokens_set = Object.fromEntries(
+          Object.entries(store.secrets.provider_tokens).map(([p, t]) => [p, (t as { host?: string }).host ?? null]),
+        );
         return [200, out];
       },
     },
     {
-      method: 'POST', re: /^\/api\/add-git-providers$/, name: 'git_providers', auth: true,
+      method: 'POST',
+      re: /^\/api\/add-git-providers$/,
+      name: 'git_providers',
+      auth: true,
       handle: async (req) => {
         const body = objectBody(await readJson(req));
         const tokens = body.provider_tokens;
         if (tokens === null || typeof tokens !== 'object' || Array.isArray(tokens)) {
-          throw new HttpError(422, { detail: [{ type: 'missing', loc: ['body', 'provider_tokens'], msg: 'Field required' }] });
+          throw new HttpError(422, {
+            detail: [{ type: 'missing', loc: ['body', 'provider_tokens'], msg: 'Field required' }],
+          });
         }
         const secrets = store.secrets;
-        for (const [provider, t] of Object.entries(tokens as Record<string, { token?: string; user_id?: string | null; host?: string | null }>)) {
+        for (const [provider, t] of Object.entries(
+          tokens as Record<string, { token?: string; user_id?: string | null; host?: string | null }>,
+        )) {
           if (!['github', 'gitlab', 'bitbucket', 'azure_devops', 'enterprise_sso'].includes(provider)) {
-            throw new HttpError(422, { detail: [{ type: 'enum', loc: ['body', 'provider_tokens', provider], msg: 'Input should be a valid provider' }] });
+            throw new HttpError(422, {
+              detail: [
+                { type: 'enum', loc: ['body', 'provider_tokens', provider], msg: 'Input should be a valid provider' },
+              ],
+            });
           }
           // The real server checks the token against the provider's API; offline (here) that fails, with this answer.
           if (t.token && !config.validGitTokens.includes(t.token)) {
@@ -386,14 +477,21 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
           }
           const prev = secrets.provider_tokens[provider] as { token?: string } | undefined;
           // An empty incoming token keeps the stored one; the host is always updated.
-          secrets.provider_tokens[provider] = { token: t.token || prev?.token || '', user_id: t.user_id ?? null, host: t.host ?? null };
+          secrets.provider_tokens[provider] = {
+            token: t.token || prev?.token || '',
+            user_id: t.user_id ?? null,
+            host: t.host ?? null,
+          };
         }
         store.secrets = secrets;
         return [200, { message: 'Git providers stored' }];
       },
     },
     {
-      method: 'POST', re: /^\/api\/secrets$/, name: 'secrets', auth: true,
+      method: 'POST',
+      re: /^\/api\/secrets$/,
+      name: 'secrets',
+      auth: true,
       handle: async (req) => {
         const body = objectBody(await readJson(req));
         const name = stringField(body, 'name', true)!;
@@ -407,14 +505,25 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       },
     },
     {
-      method: 'GET', re: /^\/api\/secrets$/, name: 'secrets', auth: true,
+      method: 'GET',
+      re: /^\/api\/secrets$/,
+      name: 'secrets',
+      auth: true,
       handle: async () => [
         200,
-        { custom_secrets: Object.entries(store.secrets.custom_secrets).map(([name, s]) => ({ name, description: s.description })) },
+        {
+          custom_secrets: Object.entries(store.secrets.custom_secrets).map(([name, s]) => ({
+            name,
+            description: s.description,
+          })),
+        },
       ],
     },
     {
-      method: 'DELETE', re: /^\/api\/secrets\/([^/]+)$/, name: 'secrets', auth: true,
+      method: 'DELETE',
+      re: /^\/api\/secrets\/([^/]+)$/,
+      name: 'secrets',
+      auth: true,
       handle: async (_req, m) => {
         const name = decodeURIComponent(m[1]);
         const secrets = store.secrets;
@@ -425,17 +534,27 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       },
     },
     {
-      method: 'POST', re: /^\/api\/conversations\/([^/]+)\/exp-config$/, name: 'exp_config', auth: true,
+      method: 'POST',
+      re: /^\/api\/conversations\/([^/]+)\/exp-config$/,
+      name: 'exp_config',
+      auth: true,
       handle: async (req, m) => {
         const id = conversationIdParam(m[1]);
         const body = objectBody(await readJson(req));
         // `config` maps strings to strings (OpenHands' ExperimentConfig); FastAPI names each offending key.
         const config = body.config ?? {};
         if (config === null || typeof config !== 'object' || Array.isArray(config)) {
-          throw new HttpError(422, { detail: [{ type: 'dict_type', loc: ['body', 'config'], msg: 'Input should be a valid dictionary' }] });
+          throw new HttpError(422, {
+            detail: [{ type: 'dict_type', loc: ['body', 'config'], msg: 'Input should be a valid dictionary' }],
+          });
         }
         for (const [k, v] of Object.entries(config)) {
-          if (typeof v !== 'string') throw new HttpError(422, { detail: [{ type: 'string_type', loc: ['body', 'config', k], msg: 'Input should be a valid string', input: v }] });
+          if (typeof v !== 'string')
+            throw new HttpError(422, {
+              detail: [
+                { type: 'string_type', loc: ['body', 'config', k], msg: 'Input should be a valid string', input: v },
+              ],
+            });
         }
         // Write-once; answers false when written or already present (contract §4.5).
         if (!store.expConfigExists(id)) store.setExpConfig(id, body.config ?? {});
@@ -443,12 +562,18 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       },
     },
     {
-      method: 'POST', re: /^\/api\/conversations$/, name: 'create_conversation', auth: true,
+      method: 'POST',
+      re: /^\/api\/conversations$/,
+      name: 'create_conversation',
+      auth: true,
       handle: async (req) => {
         const body = objectBody(await readJson(req));
         for (const k of Object.keys(body)) {
           if (!INIT_SESSION_FIELDS.has(k) || (k === 'conversation_id' && !config.allowSetConversationId)) {
-            return [422, { detail: [{ type: 'extra_forbidden', loc: ['body', k], msg: 'Extra inputs are not permitted' }] }];
+            return [
+              422,
+              { detail: [{ type: 'extra_forbidden', loc: ['body', k], msg: 'Extra inputs are not permitted' }] },
+            ];
           }
         }
         const initial = stringField(body, 'initial_user_msg', false);
@@ -456,28 +581,53 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
         let id = stringField(body, 'conversation_id', false);
         if (id === null) id = createHash('sha256').update(`${Date.now()}:${Math.random()}`).digest('hex').slice(0, 32);
         if (!validConversationId(id)) return [400, { error: 'Invalid conversation ID' }];
-        if (initial && replay) return [400, { status: 'error', message: 'replay_json cannot be combined with initial_user_msg', msg_id: 'CONFIGURATION$INVALID_REQUEST' }];
+        if (initial && replay)
+          return [
+            400,
+            {
+              status: 'error',
+              message: 'replay_json cannot be combined with initial_user_msg',
+              msg_id: 'CONFIGURATION$INVALID_REQUEST',
+            },
+          ];
         if (replay) {
           try {
             JSON.parse(replay);
           } catch {
-            return [400, { status: 'error', message: 'replay_json is not valid JSON', msg_id: 'CONFIGURATION$INVALID_REQUEST' }];
+            return [
+              400,
+              { status: 'error', message: 'replay_json is not valid JSON', msg_id: 'CONFIGURATION$INVALID_REQUEST' },
+            ];
           }
         }
         const settings = store.settings;
-        if (!settings) return [400, { status: 'error', message: 'Settings not found', msg_id: 'CONFIGURATION$SETTINGS_NOT_FOUND' }];
+        if (!settings)
+          return [400, { status: 'error', message: 'Settings not found', msg_id: 'CONFIGURATION$SETTINGS_NOT_FOUND' }];
         const model = String(settings.llm_model ?? '');
         if (!settings.llm_api_key && !model.startsWith('bedrock/') && !model.startsWith('lemonade/')) {
-          return [400, { status: 'error', message: 'Error authenticating with the LLM provider. Please check your API key', msg_id: 'STATUS$ERROR_LLM_AUTHENTICATION' }];
+          return [
+            400,
+            {
+              status: 'error',
+              message: 'Error authenticating with the LLM provider. Please check your API key',
+              msg_id: 'STATUS$ERROR_LLM_AUTHENTICATION',
+            },
+          ];
         }
         const existing = loops.get(id);
-        if (existing) return [200, { status: 'ok', conversation_id: id, message: null, conversation_status: existing.status }];
+        if (existing)
+          return [200, { status: 'ok', conversation_id: id, message: null, conversation_status: existing.status }];
         const now = new Date().toISOString();
         const isNew = !store.metadata(id);
         if (isNew) {
           store.setMetadata(id, {
-            conversation_id: id, title: `Conversation ${id.slice(0, 5)}`, created_at: now, last_updated_at: now,
-            selected_repository: body.repository ?? null, selected_branch: body.selected_branch ?? null, git_provider: body.git_provider ?? null,
+            conversation_id: id,
+            title: `Conversation ${id.slice(0, 5)}`,
+            created_at: now,
+            last_updated_at: now,
+            selected_repository: body.repository ?? null,
+            selected_branch: body.selected_branch ?? null,
+            git_provider: body.git_provider ?? null,
           });
         }
         const loop: Conversation = { id, status: 'STARTING', agentState: 'loading' };
@@ -490,7 +640,13 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
             userMessage(id, { content: initial });
             echo(id, initial);
           } else if (replay && isNew) {
-            addEvent(id, { source: 'environment', message: 'replay loaded', observation: 'replay', content: '', extras: { events: (JSON.parse(replay) as unknown[]).length ?? 0 } });
+            addEvent(id, {
+              source: 'environment',
+              message: 'replay loaded',
+              observation: 'replay',
+              content: '',
+              extras: { events: (JSON.parse(replay) as unknown[]).length ?? 0 },
+            });
             agentState(id, 'awaiting_user_input');
           } else {
             agentState(id, 'awaiting_user_input');
@@ -501,11 +657,17 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       },
     },
     {
-      method: 'GET', re: /^\/api\/conversations\/([^/]+)$/, name: 'get_conversation', auth: true,
+      method: 'GET',
+      re: /^\/api\/conversations\/([^/]+)$/,
+      name: 'get_conversation',
+      auth: true,
       handle: async (_req, m) => [200, conversationInfo(conversationIdParam(m[1]))],
     },
     {
-      method: 'GET', re: /^\/api\/conversations\/([^/]+)\/events$/, name: 'get_events', auth: true,
+      method: 'GET',
+      re: /^\/api\/conversations\/([^/]+)\/events$/,
+      name: 'get_events',
+      auth: true,
       handle: async (_req, m, url) => {
         const id = conversationIdParam(m[1]);
         if (!store.metadata(id)) return [404, { detail: `Conversation ${id} not found` }];
@@ -513,7 +675,10 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
         const int = (name: string, dflt: number | undefined) => {
           const v = q.get(name);
           if (v === null || v === '') return dflt;
-          if (!/^-?\d+$/.test(v)) throw new HttpError(422, { detail: [{ type: 'int_parsing', loc: ['query', name], msg: 'Input should be a valid integer' }] });
+          if (!/^-?\d+$/.test(v))
+            throw new HttpError(422, {
+              detail: [{ type: 'int_parsing', loc: ['query', name], msg: 'Input should be a valid integer' }],
+            });
           return Number(v);
         };
         const limit = int('limit', 20)!;
@@ -528,7 +693,10 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       },
     },
     {
-      method: 'POST', re: /^\/api\/conversations\/([^/]+)\/events$/, name: 'post_events', auth: true,
+      method: 'POST',
+      re: /^\/api\/conversations\/([^/]+)\/events$/,
+      name: 'post_events',
+      auth: true,
       handle: async (req, m) => {
         const id = conversationIdParam(m[1]);
         const body = objectBody(await readJson(req));
@@ -538,7 +706,15 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
         if (!loop) return [500, PLAIN_500];
         if (body.action === 'message') {
           const args = (body.args ?? {}) as Record<string, unknown>;
-          if (typeof args.content !== 'string') return [422, { detail: [{ type: 'string_type', loc: ['body', 'args', 'content'], msg: 'Input should be a valid string' }] }];
+          if (typeof args.content !== 'string')
+            return [
+              422,
+              {
+                detail: [
+                  { type: 'string_type', loc: ['body', 'args', 'content'], msg: 'Input should be a valid string' },
+                ],
+              },
+            ];
           userMessage(id, args);
           if (loop.status === 'RUNNING') echo(id, args.content);
         } else if (body.action === 'change_agent_state') {
@@ -550,15 +726,35 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       },
     },
     {
-      method: 'POST', re: /^\/api\/conversations\/([^/]+)\/stop$/, name: 'stop', auth: true,
+      method: 'POST',
+      re: /^\/api\/conversations\/([^/]+)\/stop$/,
+      name: 'stop',
+      auth: true,
       handle: async (_req, m) => {
         const id = conversationIdParam(m[1]);
         const loop = loops.get(id);
-        if (!loop) return [200, { status: 'ok', conversation_id: id, message: 'Conversation was not running', conversation_status: 'STOPPED' }];
+        if (!loop)
+          return [
+            200,
+            {
+              status: 'ok',
+              conversation_id: id,
+              message: 'Conversation was not running',
+              conversation_status: 'STOPPED',
+            },
+          ];
         agentState(id, 'stopped');
         loops.delete(id);
         // As the real server: the body still reports the status from before the stop.
-        return [200, { status: 'ok', conversation_id: id, message: 'Conversation stopped successfully', conversation_status: loop.status }];
+        return [
+          200,
+          {
+            status: 'ok',
+            conversation_id: id,
+            message: 'Conversation stopped successfully',
+            conversation_status: loop.status,
+          },
+        ];
       },
     },
   ];
@@ -572,12 +768,17 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       if (res.headersSent) return;
       const plain = body === PLAIN_500;
       const text = plain ? 'Internal Server Error' : JSON.stringify(body);
-      res.writeHead(status, { 'content-type': plain ? 'text/plain; charset=utf-8' : 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.writeHead(status, {
+        'content-type': plain ? 'text/plain; charset=utf-8' : 'application/json',
+        'content-length': Buffer.byteLength(text),
+      });
       res.end(text);
     };
     try {
       const url = new URL(req.url ?? '/', 'http://emulator');
-      const candidates = routes.filter((r) => r.re.test(url.pathname) && (r.name !== 'exp_config' || config.expConfigRoute));
+      const candidates = routes.filter(
+        (r) => r.re.test(url.pathname) && (r.name !== 'exp_config' || config.expConfigRoute),
+      );
       const route = candidates.find((r) => r.method === req.method);
       if (!route) {
         if (candidates.length) return send(405, { detail: 'Method Not Allowed' });
@@ -594,7 +795,8 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
           await new Promise((r) => setTimeout(r, fault.stallMs));
         }
         if (fault.status) return send(fault.status, { error: `injected fault: status ${fault.status}` });
-        if (fault.errorRate && Math.random() < fault.errorRate) return send(500, { error: 'injected fault: random error' });
+        if (fault.errorRate && Math.random() < fault.errorRate)
+          return send(500, { error: 'injected fault: random error' });
         if (fault.resetRate && Math.random() < fault.resetRate) return void req.socket.destroy();
       }
       const [status, body] = await route.handle(req, url.pathname.match(route.re)!, url);
@@ -641,7 +843,9 @@ async function main() {
   if (config.startupDelayMs) await new Promise((r) => setTimeout(r, config.startupDelayMs));
   const emu = createEmulator(config, log);
   const port = await emu.listen();
-  log(`nested-server emulator listening on ${config.host}:${port} (file store ${config.fileStorePath}, auth ${config.sessionApiKey ? 'on' : 'off'})`);
+  log(
+    `nested-server emulator listening on ${config.host}:${port} (file store ${config.fileStorePath}, auth ${config.sessionApiKey ? 'on' : 'off'})`,
+  );
   const stop = () => void emu.close().then(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

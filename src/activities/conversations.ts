@@ -25,26 +25,46 @@ export function createConversationActivities() {
         status = (await handle.describe()).status.name;
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) {
-          throw new NestorError(ErrorType.ConversationNotFound, `conversation ${input.conversationId} does not exist`, false);
+          throw new NestorError(
+            ErrorType.ConversationNotFound,
+            `conversation ${input.conversationId} does not exist`,
+            false,
+          );
         }
         throw err;
       }
       if (status !== 'RUNNING') {
-        throw new NestorError(ErrorType.ConversationNotFound, `conversation ${input.conversationId} is not running (its workflow is ${status})`, false);
+        throw new NestorError(
+          ErrorType.ConversationNotFound,
+          `conversation ${input.conversationId} is not running (its workflow is ${status})`,
+          false,
+        );
       }
       try {
         const info = await handle.executeUpdate(resumeUpdate);
         if (input.message) {
-          await handle.executeUpdate(sendMessageUpdate, { args: [{ content: input.message, messageId: input.messageId }], updateId: input.messageId });
+          await handle.executeUpdate(sendMessageUpdate, {
+            args: [{ content: input.message, messageId: input.messageId }],
+            updateId: input.messageId,
+          });
         }
         return info;
       } catch (err) {
         // The conversation's own answer (closed while we asked, a failed resume): final, never retried as a transport error.
         const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
         if (cause instanceof ApplicationFailure && cause.type === ErrorType.ConversationClosed) {
-          throw new NestorError(ErrorType.ConversationNotFound, `conversation ${input.conversationId} is closed: ${cause.message}`, false);
+          throw new NestorError(
+            ErrorType.ConversationNotFound,
+            `conversation ${input.conversationId} is closed: ${cause.message}`,
+            false,
+          );
         }
-        if (cause instanceof ApplicationFailure) throw ApplicationFailure.create({ type: cause.type ?? undefined, message: cause.message, nonRetryable: true });
+        if (cause instanceof ApplicationFailure)
+          throw ApplicationFailure.create({
+            type: cause.type ?? undefined,
+            message: cause.message,
+            nonRetryable: true,
+          });
         throw err;
       }
     },

@@ -6,7 +6,13 @@ import type { ProviderTokens } from '../shared/schemas';
 import { Context } from '@temporalio/activity';
 import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
 import { activityLog, heartbeat } from './context';
-import { UserSessions, acquireSlotUpdate, releaseSlotSignal, userSessionsWorkflowId, type SlotGrant } from '../workflows/user-sessions';
+import {
+  UserSessions,
+  acquireSlotUpdate,
+  releaseSlotSignal,
+  userSessionsWorkflowId,
+  type SlotGrant,
+} from '../workflows/user-sessions';
 import { createConversationActivities } from './conversations';
 import { createNestedActivities } from './nested';
 import { createRuntimeActivities } from './runtime';
@@ -88,7 +94,8 @@ export function createActivities(deps: ActivityDeps) {
           args: [{ conversationId: input.conversationId, limit }],
           startWorkflowOperation,
         });
-        if (grant.evicted.length) activityLog()?.info('paused to make room', { userId: input.userId, evicted: grant.evicted });
+        if (grant.evicted.length)
+          activityLog()?.info('paused to make room', { userId: input.userId, evicted: grant.evicted });
         return { ...lease, evicted: grant.evicted };
       } finally {
         clearInterval(beat);
@@ -98,7 +105,9 @@ export function createActivities(deps: ActivityDeps) {
     async releaseSession(input: { conversationId: string; userId: string }): Promise<void> {
       if (limit === false) return;
       try {
-        await Context.current().client.workflow.getHandle(userSessionsWorkflowId(input.userId)).signal(releaseSlotSignal, { conversationId: input.conversationId });
+        await Context.current()
+          .client.workflow.getHandle(userSessionsWorkflowId(input.userId))
+          .signal(releaseSlotSignal, { conversationId: input.conversationId });
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err; // no registry: no slot to give back
       }

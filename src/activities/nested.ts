@@ -1,7 +1,13 @@
 // configureNestedServer / createConversation / waitForReady / sendEvent / stopConversation:
 // the nested agent server's side of a conversation, in the contract's order (§4.1).
 import type { Dispatcher } from 'undici';
-import { DEFAULT_NESTED_TIMEOUT_MS, NestedClient, isUserMessage, type InitSessionRequest, type NestedEvent } from '../nested/client';
+import {
+  DEFAULT_NESTED_TIMEOUT_MS,
+  NestedClient,
+  isUserMessage,
+  type InitSessionRequest,
+  type NestedEvent,
+} from '../nested/client';
 import { attempt, cancellationSignal, heartbeat, sleep } from './context';
 import { ErrorType, NestorError } from '../shared/errors';
 import type { CustomSecret, GitProvider, ProviderTokens, UserSettings } from '../shared/schemas';
@@ -22,7 +28,6 @@ export interface NestedDeps {
    */
   settleMs?: number;
 }
-
 
 /** OpenHands' Settings on the wire (snake_case); the sandbox block is nestor's own and stays out. */
 export function nestedSettingsBody(s: UserSettings): Record<string, unknown> {
@@ -116,7 +121,13 @@ export const POLL_FIRST_MS = 25;
 export const POLL_MAX_MS = 500;
 
 function client(t: NestedTarget, deps: NestedDeps, signal?: AbortSignal): NestedClient {
-  return new NestedClient({ baseUrl: t.url, sessionApiKey: t.sessionApiKey, dispatcher: deps.dispatcher, timeoutMs: deps.requestTimeoutMs, signal });
+  return new NestedClient({
+    baseUrl: t.url,
+    sessionApiKey: t.sessionApiKey,
+    dispatcher: deps.dispatcher,
+    timeoutMs: deps.requestTimeoutMs,
+    signal,
+  });
 }
 
 export function createNestedActivities(deps: NestedDeps) {
@@ -134,13 +145,20 @@ export function createNestedActivities(deps: NestedDeps) {
       if (tokens.length > 0) {
         try {
           await c.addGitProviders(
-            Object.fromEntries(tokens.map(([p, t]) => [p, { token: t!.token, user_id: t!.userId ?? null, host: t!.host ?? null }])),
+            Object.fromEntries(
+              tokens.map(([p, t]) => [p, { token: t!.token, user_id: t!.userId ?? null, host: t!.host ?? null }]),
+            ),
           );
         } catch (err) {
           if (!(err instanceof NestorError && err.type === ErrorType.GitProviderRejected)) throw err;
           const needed = input.repository ? (input.gitProvider ?? 'github') : undefined;
           if (needed && tokens.some(([p]) => p === needed)) {
-            throw new NestorError(err.type, `${err.message}; repository ${input.repository} needs the ${needed} token`, false, err.details);
+            throw new NestorError(
+              err.type,
+              `${err.message}; repository ${input.repository} needs the ${needed} token`,
+              false,
+              err.details,
+            );
           }
           warnings.push(`git providers: ${err.message}; the conversation runs without them`);
         }
@@ -174,7 +192,12 @@ export function createNestedActivities(deps: NestedDeps) {
       };
       if (input.mcpConfig) body.mcp_config = input.mcpConfig;
       const res = await client(input, deps, cancellationSignal()).createConversation(body);
-      if (res.status !== 'ok') throw new NestorError(ErrorType.NestedBadRequest, `POST /api/conversations answered status '${res.status}': ${res.message ?? ''}`, false);
+      if (res.status !== 'ok')
+        throw new NestorError(
+          ErrorType.NestedBadRequest,
+          `POST /api/conversations answered status '${res.status}': ${res.message ?? ''}`,
+          false,
+        );
       return { conversationStatus: res.conversation_status ?? null };
     },
 
@@ -206,7 +229,12 @@ export function createNestedActivities(deps: NestedDeps) {
         heartbeat({ polls, last });
         const elapsed = Date.now() - started;
         if (elapsed >= input.readyTimeoutMs) {
-          throw new NestorError(ErrorType.NotReady, `not ready after ${elapsed} ms and ${polls} polls (last: ${last})`, false, { polls, last });
+          throw new NestorError(
+            ErrorType.NotReady,
+            `not ready after ${elapsed} ms and ${polls} polls (last: ${last})`,
+            false,
+            { polls, last },
+          );
         }
         await sleep(Math.min(delay, input.readyTimeoutMs - elapsed));
         delay = Math.min(POLL_MAX_MS, Math.ceil(delay * 1.5));
@@ -219,11 +247,17 @@ export function createNestedActivities(deps: NestedDeps) {
      * sandbox runs in UTC.
      */
     async conversationActivity(input: NestedTarget): Promise<{ lastEventAgoMs?: number; agentState?: string }> {
-      const page = await client(input, deps, cancellationSignal()).getEvents(input.conversationId, { reverse: true, limit: 20 });
+      const page = await client(input, deps, cancellationSignal()).getEvents(input.conversationId, {
+        reverse: true,
+        limit: 20,
+      });
       const stamp = page.events[0]?.timestamp;
       const at = stamp ? Date.parse(/(Z|[+-]\d\d:?\d\d)$/.test(stamp) ? stamp : `${stamp}Z`) : NaN;
       const state = page.events.find((e) => e.observation === 'agent_state_changed')?.extras?.agent_state;
-      return { lastEventAgoMs: Number.isFinite(at) ? Math.max(0, Date.now() - at) : undefined, agentState: typeof state === 'string' ? state : undefined };
+      return {
+        lastEventAgoMs: Number.isFinite(at) ? Math.max(0, Date.now() - at) : undefined,
+        agentState: typeof state === 'string' ? state : undefined,
+      };
     },
 
     /**
@@ -252,7 +286,9 @@ export function createNestedActivities(deps: NestedDeps) {
           before = r.newestId;
           return r.found;
         };
-        const earlier = (await look()) ?? (await sleep(deps.settleMs ?? deps.requestTimeoutMs ?? DEFAULT_NESTED_TIMEOUT_MS).then(look));
+        const earlier =
+          (await look()) ??
+          (await sleep(deps.settleMs ?? deps.requestTimeoutMs ?? DEFAULT_NESTED_TIMEOUT_MS).then(look));
         if (earlier) return { eventId: earlier.id, recovered: true, newestEventId: before };
       }
       // Only what comes after the mark can be our post: another writer's identical message before it is not ours.
@@ -266,9 +302,17 @@ export function createNestedActivities(deps: NestedDeps) {
         // The real server answers a plain-text 500 when the conversation is not running there (e.g. its sandbox was
         // restarted): retrying the post cannot help, so say so at once and let the workflow bring it back (a resume).
         if (err instanceof NestorError && err.details.status === 500) {
-          const status = await c.getConversation(input.conversationId).then((i) => i?.status ?? 'unknown', () => undefined);
+          const status = await c.getConversation(input.conversationId).then(
+            (i) => i?.status ?? 'unknown',
+            () => undefined,
+          );
           if (status !== undefined && status !== 'RUNNING') {
-            throw new NestorError(ErrorType.NestedUnavailable, `${err.message}: the nested conversation is ${status}, not running`, false, err.details);
+            throw new NestorError(
+              ErrorType.NestedUnavailable,
+              `${err.message}: the nested conversation is ${status}, not running`,
+              false,
+              err.details,
+            );
           }
         }
         throw err;
@@ -286,7 +330,11 @@ export function createNestedActivities(deps: NestedDeps) {
         await client(input, deps, cancellationSignal()).stopConversation(input.conversationId);
         return { stopped: true };
       } catch (err) {
-        if (err instanceof NestorError && (err.type === ErrorType.NestedUnavailable || err.type === ErrorType.NestedNotFound)) return { stopped: false };
+        if (
+          err instanceof NestorError &&
+          (err.type === ErrorType.NestedUnavailable || err.type === ErrorType.NestedNotFound)
+        )
+          return { stopped: false };
         throw err;
       }
     },

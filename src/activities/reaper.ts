@@ -33,7 +33,8 @@ export interface FindOrphansResult {
 /** The conversation workflow's status ('RUNNING' while open), or NOT_FOUND. */
 async function workflowStatus(conversationId: string): Promise<string> {
   try {
-    return (await Context.current().client.workflow.getHandle(conversationWorkflowId(conversationId)).describe()).status.name;
+    return (await Context.current().client.workflow.getHandle(conversationWorkflowId(conversationId)).describe()).status
+      .name;
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return 'NOT_FOUND';
     throw err;
@@ -58,7 +59,13 @@ export function createReaperActivities(deps: { runtime: RuntimeProvider; now?: (
           result.young++;
           continue;
         }
-        result.orphans.push({ conversationId: r.conversationId, runtimeId: r.runtimeId, name: r.name, workflowStatus: status, ageMs });
+        result.orphans.push({
+          conversationId: r.conversationId,
+          runtimeId: r.runtimeId,
+          name: r.name,
+          workflowStatus: status,
+          ageMs,
+        });
       }
       return result;
     },

@@ -25,8 +25,18 @@ export interface RuntimeDeps {
 }
 
 /** Poll GET /alive with a short first interval, heartbeating, until it answers or the bound passes. */
-export async function waitAlive(handle: RuntimeHandle, timeoutMs: number, deps: RuntimeDeps, conversationId: string): Promise<void> {
-  const c = new NestedClient({ baseUrl: handle.url, sessionApiKey: handle.sessionApiKey, dispatcher: deps.dispatcher, timeoutMs: 2000 });
+export async function waitAlive(
+  handle: RuntimeHandle,
+  timeoutMs: number,
+  deps: RuntimeDeps,
+  conversationId: string,
+): Promise<void> {
+  const c = new NestedClient({
+    baseUrl: handle.url,
+    sessionApiKey: handle.sessionApiKey,
+    dispatcher: deps.dispatcher,
+    timeoutMs: 2000,
+  });
   const started = Date.now();
   let delay = ALIVE_POLL_FIRST_MS;
   for (let polls = 1; ; polls++) {
@@ -37,11 +47,19 @@ export async function waitAlive(handle: RuntimeHandle, timeoutMs: number, deps: 
       const state = await deps.runtime.inspect(conversationId);
       // 'restarting': it exited and Docker is bringing it back (restart policy): a crash loop, not a slow start.
       if (!state || state.state === 'exited' || state.state === 'dead' || state.state === 'restarting') {
-        throw new NestorError(ErrorType.RuntimeStartFailed, `the runtime stopped before answering /alive: ${await deps.runtime.diagnose(conversationId)}`, true);
+        throw new NestorError(
+          ErrorType.RuntimeStartFailed,
+          `the runtime stopped before answering /alive: ${await deps.runtime.diagnose(conversationId)}`,
+          true,
+        );
       }
     }
     if (elapsed >= timeoutMs) {
-      throw new NestorError(ErrorType.RuntimeStartFailed, `GET /alive did not answer within ${timeoutMs} ms: ${await deps.runtime.diagnose(conversationId)}`, true);
+      throw new NestorError(
+        ErrorType.RuntimeStartFailed,
+        `GET /alive did not answer within ${timeoutMs} ms: ${await deps.runtime.diagnose(conversationId)}`,
+        true,
+      );
     }
     await sleep(Math.min(delay, timeoutMs - elapsed));
     delay = Math.min(ALIVE_POLL_MAX_MS, Math.ceil(delay * 1.5));
@@ -56,7 +74,12 @@ export function createRuntimeActivities(deps: RuntimeDeps) {
       const { aliveTimeoutMs, ...spec } = input;
       const handle = await deps.runtime.create(spec);
       heartbeat({ runtimeId: handle.runtimeId, adopted: handle.adopted });
-      await waitAlive(handle, aliveTimeoutMs ?? (await deps.runtime.requirements()).aliveTimeoutMs, deps, input.conversationId);
+      await waitAlive(
+        handle,
+        aliveTimeoutMs ?? (await deps.runtime.requirements()).aliveTimeoutMs,
+        deps,
+        input.conversationId,
+      );
       return { ...handle, readyMs: Date.now() - started };
     },
 
@@ -66,11 +89,20 @@ export function createRuntimeActivities(deps: RuntimeDeps) {
     },
 
     /** Start a paused container again and wait until the nested server is alive; the URL may change. */
-    async resumeRuntime(input: { conversationId: string; incarnation?: string; aliveTimeoutMs?: number }): Promise<CreatedRuntime> {
+    async resumeRuntime(input: {
+      conversationId: string;
+      incarnation?: string;
+      aliveTimeoutMs?: number;
+    }): Promise<CreatedRuntime> {
       const started = Date.now();
       const handle = await deps.runtime.resume(input.conversationId, input.incarnation);
       heartbeat({ runtimeId: handle.runtimeId });
-      await waitAlive(handle, input.aliveTimeoutMs ?? (await deps.runtime.requirements()).aliveTimeoutMs, deps, input.conversationId);
+      await waitAlive(
+        handle,
+        input.aliveTimeoutMs ?? (await deps.runtime.requirements()).aliveTimeoutMs,
+        deps,
+        input.conversationId,
+      );
       return { ...handle, readyMs: Date.now() - started };
     },
 

@@ -45,7 +45,13 @@ export const DEFAULT_MODEL_CAPABILITIES: Record<string, ModelCapabilities> = {
 const KEYLESS_MODEL_PREFIXES = ['bedrock/', 'lemonade/'];
 
 function globToRegExp(glob: string): RegExp {
-  return new RegExp(`^${glob.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i');
+  return new RegExp(
+    `^${glob
+      .split('*')
+      .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+    'i',
+  );
 }
 
 export function capabilitiesOf(model: string, table: Record<string, ModelCapabilities>): ModelCapabilities | undefined {
@@ -99,18 +105,35 @@ export function resolveSession(
   for (const key of ['cpus', 'memoryMb', 'pidsLimit'] as const) {
     const asked = sandbox?.[key];
     if (asked !== undefined && asked > maxima[key]) {
-      throw new NestorError(ErrorType.InvalidSettings, `settings.sandbox.${key}: ${asked} is above the operator's maximum of ${maxima[key]}`, false, { field: `settings.sandbox.${key}` });
+      throw new NestorError(
+        ErrorType.InvalidSettings,
+        `settings.sandbox.${key}: ${asked} is above the operator's maximum of ${maxima[key]}`,
+        false,
+        { field: `settings.sandbox.${key}` },
+      );
     }
   }
   const known = AGENT_REGISTRY[agent];
   if (!known) {
-    throw new NestorError(ErrorType.InvalidSettings, `settings.agent: unknown agent '${agent}'; expected one of ${Object.keys(AGENT_REGISTRY).join(', ')}`, false, { field: 'settings.agent' });
+    throw new NestorError(
+      ErrorType.InvalidSettings,
+      `settings.agent: unknown agent '${agent}'; expected one of ${Object.keys(AGENT_REGISTRY).join(', ')}`,
+      false,
+      { field: 'settings.agent' },
+    );
   }
   if (!llmModel?.trim()) {
-    throw new NestorError(ErrorType.InvalidSettings, 'settings.llmModel: an LLM model is required', false, { field: 'settings.llmModel' });
+    throw new NestorError(ErrorType.InvalidSettings, 'settings.llmModel: an LLM model is required', false, {
+      field: 'settings.llmModel',
+    });
   }
   if (!llmApiKey?.trim() && !KEYLESS_MODEL_PREFIXES.some((p) => llmModel.startsWith(p))) {
-    throw new NestorError(ErrorType.InvalidSettings, `settings.llmApiKey: an LLM API key is required for model '${llmModel}'`, false, { field: 'settings.llmApiKey' });
+    throw new NestorError(
+      ErrorType.InvalidSettings,
+      `settings.llmApiKey: an LLM API key is required for model '${llmModel}'`,
+      false,
+      { field: 'settings.llmApiKey' },
+    );
   }
   const caps = capabilitiesOf(llmModel, table);
   // Only what the table knows a model lacks is refused (see AGENT_REGISTRY).
@@ -123,5 +146,12 @@ export function resolveSession(
       { field: 'settings.llmModel', agent, missing },
     );
   }
-  return { conversationId: input.conversationId, userId: input.userId, agent, llmModel, llmBaseUrl, capabilities: caps ?? {} };
+  return {
+    conversationId: input.conversationId,
+    userId: input.userId,
+    agent,
+    llmModel,
+    llmBaseUrl,
+    capabilities: caps ?? {},
+  };
 }

@@ -14,7 +14,9 @@ export function createSlotActivities() {
      * gone, or reports a status that holds none (PAUSED, STOPPED, ERROR). Read from each workflow's own description,
      * which is current (not the eventually consistent list).
      */
-    async checkSlots(input: { conversationIds: string[] }): Promise<{ stale: Array<{ conversationId: string; why: string }> }> {
+    async checkSlots(input: {
+      conversationIds: string[];
+    }): Promise<{ stale: Array<{ conversationId: string; why: string }> }> {
       const client = Context.current().client;
       const stale: Array<{ conversationId: string; why: string }> = [];
       for (const conversationId of input.conversationIds) {
@@ -22,7 +24,8 @@ export function createSlotActivities() {
           const d = await client.workflow.getHandle(conversationWorkflowId(conversationId)).describe();
           const status = d.typedSearchAttributes.get(ConversationStatusKey);
           if (d.status.name !== 'RUNNING') stale.push({ conversationId, why: `workflow ${d.status.name}` });
-          else if (status !== undefined && !HOLDS_A_SLOT.includes(status)) stale.push({ conversationId, why: `conversation ${status}` });
+          else if (status !== undefined && !HOLDS_A_SLOT.includes(status))
+            stale.push({ conversationId, why: `conversation ${status}` });
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) throw err;
           stale.push({ conversationId, why: 'no such workflow' });
@@ -32,7 +35,9 @@ export function createSlotActivities() {
     },
 
     /** The user's conversations that hold a slot now, from visibility: how a registry started afresh finds its slots. */
-    async listLiveConversations(input: { userId: string }): Promise<{ conversations: Array<{ conversationId: string; status: 'STARTING' | 'RUNNING' }> }> {
+    async listLiveConversations(input: {
+      userId: string;
+    }): Promise<{ conversations: Array<{ conversationId: string; status: 'STARTING' | 'RUNNING' }> }> {
       const client = Context.current().client;
       const user = `'${input.userId.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
       const query = `WorkflowType = '${WORKFLOW_TYPES.startConversation}' AND ExecutionStatus = 'Running' AND UserId = ${user} AND ConversationStatus IN ('STARTING', 'RUNNING')`;

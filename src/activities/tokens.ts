@@ -41,14 +41,24 @@ async function refreshOne(
   dispatcher?: Dispatcher,
 ): Promise<ProviderToken> {
   const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token.refreshToken! });
-  const headers: Record<string, string> = { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' };
+  const headers: Record<string, string> = {
+    accept: 'application/json',
+    'content-type': 'application/x-www-form-urlencoded',
+  };
   if (provider === 'bitbucket') {
     headers.authorization = `Basic ${Buffer.from(`${cfg.clientId ?? ''}:${cfg.clientSecret ?? ''}`).toString('base64')}`;
   } else {
     if (cfg.clientId) form.set('client_id', cfg.clientId);
     if (cfg.clientSecret) form.set('client_secret', cfg.clientSecret);
   }
-  const res = await request(cfg.tokenUrl, { method: 'POST', headers, body: form.toString(), dispatcher, headersTimeout: 10_000, bodyTimeout: 10_000 });
+  const res = await request(cfg.tokenUrl, {
+    method: 'POST',
+    headers,
+    body: form.toString(),
+    dispatcher,
+    headersTimeout: 10_000,
+    bodyTimeout: 10_000,
+  });
   const text = await res.body.text();
   if (res.statusCode !== 200) throw new Error(`token endpoint answered ${res.statusCode}`);
   let body: { access_token?: string; refresh_token?: string; expires_in?: number; error?: string };
@@ -68,7 +78,12 @@ async function refreshOne(
 }
 
 /** Refresh every token that expires within REFRESH_WINDOW_MS and has a refresh token. Never throws for a provider's failure. */
-export async function refreshProviderTokens(tokens: ProviderTokens, oauth: OAuthConfig, now: Date, dispatcher?: Dispatcher): Promise<RefreshResult> {
+export async function refreshProviderTokens(
+  tokens: ProviderTokens,
+  oauth: OAuthConfig,
+  now: Date,
+  dispatcher?: Dispatcher,
+): Promise<RefreshResult> {
   const out: ProviderTokens = { ...tokens };
   const refreshed: GitProvider[] = [];
   const warnings: string[] = [];
@@ -76,7 +91,9 @@ export async function refreshProviderTokens(tokens: ProviderTokens, oauth: OAuth
     if (!token || !needsRefresh(token, now)) continue;
     const cfg = oauth[provider];
     if (!cfg) {
-      warnings.push(`${provider}: token expires soon but no OAuth token endpoint is configured for it; kept the old token`);
+      warnings.push(
+        `${provider}: token expires soon but no OAuth token endpoint is configured for it; kept the old token`,
+      );
       continue;
     }
     try {

@@ -28,17 +28,27 @@ const text = (b: Uint8Array | null | undefined) => (b ? Buffer.from(b).toString(
  * never by its key material.
  */
 export function parseEncryptionKeys(spec: string, source = 'NESTOR_ENCRYPTION_KEYS'): EncryptionKey[] {
-  const entries = spec.split(',').map((s) => s.trim()).filter(Boolean);
-  if (entries.length === 0) throw new Error(`${source}: expected one or more 'id:base64key' entries separated by commas`);
+  const entries = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (entries.length === 0)
+    throw new Error(`${source}: expected one or more 'id:base64key' entries separated by commas`);
   const seen = new Set<string>();
   return entries.map((entry, i) => {
     const at = entry.indexOf(':');
     const id = at > 0 ? entry.slice(0, at) : '';
-    if (!KEY_ID.test(id)) throw new Error(`${source}: entry ${i + 1}: expected 'id:base64key' with an id of letters, digits, '.', '_' or '-'`);
+    if (!KEY_ID.test(id))
+      throw new Error(
+        `${source}: entry ${i + 1}: expected 'id:base64key' with an id of letters, digits, '.', '_' or '-'`,
+      );
     if (seen.has(id)) throw new Error(`${source}: entry ${i + 1}: key id '${id}' appears twice`);
     seen.add(id);
     const key = Buffer.from(entry.slice(at + 1), 'base64');
-    if (key.length !== 32) throw new Error(`${source}: key '${id}' must be 32 bytes of base64 (got ${key.length} bytes); generate one with 'openssl rand -base64 32'`);
+    if (key.length !== 32)
+      throw new Error(
+        `${source}: key '${id}' must be 32 bytes of base64 (got ${key.length} bytes); generate one with 'openssl rand -base64 32'`,
+      );
     return { id, key };
   });
 }
@@ -61,7 +71,10 @@ export class EncryptionCodec implements PayloadCodec {
   private readonly byId: Map<string, Buffer>;
   private readonly current: EncryptionKey;
 
-  constructor(keys: EncryptionKey[], private readonly options: EncryptionCodecOptions = {}) {
+  constructor(
+    keys: EncryptionKey[],
+    private readonly options: EncryptionCodecOptions = {},
+  ) {
     if (keys.length === 0) throw new Error('EncryptionCodec needs at least one key');
     this.current = keys[0];
     this.byId = new Map(keys.map((k) => [k.id, k.key]));
@@ -96,21 +109,31 @@ export class EncryptionCodec implements PayloadCodec {
       const id = text(p.metadata?.[METADATA_KEY_ID]);
       const key = id === undefined ? undefined : this.byId.get(id);
       if (!key && this.options.unknownKey === 'mark') {
-        const marker: Undecryptable = { [UNDECRYPTABLE]: { keyId: id ?? '(none)', workerKeyIds: [...this.byId.keys()] } };
-        return { metadata: { [METADATA_ENCODING_KEY]: Buffer.from('json/plain') }, data: Buffer.from(JSON.stringify(marker)) };
+        const marker: Undecryptable = {
+          [UNDECRYPTABLE]: { keyId: id ?? '(none)', workerKeyIds: [...this.byId.keys()] },
+        };
+        return {
+          metadata: { [METADATA_ENCODING_KEY]: Buffer.from('json/plain') },
+          data: Buffer.from(JSON.stringify(marker)),
+        };
       }
       if (!key) {
-        throw new ValueError(`payload encrypted with key '${id ?? '(none)'}', which is not among the configured keys (${[...this.byId.keys()].join(', ')}); add it to NESTOR_ENCRYPTION_KEYS`);
+        throw new ValueError(
+          `payload encrypted with key '${id ?? '(none)'}', which is not among the configured keys (${[...this.byId.keys()].join(', ')}); add it to NESTOR_ENCRYPTION_KEYS`,
+        );
       }
       const data = Buffer.from(p.data ?? []);
-      if (data.length < IV_BYTES + TAG_BYTES) throw new ValueError(`encrypted payload (key '${id}') is too short to be valid`);
+      if (data.length < IV_BYTES + TAG_BYTES)
+        throw new ValueError(`encrypted payload (key '${id}') is too short to be valid`);
       const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, IV_BYTES));
       decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
       let plain: Buffer;
       try {
         plain = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
       } catch {
-        throw new ValueError(`encrypted payload (key '${id}') failed authentication: wrong key material or tampered data`);
+        throw new ValueError(
+          `encrypted payload (key '${id}') failed authentication: wrong key material or tampered data`,
+        );
       }
       return temporal.api.common.v1.Payload.decode(plain);
     });

@@ -21,7 +21,9 @@ export interface ResolvedKeys {
   generated?: boolean;
 }
 
-export function resolveEncryptionKeys(c: Pick<NestorConfig, 'encryptionKeys' | 'requireEncryption' | 'dataDir'>): ResolvedKeys {
+export function resolveEncryptionKeys(
+  c: Pick<NestorConfig, 'encryptionKeys' | 'requireEncryption' | 'dataDir'>,
+): ResolvedKeys {
   if (c.encryptionKeys) return { keys: c.encryptionKeys, source: 'env' };
   if (c.requireEncryption) {
     throw new ConfigError(
@@ -60,5 +62,8 @@ export function describeKeys(r: ResolvedKeys): string {
  * The worker's (`role: 'worker'`) marks a payload sealed with a key it lacks instead of failing on it (undecryptable.ts).
  */
 export function nestorDataConverter(keys: EncryptionKey[], o: { role?: 'client' | 'worker' } = {}): DataConverter {
-  return { payloadCodecs: [new EncryptionCodec(keys, { unknownKey: o.role === 'worker' ? 'mark' : 'throw' })], failureConverterPath: FAILURE_CONVERTER_PATH };
+  return {
+    payloadCodecs: [new EncryptionCodec(keys, { unknownKey: o.role === 'worker' ? 'mark' : 'throw' })],
+    failureConverterPath: FAILURE_CONVERTER_PATH,
+  };
 }

@@ -32,7 +32,10 @@ export interface RunningCodecServer {
 }
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -100,14 +103,20 @@ export function createCodecHandler(o: CodecServerOptions) {
         res.setHeader('Access-Control-Max-Age', '600');
         return send(204);
       }
-      if (path !== '/encode' && path !== '/decode') throw new HttpError(404, `no route ${path}; use POST /encode or POST /decode`);
+      if (path !== '/encode' && path !== '/decode')
+        throw new HttpError(404, `no route ${path}; use POST /encode or POST /decode`);
       if (req.method !== 'POST') throw new HttpError(405, `${path} takes POST`);
       if (o.token && !sameSecret(req.headers.authorization ?? '', `Bearer ${o.token}`)) {
         throw new HttpError(401, 'authorization: expected the bearer token configured in NESTOR_CODEC_TOKEN');
       }
       const payloads = parsePayloads(await readBody(req));
       const out = path === '/encode' ? await o.codec.encode(payloads) : await o.codec.decode(payloads);
-      send(200, temporal.api.common.v1.Payloads.toObject(temporal.api.common.v1.Payloads.create({ payloads: out }), { bytes: String }));
+      send(
+        200,
+        temporal.api.common.v1.Payloads.toObject(temporal.api.common.v1.Payloads.create({ payloads: out }), {
+          bytes: String,
+        }),
+      );
     } catch (err) {
       const status = err instanceof HttpError ? err.status : 400;
       send(status, { error: (err as Error).message });
@@ -117,7 +126,9 @@ export function createCodecHandler(o: CodecServerOptions) {
 
 export async function startCodecServer(o: CodecServerOptions): Promise<RunningCodecServer> {
   if (!o.token && !o.insecure) {
-    throw new Error('codec server: NESTOR_CODEC_TOKEN is required (it decrypts every payload for whoever calls it); set NESTOR_CODEC_INSECURE=true only for local development');
+    throw new Error(
+      'codec server: NESTOR_CODEC_TOKEN is required (it decrypts every payload for whoever calls it); set NESTOR_CODEC_INSECURE=true only for local development',
+    );
   }
   const handler = createCodecHandler(o);
   const server = createServer((req, res) => void handler(req, res));

@@ -39,7 +39,11 @@ type Message = { role?: string; content?: unknown };
 function partsOf(content: unknown): string[] {
   if (typeof content === 'string') return [content];
   if (Array.isArray(content)) {
-    return content.flatMap((p) => (p && typeof p === 'object' && typeof (p as { text?: unknown }).text === 'string' ? [(p as { text: string }).text] : []));
+    return content.flatMap((p) =>
+      p && typeof p === 'object' && typeof (p as { text?: unknown }).text === 'string'
+        ? [(p as { text: string }).text]
+        : [],
+    );
   }
   return [];
 }
@@ -59,7 +63,10 @@ function userWords(part: string): string {
 function lastUserText(messages: Message[]): string {
   for (let i = messages.length - 1; i >= 0; i--) {
     if (messages[i]?.role !== 'user') continue;
-    const words = partsOf(messages[i].content).filter((p) => !p.trim().startsWith('<')).map(userWords).filter(Boolean);
+    const words = partsOf(messages[i].content)
+      .filter((p) => !p.trim().startsWith('<'))
+      .map(userWords)
+      .filter(Boolean);
     if (words.length) return words[words.length - 1];
   }
   return '';
@@ -83,26 +90,56 @@ function completion(model: string, message: Record<string, unknown>, finishReaso
 }
 
 /** The reply to one chat request: status and body. Pure, so tests check the script without a server. */
-export function scriptedReply(body: { model?: unknown; messages?: unknown; tools?: unknown }): { status: number; body: unknown } {
+export function scriptedReply(body: { model?: unknown; messages?: unknown; tools?: unknown }): {
+  status: number;
+  body: unknown;
+} {
   const model = typeof body.model === 'string' ? body.model : '';
   if (!model || !Array.isArray(body.messages)) {
-    return { status: 400, body: { error: { message: "expected a JSON body with 'model' (string) and 'messages' (array)", type: 'invalid_request_error' } } };
+    return {
+      status: 400,
+      body: {
+        error: {
+          message: "expected a JSON body with 'model' (string) and 'messages' (array)",
+          type: 'invalid_request_error',
+        },
+      },
+    };
   }
   if (/error/i.test(model)) {
     return {
       status: 401,
-      body: { error: { message: `stand-in: scripted error for model '${model}' (an invalid API key)`, type: 'invalid_request_error', code: 'invalid_api_key' } },
+      body: {
+        error: {
+          message: `stand-in: scripted error for model '${model}' (an invalid API key)`,
+          type: 'invalid_request_error',
+          code: 'invalid_api_key',
+        },
+      },
     };
   }
   const text = lastUserText(body.messages as Message[]);
-  const tools = Array.isArray(body.tools) ? (body.tools as Array<{ function?: { name?: string } }>).map((t) => t.function?.name ?? '') : [];
+  const tools = Array.isArray(body.tools)
+    ? (body.tools as Array<{ function?: { name?: string } }>).map((t) => t.function?.name ?? '')
+    : [];
   if (text.includes(FINISH_MARKER)) {
     const message = 'stand-in: task finished';
     if (tools.includes('finish')) {
-      const call = { id: 'call_stand_in_finish', type: 'function', function: { name: 'finish', arguments: JSON.stringify({ message }) } };
+      const call = {
+        id: 'call_stand_in_finish',
+        type: 'function',
+        function: { name: 'finish', arguments: JSON.stringify({ message }) },
+      };
       return { status: 200, body: completion(model, { content: null, tool_calls: [call] }, 'tool_calls') };
     }
-    return { status: 200, body: completion(model, { content: `<function=finish>\n<parameter=message>${message}</parameter>\n</function>` }, 'stop') };
+    return {
+      status: 200,
+      body: completion(
+        model,
+        { content: `<function=finish>\n<parameter=message>${message}</parameter>\n</function>` },
+        'stop',
+      ),
+    };
   }
   const said = text.replace(/\s+/g, ' ').slice(0, 200);
   return { status: 200, body: completion(model, { content: `${REPLY_PREFIX}${said}` }, 'stop') };
@@ -117,7 +154,12 @@ export async function startLlmStandIn(opts: { host: string; port?: number }): Pr
       return send(res, 200, { object: 'list', data: [{ id: 'stand-in', object: 'model', owned_by: 'nestor' }] });
     }
     if (req.method !== 'POST' || !(path === '/v1/chat/completions' || path === '/chat/completions')) {
-      return send(res, 404, { error: { message: `no route ${req.method} ${path}; try POST /v1/chat/completions`, type: 'invalid_request_error' } });
+      return send(res, 404, {
+        error: {
+          message: `no route ${req.method} ${path}; try POST /v1/chat/completions`,
+          type: 'invalid_request_error',
+        },
+      });
     }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -133,7 +175,9 @@ export async function startLlmStandIn(opts: { host: string; port?: number }): Pr
         requests.push({
           model: String(body.model),
           lastUserText: lastUserText(body.messages as Message[]),
-          tools: Array.isArray(body.tools) ? body.tools.map((t: { function?: { name?: string } }) => t.function?.name ?? '') : [],
+          tools: Array.isArray(body.tools)
+            ? body.tools.map((t: { function?: { name?: string } }) => t.function?.name ?? '')
+            : [],
           at: new Date().toISOString(),
         });
         if (requests.length > 500) requests.shift();
@@ -163,7 +207,16 @@ function stream(res: ServerResponse, c: ReturnType<typeof completion>): void {
   const chunk = (delta: Record<string, unknown>, finish: string | null) =>
     `data: ${JSON.stringify({ id: c.id, object: 'chat.completion.chunk', created: c.created, model: c.model, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
   const { role: _role, tool_calls, ...rest } = choice.message as Record<string, unknown>;
-  res.write(chunk({ role: 'assistant', ...rest, ...(tool_calls ? { tool_calls: (tool_calls as object[]).map((t, index) => ({ index, ...t })) } : {}) }, null));
+  res.write(
+    chunk(
+      {
+        role: 'assistant',
+        ...rest,
+        ...(tool_calls ? { tool_calls: (tool_calls as object[]).map((t, index) => ({ index, ...t })) } : {}),
+      },
+      null,
+    ),
+  );
   res.write(chunk({}, choice.finish_reason));
   res.end('data: [DONE]\n\n');
 }

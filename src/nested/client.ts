@@ -81,7 +81,13 @@ type Method = 'GET' | 'POST' | 'DELETE';
 /** Whether an event is a user message with this content and these images (an absent list is an empty one). */
 export function isUserMessage(e: NestedEvent, content: string, imageUrls: string[] = []): boolean {
   const urls = Array.isArray(e.args?.image_urls) ? (e.args.image_urls as unknown[]) : [];
-  return e.source === 'user' && e.action === 'message' && e.args?.content === content && urls.length === imageUrls.length && urls.every((u, i) => u === imageUrls[i]);
+  return (
+    e.source === 'user' &&
+    e.action === 'message' &&
+    e.args?.content === content &&
+    urls.length === imageUrls.length &&
+    urls.every((u, i) => u === imageUrls[i])
+  );
 }
 
 export class NestedClient {
@@ -91,9 +97,19 @@ export class NestedClient {
   }
 
   /** The client of the nested server behind a conversation's `url` (…/api/conversations/<id>) and session key. */
-  static forConversation(info: { url?: string; sessionApiKey?: string }, o: Omit<NestedClientOptions, 'baseUrl' | 'sessionApiKey'> = {}): NestedClient {
-    if (!info.url || !info.sessionApiKey) throw new Error('forConversation: the conversation has no url or session key (is it RUNNING, and read with its key?)');
-    return new NestedClient({ ...o, baseUrl: info.url.replace(/\/api\/conversations\/.*$/, ''), sessionApiKey: info.sessionApiKey });
+  static forConversation(
+    info: { url?: string; sessionApiKey?: string },
+    o: Omit<NestedClientOptions, 'baseUrl' | 'sessionApiKey'> = {},
+  ): NestedClient {
+    if (!info.url || !info.sessionApiKey)
+      throw new Error(
+        'forConversation: the conversation has no url or session key (is it RUNNING, and read with its key?)',
+      );
+    return new NestedClient({
+      ...o,
+      baseUrl: info.url.replace(/\/api\/conversations\/.*$/, ''),
+      sessionApiKey: info.sessionApiKey,
+    });
   }
 
   /** GET /alive: true on 200, false on anything else (not up yet). */
@@ -120,11 +136,14 @@ export class NestedClient {
    * `{"error":"Invalid token. … github token."}`: that 401 is about a git token, not our session key, so it becomes
    * GitProviderRejected naming the providers and carrying the server's reason.
    */
-  async addGitProviders(providerTokens: Record<string, { token: string; user_id: string | null; host: string | null }>): Promise<unknown> {
+  async addGitProviders(
+    providerTokens: Record<string, { token: string; user_id: string | null; host: string | null }>,
+  ): Promise<unknown> {
     try {
       return await this.json('POST', '/api/add-git-providers', { provider_tokens: providerTokens });
     } catch (err) {
-      if (!(err instanceof NestorError) || err.details.status !== 401 || err.details.body === SESSION_KEY_REJECTED) throw err;
+      if (!(err instanceof NestorError) || err.details.status !== 401 || err.details.body === SESSION_KEY_REJECTED)
+        throw err;
       const providers = Object.keys(providerTokens);
       const reason = String(err.details.body ?? '');
       throw new NestorError(
@@ -140,13 +159,22 @@ export class NestedClient {
    * POST /api/secrets, replacing a secret that already exists: the server keeps the first value and answers 400
    * "already exists", and its PUT changes only name and description, so a changed value needs DELETE then POST.
    */
-  async putSecret(secret: { name: string; value: string; description?: string | null }): Promise<'created' | 'replaced'> {
+  async putSecret(secret: {
+    name: string;
+    value: string;
+    description?: string | null;
+  }): Promise<'created' | 'replaced'> {
     const body = { name: secret.name, description: secret.description ?? null, value: secret.value };
     try {
       await this.json('POST', '/api/secrets', body);
       return 'created';
     } catch (err) {
-      if (!(err instanceof NestorError && err.details.status === 400 && /already exists/i.test(String(err.details.body ?? '')))) throw err;
+      if (!(
+        err instanceof NestorError &&
+        err.details.status === 400 &&
+        /already exists/i.test(String(err.details.body ?? ''))
+      ))
+        throw err;
     }
     await this.json('DELETE', `/api/secrets/${encodeURIComponent(secret.name)}`);
     await this.json('POST', '/api/secrets', body);
@@ -155,7 +183,9 @@ export class NestedClient {
 
   /** GET /api/secrets: the custom secrets' names and descriptions (never their values). */
   async listSecrets(): Promise<Array<{ name: string; description: string | null }>> {
-    const r = (await this.json('GET', '/api/secrets')) as { custom_secrets?: Array<{ name: string; description?: string | null }> } | null;
+    const r = (await this.json('GET', '/api/secrets')) as {
+      custom_secrets?: Array<{ name: string; description?: string | null }>;
+    } | null;
     return (r?.custom_secrets ?? []).map((s) => ({ name: s.name, description: s.description ?? null }));
   }
 
@@ -168,7 +198,8 @@ export class NestedClient {
       await this.json('POST', `/api/conversations/${encodeURIComponent(conversationId)}/exp-config`, { config });
       return 'stored';
     } catch (err) {
-      if (err instanceof NestorError && err.details.status === 404 && /not found/i.test(String(err.details.body ?? ''))) return 'unsupported';
+      if (err instanceof NestorError && err.details.status === 404 && /not found/i.test(String(err.details.body ?? '')))
+        return 'unsupported';
       throw err;
     }
   }
@@ -178,17 +209,26 @@ export class NestedClient {
   }
 
   getConversation(conversationId: string): Promise<ConversationInfo | null> {
-    return this.json('GET', `/api/conversations/${encodeURIComponent(conversationId)}`) as Promise<ConversationInfo | null>;
+    return this.json(
+      'GET',
+      `/api/conversations/${encodeURIComponent(conversationId)}`,
+    ) as Promise<ConversationInfo | null>;
   }
 
-  getEvents(conversationId: string, q: { startId?: number; endId?: number; reverse?: boolean; limit?: number } = {}): Promise<EventPage> {
+  getEvents(
+    conversationId: string,
+    q: { startId?: number; endId?: number; reverse?: boolean; limit?: number } = {},
+  ): Promise<EventPage> {
     const params = new URLSearchParams();
     if (q.startId !== undefined) params.set('start_id', String(q.startId));
     if (q.endId !== undefined) params.set('end_id', String(q.endId));
     if (q.reverse) params.set('reverse', 'true');
     if (q.limit !== undefined) params.set('limit', String(q.limit));
     const qs = params.size ? `?${params}` : '';
-    return this.json('GET', `/api/conversations/${encodeURIComponent(conversationId)}/events${qs}`) as Promise<EventPage>;
+    return this.json(
+      'GET',
+      `/api/conversations/${encodeURIComponent(conversationId)}/events${qs}`,
+    ) as Promise<EventPage>;
   }
 
   /** Every event, following `has_more` pages of at most 100. */
@@ -212,7 +252,11 @@ export class NestedClient {
    * The first event with an ID above `afterId` that matches, paging only as far as it, and the newest event ID read
    * on the way (`afterId` when none): a chatty agent's later events are never fetched.
    */
-  async findAfter(conversationId: string, afterId: number, match: (e: NestedEvent) => boolean): Promise<{ found?: NestedEvent; newestId: number }> {
+  async findAfter(
+    conversationId: string,
+    afterId: number,
+    match: (e: NestedEvent) => boolean,
+  ): Promise<{ found?: NestedEvent; newestId: number }> {
     let newestId = afterId;
     for (;;) {
       const page = await this.getEvents(conversationId, { startId: newestId + 1, limit: 100 });
@@ -228,7 +272,13 @@ export class NestedClient {
    */
   postEvent(conversationId: string, event: Record<string, unknown>): Promise<{ success: boolean }> {
     const timeoutMs = Math.max(this.timeoutMs, this.opts.postEventTimeoutMs ?? DEFAULT_POST_EVENT_TIMEOUT_MS);
-    return this.json('POST', `/api/conversations/${encodeURIComponent(conversationId)}/events`, event, false, timeoutMs) as Promise<{ success: boolean }>;
+    return this.json(
+      'POST',
+      `/api/conversations/${encodeURIComponent(conversationId)}/events`,
+      event,
+      false,
+      timeoutMs,
+    ) as Promise<{ success: boolean }>;
   }
 
   /** ID of the newest event (-1 for none). */
@@ -237,10 +287,19 @@ export class NestedClient {
   }
 
   stopConversation(conversationId: string): Promise<ConversationResponse> {
-    return this.json('POST', `/api/conversations/${encodeURIComponent(conversationId)}/stop`) as Promise<ConversationResponse>;
+    return this.json(
+      'POST',
+      `/api/conversations/${encodeURIComponent(conversationId)}/stop`,
+    ) as Promise<ConversationResponse>;
   }
 
-  private async raw(method: Method, path: string, body: unknown, auth = true, timeoutMs = this.timeoutMs): Promise<Dispatcher.ResponseData> {
+  private async raw(
+    method: Method,
+    path: string,
+    body: unknown,
+    auth = true,
+    timeoutMs = this.timeoutMs,
+  ): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (auth) headers['x-session-api-key'] = this.opts.sessionApiKey;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -261,7 +320,13 @@ export class NestedClient {
     }
   }
 
-  private async json(method: Method, path: string, body?: unknown, repeatable = true, timeoutMs = this.timeoutMs): Promise<unknown> {
+  private async json(
+    method: Method,
+    path: string,
+    body?: unknown,
+    repeatable = true,
+    timeoutMs = this.timeoutMs,
+  ): Promise<unknown> {
     const retries = repeatable ? (this.opts.retries ?? 2) : 0;
     for (let attempt = 0; ; attempt++) {
       try {

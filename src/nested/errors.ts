@@ -13,7 +13,8 @@ export function errorForStatus(method: string, path: string, status: number, bod
   const reason = summarizeBody(body);
   const details = { method, path, status, body: reason };
   const what = `${method} ${path} answered ${status}${reason ? ` (${reason})` : ''}`;
-  const err = (type: ErrorTypeName, message: string, retryable: boolean) => new NestorError(type, message, retryable, details);
+  const err = (type: ErrorTypeName, message: string, retryable: boolean) =>
+    new NestorError(type, message, retryable, details);
   if (status === 401 || status === 403) {
     return err(ErrorType.NestedUnauthorized, `${what}: the nested server rejected the session API key`, false);
   }

@@ -22,7 +22,10 @@ export function activityLogInterceptor(ctx: Context): ActivityInterceptors {
           }
         }
         attrs = {
-          conversationId: typeof arg.conversationId === 'string' ? arg.conversationId : conversationIdOf(ctx.info.workflowExecution?.workflowId),
+          conversationId:
+            typeof arg.conversationId === 'string'
+              ? arg.conversationId
+              : conversationIdOf(ctx.info.workflowExecution?.workflowId),
           ...(userId && { userId }),
           step: ctx.info.activityType,
           attempt: ctx.info.attempt,
@@ -38,7 +41,10 @@ export function activityLogInterceptor(ctx: Context): ActivityInterceptors {
           return result;
         } catch (err) {
           const e = err as { type?: string; name?: string; message?: string };
-          ctx.log.warn('step failed', { durationMs: Math.round(performance.now() - t0), error: { type: e.type ?? e.name, message: e.message } });
+          ctx.log.warn('step failed', {
+            durationMs: Math.round(performance.now() - t0),
+            error: { type: e.type ?? e.name, message: e.message },
+          });
           throw err;
         } finally {
           clearInterval(beat);

@@ -15,7 +15,11 @@ const SECRET_TEXT = [
 ];
 
 function redactText(s: string): string {
-  return SECRET_TEXT.reduce((t, re) => t.replace(re, (_m, p1: string) => (/^(bearer|basic)$/i.test(p1) ? `${p1} ${REDACTED}` : `${p1}${REDACTED}`)), s);
+  return SECRET_TEXT.reduce(
+    (t, re) =>
+      t.replace(re, (_m, p1: string) => (/^(bearer|basic)$/i.test(p1) ? `${p1} ${REDACTED}` : `${p1}${REDACTED}`)),
+    s,
+  );
 }
 
 /** A copy of value with secret fields and secret-shaped text replaced; cycles and depth are bounded. */
@@ -25,7 +29,11 @@ export function redact(value: unknown, depth = 0, seen = new WeakSet<object>()):
   if (seen.has(value) || depth > 8) return '[…]';
   seen.add(value);
   if (value instanceof Error) {
-    return { type: (value as { type?: string }).type ?? value.name, message: redactText(value.message), ...(value.cause ? { cause: redact(value.cause, depth + 1, seen) } : {}) };
+    return {
+      type: (value as { type?: string }).type ?? value.name,
+      message: redactText(value.message),
+      ...(value.cause ? { cause: redact(value.cause, depth + 1, seen) } : {}),
+    };
   }
   if (value instanceof Date) return value.toISOString();
   if (ArrayBuffer.isView(value)) return `[${value.byteLength} bytes]`;

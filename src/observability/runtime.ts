@@ -6,9 +6,14 @@ import type { NestorConfig } from '../config';
 import { JsonLogger } from './log';
 
 /** Time-to-ready buckets (ms): a container start takes about half a second here, an image pull minutes. */
-export const TIME_TO_READY_BUCKETS_MS = [100, 250, 500, 750, 1000, 1500, 2000, 3000, 5000, 10_000, 30_000, 60_000, 120_000];
+export const TIME_TO_READY_BUCKETS_MS = [
+  100, 250, 500, 750, 1000, 1500, 2000, 3000, 5000, 10_000, 30_000, 60_000, 120_000,
+];
 
-export function installRuntime(c: Pick<NestorConfig, 'logLevel' | 'metricsPort'>, write?: (line: string) => void): Runtime {
+export function installRuntime(
+  c: Pick<NestorConfig, 'logLevel' | 'metricsPort'>,
+  write?: (line: string) => void,
+): Runtime {
   return Runtime.install({
     logger: new JsonLogger({ level: c.logLevel, write }),
     telemetryOptions: {

@@ -43,7 +43,11 @@ export function containerName(conversationId: string, prefix = 'nestor-conv-'): 
  * The memory limit a sandbox gets: the settings', else the operator's default, else the image's; below the image's
  * floor it is InvalidSettings naming where the number came from.
  */
-export function resolveMemoryMb(spec: Pick<RuntimeSpec, 'memoryMb'>, defaults: Partial<SandboxDefaults> | undefined, manifest: ImageManifest): number {
+export function resolveMemoryMb(
+  spec: Pick<RuntimeSpec, 'memoryMb'>,
+  defaults: Partial<SandboxDefaults> | undefined,
+  manifest: ImageManifest,
+): number {
   const [memoryMb, field] =
     spec.memoryMb !== undefined
       ? [spec.memoryMb, 'settings.sandbox.memoryMb']
@@ -123,7 +127,14 @@ export function buildContainerSpec(
       SecurityOpt: ['no-new-privileges:true'],
       ReadonlyRootfs: true,
       Tmpfs: { '/tmp': `rw,noexec,nosuid,size=${manifest.tmpfsMb}m` },
-      Mounts: [{ Type: 'volume', Source: volumeName(spec.conversationId, opts.namePrefix), Target: DATA_PATH, ReadOnly: false }],
+      Mounts: [
+        {
+          Type: 'volume',
+          Source: volumeName(spec.conversationId, opts.namePrefix),
+          Target: DATA_PATH,
+          ReadOnly: false,
+        },
+      ],
     },
   };
 }
@@ -134,13 +145,26 @@ export function buildContainerSpec(
  * service (no managed label, another `owner`) is never touched: RuntimeStartFailed says whose it is. With no
  * incarnation asked for, any of this service's is its own.
  */
-export function claimOf(name: string, labels: Record<string, string> | undefined, owner: string | undefined, incarnation: string | undefined): 'own' | 'earlier' {
+export function claimOf(
+  name: string,
+  labels: Record<string, string> | undefined,
+  owner: string | undefined,
+  incarnation: string | undefined,
+): 'own' | 'earlier' {
   if (labels?.[LABELS.managed] !== 'true') {
-    throw new NestorError(ErrorType.RuntimeStartFailed, `a container or volume named ${name} exists but is not managed by nestor; remove or rename it`, false);
+    throw new NestorError(
+      ErrorType.RuntimeStartFailed,
+      `a container or volume named ${name} exists but is not managed by nestor; remove or rename it`,
+      false,
+    );
   }
   const theirs = labels[LABELS.owner];
   if (owner && theirs !== owner) {
-    throw new NestorError(ErrorType.RuntimeStartFailed, `${name} belongs to another nestor service (owner '${theirs ?? 'none'}', this one is '${owner}'); it is never adopted`, false);
+    throw new NestorError(
+      ErrorType.RuntimeStartFailed,
+      `${name} belongs to another nestor service (owner '${theirs ?? 'none'}', this one is '${owner}'); it is never adopted`,
+      false,
+    );
   }
   return incarnation === undefined || labels[LABELS.incarnation] === incarnation ? 'own' : 'earlier';
 }

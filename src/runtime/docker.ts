@@ -5,7 +5,15 @@ import { LABELS } from '../shared/constants';
 import { ErrorType, NestorError } from '../shared/errors';
 import type { RuntimeHandle, RuntimeProvider, RuntimeSpec, RuntimeSummary } from './provider';
 import { UNLABELLED_MANIFEST, manifestFromLabels, type ImageManifest } from './image-manifest';
-import { SANDBOX_NETWORK, SANDBOX_NETWORK_INTERNAL, buildContainerSpec, claimOf, containerName, volumeName, type SandboxDefaults } from './container-spec';
+import {
+  SANDBOX_NETWORK,
+  SANDBOX_NETWORK_INTERNAL,
+  buildContainerSpec,
+  claimOf,
+  containerName,
+  volumeName,
+  type SandboxDefaults,
+} from './container-spec';
 
 export interface DockerProviderOptions {
   image: string;
@@ -57,7 +65,8 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     const existing = await this.inspectRaw(name);
     if (existing) {
       // This start's own container (an earlier attempt made it): adopt it. An earlier life's: remove it, with its data.
-      if (claimOf(name, existing.Config.Labels, this.opts.owner, spec.incarnation) === 'own') return this.adopt(existing);
+      if (claimOf(name, existing.Config.Labels, this.opts.owner, spec.incarnation) === 'own')
+        return this.adopt(existing);
       await this.remove(spec.conversationId);
     }
     const manifest = await this.requirements();
@@ -75,7 +84,14 @@ export class DockerRuntimeProvider implements RuntimeProvider {
         ...(spec.incarnation && { [LABELS.incarnation]: spec.incarnation }),
       },
     });
-    const createOpts = buildContainerSpec(spec, { image: this.opts.image, sessionApiKey, namePrefix: this.prefix, defaults: this.opts.defaults, owner: this.opts.owner, manifest });
+    const createOpts = buildContainerSpec(spec, {
+      image: this.opts.image,
+      sessionApiKey,
+      namePrefix: this.prefix,
+      defaults: this.opts.defaults,
+      owner: this.opts.owner,
+      manifest,
+    });
     try {
       await this.docker.createContainer(createOpts);
     } catch (err) {
@@ -85,21 +101,36 @@ export class DockerRuntimeProvider implements RuntimeProvider {
         // name before the container can be inspected, so wait briefly for it to appear.
         for (let wait = 20; wait <= 2000; wait *= 2) {
           const raced = await this.inspectRaw(name);
-          if (raced && claimOf(name, raced.Config.Labels, this.opts.owner, spec.incarnation) === 'own') return this.adopt(raced);
-          if (raced) throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} was created meanwhile by another life of the conversation`, true);
+          if (raced && claimOf(name, raced.Config.Labels, this.opts.owner, spec.incarnation) === 'own')
+            return this.adopt(raced);
+          if (raced)
+            throw new NestorError(
+              ErrorType.RuntimeStartFailed,
+              `container ${name} was created meanwhile by another life of the conversation`,
+              true,
+            );
           await new Promise((r) => setTimeout(r, wait));
         }
       }
       if (status === 404 && !/no such image/i.test((err as Error).message)) {
         // The network went away under us (deleted by hand): make it again on the next attempt.
         this.networksReady.clear();
-        throw new NestorError(ErrorType.RuntimeStartFailed, `creating container ${name} failed: ${(err as Error).message}`, true);
+        throw new NestorError(
+          ErrorType.RuntimeStartFailed,
+          `creating container ${name} failed: ${(err as Error).message}`,
+          true,
+        );
       }
       if (status === 404) throw this.imageNotFound();
-      throw new NestorError(ErrorType.RuntimeStartFailed, `creating container ${name} failed: ${(err as Error).message}`, true);
+      throw new NestorError(
+        ErrorType.RuntimeStartFailed,
+        `creating container ${name} failed: ${(err as Error).message}`,
+        true,
+      );
     }
     const created = await this.inspectRaw(name);
-    if (!created) throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} vanished right after creation`, true);
+    if (!created)
+      throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} vanished right after creation`, true);
     return this.adopt(created, false);
   }
 
@@ -115,11 +146,20 @@ export class DockerRuntimeProvider implements RuntimeProvider {
   async resume(conversationId: string, incarnation?: string): Promise<RuntimeHandle> {
     const name = containerName(conversationId, this.prefix);
     const info = await this.inspectRaw(name);
-    if (!info) throw new NestorError(ErrorType.RuntimeStartFailed, `no container for conversation ${conversationId} to resume`, false);
+    if (!info)
+      throw new NestorError(
+        ErrorType.RuntimeStartFailed,
+        `no container for conversation ${conversationId} to resume`,
+        false,
+      );
     // Containers made before incarnation labels existed carry none: theirs to resume.
     const theirs = info.Config.Labels?.[LABELS.incarnation];
     if (claimOf(name, info.Config.Labels, this.opts.owner, theirs === undefined ? undefined : incarnation) !== 'own') {
-      throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} belongs to another life of conversation ${conversationId} (incarnation ${theirs}); it is not resumed`, false);
+      throw new NestorError(
+        ErrorType.RuntimeStartFailed,
+        `container ${name} belongs to another life of conversation ${conversationId} (incarnation ${theirs}); it is not resumed`,
+        false,
+      );
     }
     return this.adopt(info);
   }
@@ -163,14 +203,16 @@ export class DockerRuntimeProvider implements RuntimeProvider {
 
   async inspect(conversationId: string): Promise<RuntimeSummary | undefined> {
     const info = await this.inspectRaw(containerName(conversationId, this.prefix));
-    return info && {
-      runtimeId: info.Id,
-      name: info.Name.replace(/^\//, ''),
-      conversationId: info.Config.Labels?.[LABELS.conversationId] ?? '',
-      userId: info.Config.Labels?.[LABELS.userId] ?? '',
-      state: info.State.Status,
-      createdAt: info.Created,
-    };
+    return (
+      info && {
+        runtimeId: info.Id,
+        name: info.Name.replace(/^\//, ''),
+        conversationId: info.Config.Labels?.[LABELS.conversationId] ?? '',
+        userId: info.Config.Labels?.[LABELS.userId] ?? '',
+        state: info.State.Status,
+        createdAt: info.Created,
+      }
+    );
   }
 
   async list(): Promise<RuntimeSummary[]> {
@@ -193,7 +235,14 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     const logs = await this.docker
       .getContainer(name)
       .logs({ stdout: true, stderr: true, tail: 5 })
-      .then((b) => demux(b as unknown as Buffer).trim().split('\n').slice(-5).join(' | ').slice(0, 500))
+      .then((b) =>
+        demux(b as unknown as Buffer)
+          .trim()
+          .split('\n')
+          .slice(-5)
+          .join(' | ')
+          .slice(0, 500),
+      )
       .catch(() => '');
     return `container ${name} is ${info.State.Status} (exit code ${info.State.ExitCode})${logs ? `; last log lines: ${logs}` : ''}`;
   }
@@ -211,16 +260,27 @@ export class DockerRuntimeProvider implements RuntimeProvider {
   private async adopt(info: Docker.ContainerInspectInfo, adopted = true): Promise<RuntimeHandle> {
     const name = info.Name.replace(/^\//, '');
     if (info.Config.Labels?.[LABELS.managed] !== 'true') {
-      throw new NestorError(ErrorType.RuntimeStartFailed, `a container named ${name} exists but is not managed by nestor; remove or rename it`, false);
+      throw new NestorError(
+        ErrorType.RuntimeStartFailed,
+        `a container named ${name} exists but is not managed by nestor; remove or rename it`,
+        false,
+      );
     }
-    const sessionApiKey = (info.Config.Env ?? []).find((e) => e.startsWith('SESSION_API_KEY='))?.slice('SESSION_API_KEY='.length);
-    if (!sessionApiKey) throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} has no session API key`, false);
+    const sessionApiKey = (info.Config.Env ?? [])
+      .find((e) => e.startsWith('SESSION_API_KEY='))
+      ?.slice('SESSION_API_KEY='.length);
+    if (!sessionApiKey)
+      throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} has no session API key`, false);
     if (!info.State.Running) {
       try {
         await this.docker.getContainer(info.Id).start();
       } catch (err) {
         if (statusOf(err) !== 304) {
-          throw new NestorError(ErrorType.RuntimeStartFailed, `starting container ${name} failed: ${(err as Error).message}`, true);
+          throw new NestorError(
+            ErrorType.RuntimeStartFailed,
+            `starting container ${name} failed: ${(err as Error).message}`,
+            true,
+          );
         }
       }
       info = await this.docker.getContainer(info.Id).inspect();
@@ -231,8 +291,13 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     if (binding) return { runtimeId: info.Id, url: `http://127.0.0.1:${binding.HostPort}`, sessionApiKey, adopted };
     // No egress: no published port; the sandbox is reached at its address on the internal bridge.
     const internalIp = info.NetworkSettings.Networks?.[SANDBOX_NETWORK_INTERNAL]?.IPAddress;
-    if (internalIp) return { runtimeId: info.Id, url: `http://${internalIp}:${parseInt(port, 10)}`, sessionApiKey, adopted };
-    throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} has no published port or internal address (state ${info.State.Status})`, true);
+    if (internalIp)
+      return { runtimeId: info.Id, url: `http://${internalIp}:${parseInt(port, 10)}`, sessionApiKey, adopted };
+    throw new NestorError(
+      ErrorType.RuntimeStartFailed,
+      `container ${name} has no published port or internal address (state ${info.State.Status})`,
+      true,
+    );
   }
 
   /**

@@ -73,7 +73,9 @@ export function manifestFromLabels(image: string, labels: Record<string, string>
     tmpfsMb: l['tmpfs-mb'] ?? UNLABELLED_MANIFEST.tmpfsMb,
   };
   if (m.defaultMemoryMb < m.memoryFloorMb) {
-    throw new Error(`image '${image}': ${MANIFEST_LABEL_PREFIX}default-memory-mb (${m.defaultMemoryMb}) is below its memory-floor-mb (${m.memoryFloorMb})`);
+    throw new Error(
+      `image '${image}': ${MANIFEST_LABEL_PREFIX}default-memory-mb (${m.defaultMemoryMb}) is below its memory-floor-mb (${m.memoryFloorMb})`,
+    );
   }
   return m;
 }

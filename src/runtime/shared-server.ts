@@ -24,7 +24,12 @@ export class SharedServerProvider implements RuntimeProvider {
         createdAt: new Date().toISOString(),
       });
     }
-    return { runtimeId: `shared-${spec.conversationId}`, url: this.server.url, sessionApiKey: this.server.sessionApiKey, adopted };
+    return {
+      runtimeId: `shared-${spec.conversationId}`,
+      url: this.server.url,
+      sessionApiKey: this.server.sessionApiKey,
+      adopted,
+    };
   }
   async pause(conversationId: string): Promise<void> {
     const r = this.known.get(conversationId);
@@ -33,7 +38,12 @@ export class SharedServerProvider implements RuntimeProvider {
   async resume(conversationId: string): Promise<RuntimeHandle> {
     const r = this.known.get(conversationId);
     if (r) r.state = 'running';
-    return { runtimeId: `shared-${conversationId}`, url: this.server.url, sessionApiKey: this.server.sessionApiKey, adopted: true };
+    return {
+      runtimeId: `shared-${conversationId}`,
+      url: this.server.url,
+      sessionApiKey: this.server.sessionApiKey,
+      adopted: true,
+    };
   }
   async remove(conversationId: string): Promise<boolean> {
     return this.known.delete(conversationId);

@@ -24,7 +24,13 @@ export async function listResumeSchedules(client: Client, conversationId?: strin
     if (!s.scheduleId.startsWith(RESUME_SCHEDULE_PREFIX)) continue;
     const memo = (s.memo ?? {}) as { conversationId?: string; message?: string };
     if (!memo.conversationId || (conversationId !== undefined && memo.conversationId !== conversationId)) continue;
-    out.push({ scheduleId: s.scheduleId, conversationId: memo.conversationId, message: memo.message, nextActionTimes: s.info.nextActionTimes, paused: s.state.paused });
+    out.push({
+      scheduleId: s.scheduleId,
+      conversationId: memo.conversationId,
+      message: memo.message,
+      nextActionTimes: s.info.nextActionTimes,
+      paused: s.state.paused,
+    });
   }
   return out;
 }

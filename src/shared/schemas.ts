@@ -3,7 +3,14 @@
 // language gets the same defaults and the same errors. Workflow-safe: zod and pure functions only.
 import { z } from 'zod';
 import { ErrorType, NestorError } from './errors';
-import { CONVERSATION_STATUSES, LIFE_STEPS, MAX_MESSAGE_BYTES, MAX_START_INPUT_BYTES, START_STEPS, utf8Length } from './constants';
+import {
+  CONVERSATION_STATUSES,
+  LIFE_STEPS,
+  MAX_MESSAGE_BYTES,
+  MAX_START_INPUT_BYTES,
+  START_STEPS,
+  utf8Length,
+} from './constants';
 
 /**
  * Conversation IDs as the nested server accepts them (contract §7.1: at most 100 characters, no NUL,
@@ -75,21 +82,39 @@ export const CustomSecretSchema = z.strictObject({
 /** Durations a caller may shrink (tests) or stretch (slow images). */
 export const StartTimeoutsSchema = z.strictObject({
   /** How long the container may take to answer GET /alive. @default 120000 */
-  aliveTimeoutMs: z.number().int().min(100).max(30 * 60_000).optional(),
+  aliveTimeoutMs: z
+    .number()
+    .int()
+    .min(100)
+    .max(30 * 60_000)
+    .optional(),
   /** How long the nested conversation may take to become ready after creation. @default 120000 */
-  readyTimeoutMs: z.number().int().min(100).max(30 * 60_000).optional(),
+  readyTimeoutMs: z
+    .number()
+    .int()
+    .min(100)
+    .max(30 * 60_000)
+    .optional(),
   /** Pause (stop the container, keep it) after this long without messages; OpenHands' runtime API uses 20 min. @default 1200000 */
-  idleTimeoutMs: z.number().int().min(100).max(30 * 24 * 3_600_000).optional(),
+  idleTimeoutMs: z
+    .number()
+    .int()
+    .min(100)
+    .max(30 * 24 * 3_600_000)
+    .optional(),
 });
 
-const jsonString = z.string().max(1_000_000).refine((s) => {
-  try {
-    JSON.parse(s);
-    return true;
-  } catch {
-    return false;
-  }
-}, 'must be valid JSON');
+const jsonString = z
+  .string()
+  .max(1_000_000)
+  .refine((s) => {
+    try {
+      JSON.parse(s);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be valid JSON');
 
 export const StartConversationInputSchema = z
   .strictObject({
@@ -100,7 +125,10 @@ export const StartConversationInputSchema = z
     customSecrets: z.array(CustomSecretSchema).max(100).optional(),
     initialMessage: z.string().min(1).max(MAX_MESSAGE_BYTES).optional(),
     replayJson: jsonString.optional(),
-    repository: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'must be owner/repo').optional(),
+    repository: z
+      .string()
+      .regex(/^[\w.-]+\/[\w.-]+$/, 'must be owner/repo')
+      .optional(),
     branch: z.string().min(1).max(255).optional(),
     gitProvider: z.enum(GIT_PROVIDERS).optional(),
     conversationInstructions: z.string().max(MAX_MESSAGE_BYTES).optional(),
@@ -113,21 +141,35 @@ export const StartConversationInputSchema = z
   .superRefine((v, ctx) => {
     const bytes = utf8Length(JSON.stringify(v));
     if (bytes > MAX_START_INPUT_BYTES) {
-      ctx.addIssue({ code: 'custom', path: [], message: `the whole input is ${bytes} bytes as JSON; at most ${MAX_START_INPUT_BYTES} (Temporal's payload limit is 2 MB)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: `the whole input is ${bytes} bytes as JSON; at most ${MAX_START_INPUT_BYTES} (Temporal's payload limit is 2 MB)`,
+      });
     }
     if (v.initialMessage !== undefined && v.replayJson !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['replayJson'], message: 'cannot be combined with initialMessage' });
     }
     const names = new Set<string>();
     for (const [i, s] of (v.customSecrets ?? []).entries()) {
-      if (names.has(s.name)) ctx.addIssue({ code: 'custom', path: ['customSecrets', i, 'name'], message: `duplicate secret name '${s.name}'` });
+      if (names.has(s.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['customSecrets', i, 'name'],
+          message: `duplicate secret name '${s.name}'`,
+        });
       names.add(s.name);
     }
   });
 
 export const SendMessageInputSchema = z.strictObject({
   /** Deduplication key, used as the update ID. The client makes a UUID when none is given. */
-  messageId: z.string().min(1).max(200).regex(/^[\w.:-]+$/, 'must hold only letters, digits, _ . : -').optional(),
+  messageId: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[\w.:-]+$/, 'must hold only letters, digits, _ . : -')
+    .optional(),
   content: z
     .string()
     .min(1, 'must not be empty')
@@ -176,7 +218,9 @@ export const AgentLoopInfoSchema = z.strictObject({
   runNumber: z.number().int().optional(),
   messagesDelivered: z.number().int(),
   /** How the start's time was spent: container to /alive, and start to RUNNING in all. */
-  timings: z.strictObject({ runtimeReadyMs: z.number().optional(), startToRunningMs: z.number().optional() }).optional(),
+  timings: z
+    .strictObject({ runtimeReadyMs: z.number().optional(), startToRunningMs: z.number().optional() })
+    .optional(),
   lastError: z.strictObject({ type: z.string(), step: z.string().optional(), message: z.string() }).optional(),
   warnings: z.array(z.string()),
 });

@@ -18,7 +18,11 @@ export const interceptors: WorkflowInterceptorsFactory = () => ({
       scheduleActivity: (input, next) => {
         const userId = workflowInfo().typedSearchAttributes.get(UserIdKey);
         // The user ID is no secret (it is a search attribute too).
-        return next(userId ? { ...input, headers: { ...input.headers, [USER_ID_HEADER]: defaultPayloadConverter.toPayload(userId) } } : input);
+        return next(
+          userId
+            ? { ...input, headers: { ...input.headers, [USER_ID_HEADER]: defaultPayloadConverter.toPayload(userId) } }
+            : input,
+        );
       },
     },
   ],

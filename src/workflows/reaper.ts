@@ -34,13 +34,25 @@ export interface ReapResult {
 
 export async function ReapOrphanRuntimes(input: ReapInput = {}): Promise<ReapResult> {
   const found = await findOrphanRuntimes({ graceMs: input.graceMs ?? DEFAULT_REAPER_GRACE_MS });
-  const result: ReapResult = { seen: found.seen, owned: found.owned, young: found.young, removed: [], skipped: [], failed: [] };
+  const result: ReapResult = {
+    seen: found.seen,
+    owned: found.owned,
+    young: found.young,
+    removed: [],
+    skipped: [],
+    failed: [],
+  };
   await Promise.all(
     found.orphans.map(async (o) => {
       try {
-        (await removeOrphanRuntime({ conversationId: o.conversationId }) ? result.removed : result.skipped).push(o.conversationId);
+        ((await removeOrphanRuntime({ conversationId: o.conversationId })) ? result.removed : result.skipped).push(
+          o.conversationId,
+        );
       } catch (err) {
-        result.failed.push({ conversationId: o.conversationId, message: err instanceof ApplicationFailure || err instanceof Error ? err.message : String(err) });
+        result.failed.push({
+          conversationId: o.conversationId,
+          message: err instanceof ApplicationFailure || err instanceof Error ? err.message : String(err),
+        });
       }
     }),
   );

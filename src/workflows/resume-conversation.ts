@@ -9,7 +9,11 @@ const { resumeConversation } = proxyActivities<Activities>({
   summary: 'resumeConversation: resume the conversation, deliver the scheduled message',
   // Covers a full resume (container start, nested set-up, readiness) with room to spare.
   startToCloseTimeout: '10 minutes',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 5, nonRetryableErrorTypes: [ErrorType.ConversationNotFound, ErrorType.ConversationClosed, ErrorType.InvalidInput] },
+  retry: {
+    initialInterval: '2 seconds',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: [ErrorType.ConversationNotFound, ErrorType.ConversationClosed, ErrorType.InvalidInput],
+  },
 });
 
 export interface ResumeConversationInput {

@@ -25,7 +25,13 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { CreatedRuntime } from '../activities/runtime';
-import { ConversationStatusKey, RECENT_MESSAGE_IDS, conversationWorkflowId, type ConversationStatus, type StartStep } from '../shared/constants';
+import {
+  ConversationStatusKey,
+  RECENT_MESSAGE_IDS,
+  conversationWorkflowId,
+  type ConversationStatus,
+  type StartStep,
+} from '../shared/constants';
 import { ErrorType } from '../shared/errors';
 import {
   CloseInputSchema,
@@ -100,7 +106,12 @@ export const VALIDATE_INPUT_PATCH = 'validate-start-input';
 /** Patch ID: `touch` stopped waiting for its signal's delivery (histories recorded before still replay). */
 export const ASYNC_TOUCH_PATCH = 'async-touch';
 
-const NEVER_RETRY_INPUT = [ErrorType.InvalidInput, ErrorType.InvalidSettings, ErrorType.NestedUnauthorized, ErrorType.NestedBadRequest];
+const NEVER_RETRY_INPUT = [
+  ErrorType.InvalidInput,
+  ErrorType.InvalidSettings,
+  ErrorType.NestedUnauthorized,
+  ErrorType.NestedBadRequest,
+];
 
 /**
  * Each step's timeouts and retries, named so a reader sees every bound in one place; each activity gets a UI summary
@@ -110,7 +121,12 @@ function stepActivities(aliveTimeoutMs: number | undefined, readyTimeoutMs: numb
   const SESSION: ActivityOptions = {
     // Taking a slot may wait for another conversation of the user to pause.
     startToCloseTimeout: '3 minutes',
-    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
+    retry: {
+      initialInterval: '1 second',
+      maximumInterval: '10 seconds',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: NEVER_RETRY_INPUT,
+    },
   };
   const RUNTIME: ActivityOptions = {
     startToCloseTimeout: (aliveTimeoutMs ?? RUNTIME_STEP_CEILING_MS) + 60_000,
@@ -129,20 +145,37 @@ function stepActivities(aliveTimeoutMs: number | undefined, readyTimeoutMs: numb
   };
   const NESTED: ActivityOptions = {
     startToCloseTimeout: '60 seconds',
-    retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
+    retry: {
+      initialInterval: '500 milliseconds',
+      backoffCoefficient: 2,
+      maximumInterval: '10 seconds',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: NEVER_RETRY_INPUT,
+    },
   };
   const READY: ActivityOptions = {
     startToCloseTimeout: readyTimeoutMs + 30_000,
     // Retried only when the worker died mid-poll; exhausting the bound (NotReady) is final.
-    retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [...NEVER_RETRY_INPUT, ErrorType.NotReady] },
+    retry: {
+      initialInterval: '1 second',
+      maximumAttempts: 3,
+      nonRetryableErrorTypes: [...NEVER_RETRY_INPUT, ErrorType.NotReady],
+    },
   };
   const CLEANUP: ActivityOptions = {
     startToCloseTimeout: '60 seconds',
     // Cleanup must outlast a Docker hiccup (about 4 minutes of tries), but not forever.
-    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10, nonRetryableErrorTypes: [ErrorType.InvalidInput] },
+    retry: {
+      initialInterval: '1 second',
+      maximumInterval: '30 seconds',
+      maximumAttempts: 10,
+      nonRetryableErrorTypes: [ErrorType.InvalidInput],
+    },
   };
   const one = <K extends keyof Activities>(name: K, options: ActivityOptions, summary: string): Activities[K] =>
-    proxyActivities<Activities>({ heartbeatTimeout: HEARTBEAT_TIMEOUT, ...options, summary: `${name}: ${summary}` })[name];
+    proxyActivities<Activities>({ heartbeatTimeout: HEARTBEAT_TIMEOUT, ...options, summary: `${name}: ${summary}` })[
+      name
+    ];
   return {
     acquireSession: one('acquireSession', SESSION, 'validate agent, model and key; take a slot of the user'),
     createRuntime: one('createRuntime', RUNTIME, 'create or adopt the container, wait for /alive'),
@@ -157,7 +190,11 @@ function stepActivities(aliveTimeoutMs: number | undefined, readyTimeoutMs: numb
     conversationActivity: one('conversationActivity', NESTED, "read the agent's newest event and state (idle check)"),
     removeRuntime: one('removeRuntime', CLEANUP, 'remove the container'),
     releaseSession: one('releaseSession', CLEANUP, 'give the session back'),
-    deleteResumeSchedules: one('deleteResumeSchedules', CLEANUP, 'delete the resume schedules of the closed conversation'),
+    deleteResumeSchedules: one(
+      'deleteResumeSchedules',
+      CLEANUP,
+      'delete the resume schedules of the closed conversation',
+    ),
     // Local: one quick read, in the workflow task that schedules the delivery, with no server round trip.
     markDeliveryCursor: proxyLocalActivities<Activities>({
       startToCloseTimeout: '15 seconds',
@@ -241,20 +278,30 @@ function checked<S extends z.ZodType>(schema: S, value: unknown, what: string): 
  * The start input as the worker trusts it: parsed with the published schema (defaults applied, limits checked),
  * whatever client sent it, and addressed to this workflow's own ID.
  */
-function checkStartInput(request: StartConversationInput): { input: StartConversationInput; invalid?: ApplicationFailure } {
+function checkStartInput(request: StartConversationInput): {
+  input: StartConversationInput;
+  invalid?: ApplicationFailure;
+} {
   const sealed = keyMismatch('start', request);
   if (sealed) return { input: {} as StartConversationInput, invalid: sealed };
   const r = StartConversationInputSchema.safeParse(request);
-  if (!r.success) return { input: request ?? ({} as StartConversationInput), invalid: invalidInput('start input', r.error) };
+  if (!r.success)
+    return { input: request ?? ({} as StartConversationInput), invalid: invalidInput('start input', r.error) };
   const expected = conversationWorkflowId(r.data.conversationId);
   if (workflowInfo().workflowId !== expected) {
     const message = `invalid start input: conversationId: '${r.data.conversationId}' is not this workflow's conversation (workflow ID '${workflowInfo().workflowId}', expected '${expected}')`;
-    return { input: r.data, invalid: ApplicationFailure.create({ message, type: ErrorType.InvalidInput, nonRetryable: true }) };
+    return {
+      input: r.data,
+      invalid: ApplicationFailure.create({ message, type: ErrorType.InvalidInput, nonRetryable: true }),
+    };
   }
   return { input: r.data };
 }
 
-export async function StartConversation(request: StartConversationInput, carried?: CarriedState): Promise<AgentLoopInfo> {
+export async function StartConversation(
+  request: StartConversationInput,
+  carried?: CarriedState,
+): Promise<AgentLoopInfo> {
   const { input, invalid } = checkStartInput(request);
   const conversationId = typeof input.conversationId === 'string' ? input.conversationId : workflowInfo().workflowId;
   const userId = typeof input.userId === 'string' ? input.userId : '';
@@ -326,7 +373,11 @@ export async function StartConversation(request: StartConversationInput, carried
     if (!closeRequested && !terminal()) pauseReason ??= reason;
   };
   const closedFailure = () =>
-    ApplicationFailure.create({ message: `conversation ${conversationId} is ${info.status === 'ERROR' ? 'failed' : 'closed'}`, type: ErrorType.ConversationClosed, nonRetryable: true });
+    ApplicationFailure.create({
+      message: `conversation ${conversationId} is ${info.status === 'ERROR' ? 'failed' : 'closed'}`,
+      type: ErrorType.ConversationClosed,
+      nonRetryable: true,
+    });
   const publicInfo = (): AgentLoopInfo => ({ ...info, sessionApiKey: undefined });
   /**
    * Note something the conversation runs without or went through. Kept to the newest MAX_WARNINGS, each once (the
@@ -346,7 +397,8 @@ export async function StartConversation(request: StartConversationInput, carried
   const untilRunning = async () => {
     const failuresBefore = resumeFailures;
     await condition(() => info.status === 'RUNNING' || terminal() || resumeFailures > failuresBefore);
-    if (info.status !== 'RUNNING') throw resumeFailures > failuresBefore ? resumeFailure! : (startFailure ?? closedFailure());
+    if (info.status !== 'RUNNING')
+      throw resumeFailures > failuresBefore ? resumeFailure! : (startFailure ?? closedFailure());
   };
   setHandler(
     waitReadyUpdate,
@@ -395,7 +447,11 @@ export async function StartConversation(request: StartConversationInput, carried
         checked(SendMessageInputSchema, msg, 'message');
         rejectIfClosed();
         if (switching) {
-          throw ApplicationFailure.create({ message: 'continuing as new: send again', type: ErrorType.ContinuingAsNew, nonRetryable: false });
+          throw ApplicationFailure.create({
+            message: 'continuing as new: send again',
+            type: ErrorType.ContinuingAsNew,
+            nonRetryable: false,
+          });
         }
       },
     },
@@ -412,7 +468,8 @@ export async function StartConversation(request: StartConversationInput, carried
   // A signal cannot be refused: a close is a close, but a reason that breaks the schema is not kept.
   // A signal nobody here can read (another key) is no instruction: only holders of a shared key drive a conversation.
   setHandler(closeSignal, (c) => {
-    if (undecryptable(c)) return void log.warn('close signal sealed with an unknown key ignored', { keyId: undecryptable(c)!.keyId });
+    if (undecryptable(c))
+      return void log.warn('close signal sealed with an unknown key ignored', { keyId: undecryptable(c)!.keyId });
     requestClose(CloseInputSchema.safeParse(c ?? {}).data?.reason);
   });
   setHandler(
@@ -432,7 +489,8 @@ export async function StartConversation(request: StartConversationInput, carried
     },
   );
   setHandler(pauseSignal, (p) => {
-    if (undecryptable(p)) return void log.warn('pause signal sealed with an unknown key ignored', { keyId: undecryptable(p)!.keyId });
+    if (undecryptable(p))
+      return void log.warn('pause signal sealed with an unknown key ignored', { keyId: undecryptable(p)!.keyId });
     requestPause(PauseInputSchema.safeParse(p ?? {}).data?.reason ?? 'paused on request');
   });
   setHandler(
@@ -473,7 +531,9 @@ export async function StartConversation(request: StartConversationInput, carried
         // Pushed before the request: a request interrupted by a close may still be granted by the user's registry.
         const release = { name: 'releaseSession', run: () => acts.releaseSession({ conversationId, userId }) };
         if (patched(RELEASE_UNFINISHED_ACQUIRE_PATCH)) compensations.unshift(release);
-        await run('acquireSession', 'validating settings', () => acts.acquireSession({ conversationId, userId, settings: input.settings }));
+        await run('acquireSession', 'validating settings', () =>
+          acts.acquireSession({ conversationId, userId, settings: input.settings }),
+        );
         if (!compensations.includes(release)) compensations.unshift(release);
 
         // Pushed before the create: a create that fails half-way may still have made the container. A failed resume
@@ -487,9 +547,21 @@ export async function StartConversation(request: StartConversationInput, carried
         runtime =
           mode === 'start'
             ? await run('createRuntime', 'waiting for the container to answer /alive', () =>
-                acts.createRuntime({ conversationId, userId, incarnation, env: sandbox?.env, cpus: sandbox?.cpus, memoryMb: sandbox?.memoryMb, pidsLimit: sandbox?.pidsLimit, egress: sandbox?.egress, aliveTimeoutMs }),
+                acts.createRuntime({
+                  conversationId,
+                  userId,
+                  incarnation,
+                  env: sandbox?.env,
+                  cpus: sandbox?.cpus,
+                  memoryMb: sandbox?.memoryMb,
+                  pidsLimit: sandbox?.pidsLimit,
+                  egress: sandbox?.egress,
+                  aliveTimeoutMs,
+                }),
               )
-            : await run('resumeRuntime', 'starting the paused container', () => acts.resumeRuntime({ conversationId, incarnation, aliveTimeoutMs }));
+            : await run('resumeRuntime', 'starting the paused container', () =>
+                acts.resumeRuntime({ conversationId, incarnation, aliveTimeoutMs }),
+              );
         info.runtimeId = runtime.runtimeId;
         info.timings = { runtimeReadyMs: runtime.readyMs };
         info.url = `${runtime.url}/api/conversations/${conversationId}`;
@@ -497,7 +569,9 @@ export async function StartConversation(request: StartConversationInput, carried
 
         if (tokens && Object.keys(tokens).length > 0) {
           const current = tokens;
-          const refreshed = await run('refreshTokens', 'refreshing git provider tokens', () => acts.refreshTokens({ tokens: current }));
+          const refreshed = await run('refreshTokens', 'refreshing git provider tokens', () =>
+            acts.refreshTokens({ tokens: current }),
+          );
           tokens = refreshed.tokens;
           for (const w of refreshed.warnings) warn(w);
           for (const w of refreshed.warnings) log.warn('token refresh', { step: 'refreshTokens', warning: w });
@@ -520,19 +594,24 @@ export async function StartConversation(request: StartConversationInput, carried
           log.warn('nested set-up', { step: 'configureNestedServer', warning: w });
         }
         // A resume creates the conversation again (the nested server reuses it) without the initial message or replay.
-        await run('createConversation', mode === 'start' ? 'creating the nested conversation' : 'reopening the nested conversation', () =>
-          acts.createConversation({
-            ...target,
-            initialMessage: mode === 'start' ? input.initialMessage : undefined,
-            replayJson: mode === 'start' ? input.replayJson : undefined,
-            repository: input.repository,
-            branch: input.branch,
-            gitProvider: input.gitProvider,
-            conversationInstructions: input.conversationInstructions,
-            mcpConfig: input.mcpConfig,
-          }),
+        await run(
+          'createConversation',
+          mode === 'start' ? 'creating the nested conversation' : 'reopening the nested conversation',
+          () =>
+            acts.createConversation({
+              ...target,
+              initialMessage: mode === 'start' ? input.initialMessage : undefined,
+              replayJson: mode === 'start' ? input.replayJson : undefined,
+              repository: input.repository,
+              branch: input.branch,
+              gitProvider: input.gitProvider,
+              conversationInstructions: input.conversationInstructions,
+              mcpConfig: input.mcpConfig,
+            }),
         );
-        const ready = await run('waitForReady', `waiting up to ${readyTimeoutMs} ms for the conversation to run`, () => acts.waitForReady({ ...target, readyTimeoutMs }));
+        const ready = await run('waitForReady', `waiting up to ${readyTimeoutMs} ms for the conversation to run`, () =>
+          acts.waitForReady({ ...target, readyTimeoutMs }),
+        );
         cursor = Math.max(cursor, ready.lastEventId);
       });
     } catch (err) {
@@ -660,7 +739,11 @@ export async function StartConversation(request: StartConversationInput, carried
   };
 
   /** End the conversation in ERROR: status and search attribute, every waiting handler answered, the typed failure. */
-  const endInError = async (step: string, cause: { type: string; message: string }, failure: ApplicationFailure): Promise<never> => {
+  const endInError = async (
+    step: string,
+    cause: { type: string; message: string },
+    failure: ApplicationFailure,
+  ): Promise<never> => {
     info.lastError = { type: cause.type, step, message: cause.message };
     setStatus('ERROR');
     setStep('done', failure.message);
@@ -681,7 +764,9 @@ export async function StartConversation(request: StartConversationInput, carried
       const cause = describeCause(err);
       log.warn('releaseSession failed', { step, error: cause });
       await CancellationScope.nonCancellable(() =>
-        acts.removeRuntime({ conversationId }).catch((rerr) => warn(`removeRuntime failed: ${describeCause(rerr).message}`)),
+        acts
+          .removeRuntime({ conversationId })
+          .catch((rerr) => warn(`removeRuntime failed: ${describeCause(rerr).message}`)),
       );
       return endInError(
         step,
@@ -703,7 +788,11 @@ export async function StartConversation(request: StartConversationInput, carried
     } catch (err) {
       const cause = describeCause(err);
       warn(`pause failed, still running: ${cause.message}`);
-      pauseFailure = ApplicationFailure.create({ message: `pause failed: ${cause.message}`, type: cause.type, nonRetryable: true });
+      pauseFailure = ApplicationFailure.create({
+        message: `pause failed: ${cause.message}`,
+        type: cause.type,
+        nonRetryable: true,
+      });
       pauseFailures++;
       pauseReason = undefined;
       setStep('running', 'waiting for messages');
@@ -741,9 +830,14 @@ export async function StartConversation(request: StartConversationInput, carried
   const stillIdle = async (): Promise<number> => {
     if (!runtime || !patched(IDLE_COUNTS_AGENT_PATCH)) return 0;
     try {
-      const a = await acts.conversationActivity({ url: runtime.url, sessionApiKey: runtime.sessionApiKey, conversationId });
+      const a = await acts.conversationActivity({
+        url: runtime.url,
+        sessionApiKey: runtime.sessionApiKey,
+        conversationId,
+      });
       if (a.agentState === 'running') return idleTimeoutMs;
-      if (a.lastEventAgoMs !== undefined && a.lastEventAgoMs < idleTimeoutMs) return Math.max(1000, idleTimeoutMs - a.lastEventAgoMs);
+      if (a.lastEventAgoMs !== undefined && a.lastEventAgoMs < idleTimeoutMs)
+        return Math.max(1000, idleTimeoutMs - a.lastEventAgoMs);
     } catch (err) {
       log.warn('idle check failed; pausing', { error: describeCause(err) });
     }
@@ -752,7 +846,10 @@ export async function StartConversation(request: StartConversationInput, carried
 
   const continueAsNewDue = () => {
     const wi = workflowInfo();
-    return wi.continueAsNewSuggested || (input.continueAsNewAfterEvents !== undefined && wi.historyLength >= input.continueAsNewAfterEvents);
+    return (
+      wi.continueAsNewSuggested ||
+      (input.continueAsNewAfterEvents !== undefined && wi.historyLength >= input.continueAsNewAfterEvents)
+    );
   };
 
   // ---- a start input the schema refuses: nothing is created, every caller is told each bad field ----
@@ -783,9 +880,18 @@ export async function StartConversation(request: StartConversationInput, carried
     switching = continueAsNewDue();
     if (switching && !pending() && pauseReason === undefined && !resumeRequested) {
       if (allHandlersFinished()) {
-        await continueAsNew<typeof StartConversation>(input, { info, runtime, tokens, acks: [...acks], failed: [...failed], cursor });
+        await continueAsNew<typeof StartConversation>(input, {
+          info,
+          runtime,
+          tokens,
+          acks: [...acks],
+          failed: [...failed],
+          cursor,
+        });
       }
-      await condition(() => allHandlersFinished() || pending() || closeRequested || pauseReason !== undefined || resumeRequested);
+      await condition(
+        () => allHandlersFinished() || pending() || closeRequested || pauseReason !== undefined || resumeRequested,
+      );
       continue;
     }
     if (info.status === 'RUNNING') {
@@ -804,7 +910,10 @@ export async function StartConversation(request: StartConversationInput, carried
         await deliver(queue[0]);
         continue;
       }
-      const woke = await condition(() => closeRequested || pauseReason !== undefined || pending() || continueAsNewDue(), idleLeftMs);
+      const woke = await condition(
+        () => closeRequested || pauseReason !== undefined || pending() || continueAsNewDue(),
+        idleLeftMs,
+      );
       idleLeftMs = woke ? idleTimeoutMs : await stillIdle();
       if (idleLeftMs <= 0) {
         idleLeftMs = idleTimeoutMs;
@@ -846,7 +955,9 @@ export async function StartConversation(request: StartConversationInput, carried
       if (wasRunning) await releaseOrFail('closing');
       // Nothing may resume a closed conversation later.
       if (patched(CLOSE_DELETES_SCHEDULES_PATCH)) {
-        await acts.deleteResumeSchedules({ conversationId }).catch((err) => warn(`deleteResumeSchedules failed: ${describeCause(err).message}`));
+        await acts
+          .deleteResumeSchedules({ conversationId })
+          .catch((err) => warn(`deleteResumeSchedules failed: ${describeCause(err).message}`));
       }
       return removeFailure;
     });

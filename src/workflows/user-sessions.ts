@@ -77,7 +77,9 @@ export async function UserSessions(input: UserSessionsInput): Promise<void> {
   let rebuilt = input.slots !== undefined;
 
   const victim = () =>
-    [...slots.values()].filter((s) => s.status === 'RUNNING' && !s.evicting).sort((a, b) => a.lastActiveAt - b.lastActiveAt)[0];
+    [...slots.values()]
+      .filter((s) => s.status === 'RUNNING' && !s.evicting)
+      .sort((a, b) => a.lastActiveAt - b.lastActiveAt)[0];
   const evicting = () => [...slots.values()].some((s) => s.evicting);
 
   setHandler(slotsQuery, () => [...slots.values()]);
@@ -87,7 +89,8 @@ export async function UserSessions(input: UserSessionsInput): Promise<void> {
   setHandler(touchSlotSignal, ({ conversationId, running }) => {
     const s = slots.get(conversationId);
     // A conversation running on a slot this registry does not know (granted before it was started afresh) holds one.
-    if (!s && running && healing()) slots.set(conversationId, { conversationId, status: 'RUNNING', lastActiveAt: Date.now() });
+    if (!s && running && healing())
+      slots.set(conversationId, { conversationId, status: 'RUNNING', lastActiveAt: Date.now() });
     if (!s) return;
     s.lastActiveAt = Date.now();
     if (running) s.status = 'RUNNING';
@@ -135,7 +138,9 @@ export async function UserSessions(input: UserSessionsInput): Promise<void> {
           v.evicting = true;
           evicted.push(v.conversationId);
           try {
-            await getExternalWorkflowHandle(conversationWorkflowId(v.conversationId)).signal(pauseSignal, { reason: TOO_MANY_CONVERSATIONS });
+            await getExternalWorkflowHandle(conversationWorkflowId(v.conversationId)).signal(pauseSignal, {
+              reason: TOO_MANY_CONVERSATIONS,
+            });
           } catch {
             slots.delete(v.conversationId); // the conversation is gone: its slot with it
           }
@@ -164,7 +169,8 @@ export async function UserSessions(input: UserSessionsInput): Promise<void> {
       // a slot unasked); one that holds a slot from before says so when it runs (`touch`).
       const { conversations } = await listLiveConversations({ userId: input.userId });
       for (const c of conversations) {
-        if (c.status === 'RUNNING' && !slots.has(c.conversationId)) slots.set(c.conversationId, { ...c, lastActiveAt: Date.now() });
+        if (c.status === 'RUNNING' && !slots.has(c.conversationId))
+          slots.set(c.conversationId, { ...c, lastActiveAt: Date.now() });
       }
     }
     rebuilt = true;

@@ -18,7 +18,15 @@ export async function volumesFor(conversationId: string): Promise<Docker.VolumeI
 /** Remove every container and volume a test made, whatever happened. */
 export async function removeContainers(conversationIds: Iterable<string>): Promise<void> {
   for (const id of conversationIds) {
-    for (const c of await containersFor(id)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
-    for (const v of await volumesFor(id)) await docker.getVolume(v.Name).remove().catch(() => {});
+    for (const c of await containersFor(id))
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => {});
+    for (const v of await volumesFor(id))
+      await docker
+        .getVolume(v.Name)
+        .remove()
+        .catch(() => {});
   }
 }

@@ -42,14 +42,22 @@ export function fakeActivities(o: FakeOptions = {}) {
   const fail = (step: string) => {
     runs.set(step, (runs.get(step) ?? 0) + 1);
     if (o.failAt === step) throw ApplicationFailure.nonRetryable(`injected failure in ${step}`, 'NestedBadRequest');
-    if (o.failResumeAt === step && runs.get(step) === 2) throw ApplicationFailure.nonRetryable(`injected resume failure in ${step}`, 'NestedBadRequest');
+    if (o.failResumeAt === step && runs.get(step) === 2)
+      throw ApplicationFailure.nonRetryable(`injected resume failure in ${step}`, 'NestedBadRequest');
   };
   const acts: Partial<Activities> = {
     async acquireSession(input) {
       calls.push('acquireSession');
       acquireInputs.push(input);
       fail('acquireSession');
-      return { conversationId: input.conversationId, userId: input.userId, agent: 'CodeActAgent', llmModel: 'm', capabilities: {}, evicted: [] };
+      return {
+        conversationId: input.conversationId,
+        userId: input.userId,
+        agent: 'CodeActAgent',
+        llmModel: 'm',
+        capabilities: {},
+        evicted: [],
+      };
     },
     async releaseSession() {
       calls.push('releaseSession');
@@ -58,7 +66,13 @@ export function fakeActivities(o: FakeOptions = {}) {
     async createRuntime() {
       calls.push('createRuntime');
       fail('createRuntime');
-      return { runtimeId: 'rt-1', url: 'http://127.0.0.1:1', sessionApiKey: 'secret-session-key', adopted: false, readyMs: 1 };
+      return {
+        runtimeId: 'rt-1',
+        url: 'http://127.0.0.1:1',
+        sessionApiKey: 'secret-session-key',
+        adopted: false,
+        readyMs: 1,
+      };
     },
     async pauseRuntime() {
       calls.push('pauseRuntime');
@@ -66,7 +80,13 @@ export function fakeActivities(o: FakeOptions = {}) {
     },
     async resumeRuntime() {
       calls.push('resumeRuntime');
-      return { runtimeId: 'rt-1', url: 'http://127.0.0.1:2', sessionApiKey: 'secret-session-key', adopted: true, readyMs: 1 };
+      return {
+        runtimeId: 'rt-1',
+        url: 'http://127.0.0.1:2',
+        sessionApiKey: 'secret-session-key',
+        adopted: true,
+        readyMs: 1,
+      };
     },
     async removeRuntime() {
       calls.push('removeRuntime');
@@ -116,7 +136,9 @@ export function fakeActivities(o: FakeOptions = {}) {
       calls.push('conversationActivity');
       const busy = (runs.get('busy') ?? 0) < (o.agentBusyChecks ?? 0);
       runs.set('busy', (runs.get('busy') ?? 0) + 1);
-      return busy ? { agentState: 'running', lastEventAgoMs: 0 } : { agentState: 'awaiting_user_input', lastEventAgoMs: 3_600_000 };
+      return busy
+        ? { agentState: 'running', lastEventAgoMs: 0 }
+        : { agentState: 'awaiting_user_input', lastEventAgoMs: 3_600_000 };
     },
     async markDeliveryCursor() {
       return { newestEventId: sent.length };
@@ -137,7 +159,6 @@ export function input(id: string): StartConversationRequest {
     gitProviderTokens: { github: { token: 'ghp_x' } },
   };
 }
-
 
 /** Run `fn` with a worker of fake activities on its own task queue of `env`. */
 export async function withFakeWorker<T>(

@@ -15,9 +15,14 @@ import { nestorDataConverter } from '../../src/codec/keys';
 
 process.env.NESTOR_ENCRYPTION_KEYS ??= generateKeySpec(`test-${process.pid}`);
 /** The data converter of this test process: the key in NESTOR_ENCRYPTION_KEYS. */
-export const testDataConverter: DataConverter = nestorDataConverter(parseEncryptionKeys(process.env.NESTOR_ENCRYPTION_KEYS));
+export const testDataConverter: DataConverter = nestorDataConverter(
+  parseEncryptionKeys(process.env.NESTOR_ENCRYPTION_KEYS),
+);
 /** The same key, as workers use it (a payload sealed with another key is marked, not thrown on). */
-export const testWorkerDataConverter: DataConverter = nestorDataConverter(parseEncryptionKeys(process.env.NESTOR_ENCRYPTION_KEYS), { role: 'worker' });
+export const testWorkerDataConverter: DataConverter = nestorDataConverter(
+  parseEncryptionKeys(process.env.NESTOR_ENCRYPTION_KEYS),
+  { role: 'worker' },
+);
 
 // Tests assert outcomes; the SDK's info and warning lines (e.g. expected activity failures) would bury them.
 Runtime.install({ logger: new DefaultLogger((process.env.NESTOR_TEST_LOG_LEVEL as 'ERROR') ?? 'ERROR') });
@@ -27,7 +32,12 @@ export async function createTestEnv(): Promise<TestWorkflowEnvironment> {
   if (!existsSync(path)) throw new Error(`Temporal CLI missing at ${path}: run 'npm run setup'`);
   return TestWorkflowEnvironment.createLocal({
     // The same dynamic config as the dev server nestor starts (update limits sized for nestor's load).
-    server: { executable: { type: 'existing-path', path }, searchAttributes: SEARCH_ATTRIBUTE_KEYS, ip: '127.0.0.1', extraArgs: dynamicConfigArgs() },
+    server: {
+      executable: { type: 'existing-path', path },
+      searchAttributes: SEARCH_ATTRIBUTE_KEYS,
+      ip: '127.0.0.1',
+      extraArgs: dynamicConfigArgs(),
+    },
     client: { dataConverter: testDataConverter },
   });
 }
@@ -35,13 +45,26 @@ export async function createTestEnv(): Promise<TestWorkflowEnvironment> {
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** One workflow bundle per test process, built as the worker would build it. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ ...BUNDLE_OPTIONS, logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never });
+  bundle ??= bundleWorkflowCode({
+    ...BUNDLE_OPTIONS,
+    logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never,
+  });
   return bundle;
 }
 
 /** A worker of nestor's (createWorker) on the test server, sharing the bundle and key; `stop` drains it. */
-export async function startWorker(env: TestWorkflowEnvironment, taskQueue: string, deps: ActivityDeps): Promise<{ client: ConversationClient; stop(): Promise<void> }> {
-  const worker = await createWorker({ connection: env.nativeConnection, taskQueue, workflowBundle: await workflowBundle(), dataConverter: testWorkerDataConverter, deps });
+export async function startWorker(
+  env: TestWorkflowEnvironment,
+  taskQueue: string,
+  deps: ActivityDeps,
+): Promise<{ client: ConversationClient; stop(): Promise<void> }> {
+  const worker = await createWorker({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: await workflowBundle(),
+    dataConverter: testWorkerDataConverter,
+    deps,
+  });
   const running = worker.run();
   return {
     client: new ConversationClient({ client: env.client, taskQueue }),
