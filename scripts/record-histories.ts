@@ -7,7 +7,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { ConversationClient } from '../src/client';
+import { ConversationClient } from '../src/conversation/client';
 import { FAILURE_CONVERTER_PATH } from '../src/codec/keys';
 import { PROJECT_ROOT, loadConfig } from '../src/config';
 import Docker from 'dockerode';
@@ -16,7 +16,7 @@ import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../src/runtime/image-manifest';
 import { WORKFLOW_TYPES, conversationWorkflowId } from '../src/shared/constants';
 import type { StartConversationRequest } from '../src/shared/schemas';
-import { userSessionsWorkflowId } from '../src/workflows/user-sessions';
+import { userSessionsWorkflowId } from '../src/user-sessions/messages';
 import { createWorker } from '../src/worker';
 import { createTestEnv, uniqueId, workflowBundle } from '../test/helpers/temporal';
 

@@ -2,10 +2,21 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from './shared/constants';
+import {
+  DEFAULT_MAX_CONVERSATIONS_PER_USER,
+  DEFAULT_NESTED_TIMEOUT_MS,
+  DEFAULT_REAPER_GRACE_MS,
+  DEFAULT_REAPER_INTERVAL_MS,
+  DEFAULT_SANDBOX_LIMITS,
+  DEFAULT_SANDBOX_MAXIMA,
+} from './defaults';
 import { formatIssues } from './shared/schemas';
-import type { OAuthConfig } from './activities/tokens';
-import { DEFAULT_TOKEN_URLS } from './activities/tokens';
-import type { ModelCapabilities } from './activities/session';
+import { ConfigError } from './errors';
+
+export { ConfigError };
+import type { OAuthConfig } from './conversation/activities/tokens';
+import { DEFAULT_TOKEN_URLS } from './conversation/activities/tokens';
+import type { ModelCapabilities } from './user-sessions/session';
 import { parseEncryptionKeys, type EncryptionKey } from './codec/encryption';
 import { RUNTIME_IMAGES, type RuntimeName } from './runtime/image-manifest';
 
@@ -51,14 +62,14 @@ export const EnvSchema = z.object({
   NESTOR_UI_PORT: int(8233),
   NESTOR_RUNTIME: z.enum(Object.keys(RUNTIME_IMAGES) as [RuntimeName, ...RuntimeName[]]).default('openhands'),
   NESTOR_RUNTIME_IMAGE: z.string().min(1).optional(),
-  NESTOR_DEFAULT_CPUS: z.coerce.number().positive().default(1),
+  NESTOR_DEFAULT_CPUS: z.coerce.number().positive().default(DEFAULT_SANDBOX_LIMITS.cpus),
   NESTOR_DEFAULT_MEMORY_MB: z.coerce.number().int().positive().optional(),
-  NESTOR_DEFAULT_PIDS_LIMIT: int(512),
-  NESTOR_MAX_CPUS: z.coerce.number().positive().default(4),
-  NESTOR_MAX_MEMORY_MB: int(8192),
-  NESTOR_MAX_PIDS_LIMIT: int(4096),
-  NESTOR_NESTED_TIMEOUT_MS: int(10_000),
-  NESTOR_MAX_CONVERSATIONS_PER_USER: int(3),
+  NESTOR_DEFAULT_PIDS_LIMIT: int(DEFAULT_SANDBOX_LIMITS.pidsLimit),
+  NESTOR_MAX_CPUS: z.coerce.number().positive().default(DEFAULT_SANDBOX_MAXIMA.cpus),
+  NESTOR_MAX_MEMORY_MB: int(DEFAULT_SANDBOX_MAXIMA.memoryMb),
+  NESTOR_MAX_PIDS_LIMIT: int(DEFAULT_SANDBOX_MAXIMA.pidsLimit),
+  NESTOR_NESTED_TIMEOUT_MS: int(DEFAULT_NESTED_TIMEOUT_MS),
+  NESTOR_MAX_CONVERSATIONS_PER_USER: int(DEFAULT_MAX_CONVERSATIONS_PER_USER),
   NESTOR_MODEL_CAPABILITIES: capabilitiesJson.optional(),
   NESTOR_GITHUB_TOKEN_URL: z.url().default(DEFAULT_TOKEN_URLS.github),
   NESTOR_GITHUB_CLIENT_ID: z.string().optional(),
@@ -77,8 +88,8 @@ export const EnvSchema = z.object({
   NESTOR_CODEC_INSECURE: bool(false),
   NESTOR_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   NESTOR_LOG_LEVEL: z.enum(LOG_LEVELS).default('INFO'),
-  NESTOR_REAPER_INTERVAL_MS: z.coerce.number().int().min(0).default(60_000),
-  NESTOR_REAPER_GRACE_MS: z.coerce.number().int().min(0).default(120_000),
+  NESTOR_REAPER_INTERVAL_MS: z.coerce.number().int().min(0).default(DEFAULT_REAPER_INTERVAL_MS),
+  NESTOR_REAPER_GRACE_MS: z.coerce.number().int().min(0).default(DEFAULT_REAPER_GRACE_MS),
 });
 
 export interface NestorConfig {
@@ -110,8 +121,6 @@ export interface NestorConfig {
   /** The orphan reaper's schedule: every intervalMs (0: no schedule), sparing runtimes younger than graceMs. */
   reaper: { intervalMs: number; graceMs: number };
 }
-
-export class ConfigError extends Error {}
 
 /** Parse the environment; a bad variable is named with what was expected. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {

@@ -1,21 +1,21 @@
 // Worker entry: the StartConversation workflow and its activities on the conversations task queue.
+import { startReaper } from './reaper/schedule';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
-import { REAPER_SCHEDULE_ID, WORKFLOW_TYPES } from './shared/constants';
 import { createActivities, type ActivityDeps } from './activities';
 import { describeRuntime, loadConfig, temporalAddress, type NestorConfig } from './config';
-import { DEFAULT_MODEL_CAPABILITIES } from './activities/session';
+import { DEFAULT_MODEL_CAPABILITIES } from './user-sessions/session';
 import { DockerRuntimeProvider } from './runtime/docker';
 import { FAILURE_CONVERTER_PATH, describeKeys, nestorDataConverter, resolveEncryptionKeys } from './codec/keys';
 import { activityLogInterceptor } from './observability/activity-log';
+import { castKnownErrorsInterceptor } from './errors/cast-known-errors';
 import { installRuntime } from './observability/runtime';
 import type { EncryptionKey } from './codec/encryption';
 
 /** Path of the workflows module the worker bundles. */
 export const WORKFLOWS_PATH = require.resolve('./workflows');
 /** Workflow interceptors bundled with the workflows (log attributes, the user ID header for activities). */
-export const WORKFLOW_INTERCEPTORS_PATH = require.resolve('./workflows/interceptors');
+export const WORKFLOW_INTERCEPTORS_PATH = require.resolve('./observability/workflow-interceptors');
 
 /** What bundleWorkflowCode needs to build the bundle the worker would build itself (tests share one). */
 export const BUNDLE_OPTIONS = {
@@ -45,7 +45,8 @@ export function createWorker(o: NestorWorkerOptions): Promise<Worker> {
     // A pre-built bundle already holds the workflow interceptors (BUNDLE_OPTIONS).
     interceptors: {
       ...(!o.workflowBundle && { workflowModules: BUNDLE_OPTIONS.workflowInterceptorModules }),
-      activity: [activityLogInterceptor],
+      // Outermost first: the log line sees the typed failure the cast made.
+      activity: [activityLogInterceptor, castKnownErrorsInterceptor],
     },
     activities: createActivities(o.deps),
     // Our activities are I/O bound HTTP and Docker calls; a modest cap keeps a 2-core machine responsive.
@@ -56,41 +57,6 @@ export function createWorker(o: NestorWorkerOptions): Promise<Worker> {
 /** The owner label of this service's sandboxes: the reaper sweeps only these. */
 export function runtimeOwner(c: NestorConfig): string {
   return `${temporalAddress(c)}/${c.namespace}`;
-}
-
-/**
- * Create the schedule that runs ReapOrphanRuntimes every intervalMs, or bring an existing one up to date (interval,
- * task queue, grace). Idempotent: every worker calls it at start.
- */
-export async function ensureReaperSchedule(
-  client: Client,
-  o: { taskQueue: string; intervalMs: number; graceMs: number },
-): Promise<'created' | 'updated'> {
-  const spec = { intervals: [{ every: o.intervalMs }] };
-  const action = {
-    type: 'startWorkflow' as const,
-    workflowType: WORKFLOW_TYPES.reapOrphanRuntimes,
-    workflowId: 'nestor-reaper',
-    taskQueue: o.taskQueue,
-    args: [{ graceMs: o.graceMs }],
-    workflowExecutionTimeout: '10 minutes' as const,
-    staticSummary: 'orphan reaper: remove sandboxes without an open conversation',
-  };
-  try {
-    await client.schedule.create({
-      scheduleId: REAPER_SCHEDULE_ID,
-      spec,
-      action,
-      // One pass at a time; a pass missed while no worker ran is not made up (the next one sees everything anyway).
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
-      state: { note: 'removes sandboxes whose conversation is closed or absent (created by nestor worker)' },
-    });
-    return 'created';
-  } catch (err) {
-    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    await client.schedule.getHandle(REAPER_SCHEDULE_ID).update((prev) => ({ ...prev, spec, action }));
-    return 'updated';
-  }
 }
 
 /** Activity dependencies from the configuration: the Docker provider on the configured image. */
@@ -119,20 +85,11 @@ export function prepareProcess(c: NestorConfig): { dataConverter: DataConverter;
   return { dataConverter: nestorDataConverter(keys.keys, { role: 'worker' }), keys: keys.keys };
 }
 
-/** The reaper's schedule, unless turned off (NESTOR_REAPER_INTERVAL_MS=0); says what it did. */
-export async function startReaper(worker: Worker, c: NestorConfig): Promise<void> {
-  const log = Runtime.instance().logger;
-  if (c.reaper.intervalMs === 0) return void log.info('orphan reaper off (NESTOR_REAPER_INTERVAL_MS=0)');
-  const what = await ensureReaperSchedule(worker.client!, { taskQueue: c.taskQueue, ...c.reaper });
-  log.info(
-    `orphan reaper schedule ${REAPER_SCHEDULE_ID} ${what}: every ${c.reaper.intervalMs} ms, grace ${c.reaper.graceMs} ms`,
-    { scheduleId: REAPER_SCHEDULE_ID },
-  );
-}
-
-/** Connect, run until SIGINT/SIGTERM (the SDK's default shutdown signals), then drain. */
-export async function runWorker(c: NestorConfig = loadConfig()): Promise<void> {
-  const { dataConverter } = prepareProcess(c);
+/** A connected worker of the configured service, with the reaper's schedule in place; not yet running. */
+export async function startWorker(
+  c: NestorConfig,
+  dataConverter: DataConverter,
+): Promise<{ worker: Worker; connection: NativeConnection; address: string }> {
   const address = temporalAddress(c);
   const connection = await NativeConnection.connect({ address });
   try {
@@ -143,13 +100,25 @@ export async function runWorker(c: NestorConfig = loadConfig()): Promise<void> {
       deps: depsFromConfig(c),
       dataConverter,
     });
+    await startReaper(worker, c);
+    return { worker, connection, address };
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
+}
+
+/** Connect, run until SIGINT/SIGTERM (the SDK's default shutdown signals), then drain. */
+export async function runWorker(c: NestorConfig = loadConfig()): Promise<void> {
+  const { dataConverter } = prepareProcess(c);
+  const { worker, connection, address } = await startWorker(c, dataConverter);
+  try {
     Runtime.instance().logger.info(`nestor worker on ${address}, task queue ${c.taskQueue}. ${describeRuntime(c)}`, {
       address,
       taskQueue: c.taskQueue,
       runtime: c.runtime,
       image: c.runtimeImage,
     });
-    await startReaper(worker, c);
     await worker.run();
   } finally {
     await connection.close();

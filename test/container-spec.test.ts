@@ -8,7 +8,7 @@ import {
   containerName,
   resolveMemoryMb,
 } from '../src/runtime/container-spec';
-import { NestorError } from '../src/shared/errors';
+import { NestorError } from '../src/errors';
 import { UNLABELLED_MANIFEST, manifestFromLabels } from '../src/runtime/image-manifest';
 
 describe('buildContainerSpec', () => {

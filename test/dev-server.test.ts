@@ -9,7 +9,7 @@ import { after, describe, test } from 'node:test';
 import { Connection } from '@temporalio/client';
 import { request } from 'undici';
 import { loadConfig } from '../src/config';
-import { startDevServer } from '../src/dev-server';
+import { startDevServer } from '../src/dev/server';
 import { eventually } from './helpers/eventually';
 import { freePort } from './helpers/net';
 

@@ -1,13 +1,13 @@
 // The Docker runtime provider on the real engine with the emulator image: create, adopt, race, limits, removal.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { createRuntimeActivities } from '../src/activities/runtime';
+import { createRuntimeActivities } from '../src/conversation/activities/runtime';
 import { loadConfig } from '../src/config';
 import { NestedClient } from '../src/nested/client';
 import { containerName, volumeName } from '../src/runtime/container-spec';
 import { DockerRuntimeProvider, demux } from '../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../src/runtime/image-manifest';
-import { ErrorType, NestorError } from '../src/shared/errors';
+import { ErrorType, NestorError } from '../src/errors';
 import { containersFor, docker, removeContainers, volumesFor } from './helpers/docker';
 import { uniqueId } from './helpers/temporal';
 
@@ -54,16 +54,14 @@ describe('DockerRuntimeProvider', () => {
     const volume = await docker.getVolume(volumeName(cid)).inspect();
     assert.equal(volume.Labels['nestor.conversation-id'], cid);
     // The root file system really is read-only, and the sandbox is not root.
-    const exec = await docker
-      .getContainer(containerName(cid))
-      .exec({
-        Cmd: [
-          '/usr/local/bin/node',
-          '-e',
-          "try{require('fs').writeFileSync('/x','')}catch(e){process.stdout.write(e.code)};process.stdout.write(' uid='+process.getuid())",
-        ],
-        AttachStdout: true,
-      });
+    const exec = await docker.getContainer(containerName(cid)).exec({
+      Cmd: [
+        '/usr/local/bin/node',
+        '-e',
+        "try{require('fs').writeFileSync('/x','')}catch(e){process.stdout.write(e.code)};process.stdout.write(' uid='+process.getuid())",
+      ],
+      AttachStdout: true,
+    });
     const stream = await exec.start({});
     const out = await new Promise<string>((resolve) => {
       let b = Buffer.alloc(0);

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { ConversationClient, ConversationError } from '../src/client';
+import { ConversationClient, ConversationError } from '../src/conversation/client';
 import { loadConfig } from '../src/config';
 import { NestedClient } from '../src/nested/client';
 import { DockerRuntimeProvider } from '../src/runtime/docker';

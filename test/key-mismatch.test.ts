@@ -11,7 +11,7 @@ import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { generateKeySpec, parseEncryptionKeys } from '../src/codec/encryption';
 import { nestorDataConverter } from '../src/codec/keys';
-import { ConversationClient, ConversationError } from '../src/client';
+import { ConversationClient, ConversationError } from '../src/conversation/client';
 import { createTestEnv, uniqueId } from './helpers/temporal';
 import { fakeActivities, input, withFakeWorker } from './helpers/fake-activities';
 

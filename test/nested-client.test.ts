@@ -9,8 +9,8 @@ import { describe, test } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { MockAgent } from 'undici';
 import { NestedClient } from '../src/nested/client';
-import { ErrorType, NestorError } from '../src/shared/errors';
-import { createNestedActivities } from '../src/activities/nested';
+import { ErrorType, NestorError } from '../src/errors';
+import { createNestedActivities } from '../src/conversation/activities/nested';
 
 const BASE = 'http://nested.test';
 
@@ -72,18 +72,16 @@ describe('NestedClient status mapping', () => {
 
   test('a 422 keeps where and why, never the echoed input', async () => {
     const { pool, client } = setup();
-    pool
-      .intercept({ path: '/api/conversations', method: 'POST' })
-      .reply(422, {
-        detail: [
-          {
-            type: 'extra_forbidden',
-            loc: ['body', 'llm_key'],
-            msg: 'Extra inputs are not permitted',
-            input: 'sk-leaked',
-          },
-        ],
-      });
+    pool.intercept({ path: '/api/conversations', method: 'POST' }).reply(422, {
+      detail: [
+        {
+          type: 'extra_forbidden',
+          loc: ['body', 'llm_key'],
+          msg: 'Extra inputs are not permitted',
+          input: 'sk-leaked',
+        },
+      ],
+    });
     await assert.rejects(client.createConversation({ conversation_id: 'c' }), (err) => {
       assert.ok(err instanceof NestorError);
       assert.equal(err.message, 'POST /api/conversations answered 422 (body.llm_key: Extra inputs are not permitted)');
@@ -391,11 +389,9 @@ function replyReal(pool: ReturnType<MockAgent['get']>, opts: { path: string; met
   const a = REAL[step];
   assert.ok(a, `no recorded answer for '${step}'`);
   const text = a.kind === 'json' ? JSON.stringify(a.body) : String(a.body);
-  return pool
-    .intercept(opts)
-    .reply(a.status, text, {
-      headers: { 'content-type': a.kind === 'json' ? 'application/json' : 'text/plain; charset=utf-8' },
-    });
+  return pool.intercept(opts).reply(a.status, text, {
+    headers: { 'content-type': a.kind === 'json' ? 'application/json' : 'text/plain; charset=utf-8' },
+  });
 }
 
 describe('each difference of the real server, on its recorded answer', () => {

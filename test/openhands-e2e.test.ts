@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { PROJECT_ROOT } from '../src/config';
-import { ConversationClient, ConversationError } from '../src/client';
+import { ConversationClient, ConversationError } from '../src/conversation/client';
 import { NestedClient, type NestedEvent } from '../src/nested/client';
 import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { REPLY_PREFIX, type LlmStandIn } from '../src/llm-stand-in/server';

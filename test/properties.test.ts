@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { request } from 'undici';
-import { ScheduleResumeSchema } from '../src/client';
-import { NestorError } from '../src/shared/errors';
+import { ScheduleResumeSchema } from '../src/conversation/client';
+import { NestorError } from '../src/errors';
 import {
   CloseInputSchema,
   ConversationIdSchema,

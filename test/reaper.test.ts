@@ -3,14 +3,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { ConversationClient } from '../src/client';
+import { ConversationClient } from '../src/conversation/client';
 import { loadConfig } from '../src/config';
 import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../src/runtime/image-manifest';
 import { LABELS, REAPER_SCHEDULE_ID, WORKFLOW_TYPES, conversationWorkflowId } from '../src/shared/constants';
 import type { StartConversationRequest } from '../src/shared/schemas';
-import { ensureReaperSchedule } from '../src/worker';
-import type { ReapResult } from '../src/workflows/reaper';
+import { ensureReaperSchedule } from '../src/reaper/schedule';
+import type { ReapResult } from '../src/reaper/workflow';
 import { containersFor, docker, removeContainers, volumesFor } from './helpers/docker';
 import { eventually } from './helpers/eventually';
 import { createTestEnv, startWorker, uniqueId } from './helpers/temporal';

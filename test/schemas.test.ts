@@ -4,7 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { SCHEMA_DIR, renderSchemas } from '../src/shared/json-schema';
-import { NestorError } from '../src/shared/errors';
+import { NestorError } from '../src/errors';
 import { SendMessageInputSchema, StartConversationInputSchema, parseInput } from '../src/shared/schemas';
 
 const good = {

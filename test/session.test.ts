@@ -1,9 +1,15 @@
 // acquireSession's checks: known agent, LLM key, agent/model capability pairing.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { AGENT_REGISTRY, DEFAULT_MODEL_CAPABILITIES, capabilitiesOf, resolveSession } from '../src/activities/session';
+import {
+  AGENT_REGISTRY,
+  DEFAULT_MODEL_CAPABILITIES,
+  capabilitiesOf,
+  resolveSession,
+} from '../src/user-sessions/session';
 import { ApplicationFailure } from '@temporalio/common';
-import { ErrorType, NestorError, toApplicationFailure } from '../src/shared/errors';
+import { ErrorType, NestorError } from '../src/errors';
+import { toApplicationFailure } from '../src/errors/cast-known-errors';
 
 const base = { conversationId: 'c', userId: 'u' };
 function reject(settings: Parameters<typeof resolveSession>[0]['settings'], field: string, pattern: RegExp) {

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { refreshProviderTokens, type OAuthConfig } from '../src/activities/tokens';
+import { refreshProviderTokens, type OAuthConfig } from '../src/conversation/activities/tokens';
 
 describe('refreshTokens', () => {
   const requests: Array<{ path: string; form: URLSearchParams; auth?: string }> = [];

@@ -4,14 +4,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { createSlotActivities } from '../src/activities/slots';
+import { createSlotActivities } from '../src/user-sessions/activities';
 import { WORKFLOW_TYPES } from '../src/shared/constants';
 import {
   acquireSlotUpdate,
   slotsQuery,
   userSessionsWorkflowId,
   type UserSessionsInput,
-} from '../src/workflows/user-sessions';
+} from '../src/user-sessions/messages';
 import { createTestEnv, uniqueId } from './helpers/temporal';
 import { eventually } from './helpers/eventually';
 import { fakeActivities, input, withFakeWorker } from './helpers/fake-activities';

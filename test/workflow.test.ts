@@ -5,7 +5,7 @@ import { WithStartWorkflowOperation, WorkflowFailedError } from '@temporalio/cli
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../src/activities';
-import { ConversationClient } from '../src/client';
+import { ConversationClient } from '../src/conversation/client';
 import { ConversationStatusKey, START_STEPS, conversationWorkflowId } from '../src/shared/constants';
 import {
   closeSignal,
@@ -15,7 +15,7 @@ import {
   sendMessageUpdate,
   statusQuery,
   waitReadyUpdate,
-} from '../src/workflows/definitions';
+} from '../src/conversation/messages';
 
 import { createTestEnv, uniqueId } from './helpers/temporal';
 import { fakeActivities, input, withFakeWorker } from './helpers/fake-activities';

@@ -1,6 +1,7 @@
 // The codec server: the Temporal UI posts payloads here to show them decoded to the operator (and encoded, for
 // payloads an operator types in). Only the UI's origin may read the answers (CORS), and a bearer token is required
 // unless turned off, explicitly, for local development.
+import { HttpError } from '../errors';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
@@ -29,15 +30,6 @@ export interface RunningCodecServer {
   url: string;
   server: Server;
   close(): Promise<void>;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer> {

@@ -3,7 +3,7 @@
 // caller; instead the worker's codec hands the workflow this marker, and the workflow turns it away with a typed
 // failure naming both sides' key IDs (never key material). Workflow-safe: no Node imports.
 import { ApplicationFailure } from '@temporalio/common';
-import { ErrorType } from '../shared/errors';
+import { ErrorType } from '../errors';
 
 /** The marker's only property. */
 export const UNDECRYPTABLE = '__nestorUndecryptable';

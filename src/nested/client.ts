@@ -1,17 +1,12 @@
 // Everything that speaks the nested agent server's HTTP (contract reference §4–§7).
 // Each status code maps onto one typed NestorError, so activities never inspect HTTP themselves.
 import { request, type Dispatcher } from 'undici';
-import { ErrorType, NestorError } from '../shared/errors';
+import { ErrorType, NestorError } from '../errors';
 import { SESSION_KEY_REJECTED, errorForStatus } from './errors';
 
-/** Per-request timeout. OpenHands used httpx's 5 s default and no retry; we keep 10 s and let Temporal retry. @default 10000 */
-export const DEFAULT_NESTED_TIMEOUT_MS = 10_000;
-/**
- * How long posting an event may take. Far above the per-request timeout: a post given up on may still land on the
- * server, so a slow post is waited for rather than abandoned (and then perhaps made twice). Stays under the delivery
- * activity's 60 s start-to-close timeout. @default 40000
- */
-export const DEFAULT_POST_EVENT_TIMEOUT_MS = 40_000;
+import { DEFAULT_NESTED_TIMEOUT_MS, DEFAULT_POST_EVENT_TIMEOUT_MS } from '../defaults';
+
+export { DEFAULT_NESTED_TIMEOUT_MS, DEFAULT_POST_EVENT_TIMEOUT_MS };
 
 export interface NestedClientOptions {
   /** Base URL of the nested server, e.g. http://127.0.0.1:32768 */

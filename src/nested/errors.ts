@@ -1,6 +1,6 @@
 // How the nested server's error answers become typed NestorErrors: one status, one type, and the server's reason
 // (from `detail`, `error` or `message` bodies, or plain text) in the message, never an echoed input.
-import { ErrorType, NestorError, type ErrorTypeName } from '../shared/errors';
+import { ErrorType, NestorError, type ErrorTypeName } from '../errors';
 
 /** The reason the session-key check gives (`{"detail":"Unauthorized"}`), as opposed to a 401 about something else. */
 export const SESSION_KEY_REJECTED = 'Unauthorized';

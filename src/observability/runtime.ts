@@ -1,5 +1,5 @@
 // The process-wide Temporal Runtime of a worker: JSON logs (ours, the SDK's and Core's, forwarded) and, when a port is
-// set, a Prometheus endpoint on 127.0.0.1 with the SDK's metrics and nestor's own (src/workflows/metrics.ts).
+// set, a Prometheus endpoint on 127.0.0.1 with the SDK's metrics and nestor's own (src/conversation/workflow/metrics.ts).
 import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { METRICS } from '../shared/constants';
 import type { NestorConfig } from '../config';

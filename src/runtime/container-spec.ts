@@ -1,8 +1,9 @@
 // The container a conversation's sandbox runs in: its name, volume, networks, limits and hardening, as pure functions
 // of the request and the image's manifest, so tests can check every field without Docker.
+import { DEFAULT_SANDBOX_LIMITS } from '../defaults';
 import type Docker from 'dockerode';
 import { LABELS } from '../shared/constants';
-import { ErrorType, NestorError } from '../shared/errors';
+import { ErrorType, NestorError } from '../errors';
 import type { RuntimeSpec } from './provider';
 import { UNLABELLED_MANIFEST, type ImageManifest } from './image-manifest';
 
@@ -26,8 +27,8 @@ export interface SandboxDefaults {
 export const SANDBOX_NETWORK = 'nestor-sandboxes';
 export const SANDBOX_NETWORK_INTERNAL = 'nestor-sandboxes-internal';
 
-/** Documented defaults: 1 CPU, 512 processes; memory comes from the image's manifest (`default-memory-mb`). */
-export const DEFAULT_LIMITS: SandboxDefaults = { cpus: 1, pidsLimit: 512 };
+/** @default DEFAULT_SANDBOX_LIMITS (defaults.ts); memory comes from the image's manifest (`default-memory-mb`). */
+export const DEFAULT_LIMITS: SandboxDefaults = DEFAULT_SANDBOX_LIMITS;
 
 /** The conversation's data volume: outlives pauses, removed with the container. */
 export function volumeName(conversationId: string, prefix = 'nestor-conv-'): string {

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import { LABELS } from '../shared/constants';
-import { ErrorType, NestorError } from '../shared/errors';
+import { ErrorType, NestorError } from '../errors';
 import type { RuntimeHandle, RuntimeProvider, RuntimeSpec, RuntimeSummary } from './provider';
 import { UNLABELLED_MANIFEST, manifestFromLabels, type ImageManifest } from './image-manifest';
 import {

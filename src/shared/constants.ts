@@ -9,6 +9,7 @@ export const WORKFLOW_TYPES = {
   startConversation: 'StartConversation',
   resumeConversation: 'ResumeConversation',
   reapOrphanRuntimes: 'ReapOrphanRuntimes',
+  userSessions: 'UserSessions',
 } as const;
 
 /** The schedule that runs ReapOrphanRuntimes, created (or updated) by every worker at start. */

@@ -2,7 +2,7 @@
 // the edge (client, CLI) for a quick answer, and again by the workflow itself, which trusts no client: a caller in any
 // language gets the same defaults and the same errors. Workflow-safe: zod and pure functions only.
 import { z } from 'zod';
-import { ErrorType, NestorError } from './errors';
+import { ErrorType, NestorError } from '../errors';
 import {
   CONVERSATION_STATUSES,
   LIFE_STEPS,

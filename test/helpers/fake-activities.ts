@@ -1,14 +1,15 @@
 // Fake activities for workflow tests: every call recorded in order, failures injected where told.
+import { castKnownErrorsInterceptor } from '../../src/errors/cast-known-errors';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../src/activities';
-import type { SendEventInput, SentEvent } from '../../src/activities/nested';
-import type { AcquireSessionInput } from '../../src/activities/session';
+import type { SendEventInput, SentEvent } from '../../src/conversation/activities/nested';
+import type { AcquireSessionInput } from '../../src/user-sessions/session';
 import type { StartStep } from '../../src/shared/constants';
 import type { StartConversationRequest } from '../../src/shared/schemas';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { ConversationClient } from '../../src/client';
+import { ConversationClient } from '../../src/conversation/client';
 import { testWorkerDataConverter, uniqueId, workflowBundle } from './temporal';
 
 export interface FakeOptions {
@@ -173,6 +174,7 @@ export async function withFakeWorker<T>(
     workflowBundle: await workflowBundle(),
     dataConverter: testWorkerDataConverter,
     activities: acts,
+    interceptors: { activity: [castKnownErrorsInterceptor] },
   });
   return worker.runUntil(fn(new ConversationClient({ client: env.client, taskQueue }), taskQueue));
 }

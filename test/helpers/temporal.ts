@@ -5,11 +5,11 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
 import { loadConfig } from '../../src/config';
-import { dynamicConfigArgs } from '../../src/dev-server';
+import { dynamicConfigArgs } from '../../src/dev/server';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/shared/constants';
 import { BUNDLE_OPTIONS, createWorker } from '../../src/worker';
 import type { ActivityDeps } from '../../src/activities';
-import { ConversationClient } from '../../src/client';
+import { ConversationClient } from '../../src/conversation/client';
 import { generateKeySpec, parseEncryptionKeys } from '../../src/codec/encryption';
 import { nestorDataConverter } from '../../src/codec/keys';
 

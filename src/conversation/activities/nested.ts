@@ -7,10 +7,10 @@ import {
   isUserMessage,
   type InitSessionRequest,
   type NestedEvent,
-} from '../nested/client';
-import { attempt, cancellationSignal, heartbeat, sleep } from './context';
-import { ErrorType, NestorError } from '../shared/errors';
-import type { CustomSecret, GitProvider, ProviderTokens, UserSettings } from '../shared/schemas';
+} from '../../nested/client';
+import { attempt, cancellationSignal, heartbeat, sleep } from '../../shared/activity-context';
+import { ErrorType, NestorError } from '../../errors';
+import type { CustomSecret, GitProvider, ProviderTokens, UserSettings } from '../../shared/schemas';
 
 export interface NestedTarget {
   url: string;

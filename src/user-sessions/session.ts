@@ -1,5 +1,6 @@
 // acquireSession / releaseSession: the settings registry (agents, model capabilities) and the session lease.
-import { ErrorType, NestorError } from '../shared/errors';
+import { DEFAULT_SANDBOX_MAXIMA } from '../defaults';
+import { ErrorType, NestorError } from '../errors';
 import type { UserSettings } from '../shared/schemas';
 import type { ImageManifest } from '../runtime/image-manifest';
 
@@ -71,9 +72,6 @@ export interface SandboxMaxima {
   memoryMb: number;
   pidsLimit: number;
 }
-
-/** Documented defaults: 4 CPUs, 8192 MB, 4096 processes. */
-export const DEFAULT_SANDBOX_MAXIMA: SandboxMaxima = { cpus: 4, memoryMb: 8192, pidsLimit: 4096 };
 
 /** The resolved LLM configuration. Carries no key: the key stays in the settings. */
 export interface SessionLease {

@@ -1,7 +1,7 @@
 // nestor's own metrics, emitted from the workflow through the SDK's replay-aware meter: a replayed history counts
 // nothing twice. They reach the same Prometheus endpoint as the SDK's runtime metrics.
 import { metricMeter } from '@temporalio/workflow';
-import { METRICS } from '../shared/constants';
+import { METRICS } from '../../shared/constants';
 
 export const conversationMetrics = () => ({
   starts: metricMeter.createCounter(METRICS.starts, 'conversations', 'Conversations started (first run only)'),

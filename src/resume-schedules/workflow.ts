@@ -2,7 +2,7 @@
 // so they cannot address conversation-<id> directly; this small workflow does it through an activity.
 import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { ErrorType } from '../shared/errors';
+import { ErrorType } from '../errors';
 import type { AgentLoopInfo } from '../shared/schemas';
 
 const { resumeConversation } = proxyActivities<Activities>({

@@ -4,7 +4,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
 import { conversationWorkflowId } from '../shared/constants';
 import type { RuntimeProvider } from '../runtime/provider';
-import { heartbeat } from './context';
+import { heartbeat } from '../shared/activity-context';
 
 export interface FindOrphansInput {
   /** Runtimes younger than this are left alone (their conversation may be starting again). */

@@ -3,8 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { SEARCH_ATTRIBUTE_KEYS } from './shared/constants';
-import type { NestorConfig } from './config';
+import { SEARCH_ATTRIBUTE_KEYS } from '../shared/constants';
+import type { NestorConfig } from '../config';
 
 /**
  * Dynamic config nestor needs from any Temporal server it runs on (the dev server here; a cluster's dynamic config

@@ -1,5 +1,6 @@
-// Every failure a caller can see, by stable type name. Retry policies reference these names.
-import { ApplicationFailure } from '@temporalio/common';
+// The one error module: every failure a caller can see, by stable type name (retry policies reference these names),
+// and the error classes callers catch. How a thrown error becomes a typed failure leaving an activity, and the hint of
+// what to check, is errors/cast-known-errors.ts; the hints themselves come from the adapters that know them.
 
 export const ErrorType = {
   /** The start input or a message failed validation. Never retried. */
@@ -52,7 +53,10 @@ export const ErrorType = {
 } as const;
 export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 
-/** Error raised by nestor's own code outside workflows; `type` maps 1:1 onto an ApplicationFailure type. */
+/**
+ * Error raised by nestor's own code outside workflows; `type` maps 1:1 onto an ApplicationFailure type (the activity
+ * interceptor in cast-known-errors.ts turns it into one, with the step and what to check).
+ */
 export class NestorError extends Error {
   constructor(
     readonly type: ErrorTypeName,
@@ -65,48 +69,30 @@ export class NestorError extends Error {
   }
 }
 
-/** What an operator should look at for a failure of this type, or undefined when the message already says it. */
-export function whatToCheck(type: ErrorTypeName, conversationId?: string): string | undefined {
-  const logs = conversationId ? `'docker logs nestor-conv-${conversationId}'` : "the sandbox container's logs";
-  switch (type) {
-    case ErrorType.RuntimeStartFailed:
-      return `${logs}, that the Docker engine answers ('docker info'), and NESTOR_RUNTIME_IMAGE`;
-    case ErrorType.NestedUnauthorized:
-      return 'that the container was not recreated under the conversation (its session key changes)';
-    case ErrorType.GitProviderRejected:
-      return "the git provider token in gitProviderTokens (the nested server checks it against the provider's API, so it also needs egress)";
-    case ErrorType.NestedBadRequest:
-      return "the field the nested server names against the start input's settings (README: Workflow contract)";
-    case ErrorType.NestedNotFound:
-      return `that the nested conversation exists (GET /api/conversations/<id> on the sandbox) and ${logs}`;
-    case ErrorType.NestedUnavailable:
-      return `${logs} (the agent server may be overloaded or crashed) and NESTOR_NESTED_TIMEOUT_MS`;
-    case ErrorType.NotReady:
-      return `${logs} for the agent's start-up and timeouts.readyTimeoutMs`;
-    default:
-      return undefined;
+/** A failure the workflow reported, unwrapped by ConversationClient to its stable type name and message. */
+export class ConversationError extends Error {
+  constructor(
+    readonly type: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = type;
   }
 }
 
-/**
- * Turn any thrown value into an ApplicationFailure with a stable type; plain errors stay retryable. The message says
- * the step, the cause and what to check.
- */
-export function toApplicationFailure(err: unknown, step?: string, conversationId?: string): unknown {
-  if (err instanceof ApplicationFailure) return err;
-  // The Docker client's own connection errors: name them, and say what to check, like nestor's.
-  if (!(err instanceof NestorError) && err instanceof Error && /docker\.sock/.test(err.message)) {
-    err = new NestorError(ErrorType.RuntimeStartFailed, `the Docker engine does not answer (${err.message})`, true);
+/** The environment (NESTOR_*, TEMPORAL_*) does not satisfy its schema; the message names each variable. */
+export class ConfigError extends Error {}
+
+/** A request the codec server refuses, with the HTTP status it answers. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
   }
-  const prefix = step ? `${step}: ` : '';
-  if (err instanceof NestorError) {
-    const hint = whatToCheck(err.type, conversationId);
-    return ApplicationFailure.create({
-      message: prefix + err.message + (hint ? `; check ${hint}` : ''),
-      type: err.type,
-      nonRetryable: !err.retryable,
-      details: [err.details],
-    });
-  }
-  return err;
 }
+
+/** What an operator should check for a failure of one type, given the conversation (when the step knows it). */
+export type Hint = (conversationId?: string) => string;

@@ -2,9 +2,7 @@
 // those whose conversation workflow is closed or absent and that are older than the grace period.
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-
-/** Grace period before an ownerless runtime is removed. @default 2 minutes */
-export const DEFAULT_REAPER_GRACE_MS = 120_000;
+import { DEFAULT_REAPER_GRACE_MS } from '../defaults';
 
 const { findOrphanRuntimes } = proxyActivities<Activities>({
   summary: 'findOrphanRuntimes: list labelled runtimes, check their conversation workflows',

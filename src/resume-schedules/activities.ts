@@ -1,12 +1,13 @@
-// resumeConversation: drives a conversation workflow through the Temporal client the worker gives activities.
+// The resume-schedules activities: resumeConversation (what a schedule runs) drives a conversation workflow through
+// the Temporal client the worker gives activities; deleteResumeSchedules clears a closing conversation's schedules.
 import { ScheduleNotFoundError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { listResumeSchedules } from '../shared/resume-schedules';
+import { listResumeSchedules } from './schedules';
 import { Context } from '@temporalio/activity';
 import { conversationWorkflowId } from '../shared/constants';
-import { ErrorType, NestorError } from '../shared/errors';
+import { ErrorType, NestorError } from '../errors';
 import type { AgentLoopInfo } from '../shared/schemas';
-import { resumeUpdate, sendMessageUpdate } from '../workflows/definitions';
+import { resumeUpdate, sendMessageUpdate } from '../conversation/messages';
 
 export interface ResumeConversationInput {
   conversationId: string;
@@ -15,7 +16,7 @@ export interface ResumeConversationInput {
   messageId?: string;
 }
 
-export function createConversationActivities() {
+export function createResumeScheduleActivities() {
   return {
     /** Resume `conversation-<id>` and deliver the optional message. A conversation that is not running is ConversationNotFound. */
     async resumeConversation(input: ResumeConversationInput): Promise<AgentLoopInfo> {

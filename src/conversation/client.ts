@@ -3,16 +3,14 @@ import { randomUUID } from 'node:crypto';
 import {
   Client,
   Connection,
-  ScheduleNotFoundError,
-  ScheduleOverlapPolicy,
   WithStartWorkflowOperation,
   WorkflowUpdateFailedError,
   WorkflowFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure, type DataConverter } from '@temporalio/common';
-import { nestorDataConverter, resolveEncryptionKeys } from './codec/keys';
-import { loadConfig } from './config';
+import { nestorDataConverter, resolveEncryptionKeys } from '../codec/keys';
+import { loadConfig } from '../config';
 import {
   ConversationIdKey,
   ConversationStatusKey,
@@ -22,9 +20,19 @@ import {
   conversationWorkflowId,
   CONVERSATION_STATUSES,
   type ConversationStatus,
-} from './shared/constants';
-import { ErrorType, NestorError } from './shared/errors';
-import { RESUME_SCHEDULE_PREFIX, listResumeSchedules, type ResumeScheduleEntry } from './shared/resume-schedules';
+} from '../shared/constants';
+import { ConversationError, ErrorType, NestorError } from '../errors';
+
+export { ConversationError };
+import {
+  createResumeSchedule,
+  deleteResumeSchedule,
+  listResumeSchedules,
+  type ResumeScheduleEntry,
+  type ScheduleResumeOptions,
+} from '../resume-schedules/schedules';
+
+export { ScheduleResumeSchema, type ScheduleResumeOptions } from '../resume-schedules/schedules';
 import {
   CloseInputSchema,
   ConversationIdSchema,
@@ -36,36 +44,9 @@ import {
   type MessageAck,
   type SendMessageInput,
   type StartConversationRequest,
-} from './shared/schemas';
-import {
-  closeUpdate,
-  pauseUpdate,
-  resumeUpdate,
-  sendMessageUpdate,
-  statusQuery,
-  waitReadyUpdate,
-} from './workflows/definitions';
-import type { StartConversation } from './workflows/start-conversation';
-import type { ResumeConversation } from './workflows/resume-conversation';
-import { z } from 'zod';
-
-/** When a scheduled resume fires: once at a time, on a cron expression, or every interval (e.g. '1h'). */
-export const ScheduleResumeSchema = z
-  .strictObject({
-    at: z.union([z.date(), z.iso.datetime({ offset: true })]).optional(),
-    cron: z.string().min(9).max(200).optional(),
-    every: z
-      .union([
-        z.string().regex(/^\d+\s*(ms|s|m|h|d)$/, "must look like '90s', '15m', '1h' or '1d'"),
-        z.number().int().min(1000),
-      ])
-      .optional(),
-    message: z.string().min(1).max(65536).optional(),
-  })
-  .refine((v) => [v.at, v.cron, v.every].filter((x) => x !== undefined).length === 1, {
-    message: 'give exactly one of at, cron, every',
-  });
-export type ScheduleResumeOptions = z.input<typeof ScheduleResumeSchema>;
+} from '../shared/schemas';
+import { closeUpdate, pauseUpdate, resumeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from './messages';
+import type { StartConversation } from './workflow';
 
 /** One scheduled resume, as listed. */
 export type ScheduledResume = ResumeScheduleEntry;
@@ -119,18 +100,6 @@ export interface ConversationClientOptions {
   client: Client;
   /** @default 'conversations' */
   taskQueue?: string;
-}
-
-/** A failure the workflow reported, unwrapped to its stable type name and message. */
-export class ConversationError extends Error {
-  constructor(
-    readonly type: string,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-    this.name = type;
-  }
 }
 
 /** Unwrap update/workflow failures to the ApplicationFailure underneath, so callers see `type` and `message`. */
@@ -299,41 +268,7 @@ export class ConversationClient {
 
   /** Schedule a resume (with an optional message) at a time, on a cron expression, or at an interval. Overlaps are skipped. */
   async scheduleResume(conversationId: string, when: ScheduleResumeOptions): Promise<string> {
-    parseInput(ConversationIdSchema, conversationId, 'conversation ID');
-    const o = parseInput(ScheduleResumeSchema, when, 'schedule');
-    const scheduleId = `${RESUME_SCHEDULE_PREFIX}${conversationId}-${randomUUID().slice(0, 8)}`;
-    const at = o.at === undefined ? undefined : new Date(o.at);
-    await this.client.schedule.create({
-      scheduleId,
-      spec: at
-        ? {
-            calendars: [
-              {
-                year: at.getUTCFullYear(),
-                month: MONTHS[at.getUTCMonth()],
-                dayOfMonth: at.getUTCDate(),
-                hour: at.getUTCHours(),
-                minute: at.getUTCMinutes(),
-                second: at.getUTCSeconds(),
-              },
-            ],
-          }
-        : o.cron
-          ? { cronExpressions: [o.cron] }
-          : { intervals: [{ every: o.every as never }] },
-      action: {
-        type: 'startWorkflow',
-        workflowType: WORKFLOW_TYPES.resumeConversation as unknown as typeof ResumeConversation,
-        workflowId: `${RESUME_SCHEDULE_PREFIX}${conversationId}`,
-        taskQueue: this.taskQueue,
-        args: [{ conversationId, message: o.message }],
-      },
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
-      // A one-off schedule acts once.
-      state: at ? { remainingActions: 1 } : undefined,
-      memo: { conversationId, ...(o.message !== undefined && { message: o.message }) },
-    });
-    return scheduleId;
+    return createResumeSchedule(this.client, this.taskQueue, conversationId, when);
   }
 
   /** Scheduled resumes, of one conversation or all. */
@@ -343,20 +278,7 @@ export class ConversationClient {
 
   /** Delete a scheduled resume. Unknown IDs are an InvalidInput error. */
   async cancelScheduledResume(scheduleId: string): Promise<void> {
-    if (!scheduleId.startsWith(RESUME_SCHEDULE_PREFIX)) {
-      throw new NestorError(
-        ErrorType.InvalidInput,
-        `scheduleId: '${scheduleId}' is not a resume schedule (they start with '${RESUME_SCHEDULE_PREFIX}')`,
-        false,
-      );
-    }
-    try {
-      await this.client.schedule.getHandle(scheduleId).delete();
-    } catch (err) {
-      if (err instanceof ScheduleNotFoundError)
-        throw new NestorError(ErrorType.InvalidInput, `scheduleId: no schedule '${scheduleId}'`, false);
-      throw err;
-    }
+    return deleteResumeSchedule(this.client, scheduleId);
   }
 
   /** Current status; never holds the session API key. */
@@ -376,21 +298,6 @@ export class ConversationClient {
     return this.client.workflow.getHandle(conversationWorkflowId(conversationId));
   }
 }
-
-const MONTHS = [
-  'JANUARY',
-  'FEBRUARY',
-  'MARCH',
-  'APRIL',
-  'MAY',
-  'JUNE',
-  'JULY',
-  'AUGUST',
-  'SEPTEMBER',
-  'OCTOBER',
-  'NOVEMBER',
-  'DECEMBER',
-] as const;
 
 /** A visibility-query string literal. */
 function quote(v: string): string {

@@ -1,9 +1,9 @@
 // createRuntime / removeRuntime: everything that touches containers goes through a RuntimeProvider.
 import type { Dispatcher } from 'undici';
-import { NestedClient } from '../nested/client';
-import { ErrorType, NestorError } from '../shared/errors';
-import type { RuntimeHandle, RuntimeProvider, RuntimeSpec } from '../runtime/provider';
-import { heartbeat, sleep } from './context';
+import { NestedClient } from '../../nested/client';
+import { ErrorType, NestorError } from '../../errors';
+import type { RuntimeHandle, RuntimeProvider, RuntimeSpec } from '../../runtime/provider';
+import { heartbeat, sleep } from '../../shared/activity-context';
 
 /** First /alive poll after this, then ×1.5 up to ALIVE_POLL_MAX_MS. */
 export const ALIVE_POLL_FIRST_MS = 25;

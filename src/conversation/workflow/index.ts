@@ -23,7 +23,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import type { Activities } from '../../activities';
 import type { CreatedRuntime } from '../activities/runtime';
 import {
   ConversationStatusKey,
@@ -31,8 +31,8 @@ import {
   conversationWorkflowId,
   type ConversationStatus,
   type StartStep,
-} from '../shared/constants';
-import { ErrorType } from '../shared/errors';
+} from '../../shared/constants';
+import { ErrorType } from '../../errors';
 import {
   CloseInputSchema,
   PauseInputSchema,
@@ -44,9 +44,9 @@ import {
   type ProviderTokens,
   type SendMessageInput,
   type StartConversationInput,
-} from '../shared/schemas';
+} from '../../shared/schemas';
 import type { z } from 'zod';
-import { keyMismatch, undecryptable } from '../codec/undecryptable';
+import { keyMismatch, undecryptable } from '../../codec/undecryptable';
 import {
   closeSignal,
   closeUpdate,
@@ -56,22 +56,15 @@ import {
   sendMessageUpdate,
   statusQuery,
   waitReadyUpdate,
-} from './definitions';
-import { touchSlotSignal, userSessionsWorkflowId } from './user-sessions';
+} from '../messages';
+import { touchSlotSignal, userSessionsWorkflowId } from '../../user-sessions/messages';
 import { conversationMetrics } from './metrics';
-
-/**
- * Longest a create or resume may take when the start input names no alive bound: the bound itself then comes from
- * the runtime image's manifest (`nestor.runtime.alive-timeout-ms`, e.g. 180 s for OpenHands, which the workflow
- * cannot know), and a dead worker is noticed by the heartbeat timeout long before this.
- */
-export const RUNTIME_STEP_CEILING_MS = 10 * 60_000;
-/** Bound on the nested conversation becoming ready. @default 120 s */
-export const DEFAULT_READY_TIMEOUT_MS = 120_000;
-/** Most warnings a conversation's status keeps (the newest). @default 20 */
-export const MAX_WARNINGS = 20;
-/** Idle time before a conversation is paused. @default 20 min, as OpenHands' runtime API (RUNTIME_IDLE_SECONDS=1200). */
-export const DEFAULT_IDLE_TIMEOUT_MS = 20 * 60_000;
+import {
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_READY_TIMEOUT_MS,
+  MAX_WARNINGS,
+  RUNTIME_STEP_CEILING_MS,
+} from '../../defaults';
 
 /**
  * Every step heartbeats each second while it runs (worker activity interceptor), so an activity whose worker died is

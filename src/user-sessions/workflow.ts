@@ -10,16 +10,22 @@ import {
   proxyActivities,
   condition,
   continueAsNew,
-  defineQuery,
-  defineSignal,
-  defineUpdate,
   getExternalWorkflowHandle,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import { conversationWorkflowId } from '../shared/constants';
 import type { Activities } from '../activities';
-import { pauseSignal } from './definitions';
+import { pauseSignal } from '../conversation/messages';
+import {
+  acquireSlotUpdate,
+  releaseSlotSignal,
+  slotsQuery,
+  touchSlotSignal,
+  type Slot,
+  type SlotGrant,
+  type UserSessionsInput,
+} from './messages';
 
 /** Patch ID: slots are checked against their conversations at the limit, and rebuilt when the registry starts afresh. */
 export const SELF_HEALING_SLOTS_PATCH = 'self-healing-slots';
@@ -35,36 +41,6 @@ export const TOO_MANY_CONVERSATIONS = 'too many conversations';
 const EVICTION_WAIT_MS = 60_000;
 /** How often a waiting acquire checks the slots against their conversations again. */
 const HEAL_INTERVAL_MS = 5_000;
-
-export function userSessionsWorkflowId(userId: string): string {
-  return `user-sessions-${userId}`;
-}
-
-export interface Slot {
-  conversationId: string;
-  status: 'STARTING' | 'RUNNING';
-  lastActiveAt: number;
-  evicting?: boolean;
-}
-
-export interface UserSessionsInput {
-  userId: string;
-  /** Most conversations (STARTING or RUNNING) at once. */
-  limit: number;
-  slots?: Slot[];
-}
-
-export interface SlotGrant {
-  conversationId: string;
-  /** Conversations paused to make room. */
-  evicted: string[];
-}
-
-export const acquireSlotUpdate = defineUpdate<SlotGrant, [{ conversationId: string; limit?: number }]>('acquire');
-export const releaseSlotSignal = defineSignal<[{ conversationId: string }]>('release');
-/** Marks activity (a delivered message) or readiness, so eviction picks the least recently active. */
-export const touchSlotSignal = defineSignal<[{ conversationId: string; running?: boolean }]>('touch');
-export const slotsQuery = defineQuery<Slot[]>('slots');
 
 export async function UserSessions(input: UserSessionsInput): Promise<void> {
   const slots = new Map<string, Slot>((input.slots ?? []).map((s) => [s.conversationId, s]));

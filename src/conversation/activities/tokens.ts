@@ -1,6 +1,6 @@
 // refreshTokens: git-provider OAuth refresh (contract §3). Failure keeps the old token and warns, as OpenHands does.
 import { request, type Dispatcher } from 'undici';
-import type { GitProvider, ProviderToken, ProviderTokens } from '../shared/schemas';
+import type { GitProvider, ProviderToken, ProviderTokens } from '../../shared/schemas';
 
 /** Refresh tokens with less than this left (OpenHands PR #11296: 4 h). */
 export const REFRESH_WINDOW_MS = 4 * 60 * 60 * 1000;
@@ -104,4 +104,13 @@ export async function refreshProviderTokens(
     }
   }
   return { tokens: out, refreshed, warnings };
+}
+
+/** refreshTokens: git provider tokens that expire within REFRESH_WINDOW_MS, refreshed through their OAuth endpoints. */
+export function createTokenActivities(deps: { oauth?: OAuthConfig; dispatcher?: Dispatcher; now?: () => Date }) {
+  return {
+    async refreshTokens(input: { tokens: ProviderTokens }): Promise<RefreshResult> {
+      return refreshProviderTokens(input.tokens, deps.oauth ?? {}, (deps.now ?? (() => new Date()))(), deps.dispatcher);
+    },
+  };
 }

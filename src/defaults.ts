@@ -1,0 +1,43 @@
+// Every default nestor applies, stated once: the config's environment schema, the activities and the workflows read
+// them from here. Safe to import from workflow code (plain values, no I/O).
+
+/** Sandbox limits a start gets when it names none: 1 CPU, 512 processes; memory comes from the image's manifest. */
+export const DEFAULT_SANDBOX_LIMITS = { cpus: 1, pidsLimit: 512 } as const;
+
+/** Largest sandbox limits a conversation may ask for: 4 CPUs, 8192 MB, 4096 processes. */
+export const DEFAULT_SANDBOX_MAXIMA = { cpus: 4, memoryMb: 8192, pidsLimit: 4096 } as const;
+
+/** Most conversations per user at once (STARTING ones count): OpenHands' max_concurrent_conversations. @default 3 */
+export const DEFAULT_MAX_CONVERSATIONS_PER_USER = 3;
+
+/** Per-request timeout. OpenHands used httpx's 5 s default and no retry; we keep 10 s and let Temporal retry. @default 10000 */
+export const DEFAULT_NESTED_TIMEOUT_MS = 10_000;
+
+/**
+ * How long posting an event may take. Far above the per-request timeout: a post given up on may still land on the
+ * server, so a slow post is waited for rather than abandoned (and then perhaps made twice). Stays under the delivery
+ * activity's 60 s start-to-close timeout. @default 40000
+ */
+export const DEFAULT_POST_EVENT_TIMEOUT_MS = 40_000;
+
+/** How often the reaper's schedule runs; 0 creates no schedule. @default 60 s */
+export const DEFAULT_REAPER_INTERVAL_MS = 60_000;
+
+/** Grace period before an ownerless runtime is removed. @default 2 minutes */
+export const DEFAULT_REAPER_GRACE_MS = 120_000;
+
+/** Bound on the nested conversation becoming ready. @default 120 s */
+export const DEFAULT_READY_TIMEOUT_MS = 120_000;
+
+/** Idle time before a conversation is paused. @default 20 min, as OpenHands' runtime API (RUNTIME_IDLE_SECONDS=1200). */
+export const DEFAULT_IDLE_TIMEOUT_MS = 20 * 60_000;
+
+/**
+ * Longest a create or resume may take when the start input names no alive bound: the bound itself then comes from
+ * the runtime image's manifest (`nestor.runtime.alive-timeout-ms`, e.g. 180 s for OpenHands, which the workflow
+ * cannot know), and a dead worker is noticed by the heartbeat timeout long before this. @default 10 min
+ */
+export const RUNTIME_STEP_CEILING_MS = 10 * 60_000;
+
+/** Most warnings a conversation's status keeps (the newest). @default 20 */
+export const MAX_WARNINGS = 20;

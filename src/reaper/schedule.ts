@@ -1,0 +1,52 @@
+// The reaper's schedule: every worker makes sure it exists and is up to date at start (one home for it, beside the
+// workflow it runs).
+import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import { Runtime, type Worker } from '@temporalio/worker';
+import type { NestorConfig } from '../config';
+import { REAPER_SCHEDULE_ID, WORKFLOW_TYPES } from '../shared/constants';
+
+/**
+ * Create the schedule that runs ReapOrphanRuntimes every intervalMs, or bring an existing one up to date (interval,
+ * task queue, grace). Idempotent: every worker calls it at start.
+ */
+export async function ensureReaperSchedule(
+  client: Client,
+  o: { taskQueue: string; intervalMs: number; graceMs: number },
+): Promise<'created' | 'updated'> {
+  const spec = { intervals: [{ every: o.intervalMs }] };
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: WORKFLOW_TYPES.reapOrphanRuntimes,
+    workflowId: 'nestor-reaper',
+    taskQueue: o.taskQueue,
+    args: [{ graceMs: o.graceMs }],
+    workflowExecutionTimeout: '10 minutes' as const,
+    staticSummary: 'orphan reaper: remove sandboxes without an open conversation',
+  };
+  try {
+    await client.schedule.create({
+      scheduleId: REAPER_SCHEDULE_ID,
+      spec,
+      action,
+      // One pass at a time; a pass missed while no worker ran is not made up (the next one sees everything anyway).
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
+      state: { note: 'removes sandboxes whose conversation is closed or absent (created by nestor worker)' },
+    });
+    return 'created';
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    await client.schedule.getHandle(REAPER_SCHEDULE_ID).update((prev) => ({ ...prev, spec, action }));
+    return 'updated';
+  }
+}
+
+/** The reaper's schedule, unless turned off (NESTOR_REAPER_INTERVAL_MS=0); says what it did. */
+export async function startReaper(worker: Worker, c: NestorConfig): Promise<void> {
+  const log = Runtime.instance().logger;
+  if (c.reaper.intervalMs === 0) return void log.info('orphan reaper off (NESTOR_REAPER_INTERVAL_MS=0)');
+  const what = await ensureReaperSchedule(worker.client!, { taskQueue: c.taskQueue, ...c.reaper });
+  log.info(
+    `orphan reaper schedule ${REAPER_SCHEDULE_ID} ${what}: every ${c.reaper.intervalMs} ms, grace ${c.reaper.graceMs} ms`,
+    { scheduleId: REAPER_SCHEDULE_ID },
+  );
+}

@@ -1,0 +1,4 @@
+export { StartConversation } from './conversation/workflow';
+export { ResumeConversation } from './resume-schedules/workflow';
+export { UserSessions } from './user-sessions/workflow';
+export { ReapOrphanRuntimes } from './reaper/workflow';
