@@ -9,7 +9,7 @@ import { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { ConversationClient } from '../src/conversation/client';
 import { FAILURE_CONVERTER_PATH } from '../src/codec/keys';
-import { PROJECT_ROOT, loadConfig } from '../src/config';
+import { PROJECT_ROOT } from '../src/config';
 import Docker from 'dockerode';
 import { containerName } from '../src/runtime/container-spec';
 import { DockerRuntimeProvider } from '../src/runtime/docker';

@@ -45,8 +45,9 @@ function sweep() {
   );
 }
 
+// Tests live in one folder per feature (test/<feature>/*.test.ts), like the code.
 const dir = 'dist/test';
-const files = readdirSync(dir)
+const files = readdirSync(dir, { recursive: true })
   .filter((f) => f.endsWith('.test.js'))
   .sort()
   .map((f) => join(dir, f));

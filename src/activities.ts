@@ -1,6 +1,9 @@
 // createActivities(deps): every feature's activities, built from their dependencies, so tests hand in fakes or real
 // clients. Failures leave them typed through one activity interceptor (errors/cast-known-errors.ts).
 import type { Dispatcher } from 'undici';
+import type { KnownErrors } from './errors/cast-known-errors';
+import { NESTED_HINTS } from './nested/hints';
+import { RUNTIME_HINTS, castDockerError } from './runtime/hints';
 import type { RuntimeProvider } from './runtime/provider';
 import { createNestedActivities } from './conversation/activities/nested';
 import { createRuntimeActivities } from './conversation/activities/runtime';
@@ -46,3 +49,6 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/** What the adapters know of their failures, for the activity interceptor that types them (errors/cast-known-errors.ts). */
+export const KNOWN_ERRORS: KnownErrors = { hints: { ...RUNTIME_HINTS, ...NESTED_HINTS }, casts: [castDockerError] };

@@ -9,13 +9,13 @@ import {
   DEFAULT_REAPER_INTERVAL_MS,
   DEFAULT_SANDBOX_LIMITS,
   DEFAULT_SANDBOX_MAXIMA,
+  DEFAULT_TOKEN_URLS,
 } from './defaults';
 import { formatIssues } from './shared/schemas';
 import { ConfigError } from './errors';
 
 export { ConfigError };
 import type { OAuthConfig } from './conversation/activities/tokens';
-import { DEFAULT_TOKEN_URLS } from './conversation/activities/tokens';
 import type { ModelCapabilities } from './user-sessions/session';
 import { parseEncryptionKeys, type EncryptionKey } from './codec/encryption';
 import { RUNTIME_IMAGES, type RuntimeName } from './runtime/image-manifest';

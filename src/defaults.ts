@@ -41,3 +41,10 @@ export const RUNTIME_STEP_CEILING_MS = 10 * 60_000;
 
 /** Most warnings a conversation's status keeps (the newest). @default 20 */
 export const MAX_WARNINGS = 20;
+
+/** Git providers' public OAuth token endpoints; each is overridable (NESTOR_<PROVIDER>_TOKEN_URL; tests point them at a local server). */
+export const DEFAULT_TOKEN_URLS: Record<'github' | 'gitlab' | 'bitbucket', string> = {
+  github: 'https://github.com/login/oauth/access_token',
+  gitlab: 'https://gitlab.com/oauth/token',
+  bitbucket: 'https://bitbucket.org/site/oauth2/access_token',
+};

@@ -2,13 +2,13 @@
 import { startReaper } from './reaper/schedule';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
-import { createActivities, type ActivityDeps } from './activities';
+import { KNOWN_ERRORS, createActivities, type ActivityDeps } from './activities';
 import { describeRuntime, loadConfig, temporalAddress, type NestorConfig } from './config';
 import { DEFAULT_MODEL_CAPABILITIES } from './user-sessions/session';
 import { DockerRuntimeProvider } from './runtime/docker';
 import { FAILURE_CONVERTER_PATH, describeKeys, nestorDataConverter, resolveEncryptionKeys } from './codec/keys';
 import { activityLogInterceptor } from './observability/activity-log';
-import { castKnownErrorsInterceptor } from './errors/cast-known-errors';
+import { castKnownErrors } from './errors/cast-known-errors';
 import { installRuntime } from './observability/runtime';
 import type { EncryptionKey } from './codec/encryption';
 
@@ -46,7 +46,7 @@ export function createWorker(o: NestorWorkerOptions): Promise<Worker> {
     interceptors: {
       ...(!o.workflowBundle && { workflowModules: BUNDLE_OPTIONS.workflowInterceptorModules }),
       // Outermost first: the log line sees the typed failure the cast made.
-      activity: [activityLogInterceptor, castKnownErrorsInterceptor],
+      activity: [activityLogInterceptor, castKnownErrors(KNOWN_ERRORS)],
     },
     activities: createActivities(o.deps),
     // Our activities are I/O bound HTTP and Docker calls; a modest cap keeps a 2-core machine responsive.

@@ -8,6 +8,56 @@ import { withClient } from './connect';
 import { collect, describe, mask, print } from './output';
 
 export function addConversationCommands(program: Command): void {
+  addStartCommand(program);
+  addMessageCommands(program);
+  /** A command that acts on one conversation and prints its AgentLoopInfo. */
+  const conversationCommand = (
+    spec: string,
+    description: string,
+    call: (client: ConversationClient, id: string, o: { reason?: string }) => Promise<AgentLoopInfo>,
+    withReason = false,
+  ) => {
+    const cmd = program.command(spec).description(description);
+    if (withReason) cmd.option('-r, --reason <text>');
+    cmd.action(async (id: string, o: { reason?: string }, c: Command) => {
+      const info = await withClient((client) => call(client, id, o));
+      print(info, c.optsWithGlobals().json, () => describe(info));
+    });
+  };
+  conversationCommand(
+    'close <conversationId>',
+    'stop the conversation and remove its sandbox',
+    (cl, id, o) => cl.close(id, o.reason),
+    true,
+  );
+  conversationCommand('status <conversationId>', 'show where a conversation is (never shows secrets)', (cl, id) =>
+    cl.status(id),
+  );
+  conversationCommand(
+    'pause <conversationId>',
+    'stop the sandbox but keep it; a message or resume brings it back',
+    (cl, id, o) => cl.pause(id, o.reason),
+    true,
+  );
+  conversationCommand('resume <conversationId>', 'bring a paused conversation back', (cl, id) => cl.resume(id));
+
+  program
+    .command('list')
+    .description('list conversations (from the search attributes)')
+    .option('-u, --user-id <id>')
+    .option('-s, --status <status>', 'STARTING, RUNNING, PAUSED, STOPPED or ERROR')
+    .action(async (o, cmd) => {
+      const rows = await withClient((client) => client.list({ userId: o.userId, status: o.status }));
+      print(rows, cmd.optsWithGlobals().json, () =>
+        rows.length === 0
+          ? 'no conversations'
+          : rows.map((r) => `${r.conversationId}\t${r.userId}\t${r.status}\t${r.startTime.toISOString()}`).join('\n'),
+      );
+    });
+}
+
+/** start: the whole start input from a file or stdin, or flags; waits until RUNNING. */
+function addStartCommand(program: Command): void {
   program
     .command('start')
     .description('start a conversation (or attach to the running one) and wait until it is RUNNING')
@@ -52,7 +102,10 @@ export function addConversationCommands(program: Command): void {
       const shown = o.showSecrets ? info : { ...info, sessionApiKey: mask(info.sessionApiKey) };
       print(shown, json, () => describe(shown));
     });
+}
 
+/** send and events: what is said in a conversation. */
+function addMessageCommands(program: Command): void {
   program
     .command('send <conversationId> <message>')
     .description('send a message; returns once the nested server accepted it')
@@ -85,51 +138,6 @@ export function addConversationCommands(program: Command): void {
               : `#${e.id} agent state: ${state.agent_state}${state.reason ? ` (${state.reason})` : ''}`;
           })
           .join('\n'),
-      );
-    });
-
-  /** A command that acts on one conversation and prints its AgentLoopInfo. */
-  const conversationCommand = (
-    spec: string,
-    description: string,
-    call: (client: ConversationClient, id: string, o: { reason?: string }) => Promise<AgentLoopInfo>,
-    withReason = false,
-  ) => {
-    const cmd = program.command(spec).description(description);
-    if (withReason) cmd.option('-r, --reason <text>');
-    cmd.action(async (id: string, o: { reason?: string }, c: Command) => {
-      const info = await withClient((client) => call(client, id, o));
-      print(info, c.optsWithGlobals().json, () => describe(info));
-    });
-  };
-  conversationCommand(
-    'close <conversationId>',
-    'stop the conversation and remove its sandbox',
-    (cl, id, o) => cl.close(id, o.reason),
-    true,
-  );
-  conversationCommand('status <conversationId>', 'show where a conversation is (never shows secrets)', (cl, id) =>
-    cl.status(id),
-  );
-  conversationCommand(
-    'pause <conversationId>',
-    'stop the sandbox but keep it; a message or resume brings it back',
-    (cl, id, o) => cl.pause(id, o.reason),
-    true,
-  );
-  conversationCommand('resume <conversationId>', 'bring a paused conversation back', (cl, id) => cl.resume(id));
-
-  program
-    .command('list')
-    .description('list conversations (from the search attributes)')
-    .option('-u, --user-id <id>')
-    .option('-s, --status <status>', 'STARTING, RUNNING, PAUSED, STOPPED or ERROR')
-    .action(async (o, cmd) => {
-      const rows = await withClient((client) => client.list({ userId: o.userId, status: o.status }));
-      print(rows, cmd.optsWithGlobals().json, () =>
-        rows.length === 0
-          ? 'no conversations'
-          : rows.map((r) => `${r.conversationId}\t${r.userId}\t${r.status}\t${r.startTime.toISOString()}`).join('\n'),
       );
     });
 }

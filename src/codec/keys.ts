@@ -3,7 +3,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DataConverter } from '@temporalio/common';
-import { ConfigError, type NestorConfig } from '../config';
+import type { NestorConfig } from '../config';
+import { ConfigError } from '../errors';
 import { EncryptionCodec, generateKeySpec, parseEncryptionKeys, type EncryptionKey } from './encryption';
 
 export const DEV_KEY_FILE = 'encryption-keys';

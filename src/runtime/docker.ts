@@ -5,8 +5,8 @@ import { LABELS } from '../shared/constants';
 import { ErrorType, NestorError } from '../errors';
 import type { RuntimeHandle, RuntimeProvider, RuntimeSpec, RuntimeSummary } from './provider';
 import { UNLABELLED_MANIFEST, manifestFromLabels, type ImageManifest } from './image-manifest';
+import { SandboxNetworks, demux, lastLogLines, statusOf } from './docker-parts';
 import {
-  SANDBOX_NETWORK,
   SANDBOX_NETWORK_INTERNAL,
   buildContainerSpec,
   claimOf,
@@ -14,6 +14,8 @@ import {
   volumeName,
   type SandboxDefaults,
 } from './container-spec';
+
+export { demux };
 
 export interface DockerProviderOptions {
   image: string;
@@ -30,20 +32,17 @@ export interface DockerProviderOptions {
   owner?: string;
 }
 
-function statusOf(err: unknown): number | undefined {
-  return (err as { statusCode?: number }).statusCode;
-}
-
 export class DockerRuntimeProvider implements RuntimeProvider {
   readonly kind = 'docker';
   readonly docker: Docker;
   private readonly prefix: string;
-  private readonly networksReady = new Set<string>();
+  private readonly networks: SandboxNetworks;
   private manifestRead?: Promise<ImageManifest>;
 
   constructor(private readonly opts: DockerProviderOptions) {
     this.docker = opts.docker ?? new Docker();
     this.prefix = opts.namePrefix ?? 'nestor-conv-';
+    this.networks = new SandboxNetworks(this.docker);
   }
 
   /** The image's needs, from its labels; read once. A missing image is RuntimeImageNotFound. */
@@ -71,7 +70,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     }
     const manifest = await this.requirements();
     const sessionApiKey = randomBytes(32).toString('base64url');
-    await this.ensureNetwork(spec.egress ?? true);
+    await this.networks.ensure(spec.egress ?? true);
     await this.freshVolume(spec);
     // Labelled, so every volume nestor makes is accounted for like its containers. Creating an existing one is a no-op.
     await this.docker.createVolume({
@@ -114,7 +113,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
       }
       if (status === 404 && !/no such image/i.test((err as Error).message)) {
         // The network went away under us (deleted by hand): make it again on the next attempt.
-        this.networksReady.clear();
+        this.networks.forget();
         throw new NestorError(
           ErrorType.RuntimeStartFailed,
           `creating container ${name} failed: ${(err as Error).message}`,
@@ -232,18 +231,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     const name = containerName(conversationId, this.prefix);
     const info = await this.inspectRaw(name);
     if (!info) return `container ${name} does not exist`;
-    const logs = await this.docker
-      .getContainer(name)
-      .logs({ stdout: true, stderr: true, tail: 5 })
-      .then((b) =>
-        demux(b as unknown as Buffer)
-          .trim()
-          .split('\n')
-          .slice(-5)
-          .join(' | ')
-          .slice(0, 500),
-      )
-      .catch(() => '');
+    const logs = await lastLogLines(this.docker, name);
     return `container ${name} is ${info.State.Status} (exit code ${info.State.ExitCode})${logs ? `; last log lines: ${logs}` : ''}`;
   }
 
@@ -304,36 +292,8 @@ export class DockerRuntimeProvider implements RuntimeProvider {
    * The host's address on a sandbox network (its bridge gateway): the one address of this machine a sandbox can reach,
    * so a service for sandboxes (e.g. the LLM stand-in) binds there. The network is created if missing.
    */
-  async sandboxGateway(egress = true): Promise<string> {
-    await this.ensureNetwork(egress);
-    const net = await this.docker.getNetwork(egress ? SANDBOX_NETWORK : SANDBOX_NETWORK_INTERNAL).inspect();
-    const gateway = (net.IPAM?.Config ?? []).map((c: { Gateway?: string }) => c.Gateway).find(Boolean);
-    if (!gateway) throw new Error(`network ${net.Name} has no gateway address`);
-    return gateway;
-  }
-
-  /** Create the sandbox network if it is missing (inter-container traffic off; internal when there is no egress). */
-  private async ensureNetwork(egress: boolean): Promise<void> {
-    const name = egress ? SANDBOX_NETWORK : SANDBOX_NETWORK_INTERNAL;
-    if (this.networksReady.has(name)) return;
-    try {
-      await this.docker.getNetwork(name).inspect();
-    } catch (err) {
-      if (statusOf(err) !== 404) throw err;
-      try {
-        await this.docker.createNetwork({
-          Name: name,
-          Driver: 'bridge',
-          Internal: !egress,
-          CheckDuplicate: true,
-          Options: { 'com.docker.network.bridge.enable_icc': 'false' },
-          Labels: { [LABELS.managed]: 'true' },
-        });
-      } catch (cerr) {
-        if (statusOf(cerr) !== 409) throw cerr; // created meanwhile by a racing start
-      }
-    }
-    this.networksReady.add(name);
+  sandboxGateway(egress = true): Promise<string> {
+    return this.networks.gateway(egress);
   }
 
   private async inspectRaw(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
@@ -344,16 +304,4 @@ export class DockerRuntimeProvider implements RuntimeProvider {
       throw err;
     }
   }
-}
-
-/** Docker multiplexes stdout/stderr with 8-byte frame headers when no TTY is attached; this joins the frames' text. */
-export function demux(buf: Buffer): string {
-  const parts: string[] = [];
-  let i = 0;
-  while (i + 8 <= buf.length) {
-    const len = buf.readUInt32BE(i + 4);
-    parts.push(buf.subarray(i + 8, i + 8 + len).toString('utf8'));
-    i += 8 + len;
-  }
-  return parts.join('');
 }

@@ -1,5 +1,6 @@
 // Fake activities for workflow tests: every call recorded in order, failures injected where told.
-import { castKnownErrorsInterceptor } from '../../src/errors/cast-known-errors';
+import { castKnownErrors } from '../../src/errors/cast-known-errors';
+import { KNOWN_ERRORS } from '../../src/activities';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../src/activities';
@@ -174,7 +175,7 @@ export async function withFakeWorker<T>(
     workflowBundle: await workflowBundle(),
     dataConverter: testWorkerDataConverter,
     activities: acts,
-    interceptors: { activity: [castKnownErrorsInterceptor] },
+    interceptors: { activity: [castKnownErrors(KNOWN_ERRORS)] },
   });
   return worker.runUntil(fn(new ConversationClient({ client: env.client, taskQueue }), taskQueue));
 }

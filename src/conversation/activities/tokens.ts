@@ -14,12 +14,7 @@ export interface OAuthClientConfig {
 
 export type OAuthConfig = Partial<Record<GitProvider, OAuthClientConfig>>;
 
-/** Public token endpoints; each is overridable (tests point them at a local server). */
-export const DEFAULT_TOKEN_URLS: Record<'github' | 'gitlab' | 'bitbucket', string> = {
-  github: 'https://github.com/login/oauth/access_token',
-  gitlab: 'https://gitlab.com/oauth/token',
-  bitbucket: 'https://bitbucket.org/site/oauth2/access_token',
-};
+export { DEFAULT_TOKEN_URLS } from '../../defaults';
 
 export interface RefreshResult {
   tokens: ProviderTokens;

@@ -1,0 +1,328 @@
+// The fault suite's lab: the shared lab (a dev server, a `nestor worker` process, a client) plus a local OAuth
+// endpoint, Docker's own container events, restarts of the server and of Docker, and the invariants' checks.
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import Docker from 'dockerode';
+import { Lab, type LogRecord } from '../lab/lab';
+import { ConversationError } from '../../src/conversation/client';
+import { PROJECT_ROOT } from '../../src/config';
+import { NestedClient } from '../../src/nested/client';
+import { DockerRuntimeProvider } from '../../src/runtime/docker';
+import { LABELS, WORKFLOW_TYPES, conversationWorkflowId } from '../../src/shared/constants';
+import type { AgentLoopInfo, MessageAck, StartConversationRequest } from '../../src/shared/schemas';
+import { waitReadyUpdate } from '../../src/conversation/messages';
+import type { ReapResult } from '../../src/reaper/workflow';
+
+/** Invariant 3's bound: from the fault clearing to RUNNING, STOPPED or ERROR. */
+export const SETTLE_BOUND_MS = 120_000;
+
+export interface FaultRow {
+  fault: string;
+  runs: number;
+  violations: string[];
+  seconds: number;
+}
+
+export interface Sent {
+  content: string;
+  messageId: string;
+  ack?: MessageAck;
+}
+export interface Conv {
+  id: string;
+  sent: Sent[];
+  /** Events another writer posted to the nested server directly, by ID: identical content is not ours. */
+  foreign?: Map<number, string>;
+  /**
+   * The fault never clears for this conversation (e.g. every settings call outlasts the timeout): it must end in an
+   * explicit ERROR with lastError, within the bound. Every other conversation must come through (RUNNING or STOPPED).
+   */
+  mustFail?: boolean;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let seq = 0;
+export const newId = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${seq++}`;
+
+/** The shared lab (scripts/lab), plus what faults need: a local OAuth endpoint, Docker's events, restarts, invariants. */
+export class FaultLab extends Lab {
+  private oauth!: Server;
+  private oauthUrl = '';
+  readonly docker = new Docker();
+  /** Live containers per conversation, from Docker's event stream, and the most seen at once. */
+  private readonly live = new Map<string, { now: number; most: number }>();
+  private events?: NodeJS.ReadableStream;
+
+  static override async create(): Promise<FaultLab> {
+    const lab = new FaultLab(await Lab.config('faults'), { name: 'faults', logLevel: 'INFO' });
+    lab.oauth = createHttpServer(async (req, res) => {
+      for await (const _ of req);
+      await sleep(300); // a slow token endpoint keeps refreshTokens in flight long enough to kill the worker in it
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ access_token: 'ghp-refreshed', refresh_token: 'r2', expires_in: 28_800 }));
+    });
+    lab.oauth.listen(0, '127.0.0.1');
+    await once(lab.oauth, 'listening');
+    lab.oauthUrl = `http://127.0.0.1:${(lab.oauth.address() as { port: number }).port}/token`;
+    await lab.watchContainers();
+    await lab.startServer();
+    await lab.startWorker();
+    return lab;
+  }
+
+  /**
+   * Count each conversation's containers from Docker's create and destroy events. The stream ends with the daemon
+   * (restartDocker), and is opened again with `since`, so no event in between is lost.
+   */
+  async watchContainers(since?: number): Promise<void> {
+    const stream = (await this.docker.getEvents({
+      since,
+      filters: { type: ['container'], event: ['create', 'destroy'], label: [`${LABELS.owner}=${this.owner}`] },
+    })) as NodeJS.ReadableStream;
+    this.events = stream;
+    let last = since ?? Math.floor(Date.now() / 1000);
+    const lines = createInterface({ input: stream as never });
+    const ended = () => {
+      if (this.events !== stream) return;
+      this.events = undefined;
+      this.reopenEvents = () => this.watchContainers(last);
+    };
+    // The daemon going away (restartDocker) ends the stream, with or without an error.
+    stream.on('error', ended);
+    lines.on('error', ended);
+    lines.on('line', (line) => {
+      const e = JSON.parse(line) as { Action: string; time: number; Actor: { Attributes: Record<string, string> } };
+      last = e.time;
+      const id = e.Actor.Attributes[LABELS.conversationId];
+      const c = this.live.get(id) ?? { now: 0, most: 0 };
+      c.now += e.Action === 'create' ? 1 : -1;
+      c.most = Math.max(c.most, c.now);
+      this.live.set(id, c);
+    });
+    stream.on('end', ended);
+    stream.on('close', ended);
+  }
+  private reopenEvents?: () => Promise<void>;
+
+  /** The most containers this conversation had at once, as Docker reported them. */
+  mostContainers(id: string): number {
+    return this.live.get(id)?.most ?? 0;
+  }
+
+  /** The worker as every fault needs it: short nested timeouts, the lab's OAuth endpoint, step log lines. */
+  override startWorker(): Promise<ChildProcess> {
+    return super.startWorker({
+      NESTOR_NESTED_TIMEOUT_MS: '1500',
+      NESTOR_GITHUB_TOKEN_URL: this.oauthUrl,
+      NESTOR_GITHUB_CLIENT_ID: 'faults',
+    });
+  }
+
+  killWorker(): Promise<void> {
+    return this.stopWorker('SIGKILL');
+  }
+
+  stepStarted(id: string, steps: string[], timeoutMs = 60_000): Promise<LogRecord> {
+    return this.waitLog(
+      (r) => r.msg === 'step started' && r.conversationId === id && steps.includes(String(r.step)),
+      timeoutMs,
+    );
+  }
+
+  /** Restart the Docker daemon nestor's set-up started (scripts/ensure-docker.sh); never one it did not start. */
+  async restartDocker(): Promise<void> {
+    // This checkout's set-up, or another nestor checkout's on this machine (scripts/lib.sh: NESTOR_DOCKERD_PID).
+    const pidFiles = [
+      join(PROJECT_ROOT, '.nestor/dockerd.pid'),
+      process.env.NESTOR_DOCKERD_PID ?? '/run/nestor-dockerd.pid',
+    ];
+    const running = execFileSync('pidof', ['dockerd'], { encoding: 'utf8' }).trim().split(/\s+/);
+    const pid = pidFiles
+      .map((f) => (existsSync(f) ? readFileSync(f, 'utf8').trim() : ''))
+      .find((p) => p && running.includes(p));
+    if (!pid)
+      throw new Error(
+        'the Docker daemon was not started by scripts/ensure-docker.sh: the suite does not restart a daemon it does not own',
+      );
+    process.kill(Number(pid), 'SIGTERM');
+    for (let i = 0; i < 300; i++) {
+      try {
+        process.kill(Number(pid), 0);
+        await sleep(100);
+      } catch {
+        break;
+      }
+    }
+    execFileSync('bash', [join(PROJECT_ROOT, 'scripts/ensure-docker.sh')], { stdio: 'ignore' });
+    for (let i = 0; i < 50 && this.events; i++) await sleep(100);
+    const reopen = this.reopenEvents;
+    this.reopenEvents = undefined;
+    if (reopen) await reopen();
+  }
+
+  /** Retry a client call through transport failures (a restarting server); typed failures are answers, not faults. */
+  async persist<T>(fn: () => Promise<T>, boundMs = SETTLE_BOUND_MS): Promise<T> {
+    const deadline = Date.now() + boundMs;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (err instanceof ConversationError || Date.now() > deadline) throw err;
+        await sleep(250);
+      }
+    }
+  }
+
+  input(
+    id: string,
+    o: { env?: Record<string, string>; tokens?: boolean; secrets?: boolean } = {},
+  ): StartConversationRequest {
+    return {
+      conversationId: id,
+      userId: `user-${id}`,
+      settings: {
+        agent: 'CodeActAgent',
+        llmModel: 'anthropic/claude-sonnet-4-5',
+        llmApiKey: 'sk-faults',
+        sandbox: { env: { CONVERSATION_START_DELAY_MS: '200', ...o.env } },
+      },
+      ...(o.tokens && {
+        gitProviderTokens: {
+          github: { token: 'ghp-old', refreshToken: 'r1', expiresAt: new Date(Date.now() + 60_000).toISOString() },
+        },
+      }),
+      ...(o.secrets && { customSecrets: [{ name: 'FAULT_SECRET', value: 'v' }] }),
+      timeouts: { aliveTimeoutMs: 60_000, readyTimeoutMs: 60_000 },
+    };
+  }
+
+  async start(id: string, o: Parameters<FaultLab['input']>[1] = {}): Promise<AgentLoopInfo | ConversationError> {
+    return this.persist(() => this.client.start(this.input(id, o))).catch((err) => {
+      if (err instanceof ConversationError) return err; // an explicit failure: invariant 3 allows it
+      throw err;
+    });
+  }
+
+  /** Send one message, retrying through server restarts with the same message ID; a typed failure leaves it unacknowledged. */
+  async send(conv: Conv, content: string): Promise<void> {
+    const s: Sent = { content, messageId: `${conv.id}-${conv.sent.length}` };
+    conv.sent.push(s);
+    try {
+      s.ack = await this.persist(() => this.client.sendMessage(conv.id, { content, messageId: s.messageId }));
+    } catch (err) {
+      if (!(err instanceof ConversationError)) throw err;
+    }
+  }
+
+  containers(id: string) {
+    return this.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABELS.conversationId}=${id}`, `${LABELS.owner}=${this.owner}`] },
+    });
+  }
+
+  reap(): Promise<ReapResult> {
+    return this.persist(() =>
+      this.client.client.workflow.execute<(i: { graceMs: number }) => Promise<ReapResult>>(
+        WORKFLOW_TYPES.reapOrphanRuntimes,
+        {
+          taskQueue: this.taskQueue,
+          workflowId: newId('reap'),
+          args: [{ graceMs: 0 }],
+        },
+      ),
+    );
+  }
+
+  /** Invariants 1–3 for these conversations, then close them, reap, and check nothing is left. */
+  async check(convs: Conv[]): Promise<string[]> {
+    const v: string[] = [];
+    for (const conv of convs) {
+      const { id } = conv;
+      // 3. settles within the bound
+      const deadline = Date.now() + SETTLE_BOUND_MS;
+      let info = await this.persist(() => this.client.status(id));
+      while (!['RUNNING', 'STOPPED', 'ERROR'].includes(info.status) && Date.now() < deadline) {
+        await sleep(250);
+        info = await this.persist(() => this.client.status(id));
+      }
+      if (!['RUNNING', 'STOPPED', 'ERROR'].includes(info.status))
+        v.push(`${id}: still ${info.status} (${info.step}) ${SETTLE_BOUND_MS} ms after the fault cleared`);
+      if (conv.mustFail && (info.status !== 'ERROR' || !info.lastError))
+        v.push(
+          `${id}: ${info.status} (lastError ${info.lastError ? 'set' : 'missing'}) under a fault that never clears: expected an explicit ERROR`,
+        );
+      if (!conv.mustFail && info.status === 'ERROR')
+        v.push(
+          `${id}: ERROR after a transient fault (${info.lastError?.type ?? 'no lastError'} at ${info.lastError?.step}: ${info.lastError?.message})`,
+        );
+      // 1. containers
+      const cs = await this.containers(id);
+      if (cs.length > 1) v.push(`${id}: ${cs.length} containers`);
+      if (this.mostContainers(id) > 1)
+        v.push(`${id}: Docker reported ${this.mostContainers(id)} of its containers at once`);
+      if (info.status === 'RUNNING' && (cs.length !== 1 || cs[0].State !== 'running'))
+        v.push(`${id}: RUNNING with ${cs.length} containers (${cs.map((c) => c.State).join(', ')})`);
+      // 2. messages
+      if (info.status === 'RUNNING') {
+        const live = await this.persist(() =>
+          this.client.client.workflow
+            .getHandle(conversationWorkflowId(id))
+            .executeUpdate(waitReadyUpdate, { args: [{}] }),
+        );
+        // The nested server may still fail reads now and then (a 5xx fault): read as patiently as nestor does.
+        const nested = NestedClient.forConversation(live, { retries: 10 });
+        const users = (await nested.allEvents(id)).filter(
+          (e) => e.source === 'user' && e.action === 'message' && !conv.foreign?.has(e.id),
+        );
+        const acked = conv.sent.filter((s) => s.ack);
+        for (const s of acked) {
+          const found = users.filter((e) => e.args?.content === s.content);
+          if (found.length !== 1) v.push(`${id}: message ${s.messageId} is in the events ${found.length} times`);
+          if (s.ack!.eventId !== undefined && found[0] && found[0].id !== s.ack!.eventId)
+            v.push(`${id}: message ${s.messageId} acknowledged as event ${s.ack!.eventId} but is event ${found[0].id}`);
+        }
+        const order = users.map((e) => e.args?.content).filter((c) => acked.some((s) => s.content === c));
+        const expected = acked.map((s) => s.content);
+        if (JSON.stringify([...new Set(order)]) !== JSON.stringify(expected))
+          v.push(`${id}: messages out of order: ${JSON.stringify(order)} vs sent ${JSON.stringify(expected)}`);
+      }
+      if (info.status !== 'STOPPED' && info.status !== 'ERROR') {
+        await this.persist(() => this.client.close(id, 'fault run over')).catch((err) =>
+          v.push(`${id}: close failed: ${(err as Error).message}`),
+        );
+      }
+    }
+    await this.reap();
+    for (const c of await this.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABELS.owner}=${this.owner}`] },
+    })) {
+      const id = c.Labels[LABELS.conversationId];
+      const status = await this.persist(() =>
+        this.client.client.workflow.getHandle(conversationWorkflowId(id)).describe(),
+      ).then(
+        (d) => d.status.name,
+        () => 'NOT_FOUND',
+      );
+      if (status !== 'RUNNING') v.push(`${id}: container ${c.Names[0]} left after a reaper pass (workflow ${status})`);
+    }
+    return v;
+  }
+
+  /** Stop everything; sandboxes a broken run left behind (its conversation still open) go with the lab. */
+  override async close(): Promise<void> {
+    const events = this.events;
+    this.events = undefined;
+    (events as { destroy?: () => void } | undefined)?.destroy?.();
+    await this.killWorker();
+    const provider = new DockerRuntimeProvider({ image: this.c.runtimeImage, owner: this.owner });
+    for (const r of await provider.list()) await provider.remove(r.conversationId);
+    this.oauth.close();
+    await super.close();
+  }
+}

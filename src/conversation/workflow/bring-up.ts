@@ -1,0 +1,264 @@
+// Bring-up: OpenHands' start steps as one plan (slot, sandbox, git tokens, nested set-up, conversation, ready), run in
+// order with each step's compensation pushed as what it undoes may come to exist, and compensate() to undo them on a
+// failure or a close. A start and a resume run the same plan; how they differ is data (MODES), not branches.
+import { CancellationScope, isCancellation, log, patched, upsertMemo } from '@temporalio/workflow';
+import type { StartStep } from '../../shared/constants';
+import type { Conversation } from './state';
+import { describeCause, resumeFailed, startFailed, type Cause } from './failures';
+import { RELEASE_UNFINISHED_ACQUIRE_PATCH } from './patches';
+import type { Run } from './run';
+import { touch } from './slot';
+import { NEVER_RETRY_INPUT } from './steps';
+import { allHandlersFinished, condition } from '@temporalio/workflow';
+
+export type Mode = 'start' | 'resume';
+type StepName = StartStep | 'resumeRuntime';
+/** How a bring-up ended: RUNNING; interrupted by a close; or (a resume only) failed and back to PAUSED. */
+export type Outcome = 'running' | 'closed' | 'paused';
+
+interface Compensation {
+  name: string;
+  run: () => Promise<unknown>;
+}
+
+/** How a start and a resume differ. */
+interface ModePlan {
+  runtimeStep: 'createRuntime' | 'resumeRuntime';
+  runtimeDetails: string;
+  /** A failed start removes the sandbox; a failed resume only stops it again: its data stays, for a later resume. */
+  undoRuntime: 'removeRuntime' | 'pauseRuntime';
+  createDetails: string;
+  /** The first message and replay go with the first creation only: a resume reopens the conversation without them. */
+  sendsInitialMessage: boolean;
+}
+
+const MODES: Record<Mode, ModePlan> = {
+  start: {
+    runtimeStep: 'createRuntime',
+    runtimeDetails: 'waiting for the container to answer /alive',
+    undoRuntime: 'removeRuntime',
+    createDetails: 'creating the nested conversation',
+    sendsInitialMessage: true,
+  },
+  resume: {
+    runtimeStep: 'resumeRuntime',
+    runtimeDetails: 'starting the paused container',
+    undoRuntime: 'pauseRuntime',
+    createDetails: 'reopening the nested conversation',
+    sendsInitialMessage: false,
+  },
+};
+
+interface PlanStep {
+  name: StepName;
+  details: string;
+  /** Run only when this holds (e.g. there are git tokens to refresh). */
+  when?: () => boolean;
+  /** What undoes this step, pushed before it runs: a step that fails half-way may still have made it. */
+  undo?: Compensation;
+  /** Whether `undo` is pushed before the step (default) or only once it succeeded. */
+  undoFirst?: () => boolean;
+  run: () => Promise<void>;
+}
+
+/** The steps of a start or resume, in order. */
+function plan(r: Run, mode: Mode): PlanStep[] {
+  const { conv, acts, input } = r;
+  const { conversationId, userId } = conv;
+  const m = MODES[mode];
+  const target = () => ({ url: conv.runtime!.url, sessionApiKey: conv.runtime!.sessionApiKey, conversationId });
+  return [
+    {
+      name: 'acquireSession',
+      details: 'validating settings',
+      // A request interrupted by a close may still be granted by the user's registry (runs before the patch: after).
+      undo: { name: 'releaseSession', run: () => acts.releaseSession({ conversationId, userId }) },
+      undoFirst: () => patched(RELEASE_UNFINISHED_ACQUIRE_PATCH),
+      run: async () => void (await acts.acquireSession({ conversationId, userId, settings: input.settings })),
+    },
+    {
+      name: m.runtimeStep,
+      details: m.runtimeDetails,
+      undo: { name: m.undoRuntime, run: () => acts[m.undoRuntime]({ conversationId }) },
+      run: () => runtimeStep(r, mode),
+    },
+    {
+      name: 'refreshTokens',
+      details: 'refreshing git provider tokens',
+      when: () => !!conv.tokens && Object.keys(conv.tokens).length > 0,
+      run: async () => {
+        const refreshed = await acts.refreshTokens({ tokens: conv.tokens! });
+        conv.tokens = refreshed.tokens;
+        for (const w of refreshed.warnings) conv.warn(w);
+        for (const w of refreshed.warnings) log.warn('token refresh', { step: 'refreshTokens', warning: w });
+      },
+    },
+    {
+      name: 'configureNestedServer',
+      details: 'storing settings, git providers and secrets',
+      run: async () => {
+        const configured = await acts.configureNestedServer({
+          ...target(),
+          settings: input.settings,
+          providerTokens: conv.tokens,
+          customSecrets: input.customSecrets,
+          repository: input.repository,
+          gitProvider: input.gitProvider,
+        });
+        // Histories recorded before the report had warnings hold none: `?? []`.
+        for (const w of configured?.warnings ?? []) {
+          conv.warn(w);
+          log.warn('nested set-up', { step: 'configureNestedServer', warning: w });
+        }
+      },
+    },
+    {
+      name: 'createConversation',
+      details: m.createDetails,
+      run: async () =>
+        void (await acts.createConversation({
+          ...target(),
+          initialMessage: m.sendsInitialMessage ? input.initialMessage : undefined,
+          replayJson: m.sendsInitialMessage ? input.replayJson : undefined,
+          repository: input.repository,
+          branch: input.branch,
+          gitProvider: input.gitProvider,
+          conversationInstructions: input.conversationInstructions,
+          mcpConfig: input.mcpConfig,
+        })),
+    },
+    {
+      name: 'waitForReady',
+      details: `waiting up to ${r.readyTimeoutMs} ms for the conversation to run`,
+      run: async () => {
+        const ready = await acts.waitForReady({ ...target(), readyTimeoutMs: r.readyTimeoutMs });
+        conv.cursor = Math.max(conv.cursor, ready.lastEventId);
+      },
+    },
+  ];
+}
+
+/** Create (start) or start again (resume) the sandbox, and record where it answers. */
+async function runtimeStep({ conv, acts, input, incarnation, aliveTimeoutMs }: Run, mode: Mode): Promise<void> {
+  const { conversationId, userId } = conv;
+  const sandbox = input.settings.sandbox;
+  const runtime =
+    mode === 'start'
+      ? await acts.createRuntime({
+          conversationId,
+          userId,
+          incarnation,
+          env: sandbox?.env,
+          cpus: sandbox?.cpus,
+          memoryMb: sandbox?.memoryMb,
+          pidsLimit: sandbox?.pidsLimit,
+          egress: sandbox?.egress,
+          aliveTimeoutMs,
+        })
+      : await acts.resumeRuntime({ conversationId, incarnation, aliveTimeoutMs });
+  conv.runtime = runtime;
+  conv.info.runtimeId = runtime.runtimeId;
+  conv.info.timings = { runtimeReadyMs: runtime.readyMs };
+  conv.info.url = `${runtime.url}/api/conversations/${conversationId}`;
+  upsertMemo({ runtimeId: runtime.runtimeId, runtimeAdopted: runtime.adopted });
+}
+
+/** Undo, newest first, what the bring-up made; a compensation that fails is noted and the others still run. */
+async function compensate(conv: Conversation, compensations: Compensation[]): Promise<void> {
+  await CancellationScope.nonCancellable(async () => {
+    conv.setStep('compensating', `undoing ${compensations.map((c) => c.name).join(', ') || 'nothing'}`);
+    for (const c of compensations) {
+      try {
+        await c.run();
+      } catch (cerr) {
+        conv.warn(`compensation ${c.name} failed: ${describeCause(cerr).message}`);
+      }
+    }
+  });
+}
+
+/**
+ * Start (mode 'start') or resume (mode 'resume') the conversation. Returns 'running'; 'closed' when a close
+ * interrupted it; 'paused' when a resume failed (the sandbox is stopped again, kept with its data, and can be resumed
+ * later). A failed start throws the typed start failure.
+ */
+export async function bringUp(r: Run, mode: Mode): Promise<Outcome> {
+  const { conv } = r;
+  conv.setStatus('STARTING');
+  const compensations: Compensation[] = [];
+  const at: { step: StepName } = { step: 'acquireSession' };
+  conv.bringUpScope = new CancellationScope();
+  try {
+    await conv.bringUpScope.run(async () => {
+      for (const s of plan(r, mode)) {
+        if (s.when && !s.when()) continue;
+        const undoFirst = s.undo && (s.undoFirst?.() ?? true);
+        if (s.undo && undoFirst) compensations.unshift(s.undo);
+        at.step = s.name;
+        conv.setStep(s.name, s.details);
+        await s.run();
+        if (s.undo && !undoFirst) compensations.unshift(s.undo);
+      }
+    });
+  } catch (err) {
+    const cancelledByClose = conv.closeRequested && isCancellation(err);
+    const cause = describeCause(err);
+    // Refused settings are refused before any slot is asked for: there is nothing to give back.
+    if (at.step === 'acquireSession' && (NEVER_RETRY_INPUT as string[]).includes(cause.type)) compensations.splice(0);
+    await compensate(conv, compensations);
+    if (mode === 'start') conv.runtime = undefined;
+    return mode === 'start'
+      ? startEnded(r, at.step, cause, cancelledByClose)
+      : resumeEnded(r, at.step, cause, cancelledByClose);
+  } finally {
+    conv.bringUpScope = undefined;
+  }
+  conv.info.readyAt = new Date().toISOString();
+  if (mode === 'start') {
+    conv.info.timings = {
+      ...conv.info.timings,
+      startToRunningMs: Date.parse(conv.info.readyAt) - Date.parse(conv.info.startedAt),
+    };
+    r.metrics.timeToReady.record(conv.info.timings.startToRunningMs!);
+  }
+  conv.becameRunning();
+  await touch(r, true);
+  return 'running';
+}
+
+/** A start that did not reach RUNNING: closed while starting (STOPPED), or failed (ERROR, the typed failure thrown). */
+async function startEnded(r: Run, step: StepName, cause: Cause, cancelledByClose: boolean): Promise<Outcome> {
+  const { conv } = r;
+  if (cancelledByClose) {
+    conv.becameStopped(`closed while starting${conv.closeReason ? `: ${conv.closeReason}` : ''}`);
+    conv.failPending(conv.closedFailure());
+    return 'closed';
+  }
+  conv.info.lastError = { type: cause.type, step, message: cause.message };
+  conv.startFailure = startFailed(conv.conversationId, step, cause);
+  r.metrics.startFailures.add(1, { step });
+  log.warn('start failed', { step, error: cause });
+  conv.setStatus('ERROR');
+  conv.setStep('done', `start failed at ${step}`);
+  conv.failPending(conv.startFailure);
+  await condition(allHandlersFinished);
+  throw conv.startFailure;
+}
+
+/** A resume that did not reach RUNNING: PAUSED again (the close path removes the sandbox if a close interrupted it). */
+function resumeEnded(r: Run, step: StepName, cause: Cause, cancelledByClose: boolean): Outcome {
+  const { conv } = r;
+  conv.info.pausedAt = new Date().toISOString();
+  conv.setStatus('PAUSED');
+  if (cancelledByClose) return 'closed';
+  conv.info.lastError = { type: cause.type, step, message: cause.message };
+  conv.info.pauseReason = `resume failed at ${step}`;
+  const failure = resumeFailed(conv.conversationId, step, cause);
+  conv.resumeFailures.record(failure);
+  r.metrics.resumeFailures.add(1, { step });
+  log.warn('resume failed', { step, error: cause });
+  conv.resumeRequested = false;
+  conv.setStep('paused', `resume failed at ${step}`);
+  conv.failPending(failure);
+  return 'paused';
+}

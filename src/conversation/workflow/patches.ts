@@ -1,0 +1,29 @@
+// The patch IDs of StartConversation: each marks a change to its command sequence, so histories recorded before the
+// change replay as they ran (test/replay.test.ts replays every recorded history and checks these markers).
+
+/** Patch ID: a delivery that finds the sandbox unreachable recovers it (a resume) and tries again. */
+export const RECOVER_SANDBOX_PATCH = 'recover-unreachable-sandbox';
+
+/**
+ * Patch ID: before a message's first delivery the workflow marks the newest event ID (a local activity), so a later
+ * look for its earlier post starts there, not at the cursor of the previous delivery.
+ */
+export const DELIVERY_CURSOR_PATCH = 'delivery-cursor';
+
+/** Patch ID: a start or resume whose slot request was interrupted (a close) gives back the slot it may be granted. */
+export const RELEASE_UNFINISHED_ACQUIRE_PATCH = 'release-unfinished-acquire';
+
+/** Patch ID: closing deletes the conversation's resume schedules. */
+export const CLOSE_DELETES_SCHEDULES_PATCH = 'close-deletes-schedules';
+
+/**
+ * Patch ID: when the idle timer runs out, the conversation's own activity (its newest event, the agent's state) is
+ * read first: an agent at work, or one that wrote lately, is not idle.
+ */
+export const IDLE_COUNTS_AGENT_PATCH = 'idle-counts-agent';
+
+/** Patch ID: the worker checks a new conversation's start input against the published schema. */
+export const VALIDATE_INPUT_PATCH = 'validate-start-input';
+
+/** Patch ID: `touch` stopped waiting for its signal's delivery (histories recorded before still replay). */
+export const ASYNC_TOUCH_PATCH = 'async-touch';

@@ -1,0 +1,117 @@
+// Every activity StartConversation runs, with its timeouts and retries in one table, a UI summary and the heartbeat
+// timeout. The workflow sees only the activities' types.
+import {
+  ActivityCancellationType,
+  type ActivityOptions,
+  proxyActivities,
+  proxyLocalActivities,
+} from '@temporalio/workflow';
+import type { Activities } from '../../activities';
+import { ErrorType } from '../../errors';
+import { RUNTIME_STEP_CEILING_MS } from '../../defaults';
+
+/**
+ * Every step heartbeats each second while it runs (worker activity interceptor), so an activity whose worker died is
+ * tried again after this long instead of after its start-to-close timeout.
+ */
+const HEARTBEAT_TIMEOUT = '10 seconds';
+
+export const NEVER_RETRY_INPUT = [
+  ErrorType.InvalidInput,
+  ErrorType.InvalidSettings,
+  ErrorType.NestedUnauthorized,
+  ErrorType.NestedBadRequest,
+];
+
+/**
+ * Each step's timeouts and retries, named so a reader sees every bound in one place; each activity gets a UI summary
+ * and the heartbeat timeout.
+ */
+export function stepActivities(aliveTimeoutMs: number | undefined, readyTimeoutMs: number) {
+  const SESSION: ActivityOptions = {
+    // Taking a slot may wait for another conversation of the user to pause.
+    startToCloseTimeout: '3 minutes',
+    retry: {
+      initialInterval: '1 second',
+      maximumInterval: '10 seconds',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: NEVER_RETRY_INPUT,
+    },
+  };
+  const RUNTIME: ActivityOptions = {
+    startToCloseTimeout: (aliveTimeoutMs ?? RUNTIME_STEP_CEILING_MS) + 60_000,
+    // Wait for the activity to stop before compensating, so a cancelled create cannot leave a container behind.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: {
+      initialInterval: '1 second',
+      maximumInterval: '10 seconds',
+      maximumAttempts: 3,
+      nonRetryableErrorTypes: [...NEVER_RETRY_INPUT, ErrorType.RuntimeImageNotFound],
+    },
+  };
+  const TOKENS: ActivityOptions = {
+    startToCloseTimeout: '60 seconds',
+    retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
+  };
+  const NESTED: ActivityOptions = {
+    startToCloseTimeout: '60 seconds',
+    retry: {
+      initialInterval: '500 milliseconds',
+      backoffCoefficient: 2,
+      maximumInterval: '10 seconds',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: NEVER_RETRY_INPUT,
+    },
+  };
+  const READY: ActivityOptions = {
+    startToCloseTimeout: readyTimeoutMs + 30_000,
+    // Retried only when the worker died mid-poll; exhausting the bound (NotReady) is final.
+    retry: {
+      initialInterval: '1 second',
+      maximumAttempts: 3,
+      nonRetryableErrorTypes: [...NEVER_RETRY_INPUT, ErrorType.NotReady],
+    },
+  };
+  const CLEANUP: ActivityOptions = {
+    startToCloseTimeout: '60 seconds',
+    // Cleanup must outlast a Docker hiccup (about 4 minutes of tries), but not forever.
+    retry: {
+      initialInterval: '1 second',
+      maximumInterval: '30 seconds',
+      maximumAttempts: 10,
+      nonRetryableErrorTypes: [ErrorType.InvalidInput],
+    },
+  };
+  const one = <K extends keyof Activities>(name: K, options: ActivityOptions, summary: string): Activities[K] =>
+    proxyActivities<Activities>({ heartbeatTimeout: HEARTBEAT_TIMEOUT, ...options, summary: `${name}: ${summary}` })[
+      name
+    ];
+  return {
+    acquireSession: one('acquireSession', SESSION, 'validate agent, model and key; take a slot of the user'),
+    createRuntime: one('createRuntime', RUNTIME, 'create or adopt the container, wait for /alive'),
+    resumeRuntime: one('resumeRuntime', RUNTIME, 'start the paused container, wait for /alive'),
+    pauseRuntime: one('pauseRuntime', CLEANUP, 'stop the container, keep it'),
+    refreshTokens: one('refreshTokens', TOKENS, 'refresh git tokens expiring within 4 h'),
+    configureNestedServer: one('configureNestedServer', NESTED, 'settings, git providers, secrets, experiment config'),
+    createConversation: one('createConversation', NESTED, 'POST /api/conversations'),
+    waitForReady: one('waitForReady', READY, 'poll until the nested conversation runs'),
+    sendEvent: one('sendEvent', NESTED, 'deliver a user message'),
+    stopConversation: one('stopConversation', CLEANUP, 'stop the nested agent loop'),
+    conversationActivity: one('conversationActivity', NESTED, "read the agent's newest event and state (idle check)"),
+    removeRuntime: one('removeRuntime', CLEANUP, 'remove the container'),
+    releaseSession: one('releaseSession', CLEANUP, 'give the session back'),
+    deleteResumeSchedules: one(
+      'deleteResumeSchedules',
+      CLEANUP,
+      'delete the resume schedules of the closed conversation',
+    ),
+    // Local: one quick read, in the workflow task that schedules the delivery, with no server round trip.
+    markDeliveryCursor: proxyLocalActivities<Activities>({
+      startToCloseTimeout: '15 seconds',
+      retry: { initialInterval: '200 milliseconds', maximumAttempts: 3, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
+    }).markDeliveryCursor,
+  };
+}
+
+/** The activities of one run, as the workflow calls them. */
+export type Steps = ReturnType<typeof stepActivities>;

@@ -1,0 +1,82 @@
+// The Docker provider's helpers that stand on their own: the sandbox networks, and reading a container's logs.
+import type Docker from 'dockerode';
+import { LABELS } from '../shared/constants';
+import { SANDBOX_NETWORK, SANDBOX_NETWORK_INTERNAL } from './container-spec';
+
+/** The HTTP status of a Docker API error (404: no such object, 409: conflict), if it has one. */
+export function statusOf(err: unknown): number | undefined {
+  return (err as { statusCode?: number }).statusCode;
+}
+
+/** The sandbox networks: bridges with inter-container traffic off; the internal one has no route out. */
+export class SandboxNetworks {
+  private readonly ready = new Set<string>();
+
+  constructor(private readonly docker: Docker) {}
+
+  /** Forget what was checked: a network deleted under us is made again on the next ensure. */
+  forget(): void {
+    this.ready.clear();
+  }
+
+  /** The host's address on a sandbox network (its bridge gateway); the network is created if missing. */
+  async gateway(egress: boolean): Promise<string> {
+    await this.ensure(egress);
+    const net = await this.docker.getNetwork(egress ? SANDBOX_NETWORK : SANDBOX_NETWORK_INTERNAL).inspect();
+    const gateway = (net.IPAM?.Config ?? []).map((c: { Gateway?: string }) => c.Gateway).find(Boolean);
+    if (!gateway) throw new Error(`network ${net.Name} has no gateway address`);
+    return gateway;
+  }
+
+  /** Create the sandbox network if it is missing (inter-container traffic off; internal when there is no egress). */
+  async ensure(egress: boolean): Promise<void> {
+    const name = egress ? SANDBOX_NETWORK : SANDBOX_NETWORK_INTERNAL;
+    if (this.ready.has(name)) return;
+    try {
+      await this.docker.getNetwork(name).inspect();
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+      try {
+        await this.docker.createNetwork({
+          Name: name,
+          Driver: 'bridge',
+          Internal: !egress,
+          CheckDuplicate: true,
+          Options: { 'com.docker.network.bridge.enable_icc': 'false' },
+          Labels: { [LABELS.managed]: 'true' },
+        });
+      } catch (cerr) {
+        if (statusOf(cerr) !== 409) throw cerr; // created meanwhile by a racing start
+      }
+    }
+    this.ready.add(name);
+  }
+}
+
+/** Docker multiplexes stdout/stderr with 8-byte frame headers when no TTY is attached; this joins the frames' text. */
+export function demux(buf: Buffer): string {
+  const parts: string[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length) {
+    const len = buf.readUInt32BE(i + 4);
+    parts.push(buf.subarray(i + 8, i + 8 + len).toString('utf8'));
+    i += 8 + len;
+  }
+  return parts.join('');
+}
+
+/** A container's last five log lines on one line (at most 500 characters), or '' when they cannot be read. */
+export function lastLogLines(docker: Docker, name: string): Promise<string> {
+  return docker
+    .getContainer(name)
+    .logs({ stdout: true, stderr: true, tail: 5 })
+    .then((b) =>
+      demux(b as unknown as Buffer)
+        .trim()
+        .split('\n')
+        .slice(-5)
+        .join(' | ')
+        .slice(0, 500),
+    )
+    .catch(() => '');
+}

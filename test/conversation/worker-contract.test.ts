@@ -1,0 +1,170 @@
+// The contract as the worker enforces it, whatever client sent the input: schema defaults and limits, the owner of a
+// conversation, explicit ERROR when a slot cannot be given back, schedules gone with the conversation.
+// Fake activities on a real dev server; starts made with the plain Temporal client, as another language would.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { ConversationError } from '../../src/conversation/client';
+import { ConversationStatusKey, WORKFLOW_TYPES, conversationWorkflowId } from '../../src/shared/constants';
+import { pauseUpdate, statusQuery, waitReadyUpdate } from '../../src/conversation/messages';
+import { Context } from '@temporalio/activity';
+import { waitFor } from '../helpers/eventually';
+import { createTestEnv, uniqueId } from '../helpers/temporal';
+import { fakeActivities, input, withFakeWorker } from '../helpers/fake-activities';
+
+describe('the worker enforces the contract (fake activities)', () => {
+  let env: TestWorkflowEnvironment;
+  before(async () => {
+    env = await createTestEnv();
+  });
+  after(async () => {
+    await env?.teardown();
+  });
+
+  /** Start as a plain SDK client would, with an input no TypeScript client checked. */
+  const rawStart = (taskQueue: string, id: string, raw: unknown) =>
+    env.client.workflow.start(WORKFLOW_TYPES.startConversation, {
+      workflowId: conversationWorkflowId(id),
+      taskQueue,
+      args: [raw],
+    });
+
+  test("a start without settings.agent gets the schema's default agent", async () => {
+    const { acts, acquireInputs } = fakeActivities();
+    const id = uniqueId('no-agent');
+    await withFakeWorker(env, acts, async (client, taskQueue) => {
+      await rawStart(taskQueue, id, {
+        conversationId: id,
+        userId: 'alice',
+        settings: { llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: 'sk' },
+      });
+      const info = await client.handle(id).executeUpdate(waitReadyUpdate, { args: [{}] });
+      assert.equal(info.status, 'RUNNING');
+      await client.close(id);
+    });
+    assert.equal(acquireInputs[0].settings.agent, 'CodeActAgent');
+  });
+
+  for (const [field, sandbox] of [
+    ['cpus', { cpus: 0 }],
+    ['pidsLimit', { pidsLimit: -1 }],
+  ] as const) {
+    test(`sandbox ${field} ${Object.values(sandbox)[0]} (Docker's "unlimited") is refused by the worker, naming the field; nothing is created`, async () => {
+      const { acts, calls } = fakeActivities();
+      const id = uniqueId(`limit-${field}`);
+      await withFakeWorker(env, acts, async (_client, taskQueue) => {
+        const handle = await rawStart(taskQueue, id, { ...input(id), settings: { ...input(id).settings, sandbox } });
+        await assert.rejects(handle.result(), (err) => {
+          assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
+          assert.equal(err.cause.type, 'InvalidInput');
+          assert.match(err.cause.message, new RegExp(`settings\\.sandbox\\.${field}:`));
+          return true;
+        });
+        assert.equal((await handle.describe()).typedSearchAttributes.get(ConversationStatusKey), 'ERROR');
+      });
+      assert.deepEqual(calls, []);
+    });
+  }
+
+  test("a start input addressed to another conversation's workflow is refused", async () => {
+    const { acts, calls } = fakeActivities();
+    const id = uniqueId('addressed');
+    await withFakeWorker(env, acts, async (_client, taskQueue) => {
+      const handle = await rawStart(taskQueue, id, input(`${id}-other`));
+      await assert.rejects(
+        handle.result(),
+        (err) =>
+          err instanceof WorkflowFailedError && /is not this workflow's conversation/.test(String(err.cause?.message)),
+      );
+    });
+    assert.deepEqual(calls, []);
+  });
+
+  test("another user's start of a live conversation is refused, and never sees its session key", async () => {
+    const { acts } = fakeActivities();
+    const id = uniqueId('owner');
+    await withFakeWorker(env, acts, async (client) => {
+      await client.start(input(id));
+      await assert.rejects(client.start({ ...input(id), userId: 'mallory' }), (err) => {
+        assert.ok(err instanceof ConversationError);
+        assert.equal(err.type, 'ConversationOwnedByAnotherUser');
+        assert.doesNotMatch(err.message, /secret-session-key/);
+        return true;
+      });
+      assert.equal((await client.start(input(id))).sessionApiKey, 'secret-session-key', 'the owner still joins');
+      await client.close(id);
+    });
+  });
+
+  test('a slot that cannot be given back while pausing ends in ERROR naming the cause; the sandbox is removed', async () => {
+    const { acts, calls } = fakeActivities({ releaseFails: true });
+    const id = uniqueId('release');
+    await withFakeWorker(env, acts, async (client) => {
+      await client.start(input(id));
+      const paused = await client.handle(id).executeUpdate(pauseUpdate, { args: [{ reason: 'test' }] });
+      assert.equal(paused.status, 'ERROR', 'the waiting pause is answered');
+      await assert.rejects(client.handle(id).result(), (err) => {
+        assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
+        assert.equal(err.cause.type, 'ConversationSessionReleaseFailed');
+        assert.match(err.cause.message, /releaseSession: .*user-sessions-alice/);
+        return true;
+      });
+      const status = await client.status(id);
+      assert.equal(status.status, 'ERROR');
+      assert.equal(status.lastError?.step, 'pausing');
+      assert.equal((await client.handle(id).describe()).typedSearchAttributes.get(ConversationStatusKey), 'ERROR');
+    });
+    assert.deepEqual(calls.slice(-3), ['pauseRuntime', 'releaseSession', 'removeRuntime']);
+  });
+
+  test('a slot that cannot be given back while closing ends in ERROR, not a raw activity failure', async () => {
+    const { acts } = fakeActivities({ releaseFails: true });
+    const id = uniqueId('release-close');
+    await withFakeWorker(env, acts, async (client) => {
+      await client.start(input(id));
+      const closed = await client.close(id);
+      assert.equal(closed.status, 'ERROR');
+      await assert.rejects(
+        client.handle(id).result(),
+        (err) =>
+          err instanceof WorkflowFailedError &&
+          (err.cause as ApplicationFailure).type === 'ConversationSessionReleaseFailed',
+      );
+    });
+  });
+
+  test('a close while the slot is being asked for gives back the slot it may be granted later', async () => {
+    const { acts, calls } = fakeActivities();
+    // The user's registry is slow to answer (it waits for another conversation to pause).
+    acts.acquireSession = async () => {
+      calls.push('acquireSession');
+      const ctx = Context.current();
+      for (;;) {
+        ctx.heartbeat();
+        await ctx.sleep(100);
+      }
+    };
+    const id = uniqueId('close-acquiring');
+    await withFakeWorker(env, acts, async (client, taskQueue) => {
+      const handle = await rawStart(taskQueue, id, input(id));
+      await waitFor(
+        async () => (await handle.query(statusQuery)).step === 'acquireSession' && calls.includes('acquireSession'),
+        'the start to ask for a slot',
+      );
+      assert.equal((await client.close(id)).status, 'STOPPED');
+    });
+    assert.deepEqual(calls, ['acquireSession', 'releaseSession']);
+  });
+
+  test("closing deletes the conversation's resume schedules", async () => {
+    const { acts, schedulesDeleted } = fakeActivities();
+    const id = uniqueId('schedules');
+    await withFakeWorker(env, acts, async (client) => {
+      await client.start(input(id));
+      await client.close(id);
+    });
+    assert.deepEqual(schedulesDeleted, [id]);
+  });
+});

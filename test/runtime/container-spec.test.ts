@@ -1,0 +1,184 @@
+// Container spec building: name, labels, limits, port binding, environment.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  DEFAULT_LIMITS,
+  buildContainerSpec,
+  claimOf,
+  containerName,
+  resolveMemoryMb,
+} from '../../src/runtime/container-spec';
+import { NestorError } from '../../src/errors';
+import { UNLABELLED_MANIFEST, manifestFromLabels } from '../../src/runtime/image-manifest';
+
+describe('buildContainerSpec', () => {
+  const spec = buildContainerSpec(
+    {
+      conversationId: 'c-42',
+      userId: 'bob',
+      env: { FAULT_ALIVE_STALL_MS: '5', SESSION_API_KEY: 'attempted-override' },
+      cpus: 0.5,
+      memoryMb: 256,
+    },
+    { image: 'nestor-emulator:latest', sessionApiKey: 'the-key' },
+  );
+
+  test('names the container after the conversation, deterministically', () => {
+    assert.equal(spec.name, 'nestor-conv-c-42');
+    assert.equal(containerName('c-42'), spec.name);
+  });
+
+  test('labels it as nestor-managed with conversation and user', () => {
+    assert.deepEqual(spec.Labels, {
+      'nestor.managed': 'true',
+      'nestor.conversation-id': 'c-42',
+      'nestor.user-id': 'bob',
+    });
+  });
+
+  test('publishes the nested port on 127.0.0.1 only, with a port Docker picks', () => {
+    assert.deepEqual(spec.HostConfig?.PortBindings, { '3000/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] });
+    assert.deepEqual(spec.ExposedPorts, { '3000/tcp': {} });
+  });
+
+  test('applies the settings limits, and the documented defaults for the rest', () => {
+    assert.equal(spec.HostConfig?.NanoCpus, 500_000_000);
+    assert.equal(spec.HostConfig?.Memory, 256 * 1024 * 1024);
+    assert.equal(spec.HostConfig?.PidsLimit, DEFAULT_LIMITS.pidsLimit);
+    const dflt = buildContainerSpec({ conversationId: 'c', userId: 'u' }, { image: 'i', sessionApiKey: 'k' });
+    assert.equal(dflt.HostConfig?.NanoCpus, DEFAULT_LIMITS.cpus * 1e9);
+    assert.equal(dflt.HostConfig?.Memory, UNLABELLED_MANIFEST.defaultMemoryMb * 1024 * 1024);
+  });
+
+  test('passes extra environment, but nestor’s own variables win', () => {
+    assert.ok(spec.Env?.includes('FAULT_ALIVE_STALL_MS=5'));
+    assert.ok(spec.Env?.includes('SESSION_API_KEY=the-key'));
+    assert.ok(!spec.Env?.includes('SESSION_API_KEY=attempted-override'));
+    assert.ok(spec.Env?.includes('ALLOW_SET_CONVERSATION_ID=1'));
+  });
+
+  test('is hardened: unprivileged user, no capabilities, no privilege escalation, read-only root, tmpfs scratch', () => {
+    assert.equal(spec.User, '10001:10001');
+    assert.deepEqual(spec.HostConfig?.CapDrop, ['ALL']);
+    assert.deepEqual(
+      spec.HostConfig?.RestartPolicy,
+      { Name: 'unless-stopped' },
+      'back with the daemon, unless nestor stopped it',
+    );
+    assert.deepEqual(spec.HostConfig?.SecurityOpt, ['no-new-privileges:true']);
+    assert.equal(spec.HostConfig?.ReadonlyRootfs, true);
+    assert.deepEqual(Object.keys(spec.HostConfig?.Tmpfs ?? {}), ['/tmp']);
+  });
+
+  test('keeps the file store on the conversation’s own volume', () => {
+    assert.deepEqual(spec.HostConfig?.Mounts, [
+      { Type: 'volume', Source: 'nestor-conv-c-42-data', Target: '/data', ReadOnly: false },
+    ]);
+    assert.ok(spec.Env?.includes('FILE_STORE_PATH=/data/file_store'));
+  });
+
+  test('joins the sandbox network; without egress, the internal one and no published port', () => {
+    assert.equal(spec.HostConfig?.NetworkMode, 'nestor-sandboxes');
+    const closed = buildContainerSpec(
+      { conversationId: 'c', userId: 'u', egress: false },
+      { image: 'i', sessionApiKey: 'k' },
+    );
+    assert.equal(closed.HostConfig?.NetworkMode, 'nestor-sandboxes-internal');
+    assert.deepEqual(closed.HostConfig?.PortBindings, {});
+  });
+});
+
+describe('runtime image manifest (nestor.runtime.* labels)', () => {
+  const labels = {
+    'nestor.runtime.kind': 'openhands',
+    'nestor.runtime.port': '3100',
+    'nestor.runtime.memory-floor-mb': '1536',
+    'nestor.runtime.default-memory-mb': '2048',
+    'nestor.runtime.alive-timeout-ms': '180000',
+    'nestor.runtime.tmpfs-mb': '256',
+    'other.label': 'ignored',
+  };
+  const manifest = manifestFromLabels('img', labels);
+
+  test('is read from the labels; an unlabelled image gets the emulator-sized defaults', () => {
+    assert.deepEqual(manifest, {
+      kind: 'openhands',
+      port: 3100,
+      memoryFloorMb: 1536,
+      defaultMemoryMb: 2048,
+      aliveTimeoutMs: 180_000,
+      tmpfsMb: 256,
+    });
+    assert.deepEqual(manifestFromLabels('img', undefined), UNLABELLED_MANIFEST);
+  });
+
+  test('a malformed label is an error naming it, not a silent default', () => {
+    assert.throws(
+      () => manifestFromLabels('img', { 'nestor.runtime.port': 'abc' }),
+      /nestor\.runtime\.port: .*rebuild it/,
+    );
+    assert.throws(
+      () =>
+        manifestFromLabels('img', {
+          'nestor.runtime.memory-floor-mb': '2000',
+          'nestor.runtime.default-memory-mb': '1000',
+        }),
+      /below its memory-floor-mb/,
+    );
+  });
+
+  test("the container follows it: the image's port, memory default, sized /tmp, and an init that reaps what the server leaves", () => {
+    const spec = buildContainerSpec(
+      { conversationId: 'c', userId: 'u' },
+      { image: 'img', sessionApiKey: 'k', manifest },
+    );
+    assert.deepEqual(spec.ExposedPorts, { '3100/tcp': {} });
+    assert.deepEqual(spec.HostConfig?.PortBindings, { '3100/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] });
+    assert.ok(spec.Env?.includes('port=3100'));
+    assert.equal(spec.HostConfig?.Memory, 2048 * 1024 * 1024);
+    assert.equal(spec.HostConfig?.Tmpfs?.['/tmp'], 'rw,noexec,nosuid,size=256m');
+    assert.equal(spec.HostConfig?.Init, true);
+    assert.equal(spec.HostConfig?.ReadonlyRootfs, true);
+    assert.equal(
+      buildContainerSpec(
+        { conversationId: 'c', userId: 'u' },
+        { image: 'img', sessionApiKey: 'k', manifest, defaults: { memoryMb: 4096 } },
+      ).HostConfig?.Memory,
+      4096 * 1024 * 1024,
+      'the operator default wins over the image default',
+    );
+  });
+
+  test('memory below the floor is InvalidSettings naming where the number came from', () => {
+    const refused = (f: () => unknown, field: string) =>
+      assert.throws(
+        f,
+        (err) =>
+          err instanceof NestorError &&
+          err.type === 'InvalidSettings' &&
+          err.details.field === field &&
+          /below the 1536 MB the openhands runtime image needs/.test(err.message),
+      );
+    refused(() => resolveMemoryMb({ memoryMb: 1024 }, undefined, manifest), 'settings.sandbox.memoryMb');
+    refused(() => resolveMemoryMb({}, { memoryMb: 1024 }, manifest), 'NESTOR_DEFAULT_MEMORY_MB');
+    assert.equal(resolveMemoryMb({}, undefined, manifest), 2048);
+  });
+});
+
+describe("claimOf: whose is a container or volume found under the conversation's name", () => {
+  const mine = { 'nestor.managed': 'true', 'nestor.owner': 'svc-a', 'nestor.incarnation': 'run-1' };
+  test("this life's own is adopted; an earlier life's is to be replaced; no incarnation asked adopts any of ours", () => {
+    assert.equal(claimOf('n', mine, 'svc-a', 'run-1'), 'own');
+    assert.equal(claimOf('n', mine, 'svc-a', 'run-2'), 'earlier');
+    assert.equal(claimOf('n', { 'nestor.managed': 'true', 'nestor.owner': 'svc-a' }, 'svc-a', 'run-2'), 'earlier');
+    assert.equal(claimOf('n', mine, 'svc-a', undefined), 'own');
+  });
+  test("another service's or an unlabelled one is never ours, and the error says whose it is", () => {
+    assert.throws(
+      () => claimOf('n', mine, 'svc-b', 'run-1'),
+      /belongs to another nestor service \(owner 'svc-a', this one is 'svc-b'\)/,
+    );
+    assert.throws(() => claimOf('n', {}, 'svc-a', 'run-1'), /not managed by nestor/);
+    assert.throws(() => claimOf('n', undefined, undefined, undefined), /not managed by nestor/);
+  });
+});

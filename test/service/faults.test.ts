@@ -1,0 +1,22 @@
+// The fault suite, reduced: every fault of scripts/faults.ts once (the full suite, `npm run test:faults`, runs each
+// five times). Each fault is a subtest whose failure lists the invariant violations.
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { FAULT_NAMES, formatMatrix, runFaultSuite, type FaultRow } from '../../scripts/faults';
+
+describe('faults survived (each once; npm run test:faults for the full suite)', () => {
+  let rows: FaultRow[] = [];
+  before(async () => {
+    rows = await runFaultSuite({ runs: 1, log: () => {} });
+    process.stderr.write(`${formatMatrix(rows)}\n`);
+  });
+
+  for (const name of FAULT_NAMES) {
+    test(name, () => {
+      const row = rows.find((r) => r.fault === name);
+      assert.ok(row, `${name} ran`);
+      assert.equal(row.runs, 1);
+      assert.deepEqual(row.violations, []);
+    });
+  }
+});

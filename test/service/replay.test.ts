@@ -1,0 +1,117 @@
+// Replay the recorded histories (scripts/record-histories.ts) against today's workflow code: a change that breaks
+// determinism fails here, before it reaches a worker with conversations in flight. No server or Docker needed.
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import type { HistoryAndWorkflowId } from '@temporalio/client';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { FAILURE_CONVERTER_PATH } from '../../src/codec/keys';
+import { PROJECT_ROOT } from '../../src/config';
+import { BUNDLE_OPTIONS } from '../../src/worker';
+import { workflowBundle } from '../helpers/temporal';
+
+const DIR = join(PROJECT_ROOT, 'test/histories');
+// The current recordings, and older ones kept in subfolders (e.g. before-async-touch/) for the patches they exercise.
+const files = (readdirSync(DIR, { recursive: true }) as string[]).filter((f) => f.endsWith('.json')).sort();
+const load = (f: string): HistoryAndWorkflowId => {
+  const { workflowId, history } = JSON.parse(readFileSync(join(DIR, f), 'utf8'));
+  return { workflowId, history: historyFromJSON(history) };
+};
+const quiet = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never;
+
+describe('replay of recorded histories', () => {
+  test('the recordings cover a start, a failed start, messages, pause and resume, continue-as-new, a close, the helpers and every patched path', () => {
+    assert.ok(
+      files.some((f) => f.startsWith('before-async-touch/')),
+      'histories from before the async-touch patch are kept',
+    );
+    assert.ok(
+      files.some((f) => f.startsWith('before-issue-10/')),
+      'histories from before the delivery, slot and idle patches are kept',
+    );
+    // Each patched path has a recording that takes it: recover-sandbox (recover-unreachable-sandbox, delivery-cursor),
+    // idle-agent-busy (idle-counts-agent), user-sessions-at-limit (self-healing-slots), start-close (close-deletes-schedules).
+    for (const name of [
+      'start-close',
+      'failed-start',
+      'messages',
+      'pause-resume',
+      'continue-as-new',
+      'continue-as-new-run2',
+      'resume-workflow',
+      'reaper',
+      'user-sessions',
+      'recover-sandbox',
+      'idle-agent-busy',
+      'user-sessions-at-limit',
+    ]) {
+      assert.ok(files.includes(`${name}.json`), `${name}.json is recorded`);
+    }
+  });
+
+  test('each patched path is taken by a recording: its patch marker and the activity it schedules', () => {
+    const events = (f: string) =>
+      JSON.parse(readFileSync(join(DIR, f), 'utf8')).history.events as Array<Record<string, any>>;
+    const patches = (f: string) =>
+      events(f)
+        .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch')
+        .map(
+          (e) =>
+            JSON.parse(
+              Buffer.from(e.markerRecordedEventAttributes.details['patch-data'].payloads[0].data, 'base64').toString(),
+            ).id as string,
+        );
+    const scheduled = (f: string) =>
+      events(f)
+        .filter((e) => e.activityTaskScheduledEventAttributes)
+        .map((e) => e.activityTaskScheduledEventAttributes.activityType.name as string);
+    const cases: Array<[file: string, patch: string, activity: string]> = [
+      ['recover-sandbox.json', 'recover-unreachable-sandbox', 'resumeRuntime'],
+      ['recover-sandbox.json', 'delivery-cursor', 'sendEvent'],
+      ['idle-agent-busy.json', 'idle-counts-agent', 'conversationActivity'],
+      ['user-sessions-at-limit.json', 'self-healing-slots', 'checkSlots'],
+      ['start-close.json', 'close-deletes-schedules', 'deleteResumeSchedules'],
+    ];
+    for (const [file, patch, activity] of cases) {
+      assert.ok(patches(file).includes(patch), `${file} records the ${patch} patch`);
+      assert.ok(scheduled(file).includes(activity), `${file} schedules ${activity}`);
+    }
+    assert.ok(
+      scheduled('idle-agent-busy.json').filter((a) => a === 'conversationActivity').length >= 2,
+      'the idle check found the agent at work at least once',
+    );
+  });
+
+  test('every recorded history replays against the current workflow code', async () => {
+    const results = Worker.runReplayHistories(
+      { workflowBundle: await workflowBundle(), dataConverter: { failureConverterPath: FAILURE_CONVERTER_PATH } },
+      files.map(load),
+    );
+    let n = 0;
+    for await (const r of results) {
+      n++;
+      assert.equal(r.error, undefined, `${r.workflowId} (${r.runId}): ${r.error?.message}`);
+    }
+    assert.equal(n, files.length);
+  });
+
+  test('a non-deterministic change is caught (control)', async () => {
+    const changed = await bundleWorkflowCode({
+      ...BUNDLE_OPTIONS,
+      workflowsPath: require.resolve('../fixtures/changed-workflows'),
+      logger: quiet,
+    });
+    const { workflowId, history } = load('start-close.json');
+    await assert.rejects(
+      Worker.runReplayHistory(
+        { workflowBundle: changed, dataConverter: { failureConverterPath: FAILURE_CONVERTER_PATH } },
+        history,
+        workflowId,
+      ),
+      DeterminismViolationError,
+    );
+  });
+});
