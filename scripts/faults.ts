@@ -10,6 +10,7 @@
 // Prints a matrix (fault × runs × violations) and exits non-zero on any violation. FAULT_RUNS sets the runs per
 // fault (default 5); `npm test` runs every fault once (test/faults.test.ts).
 import { ConversationError } from '../src/conversation/client';
+import { START_STEPS } from '../src/shared/constants';
 import { NestedClient } from '../src/nested/client';
 import type { AgentLoopInfo } from '../src/shared/schemas';
 import { FaultLab, SETTLE_BOUND_MS, newId, sleep, type Conv, type FaultRow, type Sent } from './faults/lab';
@@ -59,14 +60,7 @@ const killAndRestartWorker = async (lab: FaultLab) => {
 };
 
 const FAULTS: Fault[] = [
-  ...[
-    'acquireSession',
-    'createRuntime',
-    'refreshTokens',
-    'configureNestedServer',
-    'createConversation',
-    'waitForReady',
-  ].map((step) => duringStart(`worker SIGKILL during ${step}`, step, killAndRestartWorker)),
+  ...START_STEPS.map((step) => duringStart(`worker SIGKILL during ${step}`, step, killAndRestartWorker)),
   duringStart(
     'worker SIGKILL during createRuntime (container made, activity not done)',
     'createRuntime',

@@ -34,10 +34,7 @@ export function addServiceCommands(program: Command): void {
           `  model openai/stand-in-error: every call fails (401); a message containing ${FINISH_MARKER}: the agent finishes`,
         ].join('\n'),
       );
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
+      await untilStopped();
       await llm.close();
     });
 
@@ -49,10 +46,7 @@ export function addServiceCommands(program: Command): void {
       const c = loadConfig();
       const server = await codecServer(c, { port: o.port });
       console.error(`codec server on ${server.url} for ${c.codec.corsOrigins.join(', ')}; ${codecGuard(c)}`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
+      await untilStopped();
       await server.close();
     });
 
@@ -60,4 +54,12 @@ export function addServiceCommands(program: Command): void {
     .command('dev')
     .description('run the whole service: Temporal dev server (unless TEMPORAL_ADDRESS is set) and a worker')
     .action(() => runDev(loadConfig()));
+}
+
+/** Until Ctrl-C (SIGINT) or SIGTERM. */
+function untilStopped(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
 }

@@ -142,8 +142,10 @@ class SlotRegistry {
       held.lastActiveAt = Date.now();
       return { conversationId, evicted: [] };
     }
-    // One acquire at a time: the limit is enforced by a single serial owner.
-    await condition(() => !this.acquiring);
+    // One acquire at a time: the limit is enforced by a single serial owner. Checked again after each wake-up:
+    // acquires waiting together are all woken in one pass, and only the first may go on (three concurrent first
+    // starts of one user all went on at once and got three slots under a limit of 2).
+    while (this.acquiring) await condition(() => !this.acquiring);
     this.acquiring = true;
     try {
       if (requested !== undefined) this.limit = requested;

@@ -32,6 +32,10 @@ describe('replay of recorded histories', () => {
       files.some((f) => f.startsWith('before-issue-10/')),
       'histories from before the delivery, slot and idle patches are kept',
     );
+    assert.ok(
+      files.some((f) => f.startsWith('before-issue-11/')),
+      'histories from before the slot checks ran as local activities are kept',
+    );
     // Each patched path has a recording that takes it: recover-sandbox (recover-unreachable-sandbox, delivery-cursor),
     // idle-agent-busy (idle-counts-agent), user-sessions-at-limit (self-healing-slots), start-close (close-deletes-schedules).
     for (const name of [
@@ -68,17 +72,37 @@ describe('replay of recorded histories', () => {
       events(f)
         .filter((e) => e.activityTaskScheduledEventAttributes)
         .map((e) => e.activityTaskScheduledEventAttributes.activityType.name as string);
+    // A local activity leaves a marker whose data names its type.
+    const ranLocally = (f: string) =>
+      events(f)
+        .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')
+        .map(
+          (e) =>
+            JSON.parse(Buffer.from(e.markerRecordedEventAttributes.details.data.payloads[0].data, 'base64').toString())
+              .activity_type as string,
+        );
     const cases: Array<[file: string, patch: string, activity: string]> = [
       ['recover-sandbox.json', 'recover-unreachable-sandbox', 'resumeRuntime'],
       ['recover-sandbox.json', 'delivery-cursor', 'sendEvent'],
       ['idle-agent-busy.json', 'idle-counts-agent', 'conversationActivity'],
-      ['user-sessions-at-limit.json', 'self-healing-slots', 'checkSlots'],
+      ['before-issue-11/user-sessions-at-limit.json', 'self-healing-slots', 'checkSlots'],
       ['start-close.json', 'close-deletes-schedules', 'deleteResumeSchedules'],
     ];
     for (const [file, patch, activity] of cases) {
       assert.ok(patches(file).includes(patch), `${file} records the ${patch} patch`);
       assert.ok(scheduled(file).includes(activity), `${file} schedules ${activity}`);
     }
+    // The slot checks as local activities (local-slot-checks), at the limit and when a registry starts afresh.
+    for (const file of ['user-sessions-at-limit.json', 'user-sessions.json']) {
+      assert.ok(patches(file).includes('local-slot-checks'), `${file} records the local-slot-checks patch`);
+      assert.ok(!scheduled(file).includes('checkSlots'), `${file} schedules no checkSlots activity`);
+    }
+    assert.ok(patches('user-sessions-at-limit.json').includes('self-healing-slots'));
+    assert.ok(ranLocally('user-sessions-at-limit.json').includes('checkSlots'), 'checkSlots ran as a local activity');
+    assert.ok(
+      ranLocally('user-sessions.json').includes('listLiveConversations'),
+      'a registry started afresh lists the live conversations locally',
+    );
     assert.ok(
       scheduled('idle-agent-busy.json').filter((a) => a === 'conversationActivity').length >= 2,
       'the idle check found the agent at work at least once',

@@ -65,6 +65,24 @@ describe('UserSessions: slots that heal themselves', () => {
     });
   });
 
+  test('three acquires at once at a registry started afresh: two get a slot, the third waits', async () => {
+    const { acts } = fakeActivities();
+    await withFakeWorker(env, { ...acts, ...createSlotActivities() }, async (client, taskQueue) => {
+      // Three live conversations (their slots hold when checked); none is RUNNING in this registry, so none can be
+      // paused to make room.
+      const ids = [uniqueId('burst'), uniqueId('burst'), uniqueId('burst')];
+      for (const id of ids) await client.start(input(id));
+      const h = await registry(taskQueue, { userId: uniqueId('burst-user'), limit: 2 });
+      const asks = ids.map((conversationId) => h.executeUpdate(acquireSlotUpdate, { args: [{ conversationId }] }));
+      for (const a of asks) a.catch(() => undefined); // the third is still waiting when the registry is terminated
+      await eventually(async () => assert.equal((await h.query(slotsQuery)).length, 2));
+      await new Promise((r) => setTimeout(r, 2000));
+      assert.equal((await h.query(slotsQuery)).length, 2, 'the third is still waiting, not granted');
+      await h.terminate();
+      await Promise.all(ids.map((id) => client.close(id)));
+    });
+  });
+
   test('a STARTING slot left by a conversation that is gone no longer counts at the limit', async () => {
     const { acts } = fakeActivities();
     await withFakeWorker(env, { ...acts, ...createSlotActivities() }, async (_client, taskQueue) => {
