@@ -1,5 +1,6 @@
-// The Docker provider's helpers that stand on their own: the sandbox networks, and reading a container's logs.
+// The Docker provider's helpers that stand on their own: the sandbox networks, a container's logs, a missing image.
 import type Docker from 'dockerode';
+import { ErrorType, NestorError } from '../errors';
 import { LABELS } from '../shared/constants';
 import { SANDBOX_NETWORK, SANDBOX_NETWORK_INTERNAL } from './container-spec';
 
@@ -79,4 +80,14 @@ export function lastLogLines(docker: Docker, name: string): Promise<string> {
         .slice(0, 500),
     )
     .catch(() => '');
+}
+
+/** The runtime image is not on this Docker engine: say how to build it. */
+export function imageNotFound(image: string): NestorError {
+  return new NestorError(
+    ErrorType.RuntimeImageNotFound,
+    `image '${image}' not found locally; build it with 'npm run setup' (scripts/build-openhands-image.sh, scripts/build-emulator-image.sh)`,
+    false,
+    { image },
+  );
 }

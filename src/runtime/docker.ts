@@ -5,7 +5,7 @@ import { LABELS } from '../shared/constants';
 import { ErrorType, NestorError } from '../errors';
 import type { RuntimeHandle, RuntimeProvider, RuntimeSpec, RuntimeSummary } from './provider';
 import { UNLABELLED_MANIFEST, manifestFromLabels, type ImageManifest } from './image-manifest';
-import { SandboxNetworks, demux, lastLogLines, statusOf } from './docker-parts';
+import { SandboxNetworks, demux, imageNotFound, lastLogLines, statusOf } from './docker-parts';
 import {
   SANDBOX_NETWORK_INTERNAL,
   buildContainerSpec,
@@ -53,7 +53,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
       .then((img) => manifestFromLabels(this.opts.image, img.Config?.Labels))
       .catch((err) => {
         this.manifestRead = undefined; // built later (npm run setup): read again next time
-        if (statusOf(err) === 404) throw this.imageNotFound();
+        if (statusOf(err) === 404) throw imageNotFound(this.opts.image);
         throw err;
       });
     return this.manifestRead;
@@ -120,7 +120,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
           true,
         );
       }
-      if (status === 404) throw this.imageNotFound();
+      if (status === 404) throw imageNotFound(this.opts.image);
       throw new NestorError(
         ErrorType.RuntimeStartFailed,
         `creating container ${name} failed: ${(err as Error).message}`,
@@ -233,15 +233,6 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     if (!info) return `container ${name} does not exist`;
     const logs = await lastLogLines(this.docker, name);
     return `container ${name} is ${info.State.Status} (exit code ${info.State.ExitCode})${logs ? `; last log lines: ${logs}` : ''}`;
-  }
-
-  private imageNotFound(): NestorError {
-    return new NestorError(
-      ErrorType.RuntimeImageNotFound,
-      `image '${this.opts.image}' not found locally; build it with 'npm run setup' (scripts/build-openhands-image.sh, scripts/build-emulator-image.sh)`,
-      false,
-      { image: this.opts.image },
-    );
   }
 
   /** Start the container if needed and read its URL and session key back from Docker. */
