@@ -8,18 +8,12 @@ import { conversationWorkflowId } from '../shared/constants';
 import { ErrorType, NestorError } from '../errors';
 import type { AgentLoopInfo } from '../shared/schemas';
 import { resumeUpdate, sendMessageUpdate } from '../conversation/messages';
-
-export interface ResumeConversationInput {
-  conversationId: string;
-  message?: string;
-  /** Deduplicates the message when this activity is retried. */
-  messageId?: string;
-}
+import type { ResumeActivityInput } from './messages';
 
 export function createResumeScheduleActivities() {
   return {
     /** Resume `conversation-<id>` and deliver the optional message. A conversation that is not running is ConversationNotFound. */
-    async resumeConversation(input: ResumeConversationInput): Promise<AgentLoopInfo> {
+    async resumeConversation(input: ResumeActivityInput): Promise<AgentLoopInfo> {
       const handle = Context.current().client.workflow.getHandle(conversationWorkflowId(input.conversationId));
       let status: string;
       try {

@@ -4,6 +4,9 @@ import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { ErrorType } from '../errors';
 import type { AgentLoopInfo } from '../shared/schemas';
+import type { ResumeConversationInput } from './messages';
+
+export type { ResumeConversationInput };
 
 const { resumeConversation } = proxyActivities<Activities>({
   summary: 'resumeConversation: resume the conversation, deliver the scheduled message',
@@ -15,12 +18,6 @@ const { resumeConversation } = proxyActivities<Activities>({
     nonRetryableErrorTypes: [ErrorType.ConversationNotFound, ErrorType.ConversationClosed, ErrorType.InvalidInput],
   },
 });
-
-export interface ResumeConversationInput {
-  conversationId: string;
-  /** Delivered after the resume, once (the run's workflow ID is its message ID). */
-  message?: string;
-}
 
 export async function ResumeConversation(input: ResumeConversationInput): Promise<AgentLoopInfo> {
   return resumeConversation({ ...input, messageId: input.message ? workflowInfo().workflowId : undefined });
