@@ -3,10 +3,10 @@
 const WORKFLOW_CODE = [
   '^src/workflows[.]ts$',
   '^src/conversation/workflow/',
-  '^src/(user-sessions|resume-schedules|reaper)/workflow[.]ts$',
+  '^src/(user-sessions|resume-schedules|reaper|sandbox-pools)/workflow[.]ts$',
   '^src/observability/workflow-interceptors[.]ts$',
 ];
-const FEATURES = '^src/(conversation|user-sessions|resume-schedules|reaper)/';
+const FEATURES = '^src/(conversation|user-sessions|resume-schedules|reaper|sandbox-pools)/';
 const ADAPTERS = '^src/(runtime|nested|codec|observability|llm-stand-in)/';
 const ENTRY_POINTS = ['^src/(cli|worker)[.]ts$', '^src/cli/', '^src/dev/'];
 
@@ -55,7 +55,7 @@ module.exports = {
       name: 'features-meet-only-through-messages',
       comment: "A feature uses another's message definitions and client helpers, never its workflow or activities.",
       severity: 'error',
-      from: { path: '^src/(conversation|user-sessions|resume-schedules|reaper)/' },
+      from: { path: '^src/(conversation|user-sessions|resume-schedules|reaper|sandbox-pools)/' },
       to: { path: FEATURES, pathNot: ['^src/$1/', '/(messages|schedules)[.]ts$'] },
     },
     {

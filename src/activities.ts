@@ -9,6 +9,7 @@ import { createNestedActivities } from './conversation/activities/nested';
 import { createRuntimeActivities } from './conversation/activities/runtime';
 import { createTokenActivities, type OAuthConfig } from './conversation/activities/tokens';
 import { createReaperActivities } from './reaper/activities';
+import { createPoolActivities } from './sandbox-pools/activities';
 import { createResumeScheduleActivities } from './resume-schedules/activities';
 import { createSessionActivities } from './user-sessions/activities';
 import { DEFAULT_MODEL_CAPABILITIES, type ModelCapabilities, type SandboxMaxima } from './user-sessions/session';
@@ -45,6 +46,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createNestedActivities({ dispatcher: deps.dispatcher, requestTimeoutMs: deps.nestedRequestTimeoutMs }),
     ...createResumeScheduleActivities(),
     ...createReaperActivities({ runtime: deps.runtime }),
+    ...createPoolActivities({ runtime: deps.runtime }),
   };
 }
 

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, ConversationError, NestorError } from './errors';
 import { addConversationCommands } from './cli/conversation-commands';
 import { addScheduleCommands } from './cli/schedule-commands';
+import { addPoolCommands } from './cli/pool-commands';
 import { addServiceCommands } from './cli/service-commands';
 import { EXIT } from './cli/output';
 
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     .exitOverride();
   addConversationCommands(program);
   addScheduleCommands(program);
+  addPoolCommands(program);
   addServiceCommands(program);
   return program;
 }

@@ -6,6 +6,7 @@ import {
   DEFAULT_MAX_CONVERSATIONS_PER_USER,
   DEFAULT_NESTED_TIMEOUT_MS,
   DEFAULT_REAPER_GRACE_MS,
+  DEFAULT_POOL_SIZE,
   DEFAULT_REAPER_INTERVAL_MS,
   DEFAULT_SANDBOX_LIMITS,
   DEFAULT_SANDBOX_MAXIMA,
@@ -90,6 +91,7 @@ export const EnvSchema = z.object({
   NESTOR_LOG_LEVEL: z.enum(LOG_LEVELS).default('INFO'),
   NESTOR_REAPER_INTERVAL_MS: z.coerce.number().int().min(0).default(DEFAULT_REAPER_INTERVAL_MS),
   NESTOR_REAPER_GRACE_MS: z.coerce.number().int().min(0).default(DEFAULT_REAPER_GRACE_MS),
+  NESTOR_POOL_SIZE: z.coerce.number().int().min(0).max(1000).default(DEFAULT_POOL_SIZE),
 });
 
 export interface NestorConfig {
@@ -120,6 +122,11 @@ export interface NestorConfig {
   logLevel: (typeof LOG_LEVELS)[number];
   /** The orphan reaper's schedule: every intervalMs (0: no schedule), sparing runtimes younger than graceMs. */
   reaper: { intervalMs: number; graceMs: number };
+  /**
+   * The warm pool of the runtime image: members a worker starts it with when none runs (0: the worker starts none;
+   * `nestor pool resize` sets it from then on).
+   */
+  poolSize: number;
 }
 
 /** Parse the environment; a bad variable is named with what was expected. */
@@ -163,6 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
     metricsPort: e.NESTOR_METRICS_PORT,
     logLevel: e.NESTOR_LOG_LEVEL,
     reaper: { intervalMs: e.NESTOR_REAPER_INTERVAL_MS, graceMs: e.NESTOR_REAPER_GRACE_MS },
+    poolSize: e.NESTOR_POOL_SIZE,
     oauth: {
       github: {
         tokenUrl: e.NESTOR_GITHUB_TOKEN_URL,

@@ -48,3 +48,18 @@ export const DEFAULT_TOKEN_URLS: Record<'github' | 'gitlab' | 'bitbucket', strin
   gitlab: 'https://gitlab.com/oauth/token',
   bitbucket: 'https://bitbucket.org/site/oauth2/access_token',
 };
+
+/** Warm pools: a member older than this is replaced (a fresh boot, nothing stale). @default 6 hours */
+export const DEFAULT_POOL_MAX_AGE_MS = 6 * 3600_000;
+
+/** Warm pools: how often members are health-checked when no claim wakes the pool. @default 30 s */
+export const DEFAULT_POOL_TEND_INTERVAL_MS = 30_000;
+
+/** Warm pools: members booted at once (each boot takes a CPU; the machines have 2). @default 2 */
+export const DEFAULT_POOL_BOOT_BATCH = 2;
+
+/** Warm pools: the share of the Docker host's memory all members of one pool may reserve. @default 0.5 */
+export const DEFAULT_POOL_MEMORY_SHARE = 0.5;
+
+/** Warm pools: members kept per image when a worker starts a pool (NESTOR_POOL_SIZE). @default 0, no pool */
+export const DEFAULT_POOL_SIZE = 0;

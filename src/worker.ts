@@ -1,5 +1,6 @@
 // Worker entry: the StartConversation workflow and its activities on the conversations task queue.
 import { startReaper } from './reaper/schedule';
+import { startPool } from './sandbox-pools/start';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
 import { KNOWN_ERRORS, createActivities, type ActivityDeps } from './activities';
@@ -92,15 +93,17 @@ export async function startWorker(
 ): Promise<{ worker: Worker; connection: NativeConnection; address: string }> {
   const address = temporalAddress(c);
   const connection = await NativeConnection.connect({ address });
+  const deps = depsFromConfig(c);
   try {
     const worker = await createWorker({
       connection,
       namespace: c.namespace,
       taskQueue: c.taskQueue,
-      deps: depsFromConfig(c),
+      deps,
       dataConverter,
     });
     await startReaper(worker, c);
+    await startPool(worker, c, deps.runtime);
     return { worker, connection, address };
   } catch (err) {
     await connection.close();

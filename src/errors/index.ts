@@ -50,6 +50,10 @@ export const ErrorType = {
   ContinuingAsNew: 'ContinuingAsNew',
   /** The conversation is closed or closing. */
   ConversationClosed: 'ConversationClosed',
+  /** A warm pool was asked to keep more members than its share of the host's memory holds. Never retried. */
+  PoolTooLarge: 'PoolTooLarge',
+  /** No warm pool of that name is running (never started, or drained). */
+  PoolNotFound: 'PoolNotFound',
 } as const;
 export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 

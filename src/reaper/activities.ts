@@ -2,7 +2,7 @@
 // remove them. A conversation's workflow is the only owner of its runtime; without one, nothing will ever remove it.
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
-import { conversationWorkflowId } from '../shared/constants';
+import { conversationWorkflowId, poolWorkflowId } from '../shared/constants';
 import type { RuntimeProvider } from '../runtime/provider';
 import { heartbeat } from '../shared/activity-context';
 
@@ -12,7 +12,10 @@ export interface FindOrphansInput {
 }
 
 export interface OrphanRuntime {
+  /** The conversation it was made for ('' for an unclaimed pool member). */
   conversationId: string;
+  /** An unclaimed member of a warm pool whose owner is gone (drained, terminated): its pool and ID. */
+  pool?: { name: string; memberId: string };
   runtimeId: string;
   name: string;
   /** The conversation workflow's status, or NOT_FOUND. */
@@ -30,11 +33,11 @@ export interface FindOrphansResult {
   orphans: OrphanRuntime[];
 }
 
-/** The conversation workflow's status ('RUNNING' while open), or NOT_FOUND. */
-async function workflowStatus(conversationId: string): Promise<string> {
+/** The owning workflow's status ('RUNNING' while open), or NOT_FOUND: the conversation's, or a pool member's pool's. */
+async function workflowStatus(conversationId: string, pool?: { name: string }): Promise<string> {
+  const id = pool ? poolWorkflowId(pool.name) : conversationWorkflowId(conversationId);
   try {
-    return (await Context.current().client.workflow.getHandle(conversationWorkflowId(conversationId)).describe()).status
-      .name;
+    return (await Context.current().client.workflow.getHandle(id).describe()).status.name;
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return 'NOT_FOUND';
     throw err;
@@ -49,7 +52,7 @@ export function createReaperActivities(deps: { runtime: RuntimeProvider; now?: (
       const result: FindOrphansResult = { seen: runtimes.length, owned: 0, young: 0, orphans: [] };
       for (const r of runtimes) {
         heartbeat(r.name);
-        const status = r.conversationId ? await workflowStatus(r.conversationId) : 'NOT_FOUND';
+        const status = r.conversationId || r.pool ? await workflowStatus(r.conversationId, r.pool) : 'NOT_FOUND';
         if (status === 'RUNNING') {
           result.owned++;
           continue;
@@ -61,6 +64,7 @@ export function createReaperActivities(deps: { runtime: RuntimeProvider; now?: (
         }
         result.orphans.push({
           conversationId: r.conversationId,
+          ...(r.pool && { pool: r.pool }),
           runtimeId: r.runtimeId,
           name: r.name,
           workflowStatus: status,
@@ -74,8 +78,14 @@ export function createReaperActivities(deps: { runtime: RuntimeProvider; now?: (
      * Remove one orphan, checking again first: a start of the same conversation since the scan owns it now. Returns
      * false when the runtime is gone already or has an owner again.
      */
-    async removeOrphanRuntime(input: { conversationId: string }): Promise<boolean> {
-      if ((await workflowStatus(input.conversationId)) === 'RUNNING') return false;
+    async removeOrphanRuntime(input: {
+      conversationId: string;
+      pool?: { name: string; memberId: string };
+    }): Promise<boolean> {
+      if ((await workflowStatus(input.conversationId, input.pool)) === 'RUNNING') return false;
+      // An unclaimed pool member is retired by the pool's own rename-first removal: one claimed meanwhile is kept.
+      if (input.pool)
+        return deps.runtime.pool?.poolName === input.pool.name && deps.runtime.pool.retire(input.pool.memberId);
       return deps.runtime.remove(input.conversationId);
     },
   };

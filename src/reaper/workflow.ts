@@ -43,12 +43,14 @@ export async function ReapOrphanRuntimes(input: ReapInput = {}): Promise<ReapRes
   await Promise.all(
     found.orphans.map(async (o) => {
       try {
-        ((await removeOrphanRuntime({ conversationId: o.conversationId })) ? result.removed : result.skipped).push(
-          o.conversationId,
-        );
+        const input = o.pool
+          ? { conversationId: o.conversationId, pool: o.pool }
+          : { conversationId: o.conversationId };
+        const what = o.pool ? `pool ${o.pool.name} member ${o.pool.memberId}` : o.conversationId;
+        ((await removeOrphanRuntime(input)) ? result.removed : result.skipped).push(what);
       } catch (err) {
         result.failed.push({
-          conversationId: o.conversationId,
+          conversationId: o.pool ? `pool ${o.pool.name} member ${o.pool.memberId}` : o.conversationId,
           message: err instanceof ApplicationFailure || err instanceof Error ? err.message : String(err),
         });
       }

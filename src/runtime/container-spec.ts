@@ -169,3 +169,65 @@ export function claimOf(
   }
   return incarnation === undefined || labels[LABELS.incarnation] === incarnation ? 'own' : 'earlier';
 }
+
+/** A warm-pool member's name while booting and once ready (claimed, it takes its conversation's name). */
+export function poolMemberName(
+  pool: string,
+  memberId: string,
+  state: 'booting' | 'ready',
+  prefix = 'nestor-pool-',
+): string {
+  return `${prefix}${pool}--${state}-${memberId}`;
+}
+
+/** The pool member's data volume: it becomes the claiming conversation's data (mounts are fixed at create). */
+export function poolVolumeName(pool: string, memberId: string, prefix = 'nestor-pool-'): string {
+  return `${prefix}${pool}-${memberId}-data`;
+}
+
+/**
+ * The create options of a warm-pool member: a conversation's sandbox in every way (image, hardening, default limits,
+ * the egress network) but identity-free: no conversation, user or incarnation label, no request env, only the
+ * image's declared pool env and a session key no one has read yet.
+ */
+export function buildPoolMemberSpec(opts: {
+  pool: string;
+  memberId: string;
+  image: string;
+  sessionApiKey: string;
+  poolPrefix?: string;
+  defaults?: Partial<SandboxDefaults>;
+  owner?: string;
+  manifest: ImageManifest;
+}): Docker.ContainerCreateOptions {
+  const base = buildContainerSpec(
+    { conversationId: '', userId: '', env: opts.manifest.poolEnv },
+    { image: opts.image, sessionApiKey: opts.sessionApiKey, defaults: opts.defaults, manifest: opts.manifest },
+  );
+  return {
+    ...base,
+    name: poolMemberName(opts.pool, opts.memberId, 'booting', opts.poolPrefix),
+    Labels: poolLabels(opts.pool, opts.memberId, opts.owner),
+    HostConfig: {
+      ...base.HostConfig,
+      Mounts: [
+        { Type: 'volume', Source: poolVolumeName(opts.pool, opts.memberId, opts.poolPrefix), Target: DATA_PATH },
+      ],
+    },
+  };
+}
+
+/** Labels of a pool member and its volume. */
+export function poolLabels(pool: string, memberId: string, owner?: string): Record<string, string> {
+  return {
+    [LABELS.managed]: 'true',
+    [LABELS.pool]: pool,
+    [LABELS.poolMember]: memberId,
+    ...(owner && { [LABELS.owner]: owner }),
+  };
+}
+
+/** The pool of an image: its reference made a valid name part (`nestor-emulator:latest` → `nestor-emulator-latest`). */
+export function poolNameFor(image: string): string {
+  return image.replace(/[^a-zA-Z0-9_.-]+/g, '-').replace(/^[^a-zA-Z0-9]+/, '');
+}

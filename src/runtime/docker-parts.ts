@@ -3,6 +3,8 @@ import type Docker from 'dockerode';
 import { ErrorType, NestorError } from '../errors';
 import { LABELS } from '../shared/constants';
 import { SANDBOX_NETWORK, SANDBOX_NETWORK_INTERNAL } from './container-spec';
+import { UNLABELLED_MANIFEST } from './image-manifest';
+import type { RuntimeHandle } from './provider';
 
 /** The HTTP status of a Docker API error (404: no such object, 409: conflict), if it has one. */
 export function statusOf(err: unknown): number | undefined {
@@ -89,5 +91,53 @@ export function imageNotFound(image: string): NestorError {
     `image '${image}' not found locally; build it with 'npm run setup' (scripts/build-openhands-image.sh, scripts/build-emulator-image.sh)`,
     false,
     { image },
+  );
+}
+
+/** Start the container if needed and read its URL and session key back from Docker. */
+export async function handleOf(
+  docker: Docker,
+  info: Docker.ContainerInspectInfo,
+  adopted = true,
+): Promise<RuntimeHandle> {
+  const name = info.Name.replace(/^\//, '');
+  if (info.Config.Labels?.[LABELS.managed] !== 'true') {
+    throw new NestorError(
+      ErrorType.RuntimeStartFailed,
+      `a container named ${name} exists but is not managed by nestor; remove or rename it`,
+      false,
+    );
+  }
+  const sessionApiKey = (info.Config.Env ?? [])
+    .find((e) => e.startsWith('SESSION_API_KEY='))
+    ?.slice('SESSION_API_KEY='.length);
+  if (!sessionApiKey)
+    throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} has no session API key`, false);
+  if (!info.State.Running) {
+    try {
+      await docker.getContainer(info.Id).start();
+    } catch (err) {
+      if (statusOf(err) !== 304) {
+        throw new NestorError(
+          ErrorType.RuntimeStartFailed,
+          `starting container ${name} failed: ${(err as Error).message}`,
+          true,
+        );
+      }
+    }
+    info = await docker.getContainer(info.Id).inspect();
+  }
+  // The port the container was created with (its image's manifest), whatever image is configured now.
+  const port = Object.keys(info.Config.ExposedPorts ?? {})[0] ?? `${UNLABELLED_MANIFEST.port}/tcp`;
+  const binding = info.NetworkSettings.Ports?.[port]?.find((b) => b.HostIp === '127.0.0.1' && b.HostPort);
+  if (binding) return { runtimeId: info.Id, url: `http://127.0.0.1:${binding.HostPort}`, sessionApiKey, adopted };
+  // No egress: no published port; the sandbox is reached at its address on the internal bridge.
+  const internalIp = info.NetworkSettings.Networks?.[SANDBOX_NETWORK_INTERNAL]?.IPAddress;
+  if (internalIp)
+    return { runtimeId: info.Id, url: `http://${internalIp}:${parseInt(port, 10)}`, sessionApiKey, adopted };
+  throw new NestorError(
+    ErrorType.RuntimeStartFailed,
+    `container ${name} has no published port or internal address (state ${info.State.Status})`,
+    true,
   );
 }

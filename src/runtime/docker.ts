@@ -4,16 +4,10 @@ import Docker from 'dockerode';
 import { LABELS } from '../shared/constants';
 import { ErrorType, NestorError } from '../errors';
 import type { RuntimeHandle, RuntimeProvider, RuntimeSpec, RuntimeSummary } from './provider';
-import { UNLABELLED_MANIFEST, manifestFromLabels, type ImageManifest } from './image-manifest';
-import { SandboxNetworks, demux, imageNotFound, lastLogLines, statusOf } from './docker-parts';
-import {
-  SANDBOX_NETWORK_INTERNAL,
-  buildContainerSpec,
-  claimOf,
-  containerName,
-  volumeName,
-  type SandboxDefaults,
-} from './container-spec';
+import { manifestFromLabels, type ImageManifest } from './image-manifest';
+import { SandboxNetworks, demux, handleOf, imageNotFound, lastLogLines, statusOf } from './docker-parts';
+import { DockerPool, LOCK_LABEL, removeVolume } from './docker-pool';
+import { buildContainerSpec, claimOf, containerName, volumeName, type SandboxDefaults } from './container-spec';
 
 export { demux };
 
@@ -30,6 +24,8 @@ export interface DockerProviderOptions {
    * only those, so services sharing a Docker engine never reap each other's sandboxes. @default no owner label, list all
    */
   owner?: string;
+  /** Warm pool: its name (@default from the image) and members' name prefix (@default 'nestor-pool-'). */
+  pool?: { name?: string; prefix?: string };
 }
 
 export class DockerRuntimeProvider implements RuntimeProvider {
@@ -38,11 +34,25 @@ export class DockerRuntimeProvider implements RuntimeProvider {
   private readonly prefix: string;
   private readonly networks: SandboxNetworks;
   private manifestRead?: Promise<ImageManifest>;
+  readonly pool: DockerPool;
 
   constructor(private readonly opts: DockerProviderOptions) {
     this.docker = opts.docker ?? new Docker();
     this.prefix = opts.namePrefix ?? 'nestor-conv-';
     this.networks = new SandboxNetworks(this.docker);
+    this.pool = new DockerPool(
+      {
+        docker: this.docker,
+        image: opts.image,
+        owner: opts.owner,
+        convPrefix: this.prefix,
+        defaults: opts.defaults,
+        networks: this.networks,
+        requirements: () => this.requirements(),
+        handleOf: (info, adopted) => this.adopt(info, adopted),
+      },
+      { poolName: opts.pool?.name, poolPrefix: opts.pool?.prefix },
+    );
   }
 
   /** The image's needs, from its labels; read once. A missing image is RuntimeImageNotFound. */
@@ -64,10 +74,17 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     const existing = await this.inspectRaw(name);
     if (existing) {
       // This start's own container (an earlier attempt made it): adopt it. An earlier life's: remove it, with its data.
-      if (claimOf(name, existing.Config.Labels, this.opts.owner, spec.incarnation) === 'own')
-        return this.adopt(existing);
+      if (claimOf(name, await this.labelsOf(existing), this.opts.owner, spec.incarnation) === 'own')
+        return { ...(await this.adopt(existing)), startPath: existing.Config.Labels?.[LABELS.pool] ? 'pool' : 'cold' };
       await this.remove(spec.conversationId);
     }
+    const coldReason = this.pool.ineligible(spec);
+    const pooled = coldReason ? undefined : await this.pool.claim(spec);
+    if (pooled) return pooled;
+    return this.createCold(spec, name, coldReason ?? 'the pool had no ready sandbox');
+  }
+
+  private async createCold(spec: RuntimeSpec, name: string, coldReason: string): Promise<RuntimeHandle> {
     const manifest = await this.requirements();
     const sessionApiKey = randomBytes(32).toString('base64url');
     await this.networks.ensure(spec.egress ?? true);
@@ -100,7 +117,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
         // name before the container can be inspected, so wait briefly for it to appear.
         for (let wait = 20; wait <= 2000; wait *= 2) {
           const raced = await this.inspectRaw(name);
-          if (raced && claimOf(name, raced.Config.Labels, this.opts.owner, spec.incarnation) === 'own')
+          if (raced && claimOf(name, await this.labelsOf(raced), this.opts.owner, spec.incarnation) === 'own')
             return this.adopt(raced);
           if (raced)
             throw new NestorError(
@@ -130,7 +147,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     const created = await this.inspectRaw(name);
     if (!created)
       throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} vanished right after creation`, true);
-    return this.adopt(created, false);
+    return { ...(await this.adopt(created, false)), startPath: 'cold', coldReason };
   }
 
   async pause(conversationId: string): Promise<void> {
@@ -152,8 +169,9 @@ export class DockerRuntimeProvider implements RuntimeProvider {
         false,
       );
     // Containers made before incarnation labels existed carry none: theirs to resume.
-    const theirs = info.Config.Labels?.[LABELS.incarnation];
-    if (claimOf(name, info.Config.Labels, this.opts.owner, theirs === undefined ? undefined : incarnation) !== 'own') {
+    const labels = await this.labelsOf(info);
+    const theirs = labels?.[LABELS.incarnation];
+    if (claimOf(name, labels, this.opts.owner, theirs === undefined ? undefined : incarnation) !== 'own') {
       throw new NestorError(
         ErrorType.RuntimeStartFailed,
         `container ${name} belongs to another life of conversation ${conversationId} (incarnation ${theirs}); it is not resumed`,
@@ -177,54 +195,81 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     await this.docker.getVolume(name).remove();
   }
 
-  /** Remove the container and then its data volume. */
+  /** Remove the container and then its data volume (a pooled one's: the volume it was made with) and claim marker. */
   async remove(conversationId: string): Promise<boolean> {
+    const name = containerName(conversationId, this.prefix);
     let removed = true;
+    const volumes = [volumeName(conversationId, this.prefix)];
     try {
-      await this.docker.getContainer(containerName(conversationId, this.prefix)).remove({ force: true, v: true });
+      const c = this.docker.getContainer(name);
+      volumes.push(
+        ...((await c.inspect()).Mounts ?? []).flatMap((m) => (m.Type === 'volume' && m.Name ? [m.Name] : [])),
+      );
+      await c.remove({ force: true, v: true });
     } catch (err) {
       if (statusOf(err) === 404) removed = false;
       else if (!(statusOf(err) === 409 && /already in progress/.test((err as Error).message))) throw err;
     }
-    // The volume is freed a moment after a racing removal of its container: try again briefly while it is in use.
+    for (const v of new Set(volumes)) await this.removeFreedVolume(v);
+    // A pooled sandbox's lock (its claim record), found by the conversation it names.
+    const label = [`${LOCK_LABEL}=claim`, `${LABELS.conversationId}=${conversationId}`];
+    for (const lock of await this.docker.listContainers({ all: true, filters: { label } }))
+      await this.docker
+        .getContainer(lock.Id)
+        .remove({ force: true })
+        .catch((err) => {
+          if (statusOf(err) !== 404) throw err;
+        });
+    return removed;
+  }
+
+  /** The volume is freed a moment after a racing removal of its container: try again briefly while it is in use. */
+  private async removeFreedVolume(volume: string): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.docker.getVolume(volumeName(conversationId, this.prefix)).remove();
-        break;
+        return await removeVolume(this.docker, volume);
       } catch (err) {
-        if (statusOf(err) === 404) break;
         if (statusOf(err) !== 409 || attempt >= 20) throw err;
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    return removed;
+  }
+
+  /** A container's conversation labels: its own, or for a claimed pool member those of its claim marker. */
+  private async labelsOf(info: Docker.ContainerInspectInfo): Promise<Record<string, string> | undefined> {
+    const labels = info.Config.Labels ?? undefined;
+    if (!labels?.[LABELS.pool]) return labels;
+    return (await this.pool.claimLabels(labels[LABELS.poolMember] ?? '')) ?? { ...labels, [LABELS.incarnation]: '?' };
   }
 
   async inspect(conversationId: string): Promise<RuntimeSummary | undefined> {
     const info = await this.inspectRaw(containerName(conversationId, this.prefix));
-    return (
-      info && {
-        runtimeId: info.Id,
-        name: info.Name.replace(/^\//, ''),
-        conversationId: info.Config.Labels?.[LABELS.conversationId] ?? '',
-        userId: info.Config.Labels?.[LABELS.userId] ?? '',
-        state: info.State.Status,
-        createdAt: info.Created,
-      }
-    );
+    return info && this.summary(info.Id, info.Name, info.Config.Labels ?? {}, info.State.Status, info.Created);
   }
 
   async list(): Promise<RuntimeSummary[]> {
     const label = [`${LABELS.managed}=true`, ...(this.opts.owner ? [`${LABELS.owner}=${this.opts.owner}`] : [])];
     const all = await this.docker.listContainers({ all: true, filters: { label } });
-    return all.map((c) => ({
-      runtimeId: c.Id,
-      name: (c.Names[0] ?? '').replace(/^\//, ''),
-      conversationId: c.Labels[LABELS.conversationId] ?? '',
-      userId: c.Labels[LABELS.userId] ?? '',
-      state: c.State,
-      createdAt: new Date(c.Created * 1000).toISOString(),
-    }));
+    // A pool member's lock is never started and goes with its sandbox: not a runtime of its own.
+    return all
+      .filter((c) => !c.Labels[LOCK_LABEL])
+      .map((c) => this.summary(c.Id, c.Names[0] ?? '', c.Labels, c.State, new Date(c.Created * 1000).toISOString()));
+  }
+
+  /** A claimed pool member carries no conversation label: its name says whose it is (the user is on its marker). */
+  private summary(id: string, rawName: string, labels: Record<string, string>, state: string, createdAt: string) {
+    const name = rawName.replace(/^\//, '');
+    const claimed = name.startsWith(this.prefix) ? name.slice(this.prefix.length) : '';
+    const pool = labels[LABELS.pool];
+    return {
+      runtimeId: id,
+      name,
+      conversationId: labels[LABELS.conversationId] ?? claimed,
+      userId: labels[LABELS.userId] ?? '',
+      state,
+      createdAt,
+      ...(pool && !claimed && { pool: { name: pool, memberId: labels[LABELS.poolMember] ?? '' } }),
+    };
   }
 
   async diagnose(conversationId: string): Promise<string> {
@@ -235,48 +280,8 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     return `container ${name} is ${info.State.Status} (exit code ${info.State.ExitCode})${logs ? `; last log lines: ${logs}` : ''}`;
   }
 
-  /** Start the container if needed and read its URL and session key back from Docker. */
-  private async adopt(info: Docker.ContainerInspectInfo, adopted = true): Promise<RuntimeHandle> {
-    const name = info.Name.replace(/^\//, '');
-    if (info.Config.Labels?.[LABELS.managed] !== 'true') {
-      throw new NestorError(
-        ErrorType.RuntimeStartFailed,
-        `a container named ${name} exists but is not managed by nestor; remove or rename it`,
-        false,
-      );
-    }
-    const sessionApiKey = (info.Config.Env ?? [])
-      .find((e) => e.startsWith('SESSION_API_KEY='))
-      ?.slice('SESSION_API_KEY='.length);
-    if (!sessionApiKey)
-      throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} has no session API key`, false);
-    if (!info.State.Running) {
-      try {
-        await this.docker.getContainer(info.Id).start();
-      } catch (err) {
-        if (statusOf(err) !== 304) {
-          throw new NestorError(
-            ErrorType.RuntimeStartFailed,
-            `starting container ${name} failed: ${(err as Error).message}`,
-            true,
-          );
-        }
-      }
-      info = await this.docker.getContainer(info.Id).inspect();
-    }
-    // The port the container was created with (its image's manifest), whatever image is configured now.
-    const port = Object.keys(info.Config.ExposedPorts ?? {})[0] ?? `${UNLABELLED_MANIFEST.port}/tcp`;
-    const binding = info.NetworkSettings.Ports?.[port]?.find((b) => b.HostIp === '127.0.0.1' && b.HostPort);
-    if (binding) return { runtimeId: info.Id, url: `http://127.0.0.1:${binding.HostPort}`, sessionApiKey, adopted };
-    // No egress: no published port; the sandbox is reached at its address on the internal bridge.
-    const internalIp = info.NetworkSettings.Networks?.[SANDBOX_NETWORK_INTERNAL]?.IPAddress;
-    if (internalIp)
-      return { runtimeId: info.Id, url: `http://${internalIp}:${parseInt(port, 10)}`, sessionApiKey, adopted };
-    throw new NestorError(
-      ErrorType.RuntimeStartFailed,
-      `container ${name} has no published port or internal address (state ${info.State.Status})`,
-      true,
-    );
+  private adopt(info: Docker.ContainerInspectInfo, adopted = true): Promise<RuntimeHandle> {
+    return handleOf(this.docker, info, adopted);
   }
 
   /**

@@ -24,6 +24,11 @@ export interface ImageManifest {
   aliveTimeoutMs: number;
   /** Size of the in-memory /tmp (fixed paths the server writes there). */
   tmpfsMb: number;
+  /**
+   * Extra environment for warm-pool members only: identity-free settings that make a pooled sandbox answer its first
+   * conversation faster (OpenHands: `INITIAL_NUM_WARM_SERVERS=1`, one action server booted ahead). @default none
+   */
+  poolEnv: Record<string, string>;
 }
 
 /**
@@ -37,6 +42,7 @@ export const UNLABELLED_MANIFEST: ImageManifest = {
   defaultMemoryMb: 1024,
   aliveTimeoutMs: 120_000,
   tmpfsMb: 64,
+  poolEnv: {},
 };
 
 export const MANIFEST_LABEL_PREFIX = 'nestor.runtime.';
@@ -49,6 +55,11 @@ const LabelsSchema = z.object({
   'default-memory-mb': positive.optional(),
   'alive-timeout-ms': positive.optional(),
   'tmpfs-mb': positive.optional(),
+  /** `K=V` pairs separated by commas. */
+  'pool-env': z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*=[^,]*(,[A-Za-z_][A-Za-z0-9_]*=[^,]*)*$/, 'expected K=V pairs separated by commas')
+    .optional(),
 });
 
 /** The manifest from an image's labels; a malformed label is an error naming it (a broken build, not a default). */
@@ -71,6 +82,9 @@ export function manifestFromLabels(image: string, labels: Record<string, string>
     defaultMemoryMb: l['default-memory-mb'] ?? UNLABELLED_MANIFEST.defaultMemoryMb,
     aliveTimeoutMs: l['alive-timeout-ms'] ?? UNLABELLED_MANIFEST.aliveTimeoutMs,
     tmpfsMb: l['tmpfs-mb'] ?? UNLABELLED_MANIFEST.tmpfsMb,
+    poolEnv: Object.fromEntries(
+      (l['pool-env']?.split(',') ?? []).map((kv) => [kv.split('=')[0], kv.slice(kv.indexOf('=') + 1)]),
+    ),
   };
   if (m.defaultMemoryMb < m.memoryFloorMb) {
     throw new Error(

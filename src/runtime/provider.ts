@@ -13,7 +13,12 @@ export interface RuntimeSpec {
   pidsLimit?: number;
   /** False puts the sandbox on a network with no way out (no egress). @default true */
   egress?: boolean;
+  /** False never takes a sandbox from the warm pool (always a cold create). @default true */
+  fromPool?: boolean;
 }
+
+/** How a start got its sandbox: claimed from the warm pool, or created for it (cold). */
+export type StartPath = 'pool' | 'cold';
 
 export interface RuntimeHandle {
   /** Provider-specific ID (the Docker container ID). */
@@ -24,6 +29,10 @@ export interface RuntimeHandle {
   sessionApiKey: string;
   /** True when an existing runtime for this conversation was adopted instead of created. */
   adopted: boolean;
+  /** Claimed from the warm pool or created cold (absent when adopted from an earlier attempt of either). */
+  startPath?: StartPath;
+  /** Why a cold start did not take a pooled sandbox (e.g. the request has extra env, the pool has none ready). */
+  coldReason?: string;
 }
 
 export interface RuntimeSummary {
@@ -33,6 +42,43 @@ export interface RuntimeSummary {
   userId: string;
   state: string;
   createdAt: string;
+  /** The warm pool it is an unclaimed member of (no conversation yet), if it is one, and its ID there. */
+  pool?: { name: string; memberId: string };
+}
+
+/** An unclaimed member of a warm pool, by its state: booting (not yet alive) or ready (claimable). */
+export interface PoolMember {
+  /** The pool's own ID for it (stable across its renames). */
+  memberId: string;
+  name: string;
+  runtimeId: string;
+  state: 'booting' | 'ready';
+  /** Docker's state: running, exited, … */
+  containerState: string;
+  createdAt: string;
+}
+
+/**
+ * Warm pools of identity-free sandboxes for one image: created ahead of time, claimed atomically by a start (the
+ * provider's create does that), tended by the SandboxPool workflow through these operations.
+ */
+export interface PoolOps {
+  /** The pool's name for this provider's image: labels, workflow ID. */
+  readonly poolName: string;
+  /** Unclaimed members, every state. */
+  members(): Promise<PoolMember[]>;
+  /** Create and start member `memberId` as booting (idempotent per ID); its URL answers /alive once it has booted. */
+  createMember(memberId: string): Promise<{ member: PoolMember; url: string }>;
+  /** Make a booted member claimable. False when it is gone or not booting. */
+  markReady(memberId: string): Promise<boolean>;
+  /** Where a member's nested server answers (for its health check), or undefined when it is not running. */
+  memberUrl(memberId: string): Promise<string | undefined>;
+  /** Remove an unclaimed member. False when it was claimed meanwhile (then it is a conversation's, and kept). */
+  retire(memberId: string): Promise<boolean>;
+  /** The host's total memory (MB), for sizing pools by the image's declared needs. */
+  hostMemoryMb(): Promise<number>;
+  /** Why a request cannot take a pooled sandbox, or undefined when it can. */
+  ineligible(spec: RuntimeSpec): string | undefined;
 }
 
 export interface RuntimeProvider {
@@ -50,6 +96,8 @@ export interface RuntimeProvider {
   inspect(conversationId: string): Promise<RuntimeSummary | undefined>;
   /** Every runtime this provider manages. */
   list(): Promise<RuntimeSummary[]>;
+  /** Warm-pool operations, when the provider keeps pools. */
+  readonly pool?: PoolOps;
   /** Why a runtime that stopped answering stopped, for failure messages (e.g. its last log lines). */
   diagnose(conversationId: string): Promise<string>;
 }

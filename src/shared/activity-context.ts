@@ -32,3 +32,13 @@ export function activityLog(): Context['log'] | undefined {
 export function attempt(): number {
   return current()?.info.attempt ?? 1;
 }
+
+/** The worker's Temporal client, inside an activity (undefined outside one, or on a worker built without a client). */
+export function activityClient(): Context['client'] | undefined {
+  const ctx = current();
+  try {
+    return ctx?.client;
+  } catch {
+    return undefined;
+  }
+}

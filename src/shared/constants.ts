@@ -10,7 +10,11 @@ export const WORKFLOW_TYPES = {
   resumeConversation: 'ResumeConversation',
   reapOrphanRuntimes: 'ReapOrphanRuntimes',
   userSessions: 'UserSessions',
+  sandboxPool: 'SandboxPool',
 } as const;
+
+/** The workflow that keeps a warm pool: one per pool (per image, and later per host). */
+export const poolWorkflowId = (pool: string) => `sandbox-pool-${pool}`;
 
 /** The schedule that runs ReapOrphanRuntimes, created (or updated) by every worker at start. */
 export const REAPER_SCHEDULE_ID = 'nestor-reap-orphan-runtimes';
@@ -67,6 +71,10 @@ export const LABELS = {
    * conversation reusing the ID never adopts a sandbox or volume of an earlier one.
    */
   incarnation: 'nestor.incarnation',
+  /** The warm pool a sandbox was made for (identity-free until claimed; labels cannot change, so it stays). */
+  pool: 'nestor.pool',
+  /** The pool's own ID for a member, stable across the renames that claim or retire it. */
+  poolMember: 'nestor.pool-member',
 } as const;
 
 /** The steps of a running conversation's life besides the start steps. */
@@ -96,6 +104,12 @@ export const METRICS = {
   resumes: 'nestor_conversation_resumes',
   resumeFailures: 'nestor_conversation_resume_failures',
   recoveries: 'nestor_sandbox_recoveries',
+  poolTarget: 'nestor_pool_target_size',
+  poolReady: 'nestor_pool_ready',
+  poolBooting: 'nestor_pool_booting',
+  poolCreated: 'nestor_pool_members_created',
+  poolClaimed: 'nestor_pool_members_claimed',
+  poolReplaced: 'nestor_pool_members_replaced',
 } as const;
 
 /** Length of a string in UTF-8 bytes, without TextEncoder (not guaranteed in the workflow sandbox). */

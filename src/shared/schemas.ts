@@ -40,6 +40,8 @@ export const SandboxSettingsSchema = z.strictObject({
   env: z.record(EnvNameSchema, z.string().max(4096)).optional(),
   /** Network policy: false puts the sandbox on an internal network with no egress. @default true */
   egress: z.boolean().optional(),
+  /** False never takes a sandbox from the warm pool: always a cold create. @default true */
+  fromPool: z.boolean().optional(),
 });
 
 /** The user's settings, as OpenHands' `Settings` (camelCase here, snake_case on the nested wire). */
@@ -222,6 +224,10 @@ export const AgentLoopInfoSchema = z.strictObject({
   timings: z
     .strictObject({ runtimeReadyMs: z.number().optional(), startToRunningMs: z.number().optional() })
     .optional(),
+  /** How the start got its sandbox: claimed from the warm pool, or created for it (cold). */
+  startPath: z.enum(['pool', 'cold']).optional(),
+  /** Why a cold start took no pooled sandbox (the request has extra env, no egress, the pool had none ready…). */
+  coldReason: z.string().optional(),
   lastError: z.strictObject({ type: z.string(), step: z.string().optional(), message: z.string() }).optional(),
   warnings: z.array(z.string()),
 });

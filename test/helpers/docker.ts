@@ -15,9 +15,25 @@ export async function volumesFor(conversationId: string): Promise<Docker.VolumeI
   return Volumes ?? [];
 }
 
-/** Remove every container and volume a test made, whatever happened. */
+/** Remove every container and volume a test made, whatever happened (a pooled sandbox carries no conversation label). */
 export async function removeContainers(conversationIds: Iterable<string>): Promise<void> {
   for (const id of conversationIds) {
+    const pooled = await docker
+      .getContainer(`nestor-conv-${id}`)
+      .inspect()
+      .catch(() => undefined);
+    if (pooled?.Config.Labels?.[LABELS.pool]) {
+      await docker
+        .getContainer(pooled.Id)
+        .remove({ force: true })
+        .catch(() => {});
+      for (const m of pooled.Mounts ?? [])
+        if (m.Name)
+          await docker
+            .getVolume(m.Name)
+            .remove()
+            .catch(() => {});
+    }
     for (const c of await containersFor(id))
       await docker
         .getContainer(c.Id)

@@ -3,7 +3,9 @@ import type { Dispatcher } from 'undici';
 import { NestedClient } from '../../nested/client';
 import { ErrorType, NestorError } from '../../errors';
 import type { RuntimeHandle, RuntimeProvider, RuntimeSpec } from '../../runtime/provider';
-import { heartbeat, sleep } from '../../shared/activity-context';
+import { activityClient, heartbeat, sleep } from '../../shared/activity-context';
+import { poolWorkflowId } from '../../shared/constants';
+import { memberClaimedSignal } from '../../sandbox-pools/messages';
 
 /** First /alive poll after this, then ×1.5 up to ALIVE_POLL_MAX_MS. */
 export const ALIVE_POLL_FIRST_MS = 25;
@@ -66,6 +68,20 @@ export async function waitAlive(
   }
 }
 
+/**
+ * Tell the pool's owner a member was taken, so it refills now rather than at its next check. Not awaited: the start
+ * does not wait for it, and a signal that fails (no pool workflow, e.g. members left by a drained pool) changes nothing
+ * (the owner counts claims from the engine anyway).
+ */
+function wakePool(runtime: RuntimeProvider): void {
+  const client = activityClient();
+  if (!runtime.pool || !client) return;
+  client.workflow
+    .getHandle(poolWorkflowId(runtime.pool.poolName))
+    .signal(memberClaimedSignal, {})
+    .catch(() => undefined);
+}
+
 export function createRuntimeActivities(deps: RuntimeDeps) {
   return {
     /** Create or adopt the conversation's container, start it and wait until the nested server is alive. */
@@ -73,7 +89,8 @@ export function createRuntimeActivities(deps: RuntimeDeps) {
       const started = Date.now();
       const { aliveTimeoutMs, ...spec } = input;
       const handle = await deps.runtime.create(spec);
-      heartbeat({ runtimeId: handle.runtimeId, adopted: handle.adopted });
+      heartbeat({ runtimeId: handle.runtimeId, adopted: handle.adopted, startPath: handle.startPath });
+      if (handle.startPath === 'pool' && !handle.adopted) wakePool(deps.runtime);
       await waitAlive(
         handle,
         aliveTimeoutMs ?? (await deps.runtime.requirements()).aliveTimeoutMs,

@@ -153,12 +153,15 @@ async function runtimeStep({ conv, acts, input, incarnation, aliveTimeoutMs }: R
           memoryMb: sandbox?.memoryMb,
           pidsLimit: sandbox?.pidsLimit,
           egress: sandbox?.egress,
+          fromPool: sandbox?.fromPool,
           aliveTimeoutMs,
         })
       : await acts.resumeRuntime({ conversationId, incarnation, aliveTimeoutMs });
   conv.runtime = runtime;
   conv.info.runtimeId = runtime.runtimeId;
   conv.info.timings = { runtimeReadyMs: runtime.readyMs };
+  if (runtime.startPath) conv.info.startPath = runtime.startPath;
+  if (runtime.coldReason) conv.info.coldReason = runtime.coldReason;
   conv.info.url = `${runtime.url}/api/conversations/${conversationId}`;
   upsertMemo({ runtimeId: runtime.runtimeId, runtimeAdopted: runtime.adopted });
 }

@@ -1,0 +1,261 @@
+// Warm pools on Docker: identity-free sandboxes created ahead of time (`…--booting-<id>`, renamed `…--ready-<id>` once
+// alive). Taking a member, to claim it for a start or to retire it, first creates its lock: a container named
+// `…--lock-<id>` that is never started. Docker reserves a container name exclusively (a second create of the same name
+// is 409), so exactly one taker wins; a rename alone would not do, since the engine renames whatever container the old
+// name resolved to when the request arrived, even if another rename came first. The winner of a claim renames the
+// member to the conversation's container name. Labels cannot change after create, so the lock also records the claim
+// (the conversation, user, incarnation and owner a cold sandbox carries as labels) and lives as long as the sandbox.
+import { randomBytes } from 'node:crypto';
+import type Docker from 'dockerode';
+import { LABELS } from '../shared/constants';
+import type { PoolMember, PoolOps, RuntimeHandle, RuntimeSpec } from './provider';
+import type { ImageManifest } from './image-manifest';
+import { statusOf, type SandboxNetworks } from './docker-parts';
+import {
+  buildPoolMemberSpec,
+  containerName,
+  poolLabels,
+  poolMemberName,
+  poolNameFor,
+  poolVolumeName,
+  resolveMemoryMb,
+  DEFAULT_LIMITS,
+  type SandboxDefaults,
+} from './container-spec';
+
+/** What the pool needs from the Docker provider that owns it. */
+export interface PoolHost {
+  docker: Docker;
+  image: string;
+  owner?: string;
+  convPrefix: string;
+  defaults?: Partial<SandboxDefaults>;
+  networks: SandboxNetworks;
+  requirements(): Promise<ImageManifest>;
+  /** Start if needed and read URL and key back from Docker. */
+  handleOf(info: Docker.ContainerInspectInfo, adopted: boolean): Promise<RuntimeHandle>;
+}
+
+const STATES = ['booting', 'ready'] as const;
+
+/** Label of a member's lock container (its value: 'claim' or 'retire'). */
+export const LOCK_LABEL = 'nestor.pool-lock';
+
+export class DockerPool implements PoolOps {
+  readonly poolName: string;
+  private readonly prefix: string;
+
+  constructor(
+    private readonly host: PoolHost,
+    opts: { poolName?: string; poolPrefix?: string } = {},
+  ) {
+    this.poolName = opts.poolName ?? poolNameFor(host.image);
+    this.prefix = opts.poolPrefix ?? 'nestor-pool-';
+  }
+
+  private name(memberId: string, state: (typeof STATES)[number]): string {
+    return poolMemberName(this.poolName, memberId, state, this.prefix);
+  }
+
+  /** Unclaimed members (a claimed one carries its conversation's name), oldest first. */
+  async members(): Promise<PoolMember[]> {
+    const label = [
+      `${LABELS.pool}=${this.poolName}`,
+      ...(this.host.owner ? [`${LABELS.owner}=${this.host.owner}`] : []),
+    ];
+    const all = await this.host.docker.listContainers({ all: true, filters: { label } });
+    const members: PoolMember[] = [];
+    for (const c of all) {
+      const name = (c.Names[0] ?? '').replace(/^\//, '');
+      const memberId = c.Labels[LABELS.poolMember] ?? '';
+      const state = STATES.find((s) => name === this.name(memberId, s));
+      if (!state) continue; // claimed: a conversation's now
+      members.push({
+        memberId,
+        name,
+        runtimeId: c.Id,
+        state,
+        containerState: c.State,
+        createdAt: new Date(c.Created * 1000).toISOString(),
+      });
+    }
+    return members.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async createMember(memberId: string): Promise<{ member: PoolMember; url: string }> {
+    const manifest = await this.host.requirements();
+    await this.host.networks.ensure(true);
+    const { docker } = this.host;
+    await docker.createVolume({
+      Name: poolVolumeName(this.poolName, memberId, this.prefix),
+      Labels: poolLabels(this.poolName, memberId, this.host.owner),
+    });
+    const spec = buildPoolMemberSpec({
+      pool: this.poolName,
+      memberId,
+      image: this.host.image,
+      sessionApiKey: randomBytes(32).toString('base64url'),
+      poolPrefix: this.prefix,
+      defaults: this.host.defaults,
+      owner: this.host.owner,
+      manifest,
+    });
+    try {
+      await docker.createContainer(spec);
+    } catch (err) {
+      if (statusOf(err) !== 409) throw err; // 409: a retry of this create made it already
+    }
+    const info = await this.inspect(this.name(memberId, 'booting'));
+    if (!info) throw new Error(`pool member ${memberId} is no longer booting (made ready, claimed or retired)`);
+    const handle = await this.host.handleOf(info, false);
+    return { member: (await this.members()).find((m) => m.memberId === memberId)!, url: handle.url };
+  }
+
+  async markReady(memberId: string): Promise<boolean> {
+    return (await this.rename(this.name(memberId, 'booting'), this.name(memberId, 'ready'))) === 'done';
+  }
+
+  async memberUrl(memberId: string): Promise<string | undefined> {
+    for (const state of STATES) {
+      const info = await this.inspect(this.name(memberId, state));
+      if (info) return info.State.Running ? (await this.host.handleOf(info, true)).url : undefined;
+    }
+    return undefined;
+  }
+
+  async retire(memberId: string): Promise<boolean> {
+    if (!(await this.lock(memberId, 'retire'))) {
+      // Held: claimed by a start (then it is that conversation's), or by an earlier retire that did not finish.
+      if ((await this.claimLabels(memberId))?.[LOCK_LABEL] !== 'retire') return false;
+    }
+    const member = (await this.members()).find((m) => m.memberId === memberId);
+    if (member) await this.host.docker.getContainer(member.runtimeId).remove({ force: true, v: true });
+    await removeVolume(this.host.docker, poolVolumeName(this.poolName, memberId, this.prefix));
+    await this.unlock(memberId);
+    return member !== undefined;
+  }
+
+  async hostMemoryMb(): Promise<number> {
+    return Math.floor((await this.host.docker.info()).MemTotal / 1024 / 1024);
+  }
+
+  ineligible(spec: RuntimeSpec): string | undefined {
+    if (spec.fromPool === false) return 'the request asked for a cold start';
+    if (spec.env && Object.keys(spec.env).length > 0)
+      return 'the request sets extra environment (settings.sandbox.env), fixed when a sandbox is created';
+    if (spec.egress === false)
+      return 'the request has no egress (settings.sandbox.egress false); pooled sandboxes have';
+    return undefined;
+  }
+
+  /**
+   * Take a ready member for the conversation: lock it (exclusive), rename it to the conversation's name, apply its
+   * limits. Undefined when there is none to take (the caller starts cold).
+   */
+  async claim(spec: RuntimeSpec): Promise<RuntimeHandle | undefined> {
+    const target = containerName(spec.conversationId, this.host.convPrefix);
+    const ready = (await this.members()).filter((m) => m.state === 'ready' && m.containerState === 'running');
+    // Start at a random member, so concurrent claimants mostly try different ones.
+    const offset = Math.floor(Math.random() * ready.length);
+    for (let i = 0; i < ready.length; i++) {
+      const m = ready[(offset + i) % ready.length];
+      if (!(await this.lock(m.memberId, 'claim', spec))) continue; // another start (or the pool) took it
+      const renamed = await this.rename(m.name, target);
+      if (renamed !== 'done') {
+        await this.unlock(m.memberId);
+        // Taken: this conversation's container exists (a racing attempt of this start): the cold path adopts it.
+        if (renamed === 'taken') return undefined;
+        continue; // retired before we locked it
+      }
+      await this.applyLimits(m.runtimeId, spec);
+      const info = await this.host.docker.getContainer(m.runtimeId).inspect();
+      return { ...(await this.host.handleOf(info, false)), startPath: 'pool' };
+    }
+    return undefined;
+  }
+
+  /** A claimed member's conversation labels (from its lock), for the owner and incarnation checks. */
+  async claimLabels(memberId: string): Promise<Record<string, string> | undefined> {
+    return (await this.inspect(this.lockName(memberId)))?.Config.Labels ?? undefined;
+  }
+
+  /** Remove a member's lock (with its sandbox, once the conversation is removed). */
+  async unlock(memberId: string): Promise<void> {
+    try {
+      await this.host.docker.getContainer(this.lockName(memberId)).remove({ force: true });
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+    }
+  }
+
+  private lockName(memberId: string): string {
+    return `${this.prefix}${this.poolName}--lock-${memberId}`;
+  }
+
+  /** Create the member's lock; false when someone holds it. A claim's lock carries the conversation's labels. */
+  private async lock(memberId: string, why: 'claim' | 'retire', spec?: RuntimeSpec): Promise<boolean> {
+    try {
+      await this.host.docker.createContainer({
+        name: this.lockName(memberId),
+        Image: this.host.image,
+        HostConfig: { NetworkMode: 'none' },
+        Labels: {
+          ...poolLabels(this.poolName, memberId, this.host.owner),
+          [LOCK_LABEL]: why,
+          ...(spec && { [LABELS.conversationId]: spec.conversationId, [LABELS.userId]: spec.userId }),
+          ...(spec?.incarnation && { [LABELS.incarnation]: spec.incarnation }),
+        },
+      });
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 409) return false;
+      throw err;
+    }
+  }
+
+  /** The conversation's limits, set on the running container (`docker update`); the pool made it with the defaults. */
+  private async applyLimits(id: string, spec: RuntimeSpec): Promise<void> {
+    const limits = { ...DEFAULT_LIMITS, ...this.host.defaults };
+    const memory = resolveMemoryMb(spec, this.host.defaults, await this.host.requirements()) * 1024 * 1024;
+    const c = this.host.docker.getContainer(id);
+    const current = (await c.inspect()).HostConfig;
+    const update: Record<string, number> = {};
+    const cpus = Math.round((spec.cpus ?? limits.cpus) * 1e9);
+    if (current.NanoCpus !== cpus) update.NanoCpus = cpus;
+    if (current.PidsLimit !== (spec.pidsLimit ?? limits.pidsLimit))
+      update.PidsLimit = spec.pidsLimit ?? limits.pidsLimit;
+    // Memory and its swap limit move together (Docker refuses a memory limit above the current swap limit).
+    if (current.Memory !== memory) Object.assign(update, { Memory: memory, MemorySwap: memory * 2 });
+    if (Object.keys(update).length > 0) await c.update(update);
+  }
+
+  /** Rename, atomically in the engine: 'gone' when the source no longer has that name, 'taken' when the target is in use. */
+  private async rename(from: string, to: string): Promise<'done' | 'gone' | 'taken'> {
+    try {
+      await this.host.docker.getContainer(from).rename({ name: to });
+      return 'done';
+    } catch (err) {
+      if (statusOf(err) === 404) return 'gone';
+      if (statusOf(err) === 409) return 'taken';
+      throw err;
+    }
+  }
+
+  private async inspect(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    try {
+      return await this.host.docker.getContainer(name).inspect();
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+}
+
+/** Remove a volume; gone already is fine. */
+export async function removeVolume(docker: Docker, name: string): Promise<void> {
+  try {
+    await docker.getVolume(name).remove();
+  } catch (err) {
+    if (statusOf(err) !== 404) throw err;
+  }
+}

@@ -1,0 +1,80 @@
+// One home for starting and steering warm pools from a client: the worker starts its image's pool at start-up
+// (NESTOR_POOL_SIZE), and the CLI's `nestor pool` resizes, disables, enables, drains and shows them.
+import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowIdConflictPolicy } from '@temporalio/common';
+import { ErrorType, NestorError } from '../errors';
+import { WORKFLOW_TYPES, poolWorkflowId } from '../shared/constants';
+import {
+  drainPoolUpdate,
+  poolStatusQuery,
+  resizePoolUpdate,
+  setPoolEnabledUpdate,
+  type PoolStatus,
+  type SandboxPoolInput,
+} from './messages';
+
+/** Start the pool's owner unless it runs already (then its size is the operator's: `nestor pool resize`). */
+export async function ensurePool(client: Client, o: { taskQueue: string; pool: string; size: number }): Promise<void> {
+  await client.workflow.start(WORKFLOW_TYPES.sandboxPool, {
+    workflowId: poolWorkflowId(o.pool),
+    taskQueue: o.taskQueue,
+    args: [{ pool: o.pool, size: o.size } satisfies SandboxPoolInput],
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    staticSummary: `warm pool ${o.pool}`,
+  });
+}
+
+/** Set the size, starting the pool's owner with that size when none runs. */
+export async function resizePool(
+  client: Client,
+  o: { taskQueue: string; pool: string; size: number },
+): Promise<PoolStatus> {
+  const startOperation = new WithStartWorkflowOperation(WORKFLOW_TYPES.sandboxPool, {
+    workflowId: poolWorkflowId(o.pool),
+    taskQueue: o.taskQueue,
+    args: [{ pool: o.pool, size: o.size } satisfies SandboxPoolInput],
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    staticSummary: `warm pool ${o.pool}`,
+  });
+  return client.workflow.executeUpdateWithStart(resizePoolUpdate, {
+    args: [{ size: o.size }],
+    startWorkflowOperation: startOperation,
+  });
+}
+
+/** A running pool's status; PoolNotFound when none runs under that name. */
+export async function poolStatus(client: Client, pool: string): Promise<PoolStatus> {
+  return notFoundAsPool(pool, () => client.workflow.getHandle(poolWorkflowId(pool)).query(poolStatusQuery));
+}
+
+export async function setPoolEnabled(client: Client, pool: string, enabled: boolean): Promise<PoolStatus> {
+  return notFoundAsPool(pool, () =>
+    client.workflow.getHandle(poolWorkflowId(pool)).executeUpdate(setPoolEnabledUpdate, { args: [{ enabled }] }),
+  );
+}
+
+/** Remove every unclaimed member and end the pool's owner; returns once it has ended. */
+export async function drainPool(client: Client, pool: string): Promise<PoolStatus> {
+  return notFoundAsPool(pool, async () => {
+    const handle = client.workflow.getHandle(poolWorkflowId(pool));
+    await handle.executeUpdate(drainPoolUpdate);
+    return (await handle.result()) as PoolStatus;
+  });
+}
+
+async function notFoundAsPool<T>(pool: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    if (
+      err instanceof WorkflowNotFoundError ||
+      (err as Error).message?.includes('workflow execution already completed')
+    )
+      throw new NestorError(
+        ErrorType.PoolNotFound,
+        `no warm pool '${pool}' is running (workflow ${poolWorkflowId(pool)}); start one with 'nestor pool resize <size>' or NESTOR_POOL_SIZE on the worker`,
+        false,
+      );
+    throw err;
+  }
+}
