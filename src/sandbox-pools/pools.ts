@@ -42,9 +42,14 @@ export async function resizePool(
   });
 }
 
-/** A running pool's status; PoolNotFound when none runs under that name. */
+/** A running pool's status; PoolNotFound when none runs under that name (never started, or drained). */
 export async function poolStatus(client: Client, pool: string): Promise<PoolStatus> {
-  return notFoundAsPool(pool, () => client.workflow.getHandle(poolWorkflowId(pool)).query(poolStatusQuery));
+  return notFoundAsPool(pool, async () => {
+    const handle = client.workflow.getHandle(poolWorkflowId(pool));
+    if ((await handle.describe()).status.name !== 'RUNNING')
+      throw new WorkflowNotFoundError('not running', handle.workflowId, undefined);
+    return handle.query(poolStatusQuery);
+  });
 }
 
 export async function setPoolEnabled(client: Client, pool: string, enabled: boolean): Promise<PoolStatus> {
