@@ -53,7 +53,7 @@ async function measure(runtime: RuntimeName, llmBaseUrl: string, log: (m: string
     const conversationId = `bench-rt-${runtime}-${randomBytes(4).toString('hex')}`;
     try {
       const t0 = performance.now();
-      const created = await rt.createRuntime({ conversationId, userId: 'bench' });
+      const created = await rt.createRuntime({ conversationId, userId: 'bench', fromPool: false });
       const t1 = performance.now();
       const target = { url: created.url, sessionApiKey: created.sessionApiKey, conversationId };
       await nested.configureNestedServer({ ...target, settings });

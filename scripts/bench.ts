@@ -7,6 +7,9 @@
 // 3. message relay latency over 200 messages
 // 4. worker RSS with 100 idle running conversations
 // 5. the workflow machinery alone (a runtime provider that creates nothing): starts per second at 8, 32, 64
+// 6. cold starts of each runtime image without Temporal, split by segment
+// 7. warm pools: time to ready from the pool beside cold, and a burst larger than the pool, on the emulator and on the
+//    real OpenHands image; then the issue's goals, met or not (reported, never asserted)
 //
 // Phases 1–4 run the real `nestor worker` as a child process against the dev server `npm start` runs (file
 // database); phase 5 runs a worker in this process with SharedServerProvider and an in-process emulator.
@@ -26,8 +29,13 @@ import { runtimeFigures } from './bench-runtimes';
 import { Lab } from './lab/lab';
 import { stats } from './stats';
 import * as m from './bench/measure';
-import { drawChart } from './bench/chart';
+import { drawChart, previousFigures } from './bench/chart';
 import { printTable } from './bench/print';
+import { poolFigures } from './bench/pools';
+import { goals } from './bench/goals';
+import { poolNameFor } from '../src/runtime/container-spec';
+import { RUNTIME_IMAGES } from '../src/runtime/image-manifest';
+import { startLlmStandIn } from '../src/llm-stand-in/server';
 
 // The emulator's fault knobs and quick boots are what this script measures against; the real image has its own runs.
 process.env.NESTOR_RUNTIME ??= 'emulator';
@@ -37,6 +45,41 @@ const N_LATENCY = Number(process.env.BENCH_STARTS ?? 20);
 const N_THROUGHPUT = Number(process.env.BENCH_THROUGHPUT_STARTS ?? 16);
 const N_MESSAGES = Number(process.env.BENCH_MESSAGES ?? 200);
 const N_IDLE = Number(process.env.BENCH_IDLE ?? 100);
+const POOL_SIZE = Number(process.env.BENCH_POOL_SIZE ?? 4);
+const N_POOLED = Number(process.env.BENCH_POOLED_STARTS ?? 20);
+const POOL_BURST = Number(process.env.BENCH_POOL_BURST ?? 12);
+
+/** The previous run's headline figures (bench/results.json before this run overwrites it), for the chart. */
+function previousRun(): Record<string, unknown> | undefined {
+  try {
+    const prev = JSON.parse(readFileSync(join(OUT_DIR, 'results.json'), 'utf8'));
+    return { date: prev.date, ...previousFigures(prev) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pooled and cold starts of the real image through a nestor worker of that image; the stand-in answers for the LLM. */
+async function realImagePool(lab: Lab) {
+  const image = RUNTIME_IMAGES.openhands;
+  const gateway = await new DockerRuntimeProvider({ image }).sandboxGateway();
+  const llm = await startLlmStandIn({ host: gateway });
+  await lab.startWorker({ NESTOR_RUNTIME: 'openhands', NESTOR_RUNTIME_IMAGE: image });
+  try {
+    return await poolFigures(lab.client, {
+      pool: poolNameFor(image),
+      image,
+      size: 1,
+      n: 3,
+      nCold: 2,
+      settings: { ...m.SETTINGS, llmModel: 'openai/stand-in', llmBaseUrl: llm.baseUrl },
+      bootMs: 180_000,
+    });
+  } finally {
+    await lab.stopWorker('SIGINT');
+    await llm.close();
+  }
+}
 
 // ---------- main ----------
 
@@ -144,6 +187,18 @@ async function main() {
       perConversationKb: Math.round(((rssIdle - rssBefore) * 1024) / N_IDLE),
     };
 
+    // 7a. warm pool of the emulator image, on the same worker
+    m.log(`7a. warm pool (emulator): ${N_POOLED} starts from a pool of ${POOL_SIZE}, a burst of ${POOL_BURST}`);
+    results.poolEmulator = await poolFigures(client, {
+      pool: poolNameFor(c.runtimeImage),
+      image: c.runtimeImage,
+      size: POOL_SIZE,
+      n: N_POOLED,
+      nCold: N_POOLED,
+      burst: POOL_BURST,
+      bootMs: 5_000,
+    });
+
     await lab.stopWorker('SIGINT');
 
     // 5. machinery alone, on this dev server (file database) and on one without a database file
@@ -163,7 +218,13 @@ async function main() {
     m.log(`6. cold starts of each runtime image, split by segment, and a live sandbox's memory`);
     results.runtimes = await runtimeFigures(m.log);
 
+    // 7b. warm pool of the real OpenHands image: a worker of that image, the LLM stand-in as its model
+    m.log('7b. warm pool (real OpenHands image): pooled and cold starts through nestor');
+    results.poolOpenhands = await realImagePool(lab);
+    results.goals = goals(results);
+
     mkdirSync(OUT_DIR, { recursive: true });
+    results.previous = previousRun();
     writeFileSync(join(OUT_DIR, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
     drawChart(results);
     printTable(results);

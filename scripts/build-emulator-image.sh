@@ -33,7 +33,7 @@ tar -C "$stage" -c . | docker import \
   --change 'WORKDIR /data' \
   --change 'ENV FILE_STORE_PATH=/data/file_store port=3000' \
   --change 'EXPOSE 3000' \
-  --change 'LABEL nestor.runtime.kind=emulator nestor.runtime.port=3000 nestor.runtime.memory-floor-mb=64 nestor.runtime.default-memory-mb=256 nestor.runtime.alive-timeout-ms=60000 nestor.runtime.tmpfs-mb=64' \
+  --change 'LABEL nestor.runtime.kind=emulator nestor.runtime.port=3000 nestor.runtime.memory-floor-mb=64 nestor.runtime.default-memory-mb=256 nestor.runtime.alive-timeout-ms=60000 nestor.runtime.tmpfs-mb=64 nestor.runtime.pool-env=CONVERSATION_START_DELAY_MS=0' \
   --change 'CMD ["/usr/local/bin/node", "/app/emulator.js"]' \
   - "$repo:$hash" >/dev/null
 docker tag "$repo:$hash" "$EMULATOR_IMAGE"

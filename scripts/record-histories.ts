@@ -11,10 +11,11 @@ import { ConversationClient } from '../src/conversation/client';
 import { FAILURE_CONVERTER_PATH } from '../src/codec/keys';
 import { PROJECT_ROOT } from '../src/config';
 import Docker from 'dockerode';
-import { containerName } from '../src/runtime/container-spec';
+import { containerName, poolNameFor } from '../src/runtime/container-spec';
 import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../src/runtime/image-manifest';
-import { WORKFLOW_TYPES, conversationWorkflowId } from '../src/shared/constants';
+import { WORKFLOW_TYPES, conversationWorkflowId, poolWorkflowId } from '../src/shared/constants';
+import { drainPool, poolStatus, resizePool, setPoolEnabled } from '../src/sandbox-pools/pools';
 import type { StartConversationRequest } from '../src/shared/schemas';
 import { userSessionsWorkflowId } from '../src/user-sessions/messages';
 import { createWorker } from '../src/worker';
@@ -130,6 +131,20 @@ async function main() {
     });
     record('reaper', 'rec-reaper');
     record('user-sessions', userSessionsWorkflowId(user));
+
+    // A warm pool: filled, claimed by a start (which says so), resized, disabled, drained.
+    const pool = poolNameFor(RUNTIME_IMAGES.emulator);
+    await resizePool(raw, { taskQueue, pool, size: 1 });
+    while ((await poolStatus(raw, pool)).ready < 1) await new Promise((r) => setTimeout(r, 100));
+    const pooled = await client.start(input('rec-pooled', { settings: { ...input('x').settings, sandbox: {} } }));
+    if (pooled.startPath !== 'pool') throw new Error(`rec-pooled started ${pooled.startPath}: ${pooled.coldReason}`);
+    await client.close('rec-pooled');
+    record('pooled-start', conversationWorkflowId('rec-pooled'));
+    await resizePool(raw, { taskQueue, pool, size: 2 });
+    while ((await poolStatus(raw, pool)).ready < 2) await new Promise((r) => setTimeout(r, 100));
+    await setPoolEnabled(raw, pool, false);
+    await drainPool(raw, pool);
+    record('sandbox-pool', poolWorkflowId(pool));
 
     mkdirSync(HISTORIES_DIR, { recursive: true });
     for (const f of readdirSync(HISTORIES_DIR)) if (f.endsWith('.json')) rmSync(join(HISTORIES_DIR, f));

@@ -101,6 +101,7 @@ export function drawChart(results: Record<string, any>): void {
             })),
           ],
         },
+        ...poolPanels(results),
         {
           title: `Message relay (${relay.roundTripMs.n} messages) and readiness-detection lag`,
           unit: 'ms',
@@ -119,3 +120,41 @@ export function drawChart(results: Record<string, any>): void {
   );
 }
 
+
+/** Warm pools beside cold (p50), and this run beside the previous one the benchmark found in bench/results.json. */
+function poolPanels(results: Record<string, any>): Array<{ title: string; unit: string; bars: Bar[] }> {
+  const panels: Array<{ title: string; unit: string; bars: Bar[] }> = [];
+  const pools = [results.poolEmulator, results.poolOpenhands].filter(Boolean);
+  if (pools.length > 0)
+    panels.push({
+      title: 'Time to ready through nestor, p50: from the warm pool vs cold',
+      unit: 'ms',
+      bars: pools.flatMap((p: any) => [
+        { label: `${p.image}, from the pool`, value: p.pooled.p50, kind: 'nestor' as const },
+        { label: `${p.image}, cold`, value: p.cold.p50, kind: 'reference' as const },
+      ]),
+    });
+  const prev = results.previous;
+  if (prev) {
+    const now = previousFigures(results);
+    panels.push({
+      title: `This run vs the previous one (${String(prev.date).slice(0, 10)}, grey)`,
+      unit: 'ms or /s',
+      bars: Object.keys(now).flatMap((k) => [
+        { label: `${k}, now`, value: now[k], kind: 'nestor' as const },
+        { label: `${k}, before`, value: prev[k], kind: 'reference' as const },
+      ]),
+    });
+  }
+  return panels;
+}
+
+/** The figures compared run to run (kept in results.previous by the next run). */
+export function previousFigures(r: Record<string, any>): Record<string, number> {
+  return {
+    'overhead p50 (ms)': r.timeToReady.overhead.sequential.p50Ms,
+    'time to ready p50 (ms)': r.timeToReady.sequential.nestor.p50,
+    'starts/s at 8': r.throughput.find((x: any) => x.concurrency === 8)?.nestorPerS,
+    'machinery at 8 (/s)': r.machinery.find((x: any) => x.concurrency === 8)?.perS,
+  };
+}

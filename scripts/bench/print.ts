@@ -68,8 +68,40 @@ export function printTable(r: Record<string, any>) {
     `Where a message's time goes (medians, from the history): ${JSON.stringify(r.relay.profile)}`,
     '',
     ...(r.runtimes ? ['Runtime images (phase 6):', '', runtimeTable(r.runtimes), ''] : []),
+    ...poolLines(r),
     `Written: bench/results.json, bench/results.svg`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
+
+/** Phase 7: warm pools beside cold, the burst, and the goals. */
+function poolLines(r: Record<string, any>): string[] {
+  const row = (cells: Array<string | number>) => `| ${cells.join(' | ')} |`;
+  const pools = [r.poolEmulator, r.poolOpenhands].filter(Boolean);
+  if (pools.length === 0) return [];
+  const lines = [
+    'Warm pools (phase 7): time to ready through nestor, cold and claimed from the pool',
+    '',
+    row(['image', 'pool size', 'fill (ms)', 'cold p50 / p95 (ms)', 'from the pool p50 / p95 (ms)', 'pooled']),
+    row(['---', '---', '---', '---', '---', '---']),
+    ...pools.map((p: any) =>
+      row([p.image, p.size, p.fillMs, `${p.cold.p50} / ${p.cold.p95}`, `${p.pooled.p50} / ${p.pooled.p95}`, p.pooledShare]),
+    ),
+    '',
+  ];
+  for (const p of pools.filter((x: any) => x.burst)) {
+    const b = p.burst;
+    lines.push(
+      `Burst of ${b.starts} at once against a full pool of ${p.size} (${p.image}): ${b.fromPool} from the pool (p50 ${b.pooledMs.p50} ms), ` +
+        `${b.starts - b.fromPool} cold (p50 ${b.coldMs.p50} ms); the pool was full again ${b.refillMs} ms after the last answer`,
+      '',
+    );
+  }
+  if (r.goals?.length) {
+    lines.push(row(['goal', 'target', 'measured', '']), row(['---', '---', '---', '---']));
+    for (const g of r.goals) lines.push(row([g.goal, g.target, g.measured, g.met ? 'met' : 'missed']));
+    lines.push('');
+  }
+  return lines;
+}

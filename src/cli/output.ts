@@ -23,7 +23,8 @@ export function print(value: unknown, json: boolean, human: () => string): void 
 export function describe(info: AgentLoopInfo): string {
   const lines = [
     `conversation ${info.conversationId} (user ${info.userId}): ${info.status}${info.step ? ` · ${info.step}` : ''}`,
-    info.runtimeId && `  runtime:  ${info.runtimeId.slice(0, 12)}`,
+    info.runtimeId &&
+      `  runtime:  ${info.runtimeId.slice(0, 12)}${info.startPath ? ` (${info.startPath === 'pool' ? 'from the warm pool' : `cold${info.coldReason ? `: ${info.coldReason}` : ''}`})` : ''}`,
     info.url && `  url:      ${info.url}`,
     info.sessionApiKey && `  session key: ${info.sessionApiKey}`,
     `  started:  ${info.startedAt}${info.readyAt ? `, ready ${info.readyAt}` : ''}${info.closedAt ? `, closed ${info.closedAt}` : ''}`,

@@ -2,6 +2,7 @@
 // (NESTOR_RUNTIME / NESTOR_RUNTIME_IMAGE) unless --pool names another.
 import type { Command } from 'commander';
 import { loadConfig } from '../config';
+import { ErrorType, NestorError } from '../errors';
 import { poolNameFor } from '../runtime/container-spec';
 import { drainPool, poolStatus, resizePool, setPoolEnabled } from '../sandbox-pools/pools';
 import type { PoolStatus } from '../sandbox-pools/messages';
@@ -22,7 +23,7 @@ function describe(s: PoolStatus): string {
 function parseSize(raw: string): number {
   const n = Number(raw);
   if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n))
-    throw new Error(`size: expected a whole number ≥ 0, got '${raw}'`);
+    throw new NestorError(ErrorType.InvalidInput, `size: expected a whole number ≥ 0, got '${raw}'`, false);
   return n;
 }
 
@@ -44,8 +45,7 @@ export function addPoolCommands(program: Command): void {
     .description('keep this many members ready (starts the pool if none runs; 0 empties it)')
     .action(async (raw: string, _o, cmd) => {
       const size = parseSize(raw);
-      const taskQueue = loadConfig().taskQueue;
-      show(cmd, await withClient((c) => resizePool(c.client, { taskQueue, pool: nameOf(cmd), size })));
+      show(cmd, await withClient((c) => resizePool(c.client, { taskQueue: c.taskQueue, pool: nameOf(cmd), size })));
     });
   pool
     .command('disable')

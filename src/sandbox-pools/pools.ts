@@ -1,6 +1,11 @@
 // One home for starting and steering warm pools from a client: the worker starts its image's pool at start-up
 // (NESTOR_POOL_SIZE), and the CLI's `nestor pool` resizes, disables, enables, drains and shows them.
-import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import {
+  WithStartWorkflowOperation,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
 import { ErrorType, NestorError } from '../errors';
 import { WORKFLOW_TYPES, poolWorkflowId } from '../shared/constants';
@@ -24,7 +29,10 @@ export async function ensurePool(client: Client, o: { taskQueue: string; pool: s
   });
 }
 
-/** Set the size, starting the pool's owner with that size when none runs. */
+/**
+ * Set the size, starting the pool's owner when none runs (empty: the update sets its size, so a size the machine
+ * cannot hold is refused the same way whether the pool ran or not).
+ */
 export async function resizePool(
   client: Client,
   o: { taskQueue: string; pool: string; size: number },
@@ -32,14 +40,16 @@ export async function resizePool(
   const startOperation = new WithStartWorkflowOperation(WORKFLOW_TYPES.sandboxPool, {
     workflowId: poolWorkflowId(o.pool),
     taskQueue: o.taskQueue,
-    args: [{ pool: o.pool, size: o.size } satisfies SandboxPoolInput],
+    args: [{ pool: o.pool, size: 0 } satisfies SandboxPoolInput],
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
     staticSummary: `warm pool ${o.pool}`,
   });
-  return client.workflow.executeUpdateWithStart(resizePoolUpdate, {
-    args: [{ size: o.size }],
-    startWorkflowOperation: startOperation,
-  });
+  return notFoundAsPool(o.pool, () =>
+    client.workflow.executeUpdateWithStart(resizePoolUpdate, {
+      args: [{ size: o.size }],
+      startWorkflowOperation: startOperation,
+    }),
+  );
 }
 
 /** A running pool's status; PoolNotFound when none runs under that name (never started, or drained). */
@@ -67,10 +77,19 @@ export async function drainPool(client: Client, pool: string): Promise<PoolStatu
   });
 }
 
+/**
+ * Failures callers can act on, typed: PoolNotFound for a pool that is not running; an update the pool refused
+ * (PoolTooLarge, or InvalidInput for a size that is not one) with the pool's own message.
+ */
 async function notFoundAsPool<T>(pool: string, f: () => Promise<T>): Promise<T> {
   try {
     return await f();
   } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) {
+      const cause = err.cause as (Error & { type?: string }) | undefined;
+      const type = cause?.type === ErrorType.PoolTooLarge ? ErrorType.PoolTooLarge : ErrorType.InvalidInput;
+      throw new NestorError(type, cause?.message ?? err.message, false);
+    }
     if (
       err instanceof WorkflowNotFoundError ||
       (err as Error).message?.includes('workflow execution already completed')

@@ -134,6 +134,7 @@ class Pool {
     const { pool } = this.input;
     const survey = await surveyPool({ pool });
     this.countClaims(survey);
+    for (const m of survey.members) this.known.add(m.memberId);
     const maxAgeMs = this.input.maxAgeMs ?? DEFAULT_POOL_MAX_AGE_MS;
     const live = [];
     for (const m of survey.members) {
@@ -151,11 +152,12 @@ class Pool {
     );
     for (const m of byPreference.slice(0, Math.max(0, extras)))
       await this.retire(m.memberId, 'above the target', false);
-    const kept = Math.min(live.length, this.target);
-    this.booting = 0;
-    this.ready = kept;
+    const kept = byPreference.slice(Math.max(0, extras));
+    // Booting members here are left from a boot that did not finish (a worker lost mid-boot); they count, not claimable.
+    this.booting = kept.filter((m) => m.state === 'booting').length;
+    this.ready = kept.length - this.booting;
     this.show();
-    await this.boot(this.target - kept);
+    await this.boot(this.target - kept.length);
     this.lastTendedAt = new Date().toISOString();
     this.show();
   }

@@ -117,4 +117,56 @@ describe('the nestor command and `nestor worker` end to end (Temporal + Docker +
     assert.equal(code, 0, stderr);
     assert.match(stderr, new RegExp(`task queue ${queue}`));
   });
+
+  test("`nestor pool`: resize starts the image's pool, status shows it, disable empties it, drain ends it; bad sizes exit 2", async () => {
+    const cliEnv = {
+      ...process.env,
+      TEMPORAL_ADDRESS: env.address,
+      NESTOR_TASK_QUEUE: taskQueue,
+      NESTOR_RUNTIME: 'emulator',
+    };
+    const cli = (...args: string[]) => run('node', [CLI, ...args], { env: cliEnv });
+    const none = await cli('pool', 'status').catch((e) => e);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /error \(PoolNotFound\): no warm pool 'nestor-emulator-latest' is running/);
+    const bad = await cli('pool', 'resize', 'many').catch((e) => e);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /error \(InvalidInput\): size: expected a whole number ≥ 0, got 'many'/);
+    const tooMany = await cli('pool', 'resize', '1000').catch((e) => e);
+    assert.equal(tooMany.code, 1);
+    assert.match(tooMany.stderr, /error \(PoolTooLarge\): size: 1000 members of 256 MB/);
+
+    assert.match(
+      (await cli('pool', 'resize', '1')).stdout,
+      /pool nestor-emulator-latest \(enabled\).*target 1 \(size 1\)/,
+    );
+    await waitFor(async () => /1 ready/.test((await cli('pool', 'status')).stdout), 'one member ready', {
+      everyMs: 200,
+    });
+    const status = JSON.parse((await cli('--json', 'pool', 'status')).stdout);
+    assert.equal(status.ready, 1);
+    assert.match((await cli('pool', 'disable')).stdout, /\(disabled\)/);
+    await waitFor(async () => /0 ready, 0 booting/.test((await cli('pool', 'status')).stdout), 'emptied', {
+      everyMs: 200,
+    });
+    const drained = await cli('pool', 'drain');
+    assert.match(drained.stdout, /\(draining\): 0 ready, 0 booting/);
+    assert.match((await cli('pool', 'status').catch((e) => e)).stderr, /PoolNotFound/);
+  });
+
+  test('`nestor worker` refuses a pool larger than its Docker host holds, saying what to set', async () => {
+    const res = await run('node', [CLI, 'worker'], {
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: env.address,
+        NESTOR_TASK_QUEUE: uniqueId('too-big'),
+        NESTOR_METRICS_PORT: '0',
+        NESTOR_RUNTIME: 'emulator',
+        NESTOR_POOL_SIZE: '1000',
+        NESTOR_REAPER_INTERVAL_MS: '0',
+      },
+    }).catch((e) => e);
+    assert.notEqual(res.code, 0);
+    assert.match(res.stderr, /NESTOR_POOL_SIZE: 1000 members of 256 MB .* set it to \d+ or fewer/);
+  });
 });

@@ -96,6 +96,7 @@ describe('runtime image manifest (nestor.runtime.* labels)', () => {
     'nestor.runtime.default-memory-mb': '2048',
     'nestor.runtime.alive-timeout-ms': '180000',
     'nestor.runtime.tmpfs-mb': '256',
+    'nestor.runtime.pool-env': 'INITIAL_NUM_WARM_SERVERS=1,B=x=y',
     'other.label': 'ignored',
   };
   const manifest = manifestFromLabels('img', labels);
@@ -108,6 +109,7 @@ describe('runtime image manifest (nestor.runtime.* labels)', () => {
       defaultMemoryMb: 2048,
       aliveTimeoutMs: 180_000,
       tmpfsMb: 256,
+      poolEnv: { INITIAL_NUM_WARM_SERVERS: '1', B: 'x=y' },
     });
     assert.deepEqual(manifestFromLabels('img', undefined), UNLABELLED_MANIFEST);
   });
@@ -116,6 +118,10 @@ describe('runtime image manifest (nestor.runtime.* labels)', () => {
     assert.throws(
       () => manifestFromLabels('img', { 'nestor.runtime.port': 'abc' }),
       /nestor\.runtime\.port: .*rebuild it/,
+    );
+    assert.throws(
+      () => manifestFromLabels('img', { 'nestor.runtime.pool-env': 'no equals sign' }),
+      /nestor\.runtime\.pool-env: expected K=V pairs separated by commas/,
     );
     assert.throws(
       () =>

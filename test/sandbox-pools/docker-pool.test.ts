@@ -56,7 +56,12 @@ describe('warm pool members on Docker', () => {
     // Its env is the image's plus what makes the server nestor's (its own key among them): nothing of a conversation.
     const imageEnv = (await docker.getImage(RUNTIME_IMAGES.emulator).inspect()).Config.Env ?? [];
     const ours = info.Config.Env.filter((e) => !imageEnv.includes(e)).map((e) => e.split('=')[0]);
-    assert.deepEqual(ours.sort(), ['ALLOW_SET_CONVERSATION_ID', 'SANDBOX_CLOSE_DELAY', 'SESSION_API_KEY']);
+    const poolEnv = Object.keys((await provider.requirements()).poolEnv);
+    assert.deepEqual(
+      ours.sort(),
+      ['ALLOW_SET_CONVERSATION_ID', 'SANDBOX_CLOSE_DELAY', 'SESSION_API_KEY', ...poolEnv].sort(),
+      "the image's pool env and what makes the server nestor's: nothing of a conversation",
+    );
     assert.deepEqual(info.HostConfig.CapDrop, ['ALL']);
     assert.equal(info.HostConfig.ReadonlyRootfs, true);
     const survey = await acts.surveyPool({ pool: poolName });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { NestorError } from '../../src/errors';
 import type { ConversationClient } from '../../src/conversation/client';
 import { DockerRuntimeProvider } from '../../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
@@ -111,16 +111,18 @@ describe('SandboxPool, the durable owner of a warm pool', { timeout: 300_000 }, 
     assert.equal(grown.size, 3);
     await poolUntil((x) => x.ready === 3, '3 ready');
     await assert.rejects(resizePool(env.client, { taskQueue, pool: poolName, size: 1000 }), (err: Error) => {
-      assert.ok(err instanceof WorkflowUpdateFailedError);
-      assert.equal((err.cause as { type?: string }).type, 'PoolTooLarge');
-      assert.match(err.cause!.message, /at most \d+/);
+      assert.ok(err instanceof NestorError);
+      assert.equal(err.type, 'PoolTooLarge');
+      assert.match(err.message, /^size: 1000 members of 256 MB is more than .* \(at most \d+\); choose \d+ or fewer$/);
       return true;
     });
     await assert.rejects(resizePool(env.client, { taskQueue, pool: poolName, size: -1 }), (err: Error) => {
-      assert.ok(err instanceof WorkflowUpdateFailedError);
-      assert.match(err.cause!.message, /size: expected a whole number from 0 to 1000, got -1/);
+      assert.ok(err instanceof NestorError);
+      assert.equal(err.type, 'InvalidInput');
+      assert.match(err.message, /size: expected a whole number from 0 to 1000, got -1/);
       return true;
     });
+    assert.equal((await poolStatus(env.client, poolName)).size, 3, 'a refused resize changes nothing');
     await resizePool(env.client, { taskQueue, pool: poolName, size: 1 });
     await poolUntil((x) => x.ready === 1, '1 ready');
     assert.equal((await provider.pool.members()).length, 1);

@@ -5,7 +5,7 @@ import { CancellationScope, isCancellation, log, patched, upsertMemo } from '@te
 import type { StartStep } from '../../shared/constants';
 import type { Conversation } from './state';
 import { describeCause, resumeFailed, startFailed, type Cause } from './failures';
-import { RELEASE_UNFINISHED_ACQUIRE_PATCH } from './patches';
+import { LEAN_START_PATCH, RELEASE_UNFINISHED_ACQUIRE_PATCH } from './patches';
 import type { Run } from './run';
 import { touch } from './slot';
 import { NEVER_RETRY_INPUT } from './steps';
@@ -67,6 +67,12 @@ function plan(r: Run, mode: Mode): PlanStep[] {
   const { conversationId, userId } = conv;
   const m = MODES[mode];
   const target = () => ({ url: conv.runtime!.url, sessionApiKey: conv.runtime!.sessionApiKey, conversationId });
+  // Asked once, at the first nested step, whichever it is (a replay asks at the same point).
+  let lean: boolean | undefined;
+  const nested = () => {
+    lean ??= patched(LEAN_START_PATCH);
+    return lean ? acts.local : acts;
+  };
   return [
     {
       name: 'acquireSession',
@@ -87,7 +93,7 @@ function plan(r: Run, mode: Mode): PlanStep[] {
       details: 'refreshing git provider tokens',
       when: () => !!conv.tokens && Object.keys(conv.tokens).length > 0,
       run: async () => {
-        const refreshed = await acts.refreshTokens({ tokens: conv.tokens! });
+        const refreshed = await nested().refreshTokens({ tokens: conv.tokens! });
         conv.tokens = refreshed.tokens;
         for (const w of refreshed.warnings) conv.warn(w);
         for (const w of refreshed.warnings) log.warn('token refresh', { step: 'refreshTokens', warning: w });
@@ -97,7 +103,7 @@ function plan(r: Run, mode: Mode): PlanStep[] {
       name: 'configureNestedServer',
       details: 'storing settings, git providers and secrets',
       run: async () => {
-        const configured = await acts.configureNestedServer({
+        const configured = await nested().configureNestedServer({
           ...target(),
           settings: input.settings,
           providerTokens: conv.tokens,
@@ -116,7 +122,7 @@ function plan(r: Run, mode: Mode): PlanStep[] {
       name: 'createConversation',
       details: m.createDetails,
       run: async () =>
-        void (await acts.createConversation({
+        void (await nested().createConversation({
           ...target(),
           initialMessage: m.sendsInitialMessage ? input.initialMessage : undefined,
           replayJson: m.sendsInitialMessage ? input.replayJson : undefined,

@@ -27,3 +27,9 @@ export const VALIDATE_INPUT_PATCH = 'validate-start-input';
 
 /** Patch ID: `touch` stopped waiting for its signal's delivery (histories recorded before still replay). */
 export const ASYNC_TOUCH_PATCH = 'async-touch';
+
+/**
+ * Patch ID: the nested set-up steps (refreshTokens, configureNestedServer, createConversation) run as local
+ * activities: three workflow tasks and three activity dispatches fewer between start and RUNNING.
+ */
+export const LEAN_START_PATCH = 'lean-start';

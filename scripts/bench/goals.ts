@@ -1,0 +1,31 @@
+// The goals issue 12 set for starts, checked against one run's figures: reported as met or missed with the figure,
+// never asserted (a benchmark on a busy 2-core machine is a measurement, not a test).
+
+export interface Goal {
+  goal: string;
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+export function goals(r: Record<string, any>): Goal[] {
+  const out: Goal[] = [];
+  const add = (goal: string, target: string, value: number | undefined, ok: (v: number) => boolean, unit: string) =>
+    value !== undefined &&
+    Number.isFinite(value) &&
+    out.push({ goal, target, measured: `${value}${unit}`, met: ok(value) });
+  add(
+    'orchestration overhead, sequential, p50',
+    '≤ 100 ms',
+    r.timeToReady?.overhead?.sequential?.p50Ms,
+    (v) => v <= 100,
+    ' ms',
+  );
+  add('time to ready from the pool, emulator, p50', '≤ 150 ms', r.poolEmulator?.pooled?.p50, (v) => v <= 150, ' ms');
+  add('time to ready from the pool, real OpenHands, p50', '≤ 3000 ms', r.poolOpenhands?.pooled?.p50, (v) => v <= 3000, ' ms');
+  const worst = r.throughput ? Math.min(...r.throughput.map((x: any) => x.ratio)) : undefined;
+  add('throughput vs bare Docker, worst of 1/4/8', '≥ 0.8×', worst, (v) => v >= 0.8, '×');
+  const machinery = r.machinery ? Math.max(...r.machinery.map((x: any) => x.perS)) : undefined;
+  add('the machinery alone on the database file, best of 8/32/64', '≥ 25 starts/s', machinery, (v) => v >= 25, ' /s');
+  return out;
+}
