@@ -36,6 +36,10 @@ describe('replay of recorded histories', () => {
       files.some((f) => f.startsWith('before-issue-11/')),
       'histories from before the slot checks ran as local activities are kept',
     );
+    assert.ok(
+      files.some((f) => f.startsWith('before-issue-12/')),
+      'histories from before the nested set-up ran as local activities (lean-start) are kept',
+    );
     // Each patched path has a recording that takes it: recover-sandbox (recover-unreachable-sandbox, delivery-cursor),
     // idle-agent-busy (idle-counts-agent), user-sessions-at-limit (self-healing-slots), start-close (close-deletes-schedules).
     for (const name of [
@@ -51,6 +55,8 @@ describe('replay of recorded histories', () => {
       'recover-sandbox',
       'idle-agent-busy',
       'user-sessions-at-limit',
+      'pooled-start',
+      'sandbox-pool',
     ]) {
       assert.ok(files.includes(`${name}.json`), `${name}.json is recorded`);
     }
@@ -103,6 +109,18 @@ describe('replay of recorded histories', () => {
       ranLocally('user-sessions.json').includes('listLiveConversations'),
       'a registry started afresh lists the live conversations locally',
     );
+    // lean-start: the nested set-up steps run as local activities, none is scheduled as an activity task.
+    for (const file of ['start-close.json', 'pooled-start.json', 'pause-resume.json']) {
+      assert.ok(patches(file).includes('lean-start'), `${file} records the lean-start patch`);
+      for (const step of ['refreshTokens', 'configureNestedServer', 'createConversation']) {
+        assert.ok(ranLocally(file).includes(step), `${file}: ${step} ran as a local activity`);
+        assert.ok(!scheduled(file).includes(step), `${file}: ${step} was not scheduled as an activity task`);
+      }
+    }
+    assert.ok(scheduled('before-issue-12/start-close.json').includes('configureNestedServer'));
+    // A warm pool's life: members booted and retired by its owner.
+    assert.ok(scheduled('sandbox-pool.json').includes('createPoolMember'));
+    assert.ok(scheduled('sandbox-pool.json').includes('retirePoolMember'));
     assert.ok(
       scheduled('idle-agent-busy.json').filter((a) => a === 'conversationActivity').length >= 2,
       'the idle check found the agent at work at least once',
