@@ -1,6 +1,6 @@
 // Worker entry: the StartConversation workflow and its activities on the conversations task queue.
 import { startReaper } from './reaper/schedule';
-import { startPool } from './sandbox-pools/start';
+import { checkPoolSize, startPool } from './sandbox-pools/start';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
 import { KNOWN_ERRORS, createActivities, type ActivityDeps } from './activities';
@@ -95,6 +95,7 @@ export async function startWorker(
   const connection = await NativeConnection.connect({ address });
   const deps = depsFromConfig(c);
   try {
+    await checkPoolSize(c, deps.runtime);
     const worker = await createWorker({
       connection,
       namespace: c.namespace,

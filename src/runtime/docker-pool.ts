@@ -83,6 +83,13 @@ export class DockerPool implements PoolOps {
   }
 
   async createMember(memberId: string): Promise<{ member: PoolMember; url: string }> {
+    // Made ready already by an earlier attempt of this boot that did not report back: that one, not a second.
+    const made = await this.inspect(this.name(memberId, 'ready'));
+    if (made)
+      return {
+        member: (await this.members()).find((m) => m.memberId === memberId)!,
+        url: (await this.host.handleOf(made, false)).url,
+      };
     const manifest = await this.host.requirements();
     await this.host.networks.ensure(true);
     const { docker } = this.host;
@@ -105,14 +112,17 @@ export class DockerPool implements PoolOps {
     } catch (err) {
       if (statusOf(err) !== 409) throw err; // 409: a retry of this create made it already
     }
-    const info = await this.inspect(this.name(memberId, 'booting'));
-    if (!info) throw new Error(`pool member ${memberId} is no longer booting (made ready, claimed or retired)`);
+    // Booting (or made ready meanwhile by a racing attempt of this boot).
+    const info =
+      (await this.inspect(this.name(memberId, 'booting'))) ?? (await this.inspect(this.name(memberId, 'ready')));
+    if (!info) throw new Error(`pool member ${memberId} is gone (claimed or retired) while it was being created`);
     const handle = await this.host.handleOf(info, false);
     return { member: (await this.members()).find((m) => m.memberId === memberId)!, url: handle.url };
   }
 
   async markReady(memberId: string): Promise<boolean> {
-    return (await this.rename(this.name(memberId, 'booting'), this.name(memberId, 'ready'))) === 'done';
+    if ((await this.rename(this.name(memberId, 'booting'), this.name(memberId, 'ready'))) === 'done') return true;
+    return (await this.inspect(this.name(memberId, 'ready'))) !== undefined; // an earlier attempt made it ready
   }
 
   async memberUrl(memberId: string): Promise<string | undefined> {
@@ -130,9 +140,21 @@ export class DockerPool implements PoolOps {
     }
     const member = (await this.members()).find((m) => m.memberId === memberId);
     if (member) await this.host.docker.getContainer(member.runtimeId).remove({ force: true, v: true });
-    await removeVolume(this.host.docker, poolVolumeName(this.poolName, memberId, this.prefix));
+    await this.removeVolumeWhenFree(memberId);
     await this.unlock(memberId);
     return member !== undefined;
+  }
+
+  /** The member's volume, once Docker has let go of it (it is freed a moment after its container's removal). */
+  private async removeVolumeWhenFree(memberId: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await removeVolume(this.host.docker, poolVolumeName(this.poolName, memberId, this.prefix));
+      } catch (err) {
+        if (statusOf(err) !== 409 || attempt >= 20) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   }
 
   async hostMemoryMb(): Promise<number> {

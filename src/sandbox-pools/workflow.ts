@@ -218,6 +218,7 @@ class Pool {
 
 /** Refuse a size the machine cannot hold (the image's declared memory per member), naming both numbers. */
 async function checkedSize(pool: string, size: number): Promise<number> {
+  if (size === 0) return 0;
   const cap = await poolCapacity({ pool });
   if (size > cap.maxSize)
     throw ApplicationFailure.create({
@@ -266,7 +267,8 @@ export async function SandboxPool(input: SandboxPoolInput): Promise<PoolStatus> 
   setHandler(memberClaimedSignal, () => void (p.wake = true));
 
   wholeSize(input.size);
-  p.size = await checkedSize(input.pool, input.size);
+  // Checked, not assigned: a resize that raced this start (update-with-start) has set the size already.
+  if (input.size > 0) await checkedSize(input.pool, input.size);
   for (;;) {
     p.wake = false;
     await p.tend();

@@ -165,7 +165,9 @@ describe('the nestor command and `nestor worker` end to end (Temporal + Docker +
         NESTOR_POOL_SIZE: '1000',
         NESTOR_REAPER_INTERVAL_MS: '0',
       },
+      timeout: 60_000, // a worker that did not exit on its own would be killed: the test fails, it does not hang
     }).catch((e) => e);
+    assert.equal(res.killed, false, 'the worker exited by itself');
     assert.notEqual(res.code, 0);
     assert.match(res.stderr, /NESTOR_POOL_SIZE: 1000 members of 256 MB .* set it to \d+ or fewer/);
   });

@@ -70,6 +70,16 @@ describe('warm pool members on Docker', () => {
     assert.equal((await pool.members()).length, 0);
   });
 
+  test('booting a member again (a retried activity) makes no second one', async () => {
+    const [memberId] = await boot(1);
+    await acts.createPoolMember({ pool: poolName, memberId, aliveTimeoutMs: 20_000 });
+    const members = await pool.members();
+    assert.deepEqual(
+      members.map((m) => [m.memberId, m.state]),
+      [[memberId, 'ready']],
+    );
+  });
+
   test('concurrent starts never share a member: each member goes to exactly one, the rest start cold', async () => {
     await boot(2);
     const ids = Array.from({ length: 6 }, () => id('claim'));
