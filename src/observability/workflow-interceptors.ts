@@ -11,19 +11,20 @@ function conversationAttributes(): Record<string, string> {
   return { ...(conversationId && { conversationId }), ...(userId && { userId }) };
 }
 
+/** The activity's headers with the user ID (no secret: it is a search attribute too), for activities and local ones. */
+function withUserId<T extends { headers: Record<string, unknown> }>(input: T): T {
+  const userId = workflowInfo().typedSearchAttributes.get(UserIdKey);
+  return userId
+    ? { ...input, headers: { ...input.headers, [USER_ID_HEADER]: defaultPayloadConverter.toPayload(userId) } }
+    : input;
+}
+
 export const interceptors: WorkflowInterceptorsFactory = () => ({
   outbound: [
     {
       getLogAttributes: (input, next) => next({ ...conversationAttributes(), ...input }),
-      scheduleActivity: (input, next) => {
-        const userId = workflowInfo().typedSearchAttributes.get(UserIdKey);
-        // The user ID is no secret (it is a search attribute too).
-        return next(
-          userId
-            ? { ...input, headers: { ...input.headers, [USER_ID_HEADER]: defaultPayloadConverter.toPayload(userId) } }
-            : input,
-        );
-      },
+      scheduleActivity: (input, next) => next(withUserId(input)),
+      scheduleLocalActivity: (input, next) => next(withUserId(input)),
     },
   ],
 });
