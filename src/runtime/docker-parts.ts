@@ -141,3 +141,24 @@ export async function handleOf(
     true,
   );
 }
+
+/** Remove a volume; gone already is fine. */
+async function removeVolume(docker: Docker, name: string): Promise<void> {
+  try {
+    await docker.getVolume(name).remove();
+  } catch (err) {
+    if (statusOf(err) !== 404) throw err;
+  }
+}
+
+/** Remove a volume once Docker has let go of it: it is freed a moment after its container's (racing) removal. */
+export async function removeVolumeWhenFree(docker: Docker, name: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await removeVolume(docker, name);
+    } catch (err) {
+      if (statusOf(err) !== 409 || attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}

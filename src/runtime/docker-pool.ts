@@ -10,7 +10,7 @@ import type Docker from 'dockerode';
 import { LABELS } from '../shared/constants';
 import type { PoolMember, PoolOps, RuntimeHandle, RuntimeSpec } from './provider';
 import type { ImageManifest } from './image-manifest';
-import { statusOf, type SandboxNetworks } from './docker-parts';
+import { removeVolumeWhenFree, statusOf, type SandboxNetworks } from './docker-parts';
 import {
   buildPoolMemberSpec,
   containerName,
@@ -140,21 +140,9 @@ export class DockerPool implements PoolOps {
     }
     const member = (await this.members()).find((m) => m.memberId === memberId);
     if (member) await this.host.docker.getContainer(member.runtimeId).remove({ force: true, v: true });
-    await this.removeVolumeWhenFree(memberId);
+    await removeVolumeWhenFree(this.host.docker, poolVolumeName(this.poolName, memberId, this.prefix));
     await this.unlock(memberId);
     return member !== undefined;
-  }
-
-  /** The member's volume, once Docker has let go of it (it is freed a moment after its container's removal). */
-  private async removeVolumeWhenFree(memberId: string): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await removeVolume(this.host.docker, poolVolumeName(this.poolName, memberId, this.prefix));
-      } catch (err) {
-        if (statusOf(err) !== 409 || attempt >= 20) throw err;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
   }
 
   async hostMemoryMb(): Promise<number> {
@@ -270,14 +258,5 @@ export class DockerPool implements PoolOps {
       if (statusOf(err) === 404) return undefined;
       throw err;
     }
-  }
-}
-
-/** Remove a volume; gone already is fine. */
-export async function removeVolume(docker: Docker, name: string): Promise<void> {
-  try {
-    await docker.getVolume(name).remove();
-  } catch (err) {
-    if (statusOf(err) !== 404) throw err;
   }
 }

@@ -5,8 +5,16 @@ import { LABELS } from '../shared/constants';
 import { ErrorType, NestorError } from '../errors';
 import type { RuntimeHandle, RuntimeProvider, RuntimeSpec, RuntimeSummary } from './provider';
 import { manifestFromLabels, type ImageManifest } from './image-manifest';
-import { SandboxNetworks, demux, handleOf, imageNotFound, lastLogLines, statusOf } from './docker-parts';
-import { DockerPool, LOCK_LABEL, removeVolume } from './docker-pool';
+import {
+  SandboxNetworks,
+  demux,
+  handleOf,
+  imageNotFound,
+  lastLogLines,
+  removeVolumeWhenFree,
+  statusOf,
+} from './docker-parts';
+import { DockerPool, LOCK_LABEL } from './docker-pool';
 import { buildContainerSpec, claimOf, containerName, volumeName, type SandboxDefaults } from './container-spec';
 
 export { demux };
@@ -210,7 +218,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
       if (statusOf(err) === 404) removed = false;
       else if (!(statusOf(err) === 409 && /already in progress/.test((err as Error).message))) throw err;
     }
-    for (const v of new Set(volumes)) await this.removeFreedVolume(v);
+    for (const v of new Set(volumes)) await removeVolumeWhenFree(this.docker, v);
     // A pooled sandbox's lock (its claim record), found by the conversation it names.
     const label = [`${LOCK_LABEL}=claim`, `${LABELS.conversationId}=${conversationId}`];
     for (const lock of await this.docker.listContainers({ all: true, filters: { label } }))
@@ -221,18 +229,6 @@ export class DockerRuntimeProvider implements RuntimeProvider {
           if (statusOf(err) !== 404) throw err;
         });
     return removed;
-  }
-
-  /** The volume is freed a moment after a racing removal of its container: try again briefly while it is in use. */
-  private async removeFreedVolume(volume: string): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await removeVolume(this.docker, volume);
-      } catch (err) {
-        if (statusOf(err) !== 409 || attempt >= 20) throw err;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
   }
 
   /** A container's conversation labels: its own, or for a claimed pool member those of its claim marker. */
