@@ -16,6 +16,16 @@ function abortedByRunSwitch(err: unknown): boolean {
 }
 
 /**
+ * The workflow task that carried the update failed as the server completed it (e.g. the dev server's database busy
+ * under load): the server aborts the update ("unexpected workflow task failure", WorkflowNotReady) without retrying it
+ * itself. It took no effect (the task's effects are discarded), so the same message ID sent again is safe: the workflow
+ * deduplicates by it. Seen once in a fresh-clone test run, in a test that sends an update right after continue-as-new.
+ */
+function workflowTaskFailed(err: unknown): boolean {
+  return /unexpected workflow task failure|WorkflowNotReady/i.test(messagesOf(err));
+}
+
+/**
  * The server turned the update away because too many updates to this workflow are in flight
  * (`history.maxInFlightUpdates`; nestor's dev server raises it, other servers may not): nothing was admitted, so
  * sending it again later is safe.
@@ -36,7 +46,7 @@ export function retryableUpdateFailure(err: unknown): boolean {
     err instanceof WorkflowUpdateFailedError &&
     err.cause instanceof ApplicationFailure &&
     err.cause.type === ErrorType.ContinuingAsNew;
-  return continuing || abortedByRunSwitch(err) || tooManyInFlight(err);
+  return continuing || abortedByRunSwitch(err) || tooManyInFlight(err) || workflowTaskFailed(err);
 }
 
 /** Unwrap update/workflow failures to the ApplicationFailure underneath, so callers see `type` and `message`. */

@@ -59,7 +59,11 @@ describe('message delivery (fake activities)', () => {
       for (let i = 0; i < 15; i++) await client.sendMessage(id, `filler ${i}`);
       await waitFor(async () => ((await client.status(id)).runNumber ?? 1) >= 2, 'a continue-as-new');
       const again = await client.sendMessage(id, { content: 'x', messageId: 'm-bad' }).catch((e: unknown) => e);
-      assert.ok(first instanceof ConversationError && again instanceof ConversationError, String(again));
+      const why = (e: unknown) => `${String(e)} (cause: ${String((e as { cause?: unknown })?.cause)})`;
+      assert.ok(
+        first instanceof ConversationError && again instanceof ConversationError,
+        `${why(first)}; ${why(again)}`,
+      );
       assert.equal(first.type, 'NestedBadRequest');
       assert.equal(again.type, first.type);
       assert.equal(again.message, first.message);
