@@ -4,6 +4,9 @@ TOOLS="$ROOT/.tools"
 STATE="$ROOT/.nestor"
 TEMPORAL_CLI_VERSION="1.5.1"
 TEMPORAL_BIN="$TOOLS/temporal-$TEMPORAL_CLI_VERSION/temporal"
+# The open-source server and its SQL schema tool, for a cluster (scripts/ensure-temporal-server.sh).
+TEMPORAL_SERVER_VERSION="1.29.1"
+TEMPORAL_SERVER_DIR="$TOOLS/temporal-server-$TEMPORAL_SERVER_VERSION"
 # The two runtime images the set-up builds (src/config.ts names the same tags for NESTOR_RUNTIME).
 EMULATOR_IMAGE="nestor-emulator:latest"
 OPENHANDS_IMAGE="nestor-openhands:1.4.0"
