@@ -1,4 +1,4 @@
-// The test command's body: make sure Docker, the Temporal CLI and both runtime images are there, run every test
+// The test command's body: make sure Docker, the Temporal CLI, both runtime images and the cluster's parts are there, run every test
 // file with node's test runner (one file at a time: the end-to-end files start servers), then stop what we started.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,6 +15,9 @@ const setup = spawnSync('bash', ['scripts/setup.sh'], {
   env: { ...process.env, NESTOR_RUNTIME: 'openhands' },
 });
 if (setup.status !== 0) process.exit(setup.status ?? 1);
+// The cluster tests run a real Temporal cluster: PostgreSQL and the server built from the Go module proxy.
+const cluster = spawnSync('bash', ['scripts/setup-cluster.sh'], { stdio: 'inherit' });
+if (cluster.status !== 0) process.exit(cluster.status ?? 1);
 
 /** Docker objects of one kind that carry nestor's label, by ID. */
 const labelled = (kind) => {

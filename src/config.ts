@@ -61,6 +61,15 @@ export const EnvSchema = z.object({
   NESTOR_TEMPORAL_BIN: z.string().min(1).default(resolve(PROJECT_ROOT, '.tools/temporal-1.5.1/temporal')),
   NESTOR_TEMPORAL_PORT: int(7233),
   NESTOR_UI_PORT: int(8233),
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
+  TEMPORAL_TLS: bool(false),
+  TEMPORAL_TLS_CLIENT_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_CLIENT_KEY_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
+  NESTOR_TEMPORAL_SERVER_DIR: z.string().min(1).default(resolve(PROJECT_ROOT, '.tools/temporal-server-1.29.1')),
+  NESTOR_CLUSTER_PORT: int(7233),
+  NESTOR_CLUSTER_PG_PORT: int(55432),
   NESTOR_RUNTIME: z.enum(Object.keys(RUNTIME_IMAGES) as [RuntimeName, ...RuntimeName[]]).default('openhands'),
   NESTOR_RUNTIME_IMAGE: z.string().min(1).optional(),
   NESTOR_DEFAULT_CPUS: z.coerce.number().positive().default(DEFAULT_SANDBOX_LIMITS.cpus),
@@ -102,6 +111,10 @@ export interface NestorConfig {
   temporalBin: string;
   temporalPort: number;
   uiPort: number;
+  /** How to authenticate to Temporal beyond a plain local connection (a cluster with mTLS, Temporal Cloud). */
+  temporalAuth: TemporalAuth;
+  /** `nestor cluster`: binaries, frontend of the first server (the second is 100 above), PostgreSQL's port. */
+  cluster: { binDir: string; basePort: number; pgPort: number };
   /** Which runtime the sandboxes run (NESTOR_RUNTIME), and its image (NESTOR_RUNTIME_IMAGE overrides the tag). */
   runtime: RuntimeName;
   runtimeImage: string;
@@ -129,6 +142,39 @@ export interface NestorConfig {
   poolSize: number;
 }
 
+/**
+ * TLS and API key for Temporal, under the names Temporal's own clients read (TEMPORAL_API_KEY, TEMPORAL_TLS_*).
+ * An API key implies TLS (Temporal Cloud refuses it in clear); a client certificate needs its key.
+ */
+export interface TemporalAuth {
+  apiKey?: string;
+  tls?: { clientCertPath?: string; clientKeyPath?: string; serverCaCertPath?: string; serverName?: string };
+}
+
+function temporalAuth(e: z.infer<typeof EnvSchema>): TemporalAuth {
+  if (!!e.TEMPORAL_TLS_CLIENT_CERT_PATH !== !!e.TEMPORAL_TLS_CLIENT_KEY_PATH)
+    throw new ConfigError(
+      'invalid environment: TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH: set both (a client certificate and its key) or neither',
+    );
+  const tlsAsked =
+    e.TEMPORAL_TLS ||
+    !!e.TEMPORAL_API_KEY ||
+    !!e.TEMPORAL_TLS_CLIENT_CERT_PATH ||
+    !!e.TEMPORAL_TLS_SERVER_CA_CERT_PATH ||
+    !!e.TEMPORAL_TLS_SERVER_NAME;
+  return {
+    ...(e.TEMPORAL_API_KEY && { apiKey: e.TEMPORAL_API_KEY }),
+    ...(tlsAsked && {
+      tls: {
+        clientCertPath: e.TEMPORAL_TLS_CLIENT_CERT_PATH,
+        clientKeyPath: e.TEMPORAL_TLS_CLIENT_KEY_PATH,
+        serverCaCertPath: e.TEMPORAL_TLS_SERVER_CA_CERT_PATH,
+        serverName: e.TEMPORAL_TLS_SERVER_NAME,
+      },
+    }),
+  };
+}
+
 /** Parse the environment; a bad variable is named with what was expected. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
   const r = EnvSchema.safeParse(env);
@@ -142,6 +188,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
     temporalBin: e.NESTOR_TEMPORAL_BIN,
     temporalPort: e.NESTOR_TEMPORAL_PORT,
     uiPort: e.NESTOR_UI_PORT,
+    temporalAuth: temporalAuth(e),
+    cluster: {
+      binDir: e.NESTOR_TEMPORAL_SERVER_DIR,
+      basePort: e.NESTOR_CLUSTER_PORT,
+      pgPort: e.NESTOR_CLUSTER_PG_PORT,
+    },
     runtime: e.NESTOR_RUNTIME,
     runtimeImage: e.NESTOR_RUNTIME_IMAGE ?? RUNTIME_IMAGES[e.NESTOR_RUNTIME],
     defaultLimits: {

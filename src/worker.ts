@@ -11,6 +11,7 @@ import { FAILURE_CONVERTER_PATH, describeKeys, nestorDataConverter, resolveEncry
 import { activityLogInterceptor } from './observability/activity-log';
 import { castKnownErrors } from './errors/cast-known-errors';
 import { installRuntime } from './observability/runtime';
+import { temporalConnectionOptions } from './temporal-connection';
 import type { EncryptionKey } from './codec/encryption';
 
 /** Path of the workflows module the worker bundles. */
@@ -91,8 +92,9 @@ export async function startWorker(
   c: NestorConfig,
   dataConverter: DataConverter,
 ): Promise<{ worker: Worker; connection: NativeConnection; address: string }> {
-  const address = temporalAddress(c);
-  const connection = await NativeConnection.connect({ address });
+  const options = temporalConnectionOptions(c);
+  const { address } = options;
+  const connection = await NativeConnection.connect(options);
   const deps = depsFromConfig(c);
   try {
     await checkPoolSize(c, deps.runtime);

@@ -2,6 +2,7 @@
 import { ConversationClient } from '../conversation/client';
 import { ConfigError } from '../errors';
 import { loadConfig, temporalAddress, type NestorConfig } from '../config';
+import { temporalConnectionOptions } from '../temporal-connection';
 import { EXIT } from './output';
 
 /** Run fn with a connected client and close the connection after, so the command exits. */
@@ -17,7 +18,7 @@ export async function withClient<T>(fn: (client: ConversationClient) => Promise<
 async function connect(c: NestorConfig): Promise<ConversationClient> {
   try {
     return await ConversationClient.connect({
-      address: temporalAddress(c),
+      ...temporalConnectionOptions(c),
       namespace: c.namespace,
       taskQueue: c.taskQueue,
     });

@@ -1,7 +1,8 @@
-// The commands that run parts of the service: worker, dev, llm-stand-in, codec-server.
+// The commands that run parts of the service: worker, dev, cluster, llm-stand-in, codec-server.
 import type { Command } from 'commander';
 import { loadConfig } from '../config';
 import { runDev } from '../dev';
+import { runCluster } from '../dev/run-cluster';
 import { DockerRuntimeProvider } from '../runtime/docker';
 import { SANDBOX_NETWORK } from '../runtime/container-spec';
 import { FINISH_MARKER, startLlmStandIn } from '../llm-stand-in/server';
@@ -54,6 +55,13 @@ export function addServiceCommands(program: Command): void {
     .command('dev')
     .description('run the whole service: Temporal dev server (unless TEMPORAL_ADDRESS is set) and a worker')
     .action(() => runDev(loadConfig()));
+
+  program
+    .command('cluster')
+    .description(
+      'run the whole service on a real Temporal cluster here: PostgreSQL, two temporal-server processes, the UI, a worker per frontend',
+    )
+    .action(() => runCluster(loadConfig()));
 }
 
 /** Until Ctrl-C (SIGINT) or SIGTERM. */

@@ -1,7 +1,13 @@
 // ConversationClient: what backend services use to start, drive and inspect conversations.
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, WithStartWorkflowOperation, type WorkflowHandle } from '@temporalio/client';
-import { type DataConverter } from '@temporalio/common';
+import {
+  Client,
+  Connection,
+  WithStartWorkflowOperation,
+  type TLSConfig,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { nestorDataConverter, resolveEncryptionKeys } from '../codec/keys';
 import { loadConfig } from '../config';
 import {
@@ -75,10 +81,22 @@ export class ConversationClient {
    * with the keys the environment configures (NESTOR_ENCRYPTION_KEYS, or the development key): the worker must share them.
    */
   static async connect(
-    o: { address?: string; namespace?: string; taskQueue?: string; dataConverter?: DataConverter } = {},
+    o: {
+      address?: string;
+      namespace?: string;
+      taskQueue?: string;
+      dataConverter?: DataConverter;
+      /** TLS and API key (temporal-connection.ts builds both from TEMPORAL_TLS_* and TEMPORAL_API_KEY). */
+      tls?: TLSConfig;
+      apiKey?: string;
+    } = {},
   ): Promise<ConversationClient> {
     const dataConverter = o.dataConverter ?? nestorDataConverter(resolveEncryptionKeys(loadConfig()).keys);
-    const connection = await Connection.connect({ address: o.address ?? '127.0.0.1:7233' });
+    const connection = await Connection.connect({
+      address: o.address ?? '127.0.0.1:7233',
+      ...(o.tls && { tls: o.tls }),
+      ...(o.apiKey && { apiKey: o.apiKey }),
+    });
     return new ConversationClient({
       client: new Client({ connection, namespace: o.namespace ?? 'default', dataConverter }),
       taskQueue: o.taskQueue,

@@ -14,10 +14,14 @@ import type { NestorConfig } from '../config';
  *   updates; the server's default of 10 turned the 11th away (`limit on number of concurrent in-flight updates`).
  * - `system.enableActivityEagerExecution`: a worker that schedules an activity may start it at once, without a round
  *   trip through the task queue.
+ * - `frontend.enableUpdateWorkflowExecution`: starts (update-with-start), messages, pause and close are updates. On
+ *   by default since server 1.25 (off before); stated so an older cluster's operator sees it is needed.
+ * The worker checks the first and the last at start-up (worker-preflight.ts).
  */
 export const NESTOR_DYNAMIC_CONFIG: Record<string, unknown> = {
   'history.maxInFlightUpdates': 500,
   'system.enableActivityEagerExecution': true,
+  'frontend.enableUpdateWorkflowExecution': true,
 };
 
 /** NESTOR_DYNAMIC_CONFIG as `--dynamic-config-value` arguments of `temporal server start-dev`. */

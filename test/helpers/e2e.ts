@@ -10,10 +10,10 @@ import { DockerRuntimeProvider } from '../../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
 import type { StartConversationRequest } from '../../src/shared/schemas';
 import { removeContainers } from './docker';
-import { createTestEnv, startWorker, uniqueId } from './temporal';
+import { createTestEnv, startWorker, uniqueId, type TemporalEnv } from './temporal';
 
-export interface E2e {
-  env: TestWorkflowEnvironment;
+export interface E2e<Env extends TemporalEnv = TestWorkflowEnvironment> {
+  env: Env;
   client: ConversationClient;
   taskQueue: string;
   /** Every token refresh the OAuth endpoint saw: `<path> <refresh token>`. */
@@ -54,9 +54,20 @@ function oauthServer(refreshes: string[]): Server {
   });
 }
 
-/** Start the dev server, the OAuth endpoint and a worker; `stop` undoes all of it and removes `made`'s containers. */
-export async function startE2e(made: Set<string>, o: { maxConversationsPerUser?: number } = {}): Promise<E2e> {
-  const env = await createTestEnv();
+/**
+ * Start the dev server (or the given Temporal), the OAuth endpoint and a worker; `stop` undoes all of it and removes
+ * `made`'s containers.
+ */
+export async function startE2e(made: Set<string>, o?: { maxConversationsPerUser?: number }): Promise<E2e>;
+export async function startE2e<Env extends TemporalEnv>(
+  made: Set<string>,
+  o: { maxConversationsPerUser?: number; env: () => Promise<Env> },
+): Promise<E2e<Env>>;
+export async function startE2e(
+  made: Set<string>,
+  o: { maxConversationsPerUser?: number; env?: () => Promise<TemporalEnv> } = {},
+): Promise<E2e<TemporalEnv>> {
+  const env = await (o.env ?? createTestEnv)();
   const refreshes: string[] = [];
   const oauth = oauthServer(refreshes);
   oauth.listen(0, '127.0.0.1');

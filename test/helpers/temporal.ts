@@ -2,7 +2,14 @@
 // workers encrypt payloads as in production, with a key made for this test process (children inherit it).
 import { existsSync } from 'node:fs';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  Runtime,
+  bundleWorkflowCode,
+  type NativeConnection,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { loadConfig } from '../../src/config';
 import { dynamicConfigArgs } from '../../src/dev/server';
@@ -42,6 +49,13 @@ export async function createTestEnv(): Promise<TestWorkflowEnvironment> {
   });
 }
 
+/** What the tests need of a Temporal service: the dev server (createTestEnv) or the local cluster (cluster.ts). */
+export interface TemporalEnv {
+  client: Client;
+  nativeConnection: NativeConnection;
+  teardown(): Promise<void>;
+}
+
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** One workflow bundle per test process, built as the worker would build it. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
@@ -54,7 +68,7 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
 
 /** A worker of nestor's (createWorker) on the test server, sharing the bundle and key; `stop` drains it. */
 export async function startWorker(
-  env: TestWorkflowEnvironment,
+  env: TemporalEnv,
   taskQueue: string,
   deps: ActivityDeps,
 ): Promise<{ client: ConversationClient; stop(): Promise<void> }> {

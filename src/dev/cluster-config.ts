@@ -1,0 +1,80 @@
+// The local cluster's configuration: each server process's config file (persistence on PostgreSQL for both the
+// default and the visibility store, its own ports, the shared cluster metadata) and nestor's dynamic config.
+import { join } from 'node:path';
+import { NESTOR_DYNAMIC_CONFIG } from './server';
+
+export const SERVER_NAMES = ['a', 'b'] as const;
+export type ServerName = (typeof SERVER_NAMES)[number];
+
+export interface ClusterOptions {
+  /** State: PostgreSQL's data, the servers' configs and logs. */
+  dir: string;
+  /** Where temporal-server, temporal-sql-tool and temporal-ui-server are (scripts/ensure-temporal-server.sh). */
+  binDir: string;
+  /** Frontend of server `a`; server `b` is 100 above. Every other port is an offset from it (see `ports`). */
+  basePort: number;
+  pgPort: number;
+  namespace: string;
+  /** Port of the Temporal UI server (`startUi`). */
+  uiPort?: number;
+}
+
+/** One process's ports: 7233 → frontend 7233, history 7234, matching 7235, worker 7239, membership 6933…, http 7243. */
+export function ports(base: number, name: ServerName) {
+  const o = name === 'a' ? 0 : 100;
+  const p = base + o;
+  return {
+    frontend: p,
+    history: p + 1,
+    matching: p + 2,
+    worker: p + 6,
+    membership: { frontend: p - 300, history: p - 299, matching: p - 298, worker: p - 294 },
+    http: p + 10,
+    pprof: p + 703,
+    metrics: p + 767,
+  };
+}
+
+/** Dynamic config file text: nestor's values (dev/server.ts NESTOR_DYNAMIC_CONFIG), each for every namespace. */
+export function dynamicConfigYaml(values: Record<string, unknown> = NESTOR_DYNAMIC_CONFIG): string {
+  // JSON scalars are YAML scalars.
+  return Object.entries(values)
+    .map(([k, v]) => `${k}:\n  - value: ${JSON.stringify(v)}\n`)
+    .join('');
+}
+
+/** A server process's config file (`<dir>/<name>.yaml`; server 1.29 reads it with --root, --config, --env). */
+export function serverConfig(o: ClusterOptions, name: ServerName): string {
+  const p = ports(o.basePort, name);
+  const store = (db: string, conns: number) =>
+    `{ sql: { pluginName: postgres12, databaseName: ${db}, connectAddr: "127.0.0.1:${o.pgPort}", connectProtocol: tcp, user: temporal, password: temporal, maxConns: ${conns}, maxIdleConns: ${conns}, maxConnLifetime: 1h } }`;
+  const rpc = (grpc: number, membership: number, extra = '') =>
+    `{ rpc: { grpcPort: ${grpc}, membershipPort: ${membership}, bindOnLocalHost: true${extra} } }`;
+  return `log: { stdout: true, level: warn }
+persistence:
+  defaultStore: default
+  visibilityStore: visibility
+  numHistoryShards: 4
+  datastores:
+    default: ${store('temporal', 20)}
+    visibility: ${store('temporal_visibility', 4)}
+global:
+  membership: { maxJoinDuration: 30s, broadcastAddress: "127.0.0.1" }
+  pprof: { port: ${p.pprof} }
+  metrics: { prometheus: { framework: tally, timerType: histogram, listenAddress: "127.0.0.1:${p.metrics}" } }
+services:
+  frontend: ${rpc(p.frontend, p.membership.frontend, `, httpPort: ${p.http}`)}
+  history: ${rpc(p.history, p.membership.history)}
+  matching: ${rpc(p.matching, p.membership.matching)}
+  worker: ${rpc(p.worker, p.membership.worker)}
+clusterMetadata:
+  enableGlobalNamespace: false
+  failoverVersionIncrement: 10
+  masterClusterName: active
+  currentClusterName: active
+  clusterInformation:
+    active: { enabled: true, initialFailoverVersion: 1, rpcName: frontend, rpcAddress: "127.0.0.1:${ports(o.basePort, 'a').frontend}" }
+dcRedirectionPolicy: { policy: noop }
+dynamicConfigClient: { filepath: "${join(o.dir, 'dynamic-config.yaml')}", pollInterval: 10s }
+`;
+}
