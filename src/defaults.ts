@@ -63,3 +63,11 @@ export const DEFAULT_POOL_MEMORY_SHARE = 0.5;
 
 /** Warm pools: members kept per image when a worker starts a pool (NESTOR_POOL_SIZE). @default 0, no pool */
 export const DEFAULT_POOL_SIZE = 0;
+
+/**
+ * The least `history.maxInFlightUpdates` a namespace must allow for a worker to start (preflight.ts): every message
+ * is an update until the nested server accepted it, so a burst to one conversation is that many updates in flight.
+ * Temporal's default is 10; nestor's dynamic config sets 500.
+ * @default 50
+ */
+export const REQUIRED_IN_FLIGHT_UPDATES = 50;

@@ -12,6 +12,7 @@ import { activityLogInterceptor } from './observability/activity-log';
 import { castKnownErrors } from './errors/cast-known-errors';
 import { installRuntime } from './observability/runtime';
 import { temporalConnectionOptions } from './temporal-connection';
+import { preflight } from './preflight';
 import type { EncryptionKey } from './codec/encryption';
 
 /** Path of the workflows module the worker bundles. */
@@ -97,6 +98,7 @@ export async function startWorker(
   const connection = await NativeConnection.connect(options);
   const deps = depsFromConfig(c);
   try {
+    await preflight({ connection: options, namespace: c.namespace, runtime: deps.runtime, image: c.runtimeImage });
     await checkPoolSize(c, deps.runtime);
     const worker = await createWorker({
       connection,

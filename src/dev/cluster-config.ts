@@ -17,6 +17,8 @@ export interface ClusterOptions {
   namespace: string;
   /** Port of the Temporal UI server (`startUi`). */
   uiPort?: number;
+  /** Dynamic config values for single namespaces, on top of nestor's. */
+  dynamicConfig?: NamespaceOverrides;
 }
 
 /** One process's ports: 7233 → frontend 7233, history 7234, matching 7235, worker 7239, membership 6933…, http 7243. */
@@ -35,11 +37,25 @@ export function ports(base: number, name: ServerName) {
   };
 }
 
-/** Dynamic config file text: nestor's values (dev/server.ts NESTOR_DYNAMIC_CONFIG), each for every namespace. */
-export function dynamicConfigYaml(values: Record<string, unknown> = NESTOR_DYNAMIC_CONFIG): string {
-  // JSON scalars are YAML scalars.
-  return Object.entries(values)
-    .map(([k, v]) => `${k}:\n  - value: ${JSON.stringify(v)}\n`)
+/** A dynamic config value for one namespace only (a namespace's constraint is more specific than none). */
+export type NamespaceOverrides = Record<string, { namespace: string; value: unknown }[]>;
+
+/**
+ * Dynamic config file text: nestor's values (dev/server.ts NESTOR_DYNAMIC_CONFIG) for every namespace, and any
+ * per-namespace overrides (the tests give one namespace Temporal's own low defaults).
+ */
+export function dynamicConfigYaml(overrides: NamespaceOverrides = {}): string {
+  const keys = [...new Set([...Object.keys(NESTOR_DYNAMIC_CONFIG), ...Object.keys(overrides)])];
+  // JSON is YAML.
+  return keys
+    .map((k) => {
+      const rows = (overrides[k] ?? []).map(
+        (o) =>
+          `  - value: ${JSON.stringify(o.value)}\n    constraints: { namespace: ${JSON.stringify(o.namespace)} }\n`,
+      );
+      if (k in NESTOR_DYNAMIC_CONFIG) rows.push(`  - value: ${JSON.stringify(NESTOR_DYNAMIC_CONFIG[k])}\n`);
+      return `${k}:\n${rows.join('')}`;
+    })
     .join('');
 }
 

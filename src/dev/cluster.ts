@@ -54,7 +54,7 @@ export class LocalCluster {
     mkdirSync(this.o.dir, { recursive: true });
     this.postgres.start();
     this.migrate();
-    writeFileSync(join(this.o.dir, 'dynamic-config.yaml'), dynamicConfigYaml());
+    writeFileSync(join(this.o.dir, 'dynamic-config.yaml'), dynamicConfigYaml(this.o.dynamicConfig));
     // One after the other: the first initialises the cluster's metadata in PostgreSQL; two at once race on it
     // (seen: "duplicate key value violates unique constraint cluster_metadata_info_pkey", and the second exits).
     for (const name of SERVER_NAMES) await this.startServer(name);

@@ -11,6 +11,12 @@ import { containersFor } from '../helpers/docker';
 import { e2eInput, startE2e, userMessages, type E2e } from '../helpers/e2e';
 import { eventually, waitFor } from '../helpers/eventually';
 import { uniqueId } from '../helpers/temporal';
+import Docker from 'dockerode';
+import { msToTs } from '@temporalio/common/lib/time';
+import { preflight, preflightProblems } from '../../src/preflight';
+import { ConfigError } from '../../src/errors';
+import { DockerRuntimeProvider } from '../../src/runtime/docker';
+import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
 
 type Env = Awaited<ReturnType<ReturnType<typeof clusterEnv>>>;
 
@@ -22,7 +28,13 @@ describe('nestor on a Temporal cluster (two server processes, PostgreSQL)', () =
   const input = e2eInput(made);
 
   before(async () => {
-    cluster = await startTestCluster();
+    cluster = await startTestCluster({
+      // Temporal's own defaults, for namespaces the start-up checks must find wanting.
+      dynamicConfig: {
+        'history.maxInFlightUpdates': [{ namespace: 'nestor-bare', value: 10 }],
+        'frontend.enableUpdateWorkflowExecution': [{ namespace: 'nestor-no-updates', value: false }],
+      },
+    });
     lab = await startE2e(made, { env: clusterEnv(cluster, 'a') });
     client = lab.client;
   });
@@ -148,5 +160,57 @@ describe('nestor on a Temporal cluster (two server processes, PostgreSQL)', () =
     assert.equal((await client.close(other)).status, 'STOPPED');
     assert.equal((await client.close(id)).status, 'STOPPED');
     assert.deepEqual(await containersFor(id), []);
+  });
+
+  test('start-up checks: a namespace set up for nestor passes; missing search attributes, a low update limit, updates off, an unknown namespace and an unreachable Docker engine are each named with what to fix', async () => {
+    const connection = { address: cluster.address('b') };
+    const runtime = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator });
+    assert.deepEqual(await preflightProblems({ connection, namespace: 'default', runtime }), []);
+
+    for (const namespace of ['nestor-bare', 'nestor-no-updates'])
+      await lab.env.connection.workflowService
+        .registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('1 day') })
+        .catch((err: Error) => assert.match(err.message, /already/i));
+    // A namespace just registered reaches the frontends' caches within about 10 s.
+    const bare = await eventually(async () => {
+      const p = await preflightProblems({ connection, namespace: 'nestor-bare' });
+      assert.ok(p.length > 0 && !p.some((l) => /not found/i.test(l)), p.join('\n'));
+      return p;
+    }, 30_000);
+    for (const sa of ['ConversationId', 'UserId', 'ConversationStatus'])
+      assert.ok(
+        bare.some((l) => l.includes(`search-attribute create -n nestor-bare --name ${sa} --type Keyword`)),
+        `names ${sa} and the command: ${bare.join('\n')}`,
+      );
+    assert.ok(
+      bare.some((l) => /at most 10 updates in flight .*history\.maxInFlightUpdates/.test(l)),
+      `the update limit: ${bare.join('\n')}`,
+    );
+
+    const off = await eventually(async () => {
+      const p = await preflightProblems({ connection, namespace: 'nestor-no-updates' });
+      assert.ok(
+        p.some((l) => l.includes('frontend.enableUpdateWorkflowExecution: true')),
+        p.join('\n'),
+      );
+      return p;
+    }, 30_000);
+    assert.ok(off.every((l) => l.startsWith('namespace nestor-no-updates: ')));
+
+    const unknown = await preflightProblems({ connection, namespace: 'no-such-namespace' });
+    assert.equal(unknown.length, 1);
+    assert.match(unknown[0], /^namespace no-such-namespace: .*temporal operator namespace create -n no-such-namespace/);
+
+    const noEngine = new DockerRuntimeProvider({
+      image: RUNTIME_IMAGES.emulator,
+      docker: new Docker({ socketPath: '/nonexistent/docker.sock' }),
+    });
+    const engine = await preflightProblems({ connection, namespace: 'default', runtime: noEngine });
+    assert.equal(engine.length, 1);
+    assert.match(engine[0], /^sandbox engine: .*check that the Docker engine runs and is reachable \(DOCKER_HOST\)/);
+    await assert.rejects(
+      preflight({ connection, namespace: 'nestor-bare' }),
+      (err: Error) => err instanceof ConfigError && /the worker cannot start, 4 problem/.test(err.message),
+    );
   });
 });

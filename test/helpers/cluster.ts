@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { loadConfig } from '../../src/config';
-import { LocalCluster, type ServerName } from '../../src/dev/cluster';
+import { LocalCluster, type ClusterOptions, type ServerName } from '../../src/dev/cluster';
 import { freePort } from './net';
 import { testDataConverter, type TemporalEnv } from './temporal';
 
-export async function startTestCluster(): Promise<LocalCluster> {
+export async function startTestCluster(o: Pick<ClusterOptions, 'dynamicConfig'> = {}): Promise<LocalCluster> {
   const c = loadConfig();
   const cluster = new LocalCluster({
     dir: join(c.dataDir, `test-cluster-${process.pid}`),
@@ -18,6 +18,7 @@ export async function startTestCluster(): Promise<LocalCluster> {
     pgPort: await freePort(),
     namespace: 'default',
     uiPort: await freePort(),
+    ...o,
   });
   try {
     await cluster.start();

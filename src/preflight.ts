@@ -1,0 +1,136 @@
+// What a worker checks at start-up, before it polls: that the Temporal namespace is set up for nestor (its search
+// attributes, updates enabled, an in-flight update limit nestor's message bursts fit in) and that the sandbox engine
+// answers with the runtime image. A misconfigured cluster or host is reported here with what to fix, instead of
+// surfacing later as a conversation that hangs or fails one message in eleven.
+import { randomUUID } from 'node:crypto';
+import { Connection } from '@temporalio/client';
+import { msToTs } from '@temporalio/common/lib/time';
+import { temporal } from '@temporalio/proto';
+import { REQUIRED_IN_FLIGHT_UPDATES } from './defaults';
+import { ConfigError } from './errors';
+import type { RuntimeProvider } from './runtime/provider';
+import { SEARCH_ATTRIBUTE_KEYS } from './shared/constants';
+import type { TemporalConnectionOptions } from './temporal-connection';
+
+const { IndexedValueType, UpdateWorkflowExecutionLifecycleStage } = temporal.api.enums.v1;
+/** gRPC status code RESOURCE_EXHAUSTED. */
+const RESOURCE_EXHAUSTED = 8;
+
+export interface PreflightTarget {
+  connection: TemporalConnectionOptions;
+  namespace: string;
+  /** The sandbox engine this worker drives, and the image it starts. */
+  runtime?: RuntimeProvider;
+  image?: string;
+}
+
+/** Every problem found, each saying what to fix; empty when the worker may start. */
+export async function preflightProblems(t: PreflightTarget): Promise<string[]> {
+  const problems: string[] = [];
+  if (t.runtime) {
+    try {
+      await t.runtime.requirements();
+    } catch (err) {
+      problems.push(
+        `sandbox engine: ${(err as Error).message.split('\n')[0]}; check that the Docker engine runs and is reachable (DOCKER_HOST) and that the image ${t.image ?? ''} is there (npm run setup builds it)`,
+      );
+    }
+  }
+  // Retries off: a limit reached must show as the server's RESOURCE_EXHAUSTED, not be retried away.
+  const conn = await Connection.connect({ ...t.connection, interceptors: [] });
+  try {
+    const ns = await conn.workflowService.describeNamespace({ namespace: t.namespace }).catch((err: Error) => {
+      problems.push(
+        `namespace ${t.namespace}: ${err.message}; create it (temporal operator namespace create -n ${t.namespace}) or set TEMPORAL_NAMESPACE`,
+      );
+      return undefined;
+    });
+    if (!ns) return problems;
+    problems.push(...(await searchAttributeProblems(conn, t.namespace)));
+    const caps = ns.namespaceInfo?.capabilities;
+    if (caps && !caps.syncUpdate) {
+      problems.push(
+        `namespace ${t.namespace}: workflow updates are disabled; nestor's starts, messages, pause and close are updates: set frontend.enableUpdateWorkflowExecution: true in the cluster's dynamic config`,
+      );
+      return problems;
+    }
+    const limit = await inFlightUpdateLimit(conn, t.namespace);
+    if (limit !== undefined)
+      problems.push(
+        `namespace ${t.namespace}: at most ${limit} updates in flight per workflow (history.maxInFlightUpdates); each message to a conversation is an update until delivered, and a burst needs at least ${REQUIRED_IN_FLIGHT_UPDATES}: set history.maxInFlightUpdates to 500 in the cluster's dynamic config (README "Production shape")`,
+      );
+  } finally {
+    await conn.close();
+  }
+  return problems;
+}
+
+/** preflightProblems as one ConfigError listing them all, or nothing. */
+export async function preflight(t: PreflightTarget): Promise<void> {
+  const problems = await preflightProblems(t);
+  if (problems.length)
+    throw new ConfigError(`the worker cannot start, ${problems.length} problem(s):\n- ${problems.join('\n- ')}`);
+}
+
+async function searchAttributeProblems(conn: Connection, namespace: string): Promise<string[]> {
+  const { customAttributes = {} } = await conn.operatorService.listSearchAttributes({ namespace });
+  return SEARCH_ATTRIBUTE_KEYS.filter(
+    (k) => customAttributes[k.name] !== IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+  ).map((k) =>
+    customAttributes[k.name] === undefined
+      ? `namespace ${namespace}: search attribute ${k.name} is not registered; run: temporal operator search-attribute create -n ${namespace} --name ${k.name} --type Keyword`
+      : `namespace ${namespace}: search attribute ${k.name} has type ${IndexedValueType[customAttributes[k.name]]}, nestor needs Keyword`,
+  );
+}
+
+/**
+ * The namespace's in-flight update limit if it is below REQUIRED_IN_FLIGHT_UPDATES, else undefined. The server has no
+ * API that reads dynamic config, so this asks it: a probe workflow on a task queue nobody polls, and one more
+ * update than required sent at once. Each waits (nobody accepts it) and counts as in flight; past the limit, the
+ * server turns the rest away at once with RESOURCE_EXHAUSTED, naming the limit. The probe is terminated after (about
+ * a second).
+ */
+async function inFlightUpdateLimit(conn: Connection, namespace: string): Promise<number | undefined> {
+  const workflowId = `nestor-preflight-${randomUUID()}`;
+  const identity = 'nestor-preflight';
+  await conn.workflowService.startWorkflowExecution({
+    namespace,
+    workflowId,
+    workflowType: { name: 'NestorPreflightProbe' },
+    taskQueue: { name: workflowId },
+    identity,
+    requestId: randomUUID(),
+    workflowRunTimeout: msToTs('1 minute'),
+  });
+  try {
+    const calls = Array.from({ length: REQUIRED_IN_FLIGHT_UPDATES + 1 }, (_, i) =>
+      conn.withDeadline(Date.now() + 10_000, () =>
+        conn.workflowService.updateWorkflowExecution({
+          namespace,
+          workflowExecution: { workflowId },
+          request: { meta: { updateId: `probe-${i}`, identity }, input: { name: 'probe' } },
+          waitPolicy: {
+            lifecycleStage: UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED,
+          },
+        }),
+      ),
+    );
+    // Handled from the start: rejections come at once; admitted updates wait until the probe is terminated.
+    const settled = Promise.allSettled(calls);
+    await new Promise((r) => setTimeout(r, 1000));
+    await conn.workflowService
+      .terminateWorkflowExecution({ namespace, workflowExecution: { workflowId }, reason: 'preflight done', identity })
+      .catch(() => undefined);
+    // The server names its limit: "limit on number of concurrent in-flight updates has been reached (10)".
+    for (const r of await settled) {
+      const err = r.status === 'rejected' ? (r.reason as { code?: number; details?: string; message?: string }) : {};
+      const limit = /in-flight updates has been reached \((\d+)\)/.exec(err.details ?? err.message ?? '');
+      if (err.code === RESOURCE_EXHAUSTED && limit) return Number(limit[1]);
+    }
+    return undefined;
+  } finally {
+    await conn.workflowService
+      .terminateWorkflowExecution({ namespace, workflowExecution: { workflowId }, reason: 'preflight done', identity })
+      .catch(() => undefined);
+  }
+}
