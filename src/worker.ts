@@ -11,7 +11,7 @@ import { FAILURE_CONVERTER_PATH, describeKeys, nestorDataConverter, resolveEncry
 import { activityLogInterceptor } from './observability/activity-log';
 import { castKnownErrors } from './errors/cast-known-errors';
 import { installRuntime } from './observability/runtime';
-import { temporalConnectionOptions } from './temporal-connection';
+import { describeTemporalAuth, temporalConnectionOptions } from './temporal-connection';
 import { preflight } from './preflight';
 import type { EncryptionKey } from './codec/encryption';
 
@@ -121,12 +121,15 @@ export async function runWorker(c: NestorConfig = loadConfig()): Promise<void> {
   const { dataConverter } = prepareProcess(c);
   const { worker, connection, address } = await startWorker(c, dataConverter);
   try {
-    Runtime.instance().logger.info(`nestor worker on ${address}, task queue ${c.taskQueue}. ${describeRuntime(c)}`, {
-      address,
-      taskQueue: c.taskQueue,
-      runtime: c.runtime,
-      image: c.runtimeImage,
-    });
+    Runtime.instance().logger.info(
+      `nestor worker on ${address} (${describeTemporalAuth(c)}), task queue ${c.taskQueue}. ${describeRuntime(c)}`,
+      {
+        address,
+        taskQueue: c.taskQueue,
+        runtime: c.runtime,
+        image: c.runtimeImage,
+      },
+    );
     await worker.run();
   } finally {
     await connection.close();
