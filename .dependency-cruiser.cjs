@@ -3,12 +3,12 @@
 const WORKFLOW_CODE = [
   '^src/workflows[.]ts$',
   '^src/conversation/workflow/',
-  '^src/(user-sessions|resume-schedules|reaper|sandbox-pools)/workflow[.]ts$',
+  '^src/(user-sessions|resume-schedules|reaper|sandbox-pools|sandbox-hosts)/workflow[.]ts$',
   '^src/observability/workflow-interceptors[.]ts$',
 ];
-const FEATURES = '^src/(conversation|user-sessions|resume-schedules|reaper|sandbox-pools)/';
+const FEATURES = '^src/(conversation|user-sessions|resume-schedules|reaper|sandbox-pools|sandbox-hosts)/';
 const ADAPTERS = '^src/(runtime|nested|codec|observability|llm-stand-in)/';
-const ENTRY_POINTS = ['^src/(cli|worker)[.]ts$', '^src/cli/', '^src/dev/'];
+const ENTRY_POINTS = ['^src/(cli|worker|host-worker)[.]ts$', '^src/cli/', '^src/dev/'];
 
 module.exports = {
   forbidden: [
@@ -55,7 +55,7 @@ module.exports = {
       name: 'features-meet-only-through-messages',
       comment: "A feature uses another's message definitions and client helpers, never its workflow or activities.",
       severity: 'error',
-      from: { path: '^src/(conversation|user-sessions|resume-schedules|reaper|sandbox-pools)/' },
+      from: { path: '^src/(conversation|user-sessions|resume-schedules|reaper|sandbox-pools|sandbox-hosts)/' },
       to: { path: FEATURES, pathNot: ['^src/$1/', '/(messages|schedules)[.]ts$'] },
     },
     {

@@ -19,6 +19,8 @@ import { drainPool, poolStatus, resizePool, setPoolEnabled } from '../src/sandbo
 import type { StartConversationRequest } from '../src/shared/schemas';
 import { userSessionsWorkflowId } from '../src/user-sessions/messages';
 import { createWorker } from '../src/worker';
+import { registerHost } from '../src/sandbox-hosts/hosts';
+import { SANDBOX_HOSTS_WORKFLOW_ID, hostTaskQueue } from '../src/sandbox-hosts/messages';
 import { createTestEnv, uniqueId, workflowBundle } from '../test/helpers/temporal';
 
 // The emulator's fault knobs and quick boots are what this script measures against; the real image has its own runs.
@@ -145,6 +147,38 @@ async function main() {
     await setPoolEnabled(raw, pool, false);
     await drainPool(raw, pool);
     record('sandbox-pool', poolWorkflowId(pool));
+
+    // Sandbox hosts: a service whose sandboxes go to a registered host (its own worker on `sandbox-host-rec-host`):
+    // placed, a message, paused, resumed on its host, closed (placement released).
+    const hostedQueue = uniqueId('record-hosted');
+    const hosted = await createWorker({
+      connection: env.nativeConnection,
+      taskQueue: hostedQueue,
+      workflowBundle: await workflowBundle(),
+      dataConverter,
+      deps: { runtime: new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner }), sandboxHosts: true },
+    });
+    const hostWorker = await createWorker({
+      connection: env.nativeConnection,
+      taskQueue: hostTaskQueue('rec-host'),
+      workflowBundle: await workflowBundle(),
+      dataConverter,
+      deps: { runtime: new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner }) },
+    });
+    const hostedRuns = [hosted.run(), hostWorker.run()];
+    await registerHost(raw, { taskQueue: hostedQueue, hostId: 'rec-host', capacity: 2 });
+    const hostedClient = new ConversationClient({ client: raw, taskQueue: hostedQueue });
+    const onHost = await hostedClient.start(input('rec-hosted', { initialMessage: 'on a host' }));
+    if (onHost.sandboxHost !== 'rec-host') throw new Error(`rec-hosted placed on ${onHost.sandboxHost}`);
+    await hostedClient.sendMessage('rec-hosted', { content: 'delivered on the host' });
+    await hostedClient.pause('rec-hosted', 'recorded pause');
+    await hostedClient.resume('rec-hosted');
+    await hostedClient.close('rec-hosted');
+    record('hosted-start', conversationWorkflowId('rec-hosted'));
+    record('sandbox-hosts', SANDBOX_HOSTS_WORKFLOW_ID);
+    hosted.shutdown();
+    hostWorker.shutdown();
+    await Promise.all(hostedRuns);
 
     mkdirSync(HISTORIES_DIR, { recursive: true });
     for (const f of readdirSync(HISTORIES_DIR)) if (f.endsWith('.json')) rmSync(join(HISTORIES_DIR, f));

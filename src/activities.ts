@@ -10,6 +10,7 @@ import { createRuntimeActivities } from './conversation/activities/runtime';
 import { createTokenActivities, type OAuthConfig } from './conversation/activities/tokens';
 import { createReaperActivities } from './reaper/activities';
 import { createPoolActivities } from './sandbox-pools/activities';
+import { createHostActivities } from './sandbox-hosts/activities';
 import { createResumeScheduleActivities } from './resume-schedules/activities';
 import { createSessionActivities } from './user-sessions/activities';
 import { DEFAULT_MODEL_CAPABILITIES, type ModelCapabilities, type SandboxMaxima } from './user-sessions/session';
@@ -31,6 +32,8 @@ export interface ActivityDeps {
   sandboxMaxima?: SandboxMaxima;
   /** Most conversations per user at once (STARTING ones count), or false to keep no per-user slots. @default DEFAULT_MAX_CONVERSATIONS_PER_USER */
   maxConversationsPerUser?: number | false;
+  /** Sandboxes go to registered sandbox hosts (placement), not this worker's engine. @default false */
+  sandboxHosts?: boolean;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -47,6 +50,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createResumeScheduleActivities(),
     ...createReaperActivities({ runtime: deps.runtime }),
     ...createPoolActivities({ runtime: deps.runtime }),
+    ...createHostActivities({ sandboxHosts: deps.sandboxHosts }),
   };
 }
 

@@ -5,6 +5,7 @@ import { ConfigError, ConversationError, NestorError } from './errors';
 import { addConversationCommands } from './cli/conversation-commands';
 import { addScheduleCommands } from './cli/schedule-commands';
 import { addPoolCommands } from './cli/pool-commands';
+import { addHostCommands } from './cli/host-commands';
 import { addServiceCommands } from './cli/service-commands';
 import { EXIT } from './cli/output';
 
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   addConversationCommands(program);
   addScheduleCommands(program);
   addPoolCommands(program);
+  addHostCommands(program);
   addServiceCommands(program);
   return program;
 }

@@ -7,6 +7,7 @@ import {
   DEFAULT_NESTED_TIMEOUT_MS,
   DEFAULT_REAPER_GRACE_MS,
   DEFAULT_POOL_SIZE,
+  DEFAULT_HOST_CAPACITY,
   DEFAULT_REAPER_INTERVAL_MS,
   DEFAULT_SANDBOX_LIMITS,
   DEFAULT_SANDBOX_MAXIMA,
@@ -20,6 +21,7 @@ import type { OAuthConfig } from './conversation/activities/tokens';
 import type { ModelCapabilities } from './user-sessions/session';
 import { parseEncryptionKeys, type EncryptionKey } from './codec/encryption';
 import { RUNTIME_IMAGES, type RuntimeName } from './runtime/image-manifest';
+import { HOST_ID_PATTERN } from './sandbox-hosts/messages';
 
 /** The project root (where package.json is), whether running from src/ via tsx or from dist/src/. */
 export const PROJECT_ROOT = resolve(__dirname, __dirname.includes(`${'/dist/'}`) ? '../..' : '..');
@@ -101,6 +103,15 @@ export const EnvSchema = z.object({
   NESTOR_REAPER_INTERVAL_MS: z.coerce.number().int().min(0).default(DEFAULT_REAPER_INTERVAL_MS),
   NESTOR_REAPER_GRACE_MS: z.coerce.number().int().min(0).default(DEFAULT_REAPER_GRACE_MS),
   NESTOR_POOL_SIZE: z.coerce.number().int().min(0).max(1000).default(DEFAULT_POOL_SIZE),
+  NESTOR_SANDBOX_HOSTS: bool(false),
+  NESTOR_HOST_ID: z
+    .string()
+    .regex(
+      HOST_ID_PATTERN,
+      "expected lower-case letters, digits and '-' (1-63 characters), starting with a letter or digit",
+    )
+    .optional(),
+  NESTOR_HOST_CAPACITY: z.coerce.number().int().min(1).max(10_000).default(DEFAULT_HOST_CAPACITY),
 });
 
 export interface NestorConfig {
@@ -140,6 +151,11 @@ export interface NestorConfig {
    * `nestor pool resize` sets it from then on).
    */
   poolSize: number;
+  /**
+   * Sandbox hosts. `enabled` (NESTOR_SANDBOX_HOSTS): this service's conversations place their sandboxes on registered
+   * hosts. `hostId`/`capacity`: what `nestor host-worker` registers its Docker engine as.
+   */
+  sandboxHosts: { enabled: boolean; hostId?: string; capacity: number };
 }
 
 /**
@@ -223,6 +239,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
     logLevel: e.NESTOR_LOG_LEVEL,
     reaper: { intervalMs: e.NESTOR_REAPER_INTERVAL_MS, graceMs: e.NESTOR_REAPER_GRACE_MS },
     poolSize: e.NESTOR_POOL_SIZE,
+    sandboxHosts: { enabled: e.NESTOR_SANDBOX_HOSTS, hostId: e.NESTOR_HOST_ID, capacity: e.NESTOR_HOST_CAPACITY },
     oauth: {
       github: {
         tokenUrl: e.NESTOR_GITHUB_TOKEN_URL,

@@ -71,3 +71,13 @@ export const DEFAULT_POOL_SIZE = 0;
  * @default 50
  */
 export const REQUIRED_IN_FLIGHT_UPDATES = 50;
+
+/**
+ * With sandbox hosts: how long a task for a conversation's host may wait for that host's worker before the host
+ * counts as lost (schedule-to-start timeout). Long enough for a worker restart, short enough that nothing hangs.
+ * @default 30000
+ */
+export const DEFAULT_HOST_PICKUP_TIMEOUT_MS = 30_000;
+
+/** Sandboxes (running or paused) a sandbox host takes unless its worker declares otherwise (NESTOR_HOST_CAPACITY). @default 10 */
+export const DEFAULT_HOST_CAPACITY = 10;

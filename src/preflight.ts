@@ -37,7 +37,11 @@ export async function preflightProblems(t: PreflightTarget): Promise<string[]> {
     }
   }
   // Retries off: a limit reached must show as the server's RESOURCE_EXHAUSTED, not be retried away.
-  const conn = await Connection.connect({ ...t.connection, interceptors: [] });
+  const conn = await Connection.connect({ ...t.connection, interceptors: [] }).catch((err: Error) => {
+    throw new ConfigError(
+      `cannot reach Temporal at ${t.connection.address} (${err.message}); check TEMPORAL_ADDRESS and the TLS settings (TEMPORAL_TLS_*, TEMPORAL_API_KEY)${problems.length ? `; also:\n- ${problems.join('\n- ')}` : ''}`,
+    );
+  });
   try {
     const ns = await conn.workflowService.describeNamespace({ namespace: t.namespace }).catch((err: Error) => {
       problems.push(

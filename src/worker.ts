@@ -72,6 +72,7 @@ export function depsFromConfig(c: NestorConfig): ActivityDeps {
     nestedRequestTimeoutMs: c.nestedTimeoutMs,
     maxConversationsPerUser: c.maxConversationsPerUser,
     sandboxMaxima: c.maxLimits,
+    sandboxHosts: c.sandboxHosts.enabled,
   };
 }
 
@@ -97,9 +98,15 @@ export async function startWorker(
   const { address } = options;
   const connection = await NativeConnection.connect(options);
   const deps = depsFromConfig(c);
+  // With sandbox hosts, this worker touches no sandbox: the hosts' workers check, reap and pool their own engines.
+  const ownEngine = !c.sandboxHosts.enabled;
   try {
-    await preflight({ connection: options, namespace: c.namespace, runtime: deps.runtime, image: c.runtimeImage });
-    await checkPoolSize(c, deps.runtime);
+    await preflight({
+      connection: options,
+      namespace: c.namespace,
+      ...(ownEngine && { runtime: deps.runtime, image: c.runtimeImage }),
+    });
+    if (ownEngine) await checkPoolSize(c, deps.runtime);
     const worker = await createWorker({
       connection,
       namespace: c.namespace,
@@ -107,8 +114,10 @@ export async function startWorker(
       deps,
       dataConverter,
     });
-    await startReaper(worker, c);
-    await startPool(worker, c, deps.runtime);
+    if (ownEngine) {
+      await startReaper(worker, c);
+      await startPool(worker, c, deps.runtime);
+    }
     return { worker, connection, address };
   } catch (err) {
     await connection.close();

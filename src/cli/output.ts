@@ -25,6 +25,7 @@ export function describe(info: AgentLoopInfo): string {
     `conversation ${info.conversationId} (user ${info.userId}): ${info.status}${info.step ? ` · ${info.step}` : ''}`,
     info.runtimeId &&
       `  runtime:  ${info.runtimeId.slice(0, 12)}${info.startPath ? ` (${info.startPath === 'pool' ? 'from the warm pool' : `cold${info.coldReason ? `: ${info.coldReason}` : ''}`})` : ''}`,
+    info.sandboxHost && `  host:     ${info.sandboxHost} (sandbox host; task queue sandbox-host-${info.sandboxHost})`,
     info.url && `  url:      ${info.url}`,
     info.sessionApiKey && `  session key: ${info.sessionApiKey}`,
     `  started:  ${info.startedAt}${info.readyAt ? `, ready ${info.readyAt}` : ''}${info.closedAt ? `, closed ${info.closedAt}` : ''}`,

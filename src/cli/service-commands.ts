@@ -1,4 +1,4 @@
-// The commands that run parts of the service: worker, dev, cluster, llm-stand-in, codec-server.
+// The commands that run parts of the service: worker, host-worker, dev, cluster, llm-stand-in, codec-server.
 import type { Command } from 'commander';
 import { loadConfig } from '../config';
 import { runDev } from '../dev';
@@ -7,6 +7,7 @@ import { DockerRuntimeProvider } from '../runtime/docker';
 import { SANDBOX_NETWORK } from '../runtime/container-spec';
 import { FINISH_MARKER, startLlmStandIn } from '../llm-stand-in/server';
 import { runWorker } from '../worker';
+import { runHostWorker } from '../host-worker';
 import { codecGuard, codecServer } from '../dev';
 import { portNumber } from './output';
 
@@ -16,6 +17,15 @@ export function addServiceCommands(program: Command): void {
     .description('run a worker against TEMPORAL_ADDRESS (default 127.0.0.1:7233)')
     .action(async () => {
       await runWorker(loadConfig());
+    });
+
+  program
+    .command('host-worker')
+    .description(
+      "run a sandbox host's worker beside its Docker engine (NESTOR_HOST_ID, NESTOR_HOST_CAPACITY, DOCKER_HOST): registers the host and serves its sandboxes' steps",
+    )
+    .action(async () => {
+      await runHostWorker(loadConfig());
     });
 
   program

@@ -54,6 +54,15 @@ export const ErrorType = {
   PoolTooLarge: 'PoolTooLarge',
   /** No warm pool of that name is running (never started, or drained). */
   PoolNotFound: 'PoolNotFound',
+  /** No sandbox host is registered under that ID (`nestor host drain`). Never retried. */
+  HostNotFound: 'HostNotFound',
+  /** Every registered sandbox host is full, draining or lost (or none is registered). Never retried by the step. */
+  NoSandboxHost: 'NoSandboxHost',
+  /**
+   * The host holding the conversation's sandbox did not pick up its task within the bound (its worker or engine is
+   * gone). A start is placed again elsewhere; a running or paused conversation ends in ERROR: its data is on that host.
+   */
+  SandboxHostLost: 'SandboxHostLost',
 } as const;
 export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 

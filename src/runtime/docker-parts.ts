@@ -14,6 +14,7 @@ export function statusOf(err: unknown): number | undefined {
 /** The sandbox networks: bridges with inter-container traffic off; the internal one has no route out. */
 export class SandboxNetworks {
   private readonly ready = new Set<string>();
+  private readonly making = new Map<string, Promise<void>>();
 
   constructor(private readonly docker: Docker) {}
 
@@ -31,14 +32,26 @@ export class SandboxNetworks {
     return gateway;
   }
 
-  /** Create the sandbox network if it is missing (inter-container traffic off; internal when there is no egress). */
+  /**
+   * Create the sandbox network if it is missing (inter-container traffic off; internal when there is no egress).
+   * Docker's duplicate-name check is not atomic: two concurrent creates on a fresh engine made two networks of one
+   * name (seen on a new sandbox host), and every start after failed with "network … is ambiguous". So creates in this
+   * process are one at a time, and a duplicate another process made is removed (the oldest network stays).
+   */
   async ensure(egress: boolean): Promise<void> {
     const name = egress ? SANDBOX_NETWORK : SANDBOX_NETWORK_INTERNAL;
     if (this.ready.has(name)) return;
-    try {
-      await this.docker.getNetwork(name).inspect();
-    } catch (err) {
-      if (statusOf(err) !== 404) throw err;
+    let making = this.making.get(name);
+    if (!making) {
+      making = this.make(name, egress).finally(() => this.making.delete(name));
+      this.making.set(name, making);
+    }
+    await making;
+    this.ready.add(name);
+  }
+
+  private async make(name: string, egress: boolean): Promise<void> {
+    if ((await this.named(name)).length === 0) {
       try {
         await this.docker.createNetwork({
           Name: name,
@@ -52,7 +65,20 @@ export class SandboxNetworks {
         if (statusOf(cerr) !== 409) throw cerr; // created meanwhile by a racing start
       }
     }
-    this.ready.add(name);
+    const [, ...extra] = await this.named(name);
+    for (const n of extra)
+      await this.docker
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => undefined);
+  }
+
+  /** The networks called exactly `name`, oldest first (the filter matches substrings). */
+  private async named(name: string): Promise<Docker.NetworkInspectInfo[]> {
+    const all = await this.docker.listNetworks({ filters: { name: [name] } });
+    return all
+      .filter((n) => n.Name === name)
+      .sort((a, b) => a.Created.localeCompare(b.Created) || a.Id.localeCompare(b.Id));
   }
 }
 

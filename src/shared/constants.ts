@@ -11,6 +11,7 @@ export const WORKFLOW_TYPES = {
   reapOrphanRuntimes: 'ReapOrphanRuntimes',
   userSessions: 'UserSessions',
   sandboxPool: 'SandboxPool',
+  sandboxHosts: 'SandboxHosts',
 } as const;
 
 /** The workflow that keeps a warm pool: one per pool (per image, and later per host). */

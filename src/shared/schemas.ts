@@ -105,6 +105,16 @@ export const StartTimeoutsSchema = z.strictObject({
     .min(100)
     .max(30 * 24 * 3_600_000)
     .optional(),
+  /**
+   * With sandbox hosts: how long a task for the conversation's host may wait for that host's worker before the host
+   * counts as lost (schedule-to-start timeout). @default 30000
+   */
+  hostPickupTimeoutMs: z
+    .number()
+    .int()
+    .min(1000)
+    .max(30 * 60_000)
+    .optional(),
 });
 
 const jsonString = z
@@ -228,6 +238,8 @@ export const AgentLoopInfoSchema = z.strictObject({
   startPath: z.enum(['pool', 'cold']).optional(),
   /** Why a cold start took no pooled sandbox (the request has extra env, no egress, the pool had none ready…). */
   coldReason: z.string().optional(),
+  /** With sandbox hosts: the host that holds the sandbox (its worker polls `sandbox-host-<id>`). */
+  sandboxHost: z.string().optional(),
   lastError: z.strictObject({ type: z.string(), step: z.string().optional(), message: z.string() }).optional(),
   warnings: z.array(z.string()),
 });

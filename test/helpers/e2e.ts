@@ -58,14 +58,17 @@ function oauthServer(refreshes: string[]): Server {
  * Start the dev server (or the given Temporal), the OAuth endpoint and a worker; `stop` undoes all of it and removes
  * `made`'s containers.
  */
-export async function startE2e(made: Set<string>, o?: { maxConversationsPerUser?: number }): Promise<E2e>;
+export async function startE2e(
+  made: Set<string>,
+  o?: { maxConversationsPerUser?: number; sandboxHosts?: boolean },
+): Promise<E2e>;
 export async function startE2e<Env extends TemporalEnv>(
   made: Set<string>,
   o: { maxConversationsPerUser?: number; env: () => Promise<Env> },
 ): Promise<E2e<Env>>;
 export async function startE2e(
   made: Set<string>,
-  o: { maxConversationsPerUser?: number; env?: () => Promise<TemporalEnv> } = {},
+  o: { maxConversationsPerUser?: number; sandboxHosts?: boolean; env?: () => Promise<TemporalEnv> } = {},
 ): Promise<E2e<TemporalEnv>> {
   const env = await (o.env ?? createTestEnv)();
   const refreshes: string[] = [];
@@ -78,6 +81,8 @@ export async function startE2e(
     runtime: new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator }),
     oauth: { github: { tokenUrl: `${oauthBase}/github`, clientId: 'id' }, gitlab: { tokenUrl: `${oauthBase}/gitlab` } },
     ...(o.maxConversationsPerUser !== undefined && { maxConversationsPerUser: o.maxConversationsPerUser }),
+    // Sandboxes on registered sandbox hosts (their own workers), not on this worker's engine.
+    ...(o.sandboxHosts && { sandboxHosts: true }),
   });
   return {
     env,

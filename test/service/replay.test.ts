@@ -40,6 +40,10 @@ describe('replay of recorded histories', () => {
       files.some((f) => f.startsWith('before-issue-12/')),
       'histories from before the nested set-up ran as local activities (lean-start) are kept',
     );
+    assert.ok(
+      files.some((f) => f.startsWith('before-issue-13/')),
+      'histories from before starts asked for a placement (sandbox-hosts) are kept',
+    );
     // Each patched path has a recording that takes it: recover-sandbox (recover-unreachable-sandbox, delivery-cursor),
     // idle-agent-busy (idle-counts-agent), user-sessions-at-limit (self-healing-slots), start-close (close-deletes-schedules).
     for (const name of [
@@ -57,6 +61,8 @@ describe('replay of recorded histories', () => {
       'user-sessions-at-limit',
       'pooled-start',
       'sandbox-pool',
+      'hosted-start',
+      'sandbox-hosts',
     ]) {
       assert.ok(files.includes(`${name}.json`), `${name}.json is recorded`);
     }
@@ -118,6 +124,26 @@ describe('replay of recorded histories', () => {
       }
     }
     assert.ok(scheduled('before-issue-12/start-close.json').includes('configureNestedServer'));
+    // sandbox-hosts: every start asks for a placement (locally); on a host, the sandbox's steps go to its task queue
+    // (the nested set-up too: not local there) and a resume confirms the host.
+    for (const file of ['start-close.json', 'hosted-start.json']) {
+      assert.ok(patches(file).includes('sandbox-hosts'), `${file} records the sandbox-hosts patch`);
+      assert.ok(ranLocally(file).includes('placeSandbox'), `${file}: placeSandbox ran as a local activity`);
+    }
+    const onQueue = (f: string, queue: string) =>
+      events(f)
+        .filter((e) => e.activityTaskScheduledEventAttributes?.taskQueue?.name === queue)
+        .map((e) => e.activityTaskScheduledEventAttributes.activityType.name as string);
+    const hostSteps = onQueue('hosted-start.json', 'sandbox-host-rec-host');
+    for (const step of ['createRuntime', 'configureNestedServer', 'createConversation', 'waitForReady', 'sendEvent'])
+      assert.ok(hostSteps.includes(step), `hosted-start: ${step} on the host's task queue`);
+    for (const step of ['pauseRuntime', 'resumeRuntime', 'removeRuntime'])
+      assert.ok(hostSteps.includes(step), `hosted-start: ${step} on the host's task queue`);
+    assert.ok(
+      ranLocally('hosted-start.json').filter((a) => a === 'placeSandbox').length >= 2,
+      'placed at the start, confirmed at the resume',
+    );
+    assert.ok(scheduled('hosted-start.json').includes('releaseSandbox'), 'the close gives the placement back');
     // A warm pool's life: members booted and retired by its owner.
     assert.ok(scheduled('sandbox-pool.json').includes('createPoolMember'));
     assert.ok(scheduled('sandbox-pool.json').includes('retirePoolMember'));

@@ -5,8 +5,9 @@ import { CancellationScope, isCancellation, log, patched, upsertMemo } from '@te
 import type { StartStep } from '../../shared/constants';
 import type { Conversation } from './state';
 import { describeCause, resumeFailed, startFailed, type Cause } from './failures';
-import { LEAN_START_PATCH, RELEASE_UNFINISHED_ACQUIRE_PATCH } from './patches';
+import { LEAN_START_PATCH, RELEASE_UNFINISHED_ACQUIRE_PATCH, SANDBOX_HOSTS_PATCH } from './patches';
 import type { Run } from './run';
+import { confirmHost, placeAndCreate, undoRuntime } from './placement';
 import { touch } from './slot';
 import { NEVER_RETRY_INPUT } from './steps';
 import { allHandlersFinished, condition } from '@temporalio/workflow';
@@ -63,7 +64,8 @@ interface PlanStep {
 
 /** The steps of a start or resume, in order. */
 function plan(r: Run, mode: Mode): PlanStep[] {
-  const { conv, acts, input } = r;
+  // `r.acts`, not a copy: the placement (runtimeStep) points the sandbox's steps at its host.
+  const { conv, input } = r;
   const { conversationId, userId } = conv;
   const m = MODES[mode];
   const target = () => ({ url: conv.runtime!.url, sessionApiKey: conv.runtime!.sessionApiKey, conversationId });
@@ -71,21 +73,21 @@ function plan(r: Run, mode: Mode): PlanStep[] {
   let lean: boolean | undefined;
   const nested = () => {
     lean ??= patched(LEAN_START_PATCH);
-    return lean ? acts.local : acts;
+    return lean ? r.acts.local : r.acts;
   };
   return [
     {
       name: 'acquireSession',
       details: 'validating settings',
       // A request interrupted by a close may still be granted by the user's registry (runs before the patch: after).
-      undo: { name: 'releaseSession', run: () => acts.releaseSession({ conversationId, userId }) },
+      undo: { name: 'releaseSession', run: () => r.acts.releaseSession({ conversationId, userId }) },
       undoFirst: () => patched(RELEASE_UNFINISHED_ACQUIRE_PATCH),
-      run: async () => void (await acts.acquireSession({ conversationId, userId, settings: input.settings })),
+      run: async () => void (await r.acts.acquireSession({ conversationId, userId, settings: input.settings })),
     },
     {
       name: m.runtimeStep,
       details: m.runtimeDetails,
-      undo: { name: m.undoRuntime, run: () => acts[m.undoRuntime]({ conversationId }) },
+      undo: { name: m.undoRuntime, run: () => undoRuntime(r, m.undoRuntime) },
       run: () => runtimeStep(r, mode),
     },
     {
@@ -137,7 +139,7 @@ function plan(r: Run, mode: Mode): PlanStep[] {
       name: 'waitForReady',
       details: `waiting up to ${r.readyTimeoutMs} ms for the conversation to run`,
       run: async () => {
-        const ready = await acts.waitForReady({ ...target(), readyTimeoutMs: r.readyTimeoutMs });
+        const ready = await r.acts.waitForReady({ ...target(), readyTimeoutMs: r.readyTimeoutMs });
         conv.cursor = Math.max(conv.cursor, ready.lastEventId);
       },
     },
@@ -145,31 +147,44 @@ function plan(r: Run, mode: Mode): PlanStep[] {
 }
 
 /** Create (start) or start again (resume) the sandbox, and record where it answers. */
-async function runtimeStep({ conv, acts, input, incarnation, aliveTimeoutMs }: Run, mode: Mode): Promise<void> {
+async function runtimeStep(r: Run, mode: Mode): Promise<void> {
+  const { conv, input, incarnation, aliveTimeoutMs } = r;
   const { conversationId, userId } = conv;
   const sandbox = input.settings.sandbox;
+  const create = () =>
+    r.acts.createRuntime({
+      conversationId,
+      userId,
+      incarnation,
+      env: sandbox?.env,
+      cpus: sandbox?.cpus,
+      memoryMb: sandbox?.memoryMb,
+      pidsLimit: sandbox?.pidsLimit,
+      egress: sandbox?.egress,
+      fromPool: sandbox?.fromPool,
+      aliveTimeoutMs,
+    });
+  const resume = async () => {
+    if (patched(SANDBOX_HOSTS_PATCH)) await confirmHost(r);
+    return r.acts.resumeRuntime({ conversationId, incarnation, aliveTimeoutMs });
+  };
   const runtime =
     mode === 'start'
-      ? await acts.createRuntime({
-          conversationId,
-          userId,
-          incarnation,
-          env: sandbox?.env,
-          cpus: sandbox?.cpus,
-          memoryMb: sandbox?.memoryMb,
-          pidsLimit: sandbox?.pidsLimit,
-          egress: sandbox?.egress,
-          fromPool: sandbox?.fromPool,
-          aliveTimeoutMs,
-        })
-      : await acts.resumeRuntime({ conversationId, incarnation, aliveTimeoutMs });
+      ? patched(SANDBOX_HOSTS_PATCH)
+        ? await placeAndCreate(r, create)
+        : await create()
+      : await resume();
   conv.runtime = runtime;
   conv.info.runtimeId = runtime.runtimeId;
   conv.info.timings = { runtimeReadyMs: runtime.readyMs };
   if (runtime.startPath) conv.info.startPath = runtime.startPath;
   if (runtime.coldReason) conv.info.coldReason = runtime.coldReason;
   conv.info.url = `${runtime.url}/api/conversations/${conversationId}`;
-  upsertMemo({ runtimeId: runtime.runtimeId, runtimeAdopted: runtime.adopted });
+  upsertMemo({
+    runtimeId: runtime.runtimeId,
+    runtimeAdopted: runtime.adopted,
+    ...(conv.info.sandboxHost && { sandboxHost: conv.info.sandboxHost }),
+  });
 }
 
 /** Undo, newest first, what the bring-up made; a compensation that fails is noted and the others still run. */

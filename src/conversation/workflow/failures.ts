@@ -1,6 +1,7 @@
 // The failures StartConversation reports, built in one place from the catalogue (errors/): each says which step
 // failed, why, and what to check, and carries the step and cause type in its details.
-import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
+import { TimeoutType } from '@temporalio/common';
 import type { z } from 'zod';
 import { ErrorType } from '../../errors';
 import { formatIssues } from '../../shared/schemas';
@@ -17,11 +18,25 @@ export type DeliveryFailure = Cause;
 
 /** The cause of a failed step, as a type name and a message, without stack or payloads. */
 export function describeCause(err: unknown): Cause {
+  if (pickupTimedOut(err))
+    return {
+      type: ErrorType.SandboxHostLost,
+      message: `the sandbox host's worker did not pick up ${(err as ActivityFailure).activityType} in time: the host's worker or its Docker engine is gone (nestor host list); the sandbox and its data are on that host`,
+    };
   let e: unknown = err;
   if (e instanceof ActivityFailure && e.cause) e = e.cause;
   if (e instanceof ApplicationFailure) return { type: e.type ?? 'Error', message: e.message };
   if (e instanceof Error) return { type: e.name, message: e.message };
   return { type: 'Error', message: String(e) };
+}
+
+/** A host-bound step no worker picked up within its schedule-to-start bound: the host is gone. */
+export function pickupTimedOut(err: unknown): boolean {
+  return (
+    err instanceof ActivityFailure &&
+    err.cause instanceof TimeoutFailure &&
+    err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START
+  );
 }
 
 /** The failure of an input that does not satisfy its schema: every bad field named, nothing done. */

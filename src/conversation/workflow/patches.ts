@@ -33,3 +33,9 @@ export const ASYNC_TOUCH_PATCH = 'async-touch';
  * activities: three workflow tasks and three activity dispatches fewer between start and RUNNING.
  */
 export const LEAN_START_PATCH = 'lean-start';
+
+/**
+ * Patch ID: a start asks where its sandbox goes (placeSandbox, a local activity) before createRuntime; with sandbox
+ * hosts, the sandbox's steps run on the chosen host's task queue.
+ */
+export const SANDBOX_HOSTS_PATCH = 'sandbox-hosts';

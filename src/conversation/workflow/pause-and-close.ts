@@ -61,6 +61,12 @@ async function tearDown(r: Run, wasRunning: boolean): Promise<Cause | undefined>
   } catch (err) {
     removeFailure = describeCause(err);
   }
+  // The host's room is given back either way: a sandbox left on a lost host is that host's reaper's (README).
+  if (conv.info.sandboxHost) {
+    await acts
+      .releaseSandbox({ conversationId })
+      .catch((err) => conv.warn(`releaseSandbox failed: ${describeCause(err).message}`));
+  }
   // A paused conversation already gave its session back.
   if (wasRunning) await releaseOrFail(r, 'closing');
   // Nothing may resume a closed conversation later.

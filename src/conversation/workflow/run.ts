@@ -1,6 +1,7 @@
 // One run of StartConversation: its state, its activities, its input and bounds, handed to each part of the workflow.
 import { workflowInfo } from '@temporalio/workflow';
-import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_READY_TIMEOUT_MS } from '../../defaults';
+import { DEFAULT_HOST_PICKUP_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_READY_TIMEOUT_MS } from '../../defaults';
+import { hostTaskQueue } from '../../sandbox-hosts/messages';
 import type { StartConversationInput } from '../../shared/schemas';
 import { conversationMetrics } from './metrics';
 import { Conversation, type CarriedState } from './state';
@@ -17,6 +18,19 @@ export interface Run {
   aliveTimeoutMs?: number;
   readyTimeoutMs: number;
   idleTimeoutMs: number;
+  /** With sandbox hosts: how long a host's task may wait for its worker (schedule-to-start). */
+  pickupTimeoutMs: number;
+}
+
+/** From now on, the sandbox's steps go to this host (null: the worker's own engine). */
+export function placeOn(r: Run, placement: { hostId: string; taskQueue: string } | null): void {
+  r.acts = stepActivities(
+    r.aliveTimeoutMs,
+    r.readyTimeoutMs,
+    placement ? { taskQueue: placement.taskQueue, pickupTimeoutMs: r.pickupTimeoutMs } : undefined,
+  );
+  if (placement) r.conv.info.sandboxHost = placement.hostId;
+  else delete r.conv.info.sandboxHost;
 }
 
 export function newRun(input: StartConversationInput, carried: CarriedState | undefined): Run {
@@ -24,8 +38,16 @@ export function newRun(input: StartConversationInput, carried: CarriedState | un
   const userId = typeof input.userId === 'string' ? input.userId : '';
   const aliveTimeoutMs = input.timeouts?.aliveTimeoutMs;
   const readyTimeoutMs = input.timeouts?.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+  const pickupTimeoutMs = input.timeouts?.hostPickupTimeoutMs ?? DEFAULT_HOST_PICKUP_TIMEOUT_MS;
+  const host = carried?.info.sandboxHost;
   return {
-    acts: stepActivities(aliveTimeoutMs, readyTimeoutMs),
+    // A continued run goes on with its sandbox's host.
+    acts: stepActivities(
+      aliveTimeoutMs,
+      readyTimeoutMs,
+      host ? { taskQueue: hostTaskQueue(host), pickupTimeoutMs } : undefined,
+    ),
+    pickupTimeoutMs,
     incarnation: workflowInfo().firstExecutionRunId,
     metrics: conversationMetrics(),
     conv: new Conversation(conversationId, userId, input.gitProviderTokens, carried),

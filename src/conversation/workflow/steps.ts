@@ -38,11 +38,13 @@ const NESTED: ActivityOptions = {
   },
 };
 
-/**
- * Each step's timeouts and retries, named so a reader sees every bound in one place; each activity gets a UI summary
- * and the heartbeat timeout.
- */
-export function stepActivities(aliveTimeoutMs: number | undefined, readyTimeoutMs: number) {
+const PLACEMENT: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 milliseconds', maximumAttempts: 5, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
+};
+
+/** The bounds of the steps whose timeouts depend on the conversation's own (alive, ready). */
+function stepOptions(aliveTimeoutMs: number | undefined, readyTimeoutMs: number) {
   const SESSION: ActivityOptions = {
     // Taking a slot may wait for another conversation of the user to pause.
     startToCloseTimeout: '3 minutes',
@@ -83,23 +85,69 @@ export function stepActivities(aliveTimeoutMs: number | undefined, readyTimeoutM
       nonRetryableErrorTypes: [ErrorType.InvalidInput],
     },
   };
+  return { SESSION, RUNTIME, READY, CLEANUP };
+}
+
+/**
+ * Each step's timeouts and retries, named so a reader sees every bound in one place; each activity gets a UI summary
+ * and the heartbeat timeout.
+ */
+export function stepActivities(
+  aliveTimeoutMs: number | undefined,
+  readyTimeoutMs: number,
+  host?: { taskQueue: string; pickupTimeoutMs: number },
+) {
+  const { SESSION, RUNTIME, READY, CLEANUP } = stepOptions(aliveTimeoutMs, readyTimeoutMs);
   const one = <K extends keyof Activities>(name: K, options: ActivityOptions, summary: string): Activities[K] =>
     proxyActivities<Activities>({ heartbeatTimeout: HEARTBEAT_TIMEOUT, ...options, summary: `${name}: ${summary}` })[
       name
     ];
+  /**
+   * A step that touches the sandbox: with a host placement, it runs on that host's worker (the sandbox and its port,
+   * published on the host's 127.0.0.1, are only there). A task the host's worker does not pick up within the bound
+   * fails at once (schedule-to-start timeout; never retried): the host is gone, and the workflow says so.
+   */
+  const onHost = <K extends keyof Activities>(name: K, options: ActivityOptions, summary: string): Activities[K] =>
+    host
+      ? one(
+          name,
+          { ...options, taskQueue: host.taskQueue, scheduleToStartTimeout: host.pickupTimeoutMs },
+          `${summary} (on ${host.taskQueue})`,
+        )
+      : one(name, options, summary);
+  const local = {
+    refreshTokens: proxyLocalActivities<Activities>(TOKENS).refreshTokens,
+    configureNestedServer: proxyLocalActivities<Activities>(NESTED).configureNestedServer,
+    createConversation: proxyLocalActivities<Activities>(NESTED).createConversation,
+  };
+  const cursorOptions: ActivityOptions = {
+    startToCloseTimeout: '15 seconds',
+    retry: { initialInterval: '200 milliseconds', maximumAttempts: 3, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
+  };
+  const hostSteps = {
+    createRuntime: onHost('createRuntime', RUNTIME, 'create or adopt the container, wait for /alive'),
+    resumeRuntime: onHost('resumeRuntime', RUNTIME, 'start the paused container, wait for /alive'),
+    pauseRuntime: onHost('pauseRuntime', CLEANUP, 'stop the container, keep it'),
+    configureNestedServer: onHost(
+      'configureNestedServer',
+      NESTED,
+      'settings, git providers, secrets, experiment config',
+    ),
+    createConversation: onHost('createConversation', NESTED, 'POST /api/conversations'),
+    waitForReady: onHost('waitForReady', READY, 'poll until the nested conversation runs'),
+    sendEvent: onHost('sendEvent', NESTED, 'deliver a user message'),
+    stopConversation: onHost('stopConversation', CLEANUP, 'stop the nested agent loop'),
+    conversationActivity: onHost(
+      'conversationActivity',
+      NESTED,
+      "read the agent's newest event and state (idle check)",
+    ),
+    removeRuntime: onHost('removeRuntime', CLEANUP, 'remove the container'),
+  };
   return {
     acquireSession: one('acquireSession', SESSION, 'validate agent, model and key; take a slot of the user'),
-    createRuntime: one('createRuntime', RUNTIME, 'create or adopt the container, wait for /alive'),
-    resumeRuntime: one('resumeRuntime', RUNTIME, 'start the paused container, wait for /alive'),
-    pauseRuntime: one('pauseRuntime', CLEANUP, 'stop the container, keep it'),
     refreshTokens: one('refreshTokens', TOKENS, 'refresh git tokens expiring within 4 h'),
-    configureNestedServer: one('configureNestedServer', NESTED, 'settings, git providers, secrets, experiment config'),
-    createConversation: one('createConversation', NESTED, 'POST /api/conversations'),
-    waitForReady: one('waitForReady', READY, 'poll until the nested conversation runs'),
-    sendEvent: one('sendEvent', NESTED, 'deliver a user message'),
-    stopConversation: one('stopConversation', CLEANUP, 'stop the nested agent loop'),
-    conversationActivity: one('conversationActivity', NESTED, "read the agent's newest event and state (idle check)"),
-    removeRuntime: one('removeRuntime', CLEANUP, 'remove the container'),
+    ...hostSteps,
     releaseSession: one('releaseSession', CLEANUP, 'give the session back'),
     deleteResumeSchedules: one(
       'deleteResumeSchedules',
@@ -109,19 +157,26 @@ export function stepActivities(aliveTimeoutMs: number | undefined, readyTimeoutM
     /**
      * The nested set-up steps as local activities (runs since LEAN_START_PATCH): each is a few quick HTTP calls, so
      * they run inside the workflow task that asked for them, one after another, with no server round trip and no
-     * workflow task between them. Same bounds and retries as their activity form.
+     * workflow task between them. Same bounds and retries as their activity form. On a sandbox host they cannot be
+     * local (the sandbox is reachable from its host only): they are that host's activities.
      */
-    local: {
-      refreshTokens: proxyLocalActivities<Activities>(TOKENS).refreshTokens,
-      configureNestedServer: proxyLocalActivities<Activities>(NESTED).configureNestedServer,
-      createConversation: proxyLocalActivities<Activities>(NESTED).createConversation,
-    },
-    // Local: one quick read, in the workflow task that schedules the delivery, with no server round trip.
-    markDeliveryCursor: proxyLocalActivities<Activities>({
-      startToCloseTimeout: '15 seconds',
-      retry: { initialInterval: '200 milliseconds', maximumAttempts: 3, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
-    }).markDeliveryCursor,
+    local: host
+      ? { refreshTokens: local.refreshTokens, ...pick(hostSteps, 'configureNestedServer', 'createConversation') }
+      : local,
+    // Local: one quick read, in the workflow task that schedules the delivery, with no server round trip (on a
+    // sandbox host: that host's activity, for the same reason).
+    markDeliveryCursor: host
+      ? onHost('markDeliveryCursor', cursorOptions, 'mark the newest event before a delivery')
+      : proxyLocalActivities<Activities>(cursorOptions).markDeliveryCursor,
+    /** Where the sandbox goes (patch SANDBOX_HOSTS_PATCH): local, a quick answer from the worker's configuration or the registry. */
+    placeSandbox: proxyLocalActivities<Activities>(PLACEMENT).placeSandbox,
+    releaseSandbox: one('releaseSandbox', CLEANUP, 'give the sandbox host placement back'),
+    reportHostLost: one('reportHostLost', CLEANUP, 'tell the host registry a host did not pick up its task'),
   };
+}
+
+function pick<T, K extends keyof T>(o: T, ...keys: K[]): Pick<T, K> {
+  return Object.fromEntries(keys.map((k) => [k, o[k]])) as Pick<T, K>;
 }
 
 /** The activities of one run, as the workflow calls them. */

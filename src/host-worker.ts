@@ -1,0 +1,83 @@
+// `nestor host-worker`: a sandbox host's worker. It runs beside its Docker engine (DOCKER_HOST), polls the host's own
+// task queue `sandbox-host-<NESTOR_HOST_ID>`, where conversations placed on this host send every step that touches
+// their sandbox (create, pause, resume, remove, the nested server's calls, deliveries: the sandbox's port is
+// published on this machine only), registers the host with its capacity in the host registry, and keeps this
+// engine's orphan reaper. The queue is derived from the host ID, so a host worker cannot poll another host's queue.
+import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import type { DataConverter } from '@temporalio/common';
+import { KNOWN_ERRORS, createActivities } from './activities';
+import { describeRuntime, loadConfig, type NestorConfig } from './config';
+import { ConfigError } from './errors';
+import { castKnownErrors } from './errors/cast-known-errors';
+import { activityLogInterceptor } from './observability/activity-log';
+import { preflight } from './preflight';
+import { startReaper } from './reaper/schedule';
+import { registerHost } from './sandbox-hosts/hosts';
+import { hostTaskQueue } from './sandbox-hosts/messages';
+import { describeTemporalAuth, temporalConnectionOptions } from './temporal-connection';
+import { BUNDLE_OPTIONS, WORKFLOWS_PATH, depsFromConfig, prepareProcess } from './worker';
+
+export interface HostWorker {
+  worker: Worker;
+  connection: NativeConnection;
+  hostId: string;
+  taskQueue: string;
+}
+
+/** Connected, registered and not yet running (checked first by runHostWorker). */
+export async function startHostWorker(c: NestorConfig, dataConverter: DataConverter): Promise<HostWorker> {
+  const hostId = c.sandboxHosts.hostId;
+  if (!hostId) throw new ConfigError('NESTOR_HOST_ID: required for a host worker (e.g. NESTOR_HOST_ID=docker-1)');
+  const taskQueue = hostTaskQueue(hostId);
+  const options = temporalConnectionOptions(c);
+  const deps = depsFromConfig(c);
+  const connection = await NativeConnection.connect(options);
+  try {
+    const worker = await Worker.create({
+      connection,
+      namespace: c.namespace,
+      taskQueue,
+      // The reaper's workflow runs here too: its activities list and remove in this host's engine.
+      workflowsPath: WORKFLOWS_PATH,
+      interceptors: {
+        workflowModules: BUNDLE_OPTIONS.workflowInterceptorModules,
+        activity: [activityLogInterceptor, castKnownErrors(KNOWN_ERRORS)],
+      },
+      dataConverter,
+      activities: createActivities(deps),
+      maxConcurrentActivityTaskExecutions: 50,
+    });
+    const record = await registerHost(worker.client!, {
+      taskQueue: c.taskQueue,
+      hostId,
+      capacity: c.sandboxHosts.capacity,
+    });
+    await startReaper(worker, c, { hostId, taskQueue });
+    Runtime.instance().logger.info(
+      `sandbox host ${hostId} registered: capacity ${record.capacity}, ${record.placed.length} placed${record.draining ? ', draining' : ''}; polling ${taskQueue} on ${options.address} (${describeTemporalAuth(c)}). ${describeRuntime(c)}`,
+      { hostId, taskQueue },
+    );
+    return { worker, connection, hostId, taskQueue };
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
+}
+
+/** Run until SIGINT/SIGTERM, then drain. */
+export async function runHostWorker(c: NestorConfig = loadConfig()): Promise<void> {
+  // Checked before the SDK's runtime exists: a host worker that cannot serve exits at once, saying why.
+  await preflight({
+    connection: temporalConnectionOptions(c),
+    namespace: c.namespace,
+    runtime: depsFromConfig(c).runtime,
+    image: c.runtimeImage,
+  });
+  const { dataConverter } = prepareProcess(c);
+  const { worker, connection } = await startHostWorker(c, dataConverter);
+  try {
+    await worker.run();
+  } finally {
+    await connection.close();
+  }
+}

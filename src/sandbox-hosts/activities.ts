@@ -1,0 +1,72 @@
+// What a conversation asks of the host registry (SandboxHosts): a placement for its sandbox, giving it back, and
+// reporting a host whose worker did not pick up a task. Without sandbox hosts (NESTOR_SANDBOX_HOSTS unset: the
+// worker's own Docker engine holds every sandbox) placement answers at once, with no registry.
+import { Context } from '@temporalio/activity';
+import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { ErrorType } from '../errors';
+import { WORKFLOW_TYPES } from '../shared/constants';
+import { SANDBOX_HOSTS_WORKFLOW_ID, hostLostSignal, placeUpdate, releaseSignal, type Placement } from './messages';
+
+export interface HostActivityDeps {
+  /** Sandboxes go to registered sandbox hosts (true), or to this worker's own engine. */
+  sandboxHosts?: boolean;
+}
+
+export function createHostActivities(deps: HostActivityDeps) {
+  return {
+    /** The host for this conversation's sandbox (the same one when asked again), or null without sandbox hosts. */
+    async placeSandbox(input: {
+      conversationId: string;
+      exclude?: string[];
+      current?: string;
+    }): Promise<Placement | null> {
+      if (!deps.sandboxHosts) return null;
+      const ctx = Context.current();
+      try {
+        return await ctx.client.workflow.executeUpdateWithStart(placeUpdate, {
+          args: [{ conversationId: input.conversationId, exclude: input.exclude ?? [], current: input.current }],
+          startWorkflowOperation: registryStart(ctx.info.taskQueue),
+        });
+      } catch (err) {
+        // The registry's refusal (NoSandboxHost) is final for this step: say it with its own type.
+        if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure)
+          throw ApplicationFailure.create({
+            type: err.cause.type ?? ErrorType.NoSandboxHost,
+            message: err.cause.message,
+            nonRetryable: true,
+          });
+        throw err;
+      }
+    },
+
+    async releaseSandbox(input: { conversationId: string }): Promise<void> {
+      await signalRegistry((h) => h.signal(releaseSignal, input));
+    },
+
+    async reportHostLost(input: { hostId: string; reason: string }): Promise<void> {
+      await signalRegistry((h) => h.signal(hostLostSignal, input));
+    },
+  };
+}
+
+/** The registry's start, for update-with-start: whoever asks first starts it, on the conversations task queue. */
+export function registryStart(taskQueue: string) {
+  return new WithStartWorkflowOperation(WORKFLOW_TYPES.sandboxHosts, {
+    workflowId: SANDBOX_HOSTS_WORKFLOW_ID,
+    taskQueue,
+    args: [{}],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    staticSummary: 'sandbox hosts: capacity, load, draining',
+  });
+}
+
+async function signalRegistry(
+  send: (h: ReturnType<ReturnType<typeof Context.current>['client']['workflow']['getHandle']>) => Promise<void>,
+): Promise<void> {
+  try {
+    await send(Context.current().client.workflow.getHandle(SANDBOX_HOSTS_WORKFLOW_ID));
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) throw err; // no registry: nothing placed to give back
+  }
+}

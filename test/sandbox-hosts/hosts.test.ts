@@ -1,0 +1,200 @@
+// Sandboxes on two Docker hosts: the machine's engine and a second dockerd (own socket, data root, no bridge), each
+// with a host worker (`nestor host-worker`, a child process polling `sandbox-host-<id>`), and the conversations'
+// worker placing sandboxes between them. A real dev server, real engines, the emulator image.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { loadConfig } from '../../src/config';
+import type { ConversationClient } from '../../src/conversation/client';
+import { ExtraDockerEngine } from '../../src/dev/extra-docker-engine';
+import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
+import { listHosts, registerHost, setHostDraining } from '../../src/sandbox-hosts/hosts';
+import { LABELS } from '../../src/shared/constants';
+import { containersFor } from '../helpers/docker';
+import { e2eInput, startE2e, userMessages, type E2e } from '../helpers/e2e';
+import { waitFor } from '../helpers/eventually';
+import { uniqueId } from '../helpers/temporal';
+
+describe('sandboxes on two Docker hosts, each with its host worker', () => {
+  let lab: E2e;
+  let env: TestWorkflowEnvironment;
+  let client: ConversationClient;
+  const engine2 = new ExtraDockerEngine(join(loadConfig().dataDir, `e2-${process.pid}`));
+  const workers = new Map<string, ChildProcess>();
+  const made = new Set<string>();
+  const base = e2eInput(made);
+  // Each conversation its own user (the per-user limit is not what is tested); a short pickup bound for lost hosts.
+  const input = (id: string, pickupMs = 60_000, extra = {}) =>
+    base(id, { userId: `u-${id}`, timeouts: { ...base(id).timeouts, hostPickupTimeoutMs: pickupMs }, ...extra });
+
+  /** `nestor host-worker` for one host, as a child process; resolves once the host is registered. */
+  async function startHostWorker(hostId: string, dockerHost?: string, capacity = 10): Promise<ChildProcess> {
+    const since = Date.now() - 1000;
+    const child = spawn(process.execPath, ['dist/src/cli.js', 'host-worker'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: env.address,
+        NESTOR_TASK_QUEUE: lab.taskQueue,
+        NESTOR_HOST_ID: hostId,
+        NESTOR_HOST_CAPACITY: String(capacity),
+        NESTOR_RUNTIME: 'emulator',
+        NESTOR_METRICS_PORT: '0',
+        NESTOR_REAPER_INTERVAL_MS: '0',
+        NESTOR_LOG_LEVEL: 'WARN',
+        ...(dockerHost ? { DOCKER_HOST: dockerHost } : {}),
+      },
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += String(d)));
+    workers.set(hostId, child);
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`host worker ${hostId} exited: ${stderr.slice(-800)}`);
+        const h = (await listHosts(env.client)).find((r) => r.hostId === hostId);
+        return !!h && !h.lost && Date.parse(h.registeredAt) >= since;
+      },
+      `host ${hostId} registered`,
+      { everyMs: 250, timeoutMs: 90_000 },
+    );
+    return child;
+  }
+
+  async function killHostWorker(hostId: string): Promise<void> {
+    const child = workers.get(hostId);
+    if (!child || child.exitCode !== null) return;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await gone;
+  }
+
+  /** The engine that holds a conversation's sandbox, by looking in both. */
+  async function engineOf(id: string): Promise<string[]> {
+    const found: string[] = [];
+    if ((await containersFor(id)).length) found.push('h1');
+    const on2 = await engine2.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABELS.conversationId}=${id}`] },
+    });
+    if (on2.length) found.push('h2');
+    return found;
+  }
+
+  before(async () => {
+    await engine2.start();
+    await engine2.loadImage(RUNTIME_IMAGES.emulator);
+    lab = await startE2e(made, { sandboxHosts: true });
+    ({ env, client } = lab);
+    await startHostWorker('h1');
+    await startHostWorker('h2', engine2.dockerHost);
+  });
+
+  after(async () => {
+    for (const id of workers.keys()) await killHostWorker(id);
+    await lab?.stop();
+    await engine2.destroy();
+  });
+
+  test('conversations spread over both hosts; each sandbox is on the host its status names; close frees the room', async () => {
+    const ids = [0, 1, 2, 3].map(() => uniqueId('hosts'));
+    const infos = await Promise.all(ids.map((id) => client.start(input(id, 60_000, { initialMessage: 'hi' }))));
+    const placed = infos.map((i) => i.sandboxHost);
+    assert.deepEqual([...placed].sort(), ['h1', 'h1', 'h2', 'h2'], 'two on each: the emptier host first');
+    for (const [n, id] of ids.entries()) {
+      assert.deepEqual(await engineOf(id), [placed[n]], `${id}: its sandbox is on ${placed[n]} only`);
+      await client.sendMessage(id, 'second');
+      assert.deepEqual(
+        (await userMessages(await client.connection(id), id)).map((e) => e.args?.content),
+        ['hi', 'second'],
+      );
+      const desc = await client.handle(id).describe();
+      assert.equal(desc.memo?.sandboxHost, placed[n], 'the memo names the host');
+    }
+    const hosts = await listHosts(env.client);
+    assert.deepEqual(
+      hosts.map((h) => [h.hostId, h.placed.length]),
+      [
+        ['h1', 2],
+        ['h2', 2],
+      ],
+    );
+    await Promise.all(ids.map((id) => client.close(id)));
+    for (const id of ids) assert.deepEqual(await engineOf(id), []);
+    assert.deepEqual(
+      (await listHosts(env.client)).map((h) => h.placed.length),
+      [0, 0],
+    );
+  });
+
+  test("a host worker killed and started again: its conversation's message waits for it and is delivered once", async () => {
+    await setHostDraining(env.client, 'h2', true);
+    const id = uniqueId('hosts-kill');
+    assert.equal((await client.start(input(id))).sandboxHost, 'h1');
+    await setHostDraining(env.client, 'h2', false);
+    await killHostWorker('h1');
+    const sending = client.sendMessage(id, 'while h1 was down');
+    await new Promise((r) => setTimeout(r, 1500));
+    await startHostWorker('h1');
+    await sending;
+    assert.deepEqual(
+      (await userMessages(await client.connection(id), id)).map((e) => e.args?.content),
+      ['while h1 was down'],
+    );
+    await client.close(id);
+    assert.deepEqual(await engineOf(id), []);
+  });
+
+  test('drain: new sandboxes go to the other host; a paused conversation on the drained host resumes there and says why', async () => {
+    const paused = uniqueId('hosts-drain');
+    await setHostDraining(env.client, 'h1', true);
+    assert.equal((await client.start(input(paused))).sandboxHost, 'h2');
+    await client.pause(paused, 'before the drain');
+    await setHostDraining(env.client, 'h1', false);
+    await setHostDraining(env.client, 'h2', true);
+    const fresh = [uniqueId('hosts-drain'), uniqueId('hosts-drain')];
+    for (const id of fresh) assert.equal((await client.start(input(id))).sandboxHost, 'h1', 'nothing new on h2');
+    const resumed = await client.resume(paused);
+    assert.equal(resumed.status, 'RUNNING');
+    assert.equal(resumed.sandboxHost, 'h2');
+    assert.ok(
+      resumed.warnings.some((w) => /h2 is draining; resumed there anyway: .*cannot move/.test(w)),
+      resumed.warnings.join('\n'),
+    );
+    await assert.rejects(setHostDraining(env.client, 'nope', true), (e: Error) => e.name === 'HostNotFound');
+    await setHostDraining(env.client, 'h2', false);
+    await Promise.all([paused, ...fresh].map((id) => client.close(id)));
+  });
+
+  test('a host that never picks up its work is reported lost and the start placed again elsewhere', async () => {
+    // A host registered with the most free room but no worker: every placement picks it first.
+    await registerHost(env.client, { taskQueue: lab.taskQueue, hostId: 'ghost', capacity: 1000 });
+    const id = uniqueId('hosts-ghost');
+    const info = await client.start(input(id, 2_000));
+    assert.equal(info.status, 'RUNNING');
+    assert.ok(['h1', 'h2'].includes(info.sandboxHost!), `placed again on a live host, not ${info.sandboxHost}`);
+    assert.ok(info.warnings.some((w) => /sandbox host ghost lost: .*placing the sandbox again/.test(w)));
+    const ghost = (await listHosts(env.client)).find((h) => h.hostId === 'ghost');
+    assert.match(ghost?.lost ?? '', /did not pick up createRuntime/);
+    await client.close(id);
+  });
+
+  test("one host's engine stopped: its running conversation ends in a bounded, explicit state; its worker refuses to start without it", async () => {
+    await setHostDraining(env.client, 'h1', true);
+    const id = uniqueId('hosts-engine');
+    assert.equal((await client.start(input(id, 5_000))).sandboxHost, 'h2');
+    await setHostDraining(env.client, 'h1', false);
+    await engine2.stop();
+    // The message cannot reach the sandbox; the recovery cannot start it again: the conversation says so.
+    await assert.rejects(client.sendMessage(id, 'into the void'));
+    const status = await client.status(id);
+    assert.ok(['PAUSED', 'ERROR'].includes(status.status), status.status);
+    assert.ok(status.lastError, 'the failure is recorded');
+    await killHostWorker('h2');
+    await assert.rejects(startHostWorker('h2', engine2.dockerHost), /sandbox engine: .*DOCKER_HOST/);
+    await engine2.start();
+    await startHostWorker('h2', engine2.dockerHost);
+    await client.close(id);
+  });
+});
