@@ -4,6 +4,7 @@ import { KNOWN_ERRORS } from '../../src/activities';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../src/activities';
+import { createHostActivities } from '../../src/sandbox-hosts/activities';
 import type { SendEventInput, SentEvent } from '../../src/conversation/activities/nested';
 import type { AcquireSessionInput } from '../../src/user-sessions/session';
 import type { StartStep } from '../../src/shared/constants';
@@ -149,6 +150,8 @@ export function fakeActivities(o: FakeOptions = {}) {
       schedulesDeleted.push(input.conversationId);
       return { deleted: [] };
     },
+    // No sandbox hosts: the real placement, which answers "here" at once.
+    ...createHostActivities({}),
   };
   return { acts, calls, sent, schedulesDeleted, sendInputs, acquireInputs };
 }
