@@ -6,13 +6,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { FAILURE_CONVERTER_PATH } from '../src/codec/keys';
 import { PROJECT_ROOT, loadConfig } from '../src/config';
 import { ConversationClient } from '../src/conversation/client';
 import { ExtraDockerEngine } from '../src/dev/extra-docker-engine';
 import { startDevServer } from '../src/dev/server';
-import { JsonLogger } from '../src/observability/log';
 import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../src/runtime/image-manifest';
 import { registerHost, setHostDraining } from '../src/sandbox-hosts/hosts';
@@ -25,10 +24,9 @@ import { log, nestorRate } from './bench/measure';
 process.env.NESTOR_RUNTIME ??= 'emulator';
 const N = Number(process.env.BENCH_HOST_STARTS ?? 16);
 const CONCURRENCY = [4, 8];
-const ROUNDS = Number(process.env.BENCH_HOST_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_HOST_ROUNDS ?? 3);
 
 async function main() {
-  Runtime.install({ logger: new JsonLogger({ level: 'WARN' }) });
   const c = loadConfig();
   const dataDir = join(c.dataDir, 'bench-hosts');
   const server = await startDevServer(
@@ -79,7 +77,11 @@ async function main() {
         log(`round ${round + 1}: ${row.hosts} host(s), concurrency ${row.concurrency}: ${rate.toFixed(2)} starts/s`);
       }
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const median = (xs: number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      const mid = Math.floor(s.length / 2);
+      return s.length % 2 ? s[mid] : Math.round(((s[mid - 1] + s[mid]) / 2) * 100) / 100;
+    };
     console.log(`\nstarts/s (${N} starts per measure, ${ROUNDS} rounds alternating, median):`);
     console.log('| concurrency | 1 host | 2 hosts |\n|---|---|---|');
     for (const concurrency of CONCURRENCY) {
