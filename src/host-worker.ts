@@ -2,7 +2,8 @@
 // task queue `sandbox-host-<NESTOR_HOST_ID>`, where conversations placed on this host send every step that touches
 // their sandbox (create, pause, resume, remove, the nested server's calls, deliveries: the sandbox's port is
 // published on this machine only), registers the host with its capacity in the host registry, and keeps this
-// engine's orphan reaper. The queue is derived from the host ID, so a host worker cannot poll another host's queue.
+// engine's orphan reaper and warm pool (`<image pool>-<host id>`, NESTOR_POOL_SIZE). The queue is derived from the
+// host ID, so a host worker cannot poll another host's queue.
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
 import { KNOWN_ERRORS, createActivities } from './activities';
@@ -12,6 +13,7 @@ import { castKnownErrors } from './errors/cast-known-errors';
 import { activityLogInterceptor } from './observability/activity-log';
 import { preflight } from './preflight';
 import { startReaper } from './reaper/schedule';
+import { checkPoolSize, startPool } from './sandbox-pools/start';
 import { registerHost } from './sandbox-hosts/hosts';
 import { hostTaskQueue } from './sandbox-hosts/messages';
 import { describeTemporalAuth, temporalConnectionOptions } from './temporal-connection';
@@ -31,6 +33,7 @@ export async function startHostWorker(c: NestorConfig, dataConverter: DataConver
   const taskQueue = hostTaskQueue(hostId);
   const options = temporalConnectionOptions(c);
   const deps = depsFromConfig(c);
+  await checkPoolSize(c, deps.runtime);
   const connection = await NativeConnection.connect(options);
   try {
     const worker = await Worker.create({
@@ -53,6 +56,8 @@ export async function startHostWorker(c: NestorConfig, dataConverter: DataConver
       capacity: c.sandboxHosts.capacity,
     });
     await startReaper(worker, c, { hostId, taskQueue });
+    // The host's warm pool (NESTOR_POOL_SIZE), kept by a SandboxPool workflow on this host's queue.
+    await startPool(worker, { ...c, taskQueue }, deps.runtime);
     Runtime.instance().logger.info(
       `sandbox host ${hostId} registered: capacity ${record.capacity}, ${record.placed.length} placed${record.draining ? ', draining' : ''}; polling ${taskQueue} on ${options.address} (${describeTemporalAuth(c)}). ${describeRuntime(c)}`,
       { hostId, taskQueue },

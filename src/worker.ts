@@ -7,6 +7,7 @@ import { KNOWN_ERRORS, createActivities, type ActivityDeps } from './activities'
 import { describeRuntime, loadConfig, temporalAddress, type NestorConfig } from './config';
 import { DEFAULT_MODEL_CAPABILITIES } from './user-sessions/session';
 import { DockerRuntimeProvider } from './runtime/docker';
+import { poolNameFor } from './runtime/container-spec';
 import { FAILURE_CONVERTER_PATH, describeKeys, nestorDataConverter, resolveEncryptionKeys } from './codec/keys';
 import { activityLogInterceptor } from './observability/activity-log';
 import { castKnownErrors } from './errors/cast-known-errors';
@@ -65,7 +66,13 @@ export function runtimeOwner(c: NestorConfig): string {
 /** Activity dependencies from the configuration: the Docker provider on the configured image. */
 export function depsFromConfig(c: NestorConfig): ActivityDeps {
   return {
-    runtime: new DockerRuntimeProvider({ image: c.runtimeImage, defaults: c.defaultLimits, owner: runtimeOwner(c) }),
+    runtime: new DockerRuntimeProvider({
+      image: c.runtimeImage,
+      defaults: c.defaultLimits,
+      owner: runtimeOwner(c),
+      // A sandbox host's warm pool is its own (members are in its engine): named after the image and the host.
+      ...(c.sandboxHosts.hostId && { pool: { name: `${poolNameFor(c.runtimeImage)}-${c.sandboxHosts.hostId}` } }),
+    }),
     // Operator entries come first (first match wins) and override defaults of the same pattern.
     modelCapabilities: { ...c.modelCapabilities, ...DEFAULT_MODEL_CAPABILITIES, ...c.modelCapabilities },
     oauth: c.oauth,

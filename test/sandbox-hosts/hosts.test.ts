@@ -12,6 +12,8 @@ import { ExtraDockerEngine } from '../../src/dev/extra-docker-engine';
 import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
 import { listHosts, registerHost, setHostDraining } from '../../src/sandbox-hosts/hosts';
 import { LABELS } from '../../src/shared/constants';
+import { poolNameFor } from '../../src/runtime/container-spec';
+import { drainPool, poolStatus } from '../../src/sandbox-pools/pools';
 import { containersFor } from '../helpers/docker';
 import { e2eInput, startE2e, userMessages, type E2e } from '../helpers/e2e';
 import { waitFor } from '../helpers/eventually';
@@ -30,7 +32,11 @@ describe('sandboxes on two Docker hosts, each with its host worker', () => {
     base(id, { userId: `u-${id}`, timeouts: { ...base(id).timeouts, hostPickupTimeoutMs: pickupMs }, ...extra });
 
   /** `nestor host-worker` for one host, as a child process; resolves once the host is registered. */
-  async function startHostWorker(hostId: string, dockerHost?: string, capacity = 10): Promise<ChildProcess> {
+  async function startHostWorker(
+    hostId: string,
+    dockerHost?: string,
+    extraEnv: Record<string, string> = {},
+  ): Promise<ChildProcess> {
     const since = Date.now() - 1000;
     const child = spawn(process.execPath, ['dist/src/cli.js', 'host-worker'], {
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -39,12 +45,13 @@ describe('sandboxes on two Docker hosts, each with its host worker', () => {
         TEMPORAL_ADDRESS: env.address,
         NESTOR_TASK_QUEUE: lab.taskQueue,
         NESTOR_HOST_ID: hostId,
-        NESTOR_HOST_CAPACITY: String(capacity),
+        NESTOR_HOST_CAPACITY: '10',
         NESTOR_RUNTIME: 'emulator',
         NESTOR_METRICS_PORT: '0',
         NESTOR_REAPER_INTERVAL_MS: '0',
         NESTOR_LOG_LEVEL: 'WARN',
         ...(dockerHost ? { DOCKER_HOST: dockerHost } : {}),
+        ...extraEnv,
       },
     });
     let stderr = '';
@@ -196,5 +203,28 @@ describe('sandboxes on two Docker hosts, each with its host worker', () => {
     await engine2.start();
     await startHostWorker('h2', engine2.dockerHost);
     await client.close(id);
+  });
+
+  test("a host's warm pool is its own: a start placed on that host claims from it", async () => {
+    const pool = `${poolNameFor(RUNTIME_IMAGES.emulator)}-h2`;
+    await killHostWorker('h2');
+    await startHostWorker('h2', engine2.dockerHost, { NESTOR_POOL_SIZE: '1' });
+    // The host registers first, then starts its pool: not found until then.
+    await waitFor(
+      async () => ((await poolStatus(env.client, pool).catch(() => undefined))?.ready ?? 0) >= 1,
+      `pool ${pool} ready`,
+    );
+    const members = await engine2.docker.listContainers({ all: true, filters: { label: [`${LABELS.pool}=${pool}`] } });
+    assert.equal(members.length, 1, "the member is in h2's engine");
+    await setHostDraining(env.client, 'h1', true);
+    const id = uniqueId('hosts-pool');
+    // No sandbox env of its own, so the pooled member fits it.
+    const info = await client.start(input(id, 60_000, { settings: { ...base(id).settings, sandbox: {} } }));
+    await setHostDraining(env.client, 'h1', false);
+    assert.equal(info.sandboxHost, 'h2');
+    assert.equal(info.startPath, 'pool', info.coldReason);
+    await client.close(id);
+    assert.deepEqual(await engineOf(id), []);
+    await drainPool(env.client, pool);
   });
 });
