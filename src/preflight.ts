@@ -106,6 +106,7 @@ async function inFlightUpdateLimit(conn: Connection, namespace: string): Promise
     requestId: randomUUID(),
     workflowRunTimeout: msToTs('1 minute'),
   });
+  let settled: Promise<PromiseSettledResult<unknown>[]>;
   try {
     const calls = Array.from({ length: REQUIRED_IN_FLIGHT_UPDATES + 1 }, (_, i) =>
       conn.withDeadline(Date.now() + 10_000, () =>
@@ -120,21 +121,19 @@ async function inFlightUpdateLimit(conn: Connection, namespace: string): Promise
       ),
     );
     // Handled from the start: rejections come at once; admitted updates wait until the probe is terminated.
-    const settled = Promise.allSettled(calls);
+    settled = Promise.allSettled(calls);
     await new Promise((r) => setTimeout(r, 1000));
-    await conn.workflowService
-      .terminateWorkflowExecution({ namespace, workflowExecution: { workflowId }, reason: 'preflight done', identity })
-      .catch(() => undefined);
-    // The server names its limit: "limit on number of concurrent in-flight updates has been reached (10)".
-    for (const r of await settled) {
-      const err = r.status === 'rejected' ? (r.reason as { code?: number; details?: string; message?: string }) : {};
-      const limit = /in-flight updates has been reached \((\d+)\)/.exec(err.details ?? err.message ?? '');
-      if (err.code === RESOURCE_EXHAUSTED && limit) return Number(limit[1]);
-    }
-    return undefined;
   } finally {
+    // Once, whatever happened: it releases the waiting updates and leaves no probe behind.
     await conn.workflowService
       .terminateWorkflowExecution({ namespace, workflowExecution: { workflowId }, reason: 'preflight done', identity })
       .catch(() => undefined);
   }
+  // The server names its limit: "limit on number of concurrent in-flight updates has been reached (10)".
+  for (const r of await settled) {
+    const err = r.status === 'rejected' ? (r.reason as { code?: number; details?: string; message?: string }) : {};
+    const limit = /in-flight updates has been reached \((\d+)\)/.exec(err.details ?? err.message ?? '');
+    if (err.code === RESOURCE_EXHAUSTED && limit) return Number(limit[1]);
+  }
+  return undefined;
 }

@@ -20,7 +20,7 @@ import {
   type ServerName,
 } from './cluster-config';
 
-export { SERVER_NAMES, dynamicConfigYaml, ports, type ClusterOptions, type ServerName };
+export type { ClusterOptions, ServerName };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
