@@ -17,7 +17,7 @@ import { checkPoolSize, startPool } from './sandbox-pools/start';
 import { registerHost } from './sandbox-hosts/hosts';
 import { hostTaskQueue } from './sandbox-hosts/messages';
 import { describeTemporalAuth, temporalConnectionOptions } from './temporal-connection';
-import { BUNDLE_OPTIONS, WORKFLOWS_PATH, depsFromConfig, prepareProcess } from './worker';
+import { BUNDLE_OPTIONS, WORKFLOWS_PATH, connectWorker, depsFromConfig, prepareProcess } from './worker';
 
 export interface HostWorker {
   worker: Worker;
@@ -34,7 +34,7 @@ export async function startHostWorker(c: NestorConfig, dataConverter: DataConver
   const options = temporalConnectionOptions(c);
   const deps = depsFromConfig(c);
   await checkPoolSize(c, deps.runtime);
-  const connection = await NativeConnection.connect(options);
+  const connection = await connectWorker(options);
   try {
     const worker = await Worker.create({
       connection,

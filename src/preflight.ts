@@ -10,7 +10,7 @@ import { REQUIRED_IN_FLIGHT_UPDATES } from './defaults';
 import { ConfigError } from './errors';
 import type { RuntimeProvider } from './runtime/provider';
 import { SEARCH_ATTRIBUTE_KEYS } from './shared/constants';
-import type { TemporalConnectionOptions } from './temporal-connection';
+import { connectFailure, temporalRefusal, type TemporalConnectionOptions } from './temporal-connection';
 
 const { IndexedValueType, UpdateWorkflowExecutionLifecycleStage } = temporal.api.enums.v1;
 /** gRPC status code RESOURCE_EXHAUSTED. */
@@ -39,7 +39,7 @@ export async function preflightProblems(t: PreflightTarget): Promise<string[]> {
   // Retries off: a limit reached must show as the server's RESOURCE_EXHAUSTED, not be retried away.
   const conn = await Connection.connect({ ...t.connection, interceptors: [] }).catch((err: Error) => {
     throw new ConfigError(
-      `cannot reach Temporal at ${t.connection.address} (${err.message}); check TEMPORAL_ADDRESS and the TLS settings (TEMPORAL_TLS_*, TEMPORAL_API_KEY)${problems.length ? `; also:\n- ${problems.join('\n- ')}` : ''}`,
+      `${connectFailure(err, t.connection)}${problems.length ? `; also:\n- ${problems.join('\n- ')}` : ''}`,
     );
   });
   try {
@@ -58,7 +58,14 @@ export async function preflightProblems(t: PreflightTarget): Promise<string[]> {
       );
       return problems;
     }
-    const limit = await inFlightUpdateLimit(conn, t.namespace);
+    const limit = await inFlightUpdateLimit(conn, t.namespace).catch((err: unknown) => {
+      const refused = temporalRefusal(err);
+      if (!refused) throw err;
+      problems.push(
+        `namespace ${t.namespace}: this worker's credentials may not start workflows there (${refused}); nestor's workers start conversations, schedules and pools: give its API key write permission on the namespace (e.g. ${t.namespace}:write)`,
+      );
+      return undefined;
+    });
     if (limit !== undefined)
       problems.push(
         `namespace ${t.namespace}: at most ${limit} updates in flight per workflow (history.maxInFlightUpdates); each message to a conversation is an update until delivered, and a burst needs at least ${REQUIRED_IN_FLIGHT_UPDATES}: set history.maxInFlightUpdates to 500 in the cluster's dynamic config (README "Production shape")`,

@@ -12,8 +12,14 @@ import { FAILURE_CONVERTER_PATH, describeKeys, nestorDataConverter, resolveEncry
 import { activityLogInterceptor } from './observability/activity-log';
 import { castKnownErrors } from './errors/cast-known-errors';
 import { installRuntime } from './observability/runtime';
-import { describeTemporalAuth, temporalConnectionOptions } from './temporal-connection';
+import {
+  connectFailure,
+  describeTemporalAuth,
+  temporalConnectionOptions,
+  type TemporalConnectionOptions,
+} from './temporal-connection';
 import { preflight } from './preflight';
+import { ConfigError } from './errors';
 import type { EncryptionKey } from './codec/encryption';
 
 /** Path of the workflows module the worker bundles. */
@@ -96,6 +102,13 @@ export function prepareProcess(c: NestorConfig): { dataConverter: DataConverter;
   return { dataConverter: nestorDataConverter(keys.keys, { role: 'worker' }), keys: keys.keys };
 }
 
+/** The worker's connection; a failure says what to check (address, TLS files, API key) rather than the SDK's words. */
+export function connectWorker(options: TemporalConnectionOptions): Promise<NativeConnection> {
+  return NativeConnection.connect(options).catch((err: unknown) => {
+    throw new ConfigError(connectFailure(err, options));
+  });
+}
+
 /** A connected worker of the configured service, with the reaper's schedule in place; not yet running. */
 export async function startWorker(
   c: NestorConfig,
@@ -103,7 +116,7 @@ export async function startWorker(
 ): Promise<{ worker: Worker; connection: NativeConnection; address: string }> {
   const options = temporalConnectionOptions(c);
   const { address } = options;
-  const connection = await NativeConnection.connect(options);
+  const connection = await connectWorker(options);
   const deps = depsFromConfig(c);
   // With sandbox hosts, this worker touches no sandbox: the hosts' workers check, reap and pool their own engines.
   const ownEngine = !c.sandboxHosts.enabled;

@@ -1,8 +1,8 @@
 // How a command reaches the service: a ConversationClient on the configured Temporal, closed after the command.
 import { ConversationClient } from '../conversation/client';
 import { ConfigError } from '../errors';
-import { loadConfig, temporalAddress, type NestorConfig } from '../config';
-import { temporalConnectionOptions } from '../temporal-connection';
+import { loadConfig, type NestorConfig } from '../config';
+import { connectFailure, temporalConnectionOptions } from '../temporal-connection';
 import { EXIT } from './output';
 
 /** Run fn with a connected client and close the connection after, so the command exits. */
@@ -24,9 +24,7 @@ async function connect(c: NestorConfig): Promise<ConversationClient> {
     });
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    const e = new Error(
-      `cannot reach Temporal at ${temporalAddress(c)} (${(err as Error).message}); run 'npm start' or set TEMPORAL_ADDRESS`,
-    );
+    const e = new Error(connectFailure(err, temporalConnectionOptions(c)));
     (e as Error & { exitCode: number }).exitCode = EXIT.unreachable;
     throw e;
   }

@@ -3,6 +3,7 @@
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { ConversationError, ErrorType } from '../errors';
+import { temporalRefusal } from '../temporal-connection';
 
 /** How often sendMessage tries again while a conversation continues as new or the server is busy (about 40 s in all). */
 export const CONTINUE_AS_NEW_RETRIES = 100;
@@ -62,6 +63,12 @@ export function unwrap(err: unknown): never {
   const sealed = /payload encrypted with key '([^']*)', which is not among the configured keys \(([^)]*)\)/.exec(
     messagesOf(err),
   );
+  const refused = temporalRefusal(err);
+  if (refused)
+    throw new ConversationError(
+      ErrorType.TemporalAccessDenied,
+      `Temporal refused the call (${refused}); check the permissions of this client's TEMPORAL_API_KEY (or client certificate) on the namespace: start, message, pause, resume and close need write, status and list need read`,
+    );
   if (sealed) {
     throw new ConversationError(
       ErrorType.EncryptionKeyMismatch,

@@ -19,6 +19,11 @@ export interface ClusterOptions {
   uiPort?: number;
   /** Dynamic config values for single namespaces, on top of nestor's. */
   dynamicConfig?: NamespaceOverrides;
+  /**
+   * Mutual TLS on the frontends and Temporal's authorizer checking a JWT on every call (cluster-security.ts); each
+   * process then also runs an internal frontend, which the server's own system workers use without a JWT.
+   */
+  secure?: boolean;
 }
 
 /** One process's ports: 7233 → frontend 7233, history 7234, matching 7235, worker 7239, membership 6933…, http 7243. */
@@ -29,8 +34,9 @@ export function ports(base: number, name: ServerName) {
     frontend: p,
     history: p + 1,
     matching: p + 2,
+    internalFrontend: p + 3,
     worker: p + 6,
-    membership: { frontend: p - 300, history: p - 299, matching: p - 298, worker: p - 294 },
+    membership: { frontend: p - 300, history: p - 299, matching: p - 298, internalFrontend: p - 297, worker: p - 294 },
     http: p + 10,
     pprof: p + 703,
     metrics: p + 767,
@@ -59,8 +65,11 @@ export function dynamicConfigYaml(overrides: NamespaceOverrides = {}): string {
     .join('');
 }
 
-/** A server process's config file (`<dir>/<name>.yaml`; server 1.29 reads it with --root, --config, --env). */
-export function serverConfig(o: ClusterOptions, name: ServerName): string {
+/**
+ * A server process's config file (`<dir>/<name>.yaml`; server 1.29 reads it with --root, --config, --env).
+ * `securityYaml`: the `global.tls` and `global.authorization` of a secure cluster (ClusterSecurity.serverGlobalYaml).
+ */
+export function serverConfig(o: ClusterOptions, name: ServerName, securityYaml = ''): string {
   const p = ports(o.basePort, name);
   const store = (db: string, conns: number) =>
     `{ sql: { pluginName: postgres12, databaseName: ${db}, connectAddr: "127.0.0.1:${o.pgPort}", connectProtocol: tcp, user: temporal, password: temporal, maxConns: ${conns}, maxIdleConns: ${conns}, maxConnLifetime: 1h } }`;
@@ -78,12 +87,12 @@ global:
   membership: { maxJoinDuration: 30s, broadcastAddress: "127.0.0.1" }
   pprof: { port: ${p.pprof} }
   metrics: { prometheus: { framework: tally, timerType: histogram, listenAddress: "127.0.0.1:${p.metrics}" } }
-services:
+${securityYaml}services:
   frontend: ${rpc(p.frontend, p.membership.frontend, `, httpPort: ${p.http}`)}
   history: ${rpc(p.history, p.membership.history)}
   matching: ${rpc(p.matching, p.membership.matching)}
   worker: ${rpc(p.worker, p.membership.worker)}
-clusterMetadata:
+${securityYaml ? `  internal-frontend: ${rpc(p.internalFrontend, p.membership.internalFrontend)}\n` : ''}clusterMetadata:
   enableGlobalNamespace: false
   failoverVersionIncrement: 10
   masterClusterName: active

@@ -11,6 +11,7 @@ import { temporal } from '@temporalio/proto';
 import { msToTs } from '@temporalio/common/lib/time';
 import { SEARCH_ATTRIBUTE_KEYS } from '../shared/constants';
 import { LocalPostgres, run } from './cluster-postgres';
+import { ClusterSecurity } from './cluster-security';
 import {
   SERVER_NAMES,
   dynamicConfigYaml,
@@ -28,6 +29,8 @@ export class LocalCluster {
   readonly servers = new Map<ServerName, ChildProcess>();
   private ui?: ChildProcess;
   readonly postgres: LocalPostgres;
+  /** Certificates, JWT signing and the JWKS endpoint of a `secure` cluster (set by `start`). */
+  security?: ClusterSecurity;
 
   constructor(readonly o: ClusterOptions) {
     this.postgres = new LocalPostgres(join(o.dir, 'pg'), o.pgPort);
@@ -46,12 +49,28 @@ export class LocalCluster {
     return this.o.uiPort ? `http://127.0.0.1:${this.o.uiPort}` : undefined;
   }
 
+  /**
+   * How a client reaches frontend `via`: plain, or on a secure cluster with the client certificate and an API key
+   * (by default one with `temporal-system:admin`, what the cluster's own set-up needs).
+   */
+  connectionOptions(via: ServerName = 'a', apiKey?: string) {
+    const address = this.address(via);
+    if (!this.security) return { address };
+    return {
+      address,
+      tls: this.security.clientTls(),
+      apiKey:
+        apiKey ?? this.security.apiKey({ subject: 'nestor-cluster-setup', permissions: ['temporal-system:admin'] }),
+    };
+  }
+
   /** PostgreSQL, schemas, both servers (one after the other), the namespace and nestor's search attributes. */
   async start(): Promise<void> {
     for (const bin of ['temporal-server', 'temporal-sql-tool'])
       if (!existsSync(join(this.o.binDir, bin)))
         throw new Error(`${bin} missing in ${this.o.binDir}: run scripts/ensure-temporal-server.sh`);
     mkdirSync(this.o.dir, { recursive: true });
+    if (this.o.secure) this.security ??= await ClusterSecurity.create(join(this.o.dir, 'security'));
     this.postgres.start();
     this.migrate();
     writeFileSync(join(this.o.dir, 'dynamic-config.yaml'), dynamicConfigYaml(this.o.dynamicConfig));
@@ -65,11 +84,15 @@ export class LocalCluster {
   async startServer(name: ServerName): Promise<void> {
     if (this.running(name)) return;
     this.killStale(name);
-    writeFileSync(join(this.o.dir, `${name}.yaml`), serverConfig(this.o, name));
+    writeFileSync(join(this.o.dir, `${name}.yaml`), serverConfig(this.o, name, this.security?.serverGlobalYaml()));
     const log = openSync(join(this.o.dir, `${name}.log`), 'a');
+    // A secure cluster's processes also run the internal frontend (the one its system workers call, without a JWT).
+    const services = this.security
+      ? ['frontend', 'internal-frontend', 'history', 'matching', 'worker'].flatMap((s) => ['--service', s])
+      : [];
     const child = spawn(
       join(this.o.binDir, 'temporal-server'),
-      ['--root', this.o.dir, '--config', '.', '--env', name, '--allow-no-auth', 'start'],
+      ['--root', this.o.dir, '--config', '.', '--env', name, '--allow-no-auth', 'start', ...services],
       { stdio: ['ignore', log, log] },
     );
     writeFileSync(join(this.o.dir, `${name}.pid`), String(child.pid));
@@ -101,6 +124,8 @@ export class LocalCluster {
   /** The Temporal UI server, pointed at frontend `a`, decrypting payloads through `codecEndpoint` if given. */
   async startUi(codecEndpoint?: string): Promise<void> {
     if (!this.o.uiPort) throw new Error('no uiPort configured');
+    if (this.security)
+      throw new Error('the UI server is not set up for a secure cluster (it would need its own login)');
     const bin = join(this.o.binDir, 'temporal-ui-server');
     if (!existsSync(bin))
       throw new Error(`temporal-ui-server missing in ${this.o.binDir}: run scripts/ensure-temporal-server.sh`);
@@ -140,6 +165,8 @@ export class LocalCluster {
   async stop(o: { wipe?: boolean } = {}): Promise<void> {
     this.ui?.kill('SIGTERM');
     await Promise.all(SERVER_NAMES.map((n) => this.killServer(n, 'SIGTERM')));
+    await this.security?.close();
+    this.security = undefined;
     this.postgres.stop();
     if (o.wipe) rmSync(this.o.dir, { recursive: true, force: true });
   }
@@ -190,7 +217,7 @@ export class LocalCluster {
       if (!this.running(name))
         throw new Error(`temporal-server ${name} exited (${child.exitCode ?? child.signalCode}): ${tail(logFile)}`);
       try {
-        const conn = await Connection.connect({ address: this.address(name), connectTimeout: 1000 });
+        const conn = await Connection.connect({ ...this.connectionOptions(name), connectTimeout: 1000 });
         try {
           await conn.workflowService.getSystemInfo({});
           return;
@@ -210,7 +237,7 @@ export class LocalCluster {
    * fails until it is, so this tries until they are listed.
    */
   private async registerNamespace(): Promise<void> {
-    const conn = await Connection.connect({ address: this.address('a') });
+    const conn = await Connection.connect(this.connectionOptions('a'));
     try {
       const ns = this.o.namespace;
       try {

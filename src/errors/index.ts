@@ -63,6 +63,11 @@ export const ErrorType = {
    * gone). A start is placed again elsewhere; a running or paused conversation ends in ERROR: its data is on that host.
    */
   SandboxHostLost: 'SandboxHostLost',
+  /**
+   * Temporal refused the caller (PERMISSION_DENIED, UNAUTHENTICATED): its API key or client certificate lacks the
+   * permission the call needs on the namespace. Nothing was done. Raised by ConversationClient.
+   */
+  TemporalAccessDenied: 'TemporalAccessDenied',
 } as const;
 export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 

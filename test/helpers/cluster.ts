@@ -9,7 +9,9 @@ import { LocalCluster, type ClusterOptions, type ServerName } from '../../src/de
 import { freePort } from './net';
 import { testDataConverter, type TemporalEnv } from './temporal';
 
-export async function startTestCluster(o: Pick<ClusterOptions, 'dynamicConfig'> = {}): Promise<LocalCluster> {
+export async function startTestCluster(
+  o: Partial<Pick<ClusterOptions, 'dynamicConfig' | 'secure' | 'basePort'>> = {},
+): Promise<LocalCluster> {
   const c = loadConfig();
   const cluster = new LocalCluster({
     dir: join(c.dataDir, `test-cluster-${process.pid}`),
@@ -17,7 +19,7 @@ export async function startTestCluster(o: Pick<ClusterOptions, 'dynamicConfig'> 
     basePort: 27233,
     pgPort: await freePort(),
     namespace: 'default',
-    uiPort: await freePort(),
+    ...(!o.secure && { uiPort: await freePort() }),
     ...o,
   });
   try {

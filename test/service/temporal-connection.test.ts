@@ -6,7 +6,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config';
 import { ConfigError } from '../../src/errors';
-import { describeTemporalAuth, temporalConnectionOptions } from '../../src/temporal-connection';
+import {
+  connectFailure,
+  describeTemporalAuth,
+  temporalConnectionOptions,
+  temporalRefusal,
+} from '../../src/temporal-connection';
 
 const dir = mkdtempSync(join(tmpdir(), 'nestor-tls-'));
 const pem = (name: string) => {
@@ -59,4 +64,37 @@ test('a certificate without its key, an unreadable file or a bad TEMPORAL_TLS ar
       /^TEMPORAL_TLS_SERVER_CA_CERT_PATH: cannot read .*nope\.pem \(ENOENT\)$/.test(e.message),
   );
   assert.throws(() => loadConfig({ TEMPORAL_TLS: 'yes' }), /TEMPORAL_TLS: expected 'true' or 'false'/);
+});
+
+test("the server's refusal is found in either SDK's error, and a failed connection says what to check", () => {
+  // The client's gRPC error (a code) wrapped by the SDK; the worker's native error (only words).
+  const grpc = Object.assign(new Error('7 PERMISSION_DENIED: Request unauthorized.'), {
+    code: 7,
+    details: 'Request unauthorized.',
+  });
+  assert.equal(
+    temporalRefusal(new Error('Failed to start Workflow', { cause: grpc })),
+    'PERMISSION_DENIED: Request unauthorized.',
+  );
+  const native = new Error(
+    `Failed to call GetSystemInfo: code: 'The request does not have valid authentication credentials', message: "Jwt verification error"`,
+  );
+  assert.equal(temporalRefusal(native), 'UNAUTHENTICATED: Jwt verification error');
+  assert.equal(temporalRefusal(Object.assign(new Error('unavailable'), { code: 14 })), undefined);
+
+  const withKey = { address: 'temporal.internal:7233', apiKey: 'secret-api-key-123', tls: {} };
+  const refused = connectFailure(native, withKey);
+  assert.match(
+    refused,
+    /^Temporal at temporal\.internal:7233 refused this client \(UNAUTHENTICATED: .*check TEMPORAL_API_KEY/,
+  );
+  assert.doesNotMatch(refused, /secret-api-key/);
+  assert.match(
+    connectFailure(new Error('deadline exceeded'), { address: 'a:7233', tls: {} }),
+    /over TLS \(deadline exceeded\); check .*TEMPORAL_TLS_SERVER_CA_CERT_PATH/,
+  );
+  assert.match(
+    connectFailure(new Error('refused'), { address: 'a:7233' }),
+    /if the server requires TLS, set TEMPORAL_TLS=true/,
+  );
 });
