@@ -64,9 +64,16 @@ tools() {
 step "install debootstrap and uv $UV_VERSION" tools
 
 base() {
-  unmount
-  rm -rf "$rootfs"
-  debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$rootfs" "$MIRROR"
+  # Up to three tries: the mirror has failed a fresh machine's first index download once ("Couldn't download
+  # .../Packages", 2026-12-03) and answered the same request a minute later.
+  local try
+  for try in 1 2 3; do
+    unmount
+    rm -rf "$rootfs"
+    debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$rootfs" "$MIRROR" && return 0
+    [ "$try" = 3 ] || { echo "debootstrap failed (try $try of 3); trying again in 10 s"; sleep 10; }
+  done
+  return 1
 }
 step "debootstrap Debian $SUITE with $PACKAGES" base
 
