@@ -158,14 +158,17 @@ async function main() {
       dataConverter,
       deps: { runtime: new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner }), sandboxHosts: true },
     });
-    const hostWorker = await createWorker({
-      connection: env.nativeConnection,
-      taskQueue: hostTaskQueue('rec-host'),
-      workflowBundle: await workflowBundle(),
-      dataConverter,
-      deps: { runtime: new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner }) },
-    });
-    const hostedRuns = [hosted.run(), hostWorker.run()];
+    const startHostWorker = async () =>
+      createWorker({
+        connection: env.nativeConnection,
+        taskQueue: hostTaskQueue('rec-host'),
+        workflowBundle: await workflowBundle(),
+        dataConverter,
+        deps: { runtime: new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner }) },
+      });
+    let hostWorker = await startHostWorker();
+    const hostedRuns = [hosted.run()];
+    let hostRun = hostWorker.run();
     await registerHost(raw, { taskQueue: hostedQueue, hostId: 'rec-host', capacity: 2 });
     const hostedClient = new ConversationClient({ client: raw, taskQueue: hostedQueue });
     const onHost = await hostedClient.start(input('rec-hosted', { initialMessage: 'on a host' }));
@@ -175,14 +178,34 @@ async function main() {
     await hostedClient.resume('rec-hosted');
     await hostedClient.close('rec-hosted');
     record('hosted-start', conversationWorkflowId('rec-hosted'));
+
+    // Its host lost while running (patch host-lost-pauses): the message is not picked up and fails, the conversation
+    // pauses; with the host's worker back, a resume brings it back on that host and a close removes it.
+    const lostTimeouts = { ...input('x').timeouts, hostPickupTimeoutMs: 1000 };
+    await hostedClient.start(input('rec-host-lost', { timeouts: lostTimeouts }));
+    hostWorker.shutdown();
+    await hostRun;
+    await hostedClient.sendMessage('rec-host-lost', { content: 'to a lost host' }).then(
+      () => Promise.reject(new Error('rec-host-lost: a message to a lost host was delivered')),
+      () => undefined,
+    );
+    while ((await hostedClient.status('rec-host-lost')).status !== 'PAUSED')
+      await new Promise((r) => setTimeout(r, 100));
+    hostWorker = await startHostWorker();
+    hostRun = hostWorker.run();
+    await hostedClient.resume('rec-host-lost');
+    await hostedClient.close('rec-host-lost');
+    record('host-lost', conversationWorkflowId('rec-host-lost'));
     record('sandbox-hosts', SANDBOX_HOSTS_WORKFLOW_ID);
     hosted.shutdown();
     hostWorker.shutdown();
-    await Promise.all(hostedRuns);
+    await Promise.all([...hostedRuns, hostRun]);
 
     mkdirSync(HISTORIES_DIR, { recursive: true });
-    for (const f of readdirSync(HISTORIES_DIR)) if (f.endsWith('.json')) rmSync(join(HISTORIES_DIR, f));
-    for (const { name, workflowId } of recorded) {
+    // RECORD_ONLY=<name>,…: write just those (a new path's recording), leaving the others as they were recorded.
+    const only = process.env.RECORD_ONLY?.split(',').filter(Boolean);
+    if (!only) for (const f of readdirSync(HISTORIES_DIR)) if (f.endsWith('.json')) rmSync(join(HISTORIES_DIR, f));
+    for (const { name, workflowId } of recorded.filter((r) => !only || only.includes(r.name))) {
       // Walk back from the latest run through continue-as-new to the first, then write them in order.
       const runs = [];
       let runId: string | undefined;

@@ -60,7 +60,8 @@ export const ErrorType = {
   NoSandboxHost: 'NoSandboxHost',
   /**
    * The host holding the conversation's sandbox did not pick up its task within the bound (its worker or engine is
-   * gone). A start is placed again elsewhere; a running or paused conversation ends in ERROR: its data is on that host.
+   * gone). A start is placed again elsewhere; a running conversation becomes PAUSED with it as lastError (its data is
+   * on that host and cannot move) and resumes once the host is back; a close meanwhile ends in ERROR.
    */
   SandboxHostLost: 'SandboxHostLost',
   /**

@@ -6,14 +6,17 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowFailedError } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
 import { loadConfig } from '../../src/config';
-import type { ConversationClient } from '../../src/conversation/client';
+import type { ConversationClient, ConversationError } from '../../src/conversation/client';
 import { ExtraDockerEngine } from '../../src/dev/extra-docker-engine';
 import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
 import { listHosts, registerHost, setHostDraining } from '../../src/sandbox-hosts/hosts';
 import { LABELS } from '../../src/shared/constants';
 import { poolNameFor } from '../../src/runtime/container-spec';
 import { drainPool, poolStatus } from '../../src/sandbox-pools/pools';
+import { reaperScheduleId } from '../../src/reaper/schedule';
 import { containersFor } from '../helpers/docker';
 import { e2eInput, startE2e, userMessages, type E2e } from '../helpers/e2e';
 import { waitFor } from '../helpers/eventually';
@@ -187,22 +190,93 @@ describe('sandboxes on two Docker hosts, each with its host worker', () => {
     await client.close(id);
   });
 
-  test("one host's engine stopped: its running conversation ends in a bounded, explicit state; its worker refuses to start without it", async () => {
+  test("a host lost for good: its conversation's message fails with SandboxHostLost within the bound and it pauses; a close ends in ERROR; the host's own reaper removes the sandbox when it is back", async () => {
+    await setHostDraining(env.client, 'h1', true);
+    const id = uniqueId('hosts-lost');
+    assert.equal((await client.start(input(id, 3_000))).sandboxHost, 'h2');
+    await setHostDraining(env.client, 'h1', false);
+    await killHostWorker('h2');
+
+    // The delivery and then the recovery's resume each wait at most the pickup bound.
+    await assert.rejects(client.sendMessage(id, 'to a lost host'), (e: ConversationError) => {
+      assert.equal(e.type, 'SandboxHostLost', e.message);
+      assert.match(e.message, /did not pick up .* in time/);
+      return true;
+    });
+    // Nothing there answers: it does not stay RUNNING.
+    await waitFor(async () => (await client.status(id)).status === 'PAUSED', `${id} paused`);
+    const paused = await client.status(id);
+    assert.match(paused.pauseReason ?? '', /sandbox host h2 lost/);
+    assert.equal(paused.lastError?.type, 'SandboxHostLost', JSON.stringify(paused.lastError));
+    assert.equal(paused.sandboxHost, 'h2', 'it still names the host its data is on');
+    // While the host is gone, a message tries to resume it there and fails within the bound; it stays PAUSED.
+    await assert.rejects(client.sendMessage(id, 'still gone'), /did not pick up resumeRuntime in time/);
+    assert.equal((await client.status(id)).status, 'PAUSED');
+
+    // The close cannot remove the sandbox: ERROR, saying why, rather than a clean STOPPED.
+    const closed = await client.close(id, 'host gone');
+    assert.equal(closed.status, 'ERROR');
+    assert.equal(closed.lastError?.type, 'SandboxHostLost');
+    assert.equal(closed.lastError?.step, 'closing');
+    assert.match(closed.lastError?.message ?? '', /removeRuntime: .*did not pick up removeRuntime in time/);
+    await assert.rejects(client.handle(id).result(), (e: WorkflowFailedError) => {
+      assert.equal((e.cause as ApplicationFailure).type, 'ConversationCloseFailed');
+      return true;
+    });
+    const h2 = (await listHosts(env.client)).find((h) => h.hostId === 'h2');
+    assert.ok(!h2?.placed.includes(id), 'its room on h2 is given back');
+    assert.deepEqual(await engineOf(id), ['h2'], 'the sandbox is still on h2: nothing could remove it');
+
+    // h2 comes back with its reaper on (no grace): one pass of its own schedule removes what the close could not.
+    await startHostWorker('h2', engine2.dockerHost, {
+      NESTOR_REAPER_INTERVAL_MS: '3600000',
+      NESTOR_REAPER_GRACE_MS: '0',
+    });
+    const schedule = env.client.schedule.getHandle(reaperScheduleId('h2'));
+    await schedule.trigger();
+    await waitFor(async () => (await engineOf(id)).length === 0, `the sandbox of ${id} reaped on h2`, {
+      timeoutMs: 60_000,
+    });
+    const volumes = await engine2.docker.listVolumes({ filters: { label: [`${LABELS.conversationId}=${id}`] } });
+    assert.deepEqual(volumes.Volumes ?? [], [], 'its volume too');
+    const action = (await schedule.describe()).info.recentActions.at(-1)?.action;
+    assert.ok(action?.type === 'startWorkflow', 'the pass was started by the schedule');
+    const pass = await env.client.workflow.getHandle(action.workflow.workflowId).result();
+    assert.ok(pass.removed.includes(id), JSON.stringify(pass));
+  });
+
+  test("one host's engine stopped: its conversation's message fails and it is PAUSED naming the engine (bounded); its worker refuses to start without it; with the engine back it resumes", async () => {
     await setHostDraining(env.client, 'h1', true);
     const id = uniqueId('hosts-engine');
     assert.equal((await client.start(input(id, 5_000))).sandboxHost, 'h2');
     await setHostDraining(env.client, 'h1', false);
     await engine2.stop();
-    // The message cannot reach the sandbox; the recovery cannot start it again: the conversation says so.
-    await assert.rejects(client.sendMessage(id, 'into the void'));
+    // The message cannot reach the sandbox; the recovery cannot start it again: the message fails and the
+    // conversation is PAUSED saying why (after the failed resume's clean-up has tried its stop for a Docker hiccup's
+    // worth, about 2.5 minutes: bounded by the CLEANUP retries in steps.ts).
+    await assert.rejects(client.sendMessage(id, 'into the void'), (e: ConversationError) => {
+      assert.equal(e.type, 'ConversationResumeFailed', e.message);
+      return true;
+    });
     const status = await client.status(id);
-    assert.ok(['PAUSED', 'ERROR'].includes(status.status), status.status);
-    assert.ok(status.lastError, 'the failure is recorded');
+    assert.equal(status.status, 'PAUSED');
+    assert.equal(status.lastError?.type, 'RuntimeStartFailed', JSON.stringify(status.lastError));
+    assert.equal(status.lastError?.step, 'resumeRuntime');
+    assert.match(status.lastError?.message ?? '', /the Docker engine does not answer/);
     await killHostWorker('h2');
     await assert.rejects(startHostWorker('h2', engine2.dockerHost), /sandbox engine: .*DOCKER_HOST/);
     await engine2.start();
     await startHostWorker('h2', engine2.dockerHost);
+    // With its engine back, the conversation resumes on it, with its data, and takes messages again.
+    const resumed = await client.resume(id);
+    assert.equal(resumed.status, 'RUNNING');
+    await client.sendMessage(id, 'after the engine came back');
+    assert.deepEqual(
+      (await userMessages(await client.connection(id), id)).map((e) => e.args?.content),
+      ['after the engine came back'],
+    );
     await client.close(id);
+    assert.deepEqual(await engineOf(id), []);
   });
 
   test("a host's warm pool is its own: a start placed on that host claims from it", async () => {

@@ -45,7 +45,8 @@ describe('replay of recorded histories', () => {
       'histories from before starts asked for a placement (sandbox-hosts) are kept',
     );
     // Each patched path has a recording that takes it: recover-sandbox (recover-unreachable-sandbox, delivery-cursor),
-    // idle-agent-busy (idle-counts-agent), user-sessions-at-limit (self-healing-slots), start-close (close-deletes-schedules).
+    // idle-agent-busy (idle-counts-agent), user-sessions-at-limit (self-healing-slots), start-close (close-deletes-schedules),
+    // host-lost (host-lost-pauses).
     for (const name of [
       'start-close',
       'failed-start',
@@ -62,6 +63,7 @@ describe('replay of recorded histories', () => {
       'pooled-start',
       'sandbox-pool',
       'hosted-start',
+      'host-lost',
       'sandbox-hosts',
     ]) {
       assert.ok(files.includes(`${name}.json`), `${name}.json is recorded`);
@@ -99,6 +101,8 @@ describe('replay of recorded histories', () => {
       ['idle-agent-busy.json', 'idle-counts-agent', 'conversationActivity'],
       ['before-issue-11/user-sessions-at-limit.json', 'self-healing-slots', 'checkSlots'],
       ['start-close.json', 'close-deletes-schedules', 'deleteResumeSchedules'],
+      // Its host lost while running: the message not picked up, the slot given back as it pauses.
+      ['host-lost.json', 'host-lost-pauses', 'releaseSession'],
     ];
     for (const [file, patch, activity] of cases) {
       assert.ok(patches(file).includes(patch), `${file} records the ${patch} patch`);

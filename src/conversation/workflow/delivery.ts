@@ -1,8 +1,9 @@
 // Delivering messages, at most once, in order; and reading the agent's activity when the idle timer runs out.
-import { log, patched } from '@temporalio/workflow';
+import { ActivityFailure, log, patched } from '@temporalio/workflow';
 import { ErrorType } from '../../errors';
 import { describeCause } from './failures';
 import { DELIVERY_CURSOR_PATCH, IDLE_COUNTS_AGENT_PATCH, RECOVER_SANDBOX_PATCH } from './patches';
+import { noteLostHost } from './pause-and-close';
 import type { Run } from './run';
 import { touch } from './slot';
 import type { PendingMessage } from './state';
@@ -50,6 +51,8 @@ export async function deliver(r: Run, next: PendingMessage): Promise<void> {
       log.warn('sandbox unreachable; recovering it', { step: 'sendEvent', error: cause });
       return;
     }
+    // Its host's worker is gone: this message fails, and the conversation pauses next (nothing there answers).
+    noteLostHost(r, err instanceof ActivityFailure ? err.activityType : 'sendEvent', cause);
     conv.deliveryFailed(next, { type: cause.type, message: `sendMessage failed: ${cause.message}` });
   }
   conv.setStep('running', 'waiting for messages');

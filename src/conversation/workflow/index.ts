@@ -7,7 +7,7 @@ import type { AgentLoopInfo, StartConversationInput } from '../../shared/schemas
 import { bringUp } from './bring-up';
 import { deliver, stillIdle } from './delivery';
 import { checkStartInput, installHandlers } from './handlers';
-import { close, pause } from './pause-and-close';
+import { close, pause, pauseForLostHost } from './pause-and-close';
 import { VALIDATE_INPUT_PATCH } from './patches';
 import { newRun, type Run } from './run';
 import type { CarriedState } from './state';
@@ -66,7 +66,9 @@ async function live(r: Run): Promise<void> {
     // Hand over to a new run: turn new messages away (the client sends them again, to the new run), deliver what was
     // accepted, let every handler finish, then continue as new with the state that matters.
     conv.switching = continueAsNewDue(r.input);
-    if (conv.switching && !conv.pending() && conv.pauseReason === undefined && !conv.resumeRequested) {
+    // A pause owed to a lost host is made first: the next run would not know of it.
+    const owesPause = conv.pauseReason !== undefined || conv.hostLost !== undefined;
+    if (conv.switching && !conv.pending() && !owesPause && !conv.resumeRequested) {
       if (allHandlersFinished()) await continueAsNew<typeof StartConversation>(r.input, conv.toCarried());
       await condition(
         () =>
@@ -89,11 +91,16 @@ async function live(r: Run): Promise<void> {
 }
 
 /**
- * One turn while RUNNING, in priority order: recover a lost sandbox, pause, deliver the oldest message, or wait (for
- * any of those, or for the idle timeout to run out). Returns how long the idle timer has left, or 'closed'.
+ * One turn while RUNNING, in priority order: pause for a lost host, recover a lost sandbox, pause, deliver the oldest
+ * message, or wait (for any of those, or for the idle timeout to run out). Returns how long the idle timer has left,
+ * or 'closed'.
  */
 async function whileRunning(r: Run, idleLeftMs: number): Promise<number | 'closed'> {
   const { conv } = r;
+  if (conv.hostLost) {
+    await pauseForLostHost(r, conv.hostLost);
+    return idleLeftMs;
+  }
   if (conv.sandboxLost !== undefined) {
     conv.warn(`sandbox unreachable (${conv.sandboxLost}); recovered it`);
     conv.sandboxLost = undefined;

@@ -39,3 +39,9 @@ export const LEAN_START_PATCH = 'lean-start';
  * hosts, the sandbox's steps run on the chosen host's task queue.
  */
 export const SANDBOX_HOSTS_PATCH = 'sandbox-hosts';
+
+/**
+ * Patch ID: a running conversation whose host does not pick up a delivery or a pause (its worker or engine gone)
+ * becomes PAUSED with that error, its slot given back, instead of staying RUNNING with nothing there answering.
+ */
+export const HOST_LOST_PAUSES_PATCH = 'host-lost-pauses';

@@ -1,8 +1,9 @@
 // Pausing (the sandbox stopped and kept, the slot given back) and closing (the nested conversation stopped, the
 // sandbox removed, the slot given back, the resume schedules deleted).
 import { CancellationScope, patched } from '@temporalio/workflow';
+import { ErrorType } from '../../errors';
 import { closeFailed, describeCause, pauseFailed, type Cause } from './failures';
-import { CLOSE_DELETES_SCHEDULES_PATCH } from './patches';
+import { CLOSE_DELETES_SCHEDULES_PATCH, HOST_LOST_PAUSES_PATCH } from './patches';
 import type { Run } from './run';
 import { releaseOrFail } from './slot';
 
@@ -14,15 +15,38 @@ export async function pause(r: Run, reason: string): Promise<void> {
     await acts.pauseRuntime({ conversationId: conv.conversationId });
   } catch (err) {
     const cause = describeCause(err);
+    conv.pauseReason = undefined;
+    // Nothing on the host picked the pause up: the loop pauses the conversation without it (pauseForLostHost).
+    if (noteLostHost(r, 'pauseRuntime', cause)) return;
     conv.warn(`pause failed, still running: ${cause.message}`);
     conv.pauseFailures.record(pauseFailed(cause));
-    conv.pauseReason = undefined;
     conv.setStep('running', 'waiting for messages');
     return;
   }
   if (!(await releaseOrFail(r, 'pausing'))) return;
   r.metrics.pauses.add(1);
   conv.becamePaused(reason);
+}
+
+/**
+ * A running conversation's step was not picked up by its host (SandboxHostLost): remember it for the loop, which
+ * then pauses (pauseForLostHost). Returns whether it did; runs recorded before patch HOST_LOST_PAUSES_PATCH stay
+ * RUNNING as they did.
+ */
+export function noteLostHost({ conv }: Run, step: string, cause: Cause): boolean {
+  if (cause.type !== ErrorType.SandboxHostLost || !patched(HOST_LOST_PAUSES_PATCH)) return false;
+  conv.hostLost = { step, cause };
+  return true;
+}
+
+/**
+ * The host is gone: RUNNING → PAUSED with its error, the slot given back. The sandbox and its data stay on that host
+ * (they cannot move): a message or a resume tries it again, and works once the host's worker is back.
+ */
+export async function pauseForLostHost(r: Run, lost: { step: string; cause: Cause }): Promise<void> {
+  r.conv.warn(`sandbox host ${r.conv.info.sandboxHost} lost; paused: ${lost.cause.message}`);
+  if (!(await releaseOrFail(r, 'pausing'))) return;
+  r.conv.pausedByLostHost(lost.step, lost.cause);
 }
 
 /** Close: → STOPPED, or ERROR when the sandbox could not be removed. Nothing outlives the conversation. */

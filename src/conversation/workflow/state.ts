@@ -97,6 +97,8 @@ export class Conversation {
   resumeRequested = false;
   /** Set when the sandbox stopped answering a delivery: the loop brings it back before anything else. */
   sandboxLost?: string;
+  /** Set when the sandbox's host did not pick up a step (with the step): the loop pauses before anything else. */
+  hostLost?: { step: string; cause: Cause };
   /** True while this run is handing over to the next: new messages are turned away for the client to retry there. */
   switching = false;
   /** The scope of the bring-up in progress (start or resume), cancelled by a close. */
@@ -238,6 +240,16 @@ export class Conversation {
     this.pauseReason = undefined;
     this.setStatus('PAUSED');
     this.setStep('paused', reason);
+  }
+
+  /**
+   * PAUSED because the sandbox's host stopped picking up its steps: nothing there answers, so RUNNING would be a lie.
+   * The cause stays as lastError; the sandbox and its data stay on that host for a resume once it is back.
+   */
+  pausedByLostHost(step: string, cause: Cause): void {
+    this.hostLost = undefined;
+    this.info.lastError = { type: cause.type, step, message: cause.message };
+    this.becamePaused(`sandbox host ${this.info.sandboxHost} lost`);
   }
 
   /** STOPPED: closed, nothing left. */
