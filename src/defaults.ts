@@ -79,5 +79,13 @@ export const REQUIRED_IN_FLIGHT_UPDATES = 50;
  */
 export const DEFAULT_HOST_PICKUP_TIMEOUT_MS = 30_000;
 
+/**
+ * How long a starting host worker waits for a worker on the conversations' task queue (which serves the host
+ * registry) before it stops and says so: the two may start together, but a host worker on the wrong queue must not
+ * wait forever to register.
+ * @default 30000
+ */
+export const HOST_REGISTRY_WAIT_MS = 30_000;
+
 /** Sandboxes (running or paused) a sandbox host takes unless its worker declares otherwise (NESTOR_HOST_CAPACITY). @default 10 */
 export const DEFAULT_HOST_CAPACITY = 10;

@@ -77,6 +77,7 @@ export async function runHostWorker(c: NestorConfig = loadConfig()): Promise<voi
     namespace: c.namespace,
     runtime: depsFromConfig(c).runtime,
     image: c.runtimeImage,
+    hostRegistry: { taskQueue: c.taskQueue },
   });
   const { dataConverter } = prepareProcess(c);
   const { worker, connection } = await startHostWorker(c, dataConverter);

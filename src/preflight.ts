@@ -6,13 +6,15 @@ import { randomUUID } from 'node:crypto';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
-import { REQUIRED_IN_FLIGHT_UPDATES } from './defaults';
+import { HOST_REGISTRY_WAIT_MS, REQUIRED_IN_FLIGHT_UPDATES } from './defaults';
 import { ConfigError } from './errors';
 import type { RuntimeProvider } from './runtime/provider';
+import { SANDBOX_HOSTS_WORKFLOW_ID } from './sandbox-hosts/messages';
 import { SEARCH_ATTRIBUTE_KEYS } from './shared/constants';
 import { connectFailure, temporalRefusal, type TemporalConnectionOptions } from './temporal-connection';
 
-const { IndexedValueType, UpdateWorkflowExecutionLifecycleStage } = temporal.api.enums.v1;
+const { IndexedValueType, TaskQueueType, UpdateWorkflowExecutionLifecycleStage, WorkflowExecutionStatus } =
+  temporal.api.enums.v1;
 /** gRPC status code RESOURCE_EXHAUSTED. */
 const RESOURCE_EXHAUSTED = 8;
 
@@ -22,6 +24,11 @@ export interface PreflightTarget {
   /** The sandbox engine this worker drives, and the image it starts. */
   runtime?: RuntimeProvider;
   image?: string;
+  /**
+   * A host worker's: the conversations' task queue (its NESTOR_TASK_QUEUE), where the host registry runs, and how
+   * long to wait for a worker there (default HOST_REGISTRY_WAIT_MS).
+   */
+  hostRegistry?: { taskQueue: string; waitMs?: number };
 }
 
 /** Every problem found, each saying what to fix; empty when the worker may start. */
@@ -70,6 +77,7 @@ export async function preflightProblems(t: PreflightTarget): Promise<string[]> {
       problems.push(
         `namespace ${t.namespace}: at most ${limit} updates in flight per workflow (history.maxInFlightUpdates); each message to a conversation is an update until delivered, and a burst needs at least ${REQUIRED_IN_FLIGHT_UPDATES}: set history.maxInFlightUpdates to 500 in the cluster's dynamic config (README "Production shape")`,
       );
+    if (t.hostRegistry) problems.push(...(await hostRegistryProblems(conn, t.namespace, t.hostRegistry)));
   } finally {
     await conn.close();
   }
@@ -81,6 +89,46 @@ export async function preflight(t: PreflightTarget): Promise<void> {
   const problems = await preflightProblems(t);
   if (problems.length)
     throw new ConfigError(`the worker cannot start, ${problems.length} problem(s):\n- ${problems.join('\n- ')}`);
+}
+
+/**
+ * A host worker registers in the host registry (workflow sandbox-hosts), which runs on the conversations' task queue
+ * and is served by their worker. A registry on another queue means this host worker names another service's queue
+ * (wrong NESTOR_TASK_QUEUE); no worker polling the queue (after waiting a while: both may be starting) means its
+ * registration would wait forever.
+ */
+async function hostRegistryProblems(
+  conn: Connection,
+  namespace: string,
+  o: { taskQueue: string; waitMs?: number },
+): Promise<string[]> {
+  const registryQueue = await conn.workflowService
+    .describeWorkflowExecution({ namespace, execution: { workflowId: SANDBOX_HOSTS_WORKFLOW_ID } })
+    .then(
+      (d) =>
+        d.workflowExecutionInfo?.status === WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+          ? d.executionConfig?.taskQueue?.name
+          : undefined,
+      () => undefined,
+    );
+  if (registryQueue && registryQueue !== o.taskQueue)
+    return [
+      `host registry: it runs on task queue ${registryQueue} (its conversations worker's), but this host worker's NESTOR_TASK_QUEUE is ${o.taskQueue}: set NESTOR_TASK_QUEUE=${registryQueue}`,
+    ];
+  const until = Date.now() + (o.waitMs ?? HOST_REGISTRY_WAIT_MS);
+  for (;;) {
+    const { pollers } = await conn.workflowService.describeTaskQueue({
+      namespace,
+      taskQueue: { name: o.taskQueue },
+      taskQueueType: TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    });
+    if (pollers?.length) return [];
+    if (Date.now() >= until)
+      return [
+        `task queue ${o.taskQueue}: no worker polls it, and the host registry runs there: start the conversations worker ('nestor worker' with NESTOR_SANDBOX_HOSTS=true and NESTOR_TASK_QUEUE=${o.taskQueue}), or set this host worker's NESTOR_TASK_QUEUE to the queue that worker polls`,
+      ];
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 async function searchAttributeProblems(conn: Connection, namespace: string): Promise<string[]> {

@@ -162,7 +162,7 @@ describe('nestor on a Temporal cluster (two server processes, PostgreSQL)', () =
     assert.deepEqual(await containersFor(id), []);
   });
 
-  test('start-up checks: a namespace set up for nestor passes; missing search attributes, a low update limit, updates off, an unknown namespace and an unreachable Docker engine are each named with what to fix', async () => {
+  test("start-up checks: a namespace set up for nestor passes; missing search attributes, a low update limit, updates off, an unknown namespace, an unreachable Docker engine and a host worker's conversations queue nobody polls are each named with what to fix", async () => {
     const connection = { address: cluster.address('b') };
     const runtime = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator });
     assert.deepEqual(await preflightProblems({ connection, namespace: 'default', runtime }), []);
@@ -211,6 +211,17 @@ describe('nestor on a Temporal cluster (two server processes, PostgreSQL)', () =
     await assert.rejects(
       preflight({ connection, namespace: 'nestor-bare' }),
       (err: Error) => err instanceof ConfigError && /the worker cannot start, 4 problem/.test(err.message),
+    );
+
+    // A host worker's: the conversations' queue (where the host registry runs) must have a worker.
+    const polled = { taskQueue: lab.taskQueue, waitMs: 0 };
+    assert.deepEqual(await preflightProblems({ connection, namespace: 'default', hostRegistry: polled }), []);
+    const unpolled = { taskQueue: 'nobody-polls-this', waitMs: 2000 };
+    const lonely = await preflightProblems({ connection, namespace: 'default', hostRegistry: unpolled });
+    assert.equal(lonely.length, 1, lonely.join('\n'));
+    assert.match(
+      lonely[0],
+      /^task queue nobody-polls-this: no worker polls it.*NESTOR_SANDBOX_HOSTS=true and NESTOR_TASK_QUEUE=nobody-polls-this/,
     );
   });
 });

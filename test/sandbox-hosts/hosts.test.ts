@@ -177,6 +177,15 @@ describe('sandboxes on two Docker hosts, each with its host worker', () => {
     await Promise.all([paused, ...fresh].map((id) => client.close(id)));
   });
 
+  test("a host worker whose NESTOR_TASK_QUEUE is not the conversations' refuses to start, naming the registry's queue", async () => {
+    await assert.rejects(startHostWorker('h3', undefined, { NESTOR_TASK_QUEUE: 'another-service' }), (e: Error) => {
+      assert.match(e.message, /host registry: it runs on task queue (\S+) .*NESTOR_TASK_QUEUE is another-service/);
+      assert.ok(e.message.includes(`set NESTOR_TASK_QUEUE=${lab.taskQueue}`), e.message);
+      return true;
+    });
+    assert.ok(!(await listHosts(env.client)).some((h) => h.hostId === 'h3'), 'h3 was not registered');
+  });
+
   test('a host that never picks up its work is reported lost and the start placed again elsewhere', async () => {
     // A host registered with the most free room but no worker: every placement picks it first.
     await registerHost(env.client, { taskQueue: lab.taskQueue, hostId: 'ghost', capacity: 1000 });
