@@ -19,11 +19,19 @@ if (setup.status !== 0) process.exit(setup.status ?? 1);
 const cluster = spawnSync('bash', ['scripts/setup-cluster.sh'], { stdio: 'inherit' });
 if (cluster.status !== 0) process.exit(cluster.status ?? 1);
 
-/** Docker objects of one kind that carry nestor's label, by ID. */
+/**
+ * The sandbox networks every sandbox of an engine shares (runtime/container-spec.ts): made by the first start that
+ * needs one and kept for the next, so one made during the run is not something a test left behind.
+ */
+const SHARED_NETWORKS = ['nestor-sandboxes', 'nestor-sandboxes-internal'];
+
+/** Docker objects of one kind that carry nestor's label, by ID (the shared sandbox networks aside). */
 const labelled = (kind) => {
-  const args = { container: ['ps', '-aq'], volume: ['volume', 'ls', '-q'], network: ['network', 'ls', '-q'] }[kind];
-  const r = spawnSync('docker', [...args, '--filter', 'label=nestor.managed=true'], { encoding: 'utf8' });
-  return new Set(r.status === 0 ? r.stdout.split('\n').filter(Boolean) : []);
+  const args = { container: ['ps', '-aq'], volume: ['volume', 'ls', '-q'], network: ['network', 'ls'] }[kind];
+  const format = kind === 'network' ? ['--format', '{{.ID}} {{.Name}}'] : [];
+  const r = spawnSync('docker', [...args, ...format, '--filter', 'label=nestor.managed=true'], { encoding: 'utf8' });
+  const rows = r.status === 0 ? r.stdout.split('\n').filter(Boolean) : [];
+  return new Set(rows.filter((row) => !SHARED_NETWORKS.includes(row.split(' ')[1])).map((row) => row.split(' ')[0]));
 };
 const KINDS = ['container', 'volume', 'network'];
 const before = Object.fromEntries(KINDS.map((k) => [k, labelled(k)]));
