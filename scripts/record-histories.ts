@@ -185,10 +185,11 @@ async function main() {
     await hostedClient.start(input('rec-host-lost', { timeouts: lostTimeouts }));
     hostWorker.shutdown();
     await hostRun;
-    await hostedClient.sendMessage('rec-host-lost', { content: 'to a lost host' }).then(
-      () => Promise.reject(new Error('rec-host-lost: a message to a lost host was delivered')),
+    const lost = await hostedClient.sendMessage('rec-host-lost', { content: 'to a lost host' }).then(
       () => undefined,
+      (err: { type?: string }) => err.type,
     );
+    if (lost !== 'SandboxHostLost') throw new Error(`rec-host-lost: the message's answer was ${lost ?? 'a delivery'}`);
     while ((await hostedClient.status('rec-host-lost')).status !== 'PAUSED')
       await new Promise((r) => setTimeout(r, 100));
     hostWorker = await startHostWorker();
