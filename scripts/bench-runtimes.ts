@@ -1,4 +1,5 @@
-// Phase 6 of `npm run bench`: the real OpenHands image beside the emulator. For each image, cold starts one after
+// Phase 6 of `npm run bench`: the real OpenHands images (the current agent server and the V0 server) beside the
+// emulator. For each image, cold starts one after
 // another through the start path's own activity code (createRuntime, configureNestedServer, createConversation,
 // waitForReady), each segment timed; then the memory of a live conversation's sandbox once its agent has answered a
 // message (the OpenHands server, its action server and Jupyter kernel are all up by then). The orchestration overhead
@@ -12,6 +13,8 @@ import { createNestedActivities } from '../src/conversation/activities/nested';
 import { createRuntimeActivities } from '../src/conversation/activities/runtime';
 import { startLlmStandIn } from '../src/llm-stand-in/server';
 import { NestedClient } from '../src/nested/client';
+import { AgentServerClient, agentConversationId, messageOf } from '../src/nested/agent-server';
+import type { NestedTarget } from '../src/conversation/activities/nested';
 import { containerName } from '../src/runtime/container-spec';
 import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { RUNTIME_IMAGES, type RuntimeName } from '../src/runtime/image-manifest';
@@ -41,6 +44,19 @@ async function memoryMiB(docker: Docker, name: string): Promise<number> {
   return Math.round(((m.usage ?? 0) - cache) / 2 ** 20);
 }
 
+/** Whether the agent answered a message matching `re` (either protocol). */
+async function answered(t: NestedTarget, re: RegExp): Promise<boolean> {
+  if (t.protocol === 'v1') {
+    const c = new AgentServerClient({ baseUrl: t.url, sessionApiKey: t.sessionApiKey, timeoutMs: 30_000 });
+    const page = await c.searchEvents(agentConversationId(t.conversationId), { kind: 'MessageEvent', source: 'agent' });
+    return page.items.some((e) => re.test(messageOf(e).text));
+  }
+  const c = new NestedClient({ baseUrl: t.url, sessionApiKey: t.sessionApiKey, timeoutMs: 30_000 });
+  return (await c.allEvents(t.conversationId)).some(
+    (e) => e.source === 'agent' && e.action === 'message' && re.test(String(e.args?.content)),
+  );
+}
+
 async function measure(runtime: RuntimeName, llmBaseUrl: string, log: (m: string) => void): Promise<RuntimeFigures> {
   const image = RUNTIME_IMAGES[runtime];
   const provider = new DockerRuntimeProvider({ image, owner: 'bench-runtimes' });
@@ -55,10 +71,15 @@ async function measure(runtime: RuntimeName, llmBaseUrl: string, log: (m: string
       const t0 = performance.now();
       const created = await rt.createRuntime({ conversationId, userId: 'bench', fromPool: false });
       const t1 = performance.now();
-      const target = { url: created.url, sessionApiKey: created.sessionApiKey, conversationId };
+      const target: NestedTarget = {
+        url: created.url,
+        sessionApiKey: created.sessionApiKey,
+        conversationId,
+        ...(created.protocol === 'v1' && { protocol: 'v1' as const }),
+      };
       await nested.configureNestedServer({ ...target, settings });
       const t2 = performance.now();
-      await nested.createConversation({ ...target });
+      await nested.createConversation({ ...target, settings });
       await nested.waitForReady({ ...target, readyTimeoutMs: 300_000 });
       const t3 = performance.now();
       seg.total.push(t3 - t0);
@@ -68,17 +89,9 @@ async function measure(runtime: RuntimeName, llmBaseUrl: string, log: (m: string
       log(`  ${runtime} start ${i + 1}/${N_STARTS}: ${Math.round(t3 - t0)} ms`);
       if (i === 0) {
         // A live conversation: one message, answered by the agent (the emulator's echo, or OpenHands with the stand-in).
-        const c = new NestedClient({ baseUrl: created.url, sessionApiKey: created.sessionApiKey, timeoutMs: 30_000 });
-        await c.postEvent(conversationId, {
-          action: 'message',
-          args: { content: 'measure me', image_urls: [], file_urls: [], wait_for_response: false },
-        });
+        await nested.sendEvent({ ...target, content: 'measure me', afterEventId: -1 });
         const deadline = Date.now() + 120_000;
-        while (
-          !(await c.allEvents(conversationId)).some(
-            (e) => e.source === 'agent' && e.action === 'message' && /measure me/.test(String(e.args?.content)),
-          )
-        ) {
+        while (!(await answered(target, /measure me/))) {
           if (Date.now() > deadline) throw new Error(`${runtime}: the agent never answered`);
           await new Promise((r) => setTimeout(r, 500));
         }
@@ -107,7 +120,8 @@ export async function runtimeFigures(
   const llm = await startLlmStandIn({ host: gateway });
   try {
     const out: RuntimeFigures[] = [];
-    for (const runtime of ['emulator', 'openhands'] as const) out.push(await measure(runtime, llm.baseUrl, log));
+    for (const runtime of ['emulator', 'openhands', 'openhands-v0'] as const)
+      out.push(await measure(runtime, llm.baseUrl, log));
     return out;
   } finally {
     await llm.close();

@@ -1,11 +1,30 @@
 #!/usr/bin/env bash
-# The real OpenHands runtime image, built with no registry: a Debian trixie root file system (debootstrap), a venv
-# with openhands-ai 1.4.0 from images/openhands/requirements.lock (pinned, hash-checked), a user of uid 10001, and
-# the ENV/LABEL/USER/WORKDIR/EXPOSE/CMD lines of images/openhands/Dockerfile, imported with `docker import`.
-# Tagged nestor-openhands:1.4.0-<hash of its inputs> and nestor-openhands:1.4.0; skipped when that hash exists.
+# A real OpenHands runtime image, built with no registry: a Debian trixie root file system (debootstrap), a venv from
+# the image folder's requirements.lock (pinned, hash-checked), a user of uid 10001, and the
+# ENV/LABEL/USER/WORKDIR/EXPOSE/CMD lines of its Dockerfile, imported with `docker import`. Which image is the first
+# argument:
+#   v1  the current agent server, openhands-agent-server 1.58.2 (images/openhands-v1) → nestor-agent-server:1.58.2
+#   v0  the V0 nested server, openhands-ai 1.4.0 (images/openhands)                  → nestor-openhands:1.4.0
+# Tagged <repo>:<version>-<hash of its inputs> and <repo>:<version>; skipped when that hash exists.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-DIR="$ROOT/images/openhands"
+case "${1:-}" in
+  v1)
+    DIR="$ROOT/images/openhands-v1"
+    IMAGE="$OPENHANDS_IMAGE"
+    DATA_DIRS="home tmp tmux conversations bash_events workspace worktrees"
+    # The server's app with the run-time settings that matter at import (no network for LiteLLM's cost map).
+    IMPORT_CHECK="HOME=/tmp/home LITELLM_LOCAL_MODEL_COST_MAP=True OPENHANDS_SUPPRESS_BANNER=1 /opt/openhands/venv/bin/python -c 'import openhands.agent_server.api'"
+    ;;
+  v0)
+    DIR="$ROOT/images/openhands"
+    IMAGE="$OPENHANDS_V0_IMAGE"
+    DATA_DIRS="home tmp cache tmux file_store workspace"
+    # With no frontend build, V0 routes only, the local runtime.
+    IMPORT_CHECK="HOME=/tmp/home SERVE_FRONTEND=0 ENABLE_V1=0 RUNTIME=local LITELLM_LOCAL_MODEL_COST_MAP=True /opt/openhands/venv/bin/python -c 'import openhands.server.listen'"
+    ;;
+  *) die "usage: build-openhands-image.sh v1|v0 (the current agent server, or the V0 nested server)" ;;
+esac
 UV_VERSION="0.13.9"
 SUITE="trixie"
 MIRROR="${NESTOR_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -13,14 +32,14 @@ PACKAGES="python3,python3-venv,git,tmux,bash,ca-certificates,procps"
 
 docker info >/dev/null 2>&1 || die "no Docker engine answers, so the OpenHands image can be neither found nor imported; start one (scripts/ensure-docker.sh, which npm run setup runs)"
 hash=$(cat "$DIR/Dockerfile" "$DIR/requirements.lock" "$0" | { cat; echo "$SUITE $PACKAGES $UV_VERSION"; } | sha256sum | cut -c1-16)
-repo="${OPENHANDS_IMAGE%%:*}"
-version="${OPENHANDS_IMAGE##*:}"
+repo="${IMAGE%%:*}"
+version="${IMAGE##*:}"
 if docker image inspect "$repo:$version-$hash" >/dev/null 2>&1; then
-  docker tag "$repo:$version-$hash" "$OPENHANDS_IMAGE"
+  docker tag "$repo:$version-$hash" "$IMAGE"
   exit 0
 fi
 
-work="$STATE/build/openhands"
+work="$STATE/build/$repo"
 rootfs="$work/rootfs"
 logfile="$work/build.log"
 started=$(date +%s)
@@ -53,7 +72,7 @@ in_root() { chroot "$rootfs" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin 
 [ "$(id -u)" = 0 ] || die "building the OpenHands image needs root (debootstrap, chroot); run the set-up as root"
 mkdir -p "$work" "$STATE/build/uv-cache"
 : >"$logfile"
-log "building the OpenHands runtime image (a few minutes the first time; log: $logfile)"
+log "building the OpenHands runtime image $IMAGE (a few minutes the first time; log: $logfile)"
 
 tools() {
   if ! command -v debootstrap >/dev/null 2>&1; then
@@ -92,20 +111,18 @@ venv() {
     --python /opt/openhands/venv/bin/python --require-hashes --no-deps --link-mode copy --compile-bytecode \
     -r /tmp/requirements.lock
 }
-step "install openhands-ai from requirements.lock (pinned, hash-checked)" venv
+step "install $(head -1 "$DIR/requirements.in" 2>/dev/null || echo openhands) from requirements.lock (pinned, hash-checked)" venv
 
 check() {
   in_root /tmp/uv pip check --no-config --python /opt/openhands/venv/bin/python
-  # With the run-time settings that matter at import (no frontend build, V0 routes only, the local runtime).
-  in_root HOME=/tmp/home SERVE_FRONTEND=0 ENABLE_V1=0 RUNTIME=local LITELLM_LOCAL_MODEL_COST_MAP=True \
-    /opt/openhands/venv/bin/python -c 'import openhands.server.listen'
+  in_root bash -c "$IMPORT_CHECK"
 }
 step "check the installed packages and import the server" check
 
 user() {
   echo 'openhands:x:10001:10001:openhands:/data/home:/bin/bash' >>"$rootfs/etc/passwd"
   echo 'openhands:x:10001:' >>"$rootfs/etc/group"
-  mkdir -p "$rootfs"/data/{home,tmp,cache,tmux,file_store,workspace}
+  for d in $DATA_DIRS; do mkdir -p "$rootfs/data/$d"; done
   chown -R 10001:10001 "$rootfs/data"
 }
 step "create user openhands (uid 10001) and /data" user
@@ -126,7 +143,7 @@ while IFS= read -r line; do changes+=(--change "$line"); done \
 import() {
   tar --numeric-owner -C "$rootfs" -c . | docker import "${changes[@]}" \
     --change "LABEL nestor.runtime.build=$hash" - "$repo:$version-$hash"
-  docker tag "$repo:$version-$hash" "$OPENHANDS_IMAGE"
+  docker tag "$repo:$version-$hash" "$IMAGE"
 }
 step "docker import as $repo:$version-$hash" import
 
@@ -134,4 +151,4 @@ step "docker import as $repo:$version-$hash" import
 for old in $(docker image ls "$repo" --format '{{.Tag}}' | grep -vx -e "$version-$hash" -e "$version"); do
   docker image rm "$repo:$old" >/dev/null 2>&1 || true
 done
-log "image $OPENHANDS_IMAGE ($repo:$version-$hash) ready in $(( $(date +%s) - started )) s"
+log "image $IMAGE ($repo:$version-$hash) ready in $(( $(date +%s) - started )) s"

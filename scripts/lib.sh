@@ -9,9 +9,11 @@ TEMPORAL_SERVER_VERSION="1.29.1"
 # The Temporal UI server the CLI v1.5.1 embeds, run beside a cluster (the dev server has it built in).
 TEMPORAL_UI_VERSION="2.42.1"
 TEMPORAL_SERVER_DIR="$TOOLS/temporal-server-$TEMPORAL_SERVER_VERSION"
-# The two runtime images the set-up builds (src/config.ts names the same tags for NESTOR_RUNTIME).
+# The runtime images the set-up builds (src/runtime/image-manifest.ts names the same tags for NESTOR_RUNTIME): the
+# current OpenHands agent server (V1, the default), the V0 nested server, and nestor's emulator.
 EMULATOR_IMAGE="nestor-emulator:latest"
-OPENHANDS_IMAGE="nestor-openhands:1.4.0"
+OPENHANDS_IMAGE="nestor-agent-server:1.58.2"
+OPENHANDS_V0_IMAGE="nestor-openhands:1.4.0"
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # Where scripts/ensure-docker.sh records, for the whole machine, the pid of a dockerd it started.

@@ -9,10 +9,10 @@ const sh = (script) => spawnSync('bash', [script], { stdio: ['ignore', 'pipe', '
 const docker = sh('scripts/ensure-docker.sh');
 if (docker.status !== 0) process.exit(docker.status ?? 1);
 const startedDocker = docker.stdout.includes('started');
-// Both images, whatever NESTOR_RUNTIME says: the tests run the emulator and the real OpenHands server.
+// Every image, whatever NESTOR_RUNTIME says: the tests run the emulator and both real OpenHands servers.
 const setup = spawnSync('bash', ['scripts/setup.sh'], {
   stdio: 'inherit',
-  env: { ...process.env, NESTOR_RUNTIME: 'openhands' },
+  env: { ...process.env, NESTOR_RUNTIME: 'all' },
 });
 if (setup.status !== 0) process.exit(setup.status ?? 1);
 // The cluster tests run a real Temporal cluster: PostgreSQL and the server built from the Go module proxy.

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Idempotent set-up, run by both README commands: Temporal CLI, Docker engine, the two runtime images (each rebuilt
-# only when its inputs change). `NESTOR_RUNTIME=emulator npm start` skips the OpenHands image, for a quick first try.
+# Idempotent set-up, run by both README commands: Temporal CLI, Docker engine, the runtime images (each rebuilt only
+# when its inputs change). Only the OpenHands image NESTOR_RUNTIME names is built: `openhands` (the default) the
+# current agent server, `openhands-v0` the V0 server, `emulator` neither (a quick first try); `all` builds both.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 bash "$ROOT/scripts/ensure-temporal-cli.sh"
 bash "$ROOT/scripts/ensure-docker.sh" >/dev/null
 bash "$ROOT/scripts/build-emulator-image.sh"
-if [ "${NESTOR_RUNTIME:-openhands}" = "emulator" ]; then
-  log "NESTOR_RUNTIME=emulator: not building the OpenHands image ($OPENHANDS_IMAGE)"
-else
-  bash "$ROOT/scripts/build-openhands-image.sh"
-fi
+case "${NESTOR_RUNTIME:-openhands}" in
+  emulator) log "NESTOR_RUNTIME=emulator: not building the OpenHands images ($OPENHANDS_IMAGE, $OPENHANDS_V0_IMAGE)" ;;
+  openhands) bash "$ROOT/scripts/build-openhands-image.sh" v1 ;;
+  openhands-v0) bash "$ROOT/scripts/build-openhands-image.sh" v0 ;;
+  all)
+    bash "$ROOT/scripts/build-openhands-image.sh" v1
+    bash "$ROOT/scripts/build-openhands-image.sh" v0
+    ;;
+  *) die "NESTOR_RUNTIME: expected openhands, openhands-v0 or emulator (got '$NESTOR_RUNTIME')" ;;
+esac

@@ -48,7 +48,7 @@ export async function runDev(c: NestorConfig): Promise<void> {
       c.metricsPort > 0 ? `Metrics (Prometheus): http://127.0.0.1:${c.metricsPort}/metrics` : '',
       '',
       'Try it (in another terminal):',
-      ...(c.runtime === 'openhands'
+      ...(c.runtime !== 'emulator'
         ? [
             '  npx nestor llm-stand-in   # a scripted LLM for the agent; or use a real model and key',
             '  LLM_API_KEY=sk-stand-in npx nestor start -c demo-1 -u alice --model openai/stand-in --base-url <its URL> -m "hello"',

@@ -6,6 +6,9 @@
 //   raises AuthenticationError, which OpenHands does not retry, so the agent stops in its error state at once;
 // - last user text containing `[finish]`: the `finish` tool call (native `tool_calls` when the request offers tools,
 //   else OpenHands' emulated `<function=finish>` markup), ending the agent's task;
+// - last user text holding `[run] <command>`, when the request offers the `terminal` tool (the current agent server):
+//   that tool call; the agent runs the command in its sandbox and, with the tool's output as the newest message, the
+//   stand-in answers `stand-in reply to: tool output: <the output>`, ending the turn;
 // - anything else: an assistant message `stand-in reply to: <the last user text>`, after which the agent waits for
 //   the user.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -13,6 +16,8 @@ import type { AddressInfo } from 'node:net';
 
 /** Marker a user message carries to make the stand-in call the `finish` tool. */
 export const FINISH_MARKER = '[finish]';
+/** Marker before a shell command the stand-in has the agent run (the current agent server's `terminal` tool). */
+export const RUN_MARKER = '[run] ';
 /** Prefix of every plain reply, so tests can find the agent's answer among the events. */
 export const REPLY_PREFIX = 'stand-in reply to: ';
 
@@ -118,10 +123,25 @@ export function scriptedReply(body: { model?: unknown; messages?: unknown; tools
       },
     };
   }
-  const text = lastUserText(body.messages as Message[]);
+  const messages = body.messages as Message[];
+  const text = lastUserText(messages);
   const tools = Array.isArray(body.tools)
     ? (body.tools as Array<{ function?: { name?: string } }>).map((t) => t.function?.name ?? '')
     : [];
+  if (messages.at(-1)?.role === 'tool') {
+    const output = partsOf(messages.at(-1)!.content).join(' ').replace(/\s+/g, ' ').trim().slice(0, 400);
+    return { status: 200, body: completion(model, { content: `${REPLY_PREFIX}tool output: ${output}` }, 'stop') };
+  }
+  const run = text.indexOf(RUN_MARKER);
+  if (run >= 0 && tools.includes('terminal')) {
+    const command = text.slice(run + RUN_MARKER.length).trim();
+    const call = {
+      id: `call_stand_in_run_${Date.now().toString(36)}`,
+      type: 'function',
+      function: { name: 'terminal', arguments: JSON.stringify({ command, security_risk: 'LOW' }) },
+    };
+    return { status: 200, body: completion(model, { content: null, tool_calls: [call] }, 'tool_calls') };
+  }
   if (text.includes(FINISH_MARKER)) {
     const message = 'stand-in: task finished';
     if (tools.includes('finish')) {

@@ -1,44 +1,19 @@
 // Everything that speaks the nested agent server's HTTP (contract reference §4–§7).
 // Each status code maps onto one typed NestorError, so activities never inspect HTTP themselves.
-import { request, type Dispatcher } from 'undici';
 import { ErrorType, NestorError } from '../errors';
-import { SESSION_KEY_REJECTED, errorForStatus } from './errors';
-
+import { SESSION_KEY_REJECTED } from './errors';
 import { DEFAULT_NESTED_TIMEOUT_MS, DEFAULT_POST_EVENT_TIMEOUT_MS } from '../defaults';
+import { NestedHttp, type NestedClientOptions } from './http';
 
-export { DEFAULT_NESTED_TIMEOUT_MS, DEFAULT_POST_EVENT_TIMEOUT_MS };
-
-export interface NestedClientOptions {
-  /** Base URL of the nested server, e.g. http://127.0.0.1:32768 */
-  baseUrl: string;
-  sessionApiKey: string;
-  /** undici dispatcher; tests pass a MockAgent. @default undici's global dispatcher */
-  dispatcher?: Dispatcher;
-  /** @default DEFAULT_NESTED_TIMEOUT_MS */
-  timeoutMs?: number;
-  /** @default DEFAULT_POST_EVENT_TIMEOUT_MS, and never below timeoutMs */
-  postEventTimeoutMs?: number;
-  /** Aborts in-flight requests (an activity's cancellation signal). */
-  signal?: AbortSignal;
-  /**
-   * Tries again, after 100 ms then 400 ms, for a request that may safely be repeated (every one but posting an event)
-   * when it failed in a way that may pass (5xx, 429, timeout, reset). @default 2
-   */
-  retries?: number;
-}
+export { DEFAULT_NESTED_TIMEOUT_MS, DEFAULT_POST_EVENT_TIMEOUT_MS, NestedHttp, type NestedClientOptions };
 
 import type { ConversationInfo, ConversationResponse, EventPage, InitSessionRequest, NestedEvent } from './wire';
 
 export type { ConversationInfo, ConversationResponse, EventPage, InitSessionRequest, NestedEvent };
 export { isUserMessage } from './wire';
-type Method = 'GET' | 'POST' | 'DELETE';
 
-export class NestedClient {
-  private readonly timeoutMs: number;
-  constructor(private readonly opts: NestedClientOptions) {
-    this.timeoutMs = opts.timeoutMs ?? DEFAULT_NESTED_TIMEOUT_MS;
-  }
-
+/** The V0 nested server's routes (openhands-ai ≤ 1.6.0, and the emulator). */
+export class NestedClient extends NestedHttp {
   /** The client of the nested server behind a conversation's `url` (…/api/conversations/<id>) and session key. */
   static forConversation(
     info: { url?: string; sessionApiKey?: string },
@@ -53,17 +28,6 @@ export class NestedClient {
       baseUrl: info.url.replace(/\/api\/conversations\/.*$/, ''),
       sessionApiKey: info.sessionApiKey,
     });
-  }
-
-  /** GET /alive: true on 200, false on anything else (not up yet). */
-  async alive(): Promise<boolean> {
-    try {
-      const res = await this.raw('GET', '/alive', undefined, false);
-      await res.body.dump();
-      return res.statusCode === 200;
-    } catch {
-      return false;
-    }
   }
 
   storeSettings(settings: Record<string, unknown>): Promise<unknown> {
@@ -234,60 +198,5 @@ export class NestedClient {
       'POST',
       `/api/conversations/${encodeURIComponent(conversationId)}/stop`,
     ) as Promise<ConversationResponse>;
-  }
-
-  private async raw(
-    method: Method,
-    path: string,
-    body: unknown,
-    auth = true,
-    timeoutMs = this.timeoutMs,
-  ): Promise<Dispatcher.ResponseData> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (auth) headers['x-session-api-key'] = this.opts.sessionApiKey;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const url = new URL(path, this.opts.baseUrl);
-    try {
-      return await request(url, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        dispatcher: this.opts.dispatcher,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-        signal: this.opts.signal,
-      });
-    } catch (err) {
-      const code = (err as { code?: string }).code ?? (err as Error).name;
-      throw new NestorError(ErrorType.NestedUnavailable, `${method} ${path}: ${code}`, true, { method, path, code });
-    }
-  }
-
-  private async json(
-    method: Method,
-    path: string,
-    body?: unknown,
-    repeatable = true,
-    timeoutMs = this.timeoutMs,
-  ): Promise<unknown> {
-    const retries = repeatable ? (this.opts.retries ?? 2) : 0;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.once(method, path, body, timeoutMs);
-      } catch (err) {
-        const transient = err instanceof NestorError && err.type === ErrorType.NestedUnavailable;
-        if (!transient || attempt >= retries || this.opts.signal?.aborted) throw err;
-        await new Promise((r) => setTimeout(r, 100 * 4 ** attempt));
-      }
-    }
-  }
-
-  private async once(method: Method, path: string, body: unknown, timeoutMs: number): Promise<unknown> {
-    const res = await this.raw(method, path, body, true, timeoutMs);
-    const text = await res.body.text();
-    if (res.statusCode >= 200 && res.statusCode < 300) {
-      return text ? JSON.parse(text) : null;
-    }
-    throw errorForStatus(method, path, res.statusCode, text);
   }
 }

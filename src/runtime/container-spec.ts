@@ -5,13 +5,53 @@ import type Docker from 'dockerode';
 import { LABELS } from '../shared/constants';
 import { ErrorType, NestorError } from '../errors';
 import type { RuntimeSpec } from './provider';
-import { UNLABELLED_MANIFEST, type ImageManifest } from './image-manifest';
+import { UNLABELLED_MANIFEST, protocolOfKind, type ImageManifest } from './image-manifest';
 
 /** Where the nested server keeps its file store inside the container: on the conversation's own volume at /data. */
 export const DATA_PATH = '/data';
 export const FILE_STORE_PATH = `${DATA_PATH}/file_store`;
 /** Unprivileged user the sandbox runs as (the images' `nestor` / `openhands` user). @default '10001:10001' */
 export const SANDBOX_USER = '10001:10001';
+
+/** Where each protocol's server reads its session key (the agent server also reads the V0 name, as a fallback). */
+export const SESSION_KEY_ENV = { v0: 'SESSION_API_KEY', v1: 'OH_SESSION_API_KEYS_0' } as const;
+
+/**
+ * Environment a conversation's settings may not set (`settings.sandbox.env`): what configures the server itself
+ * (its keys, paths, lease, routes; the agent server reads every `OH_*` name as its configuration) and what nestor
+ * sets for it. Refused with InvalidSettings naming the variable, instead of silently overridden or obeyed.
+ */
+export const RESERVED_ENV =
+  /^(OH_.*|SESSION_API_KEY|ALLOW_SET_CONVERSATION_ID|port|FILE_STORE|FILE_STORE_PATH|SANDBOX_CLOSE_DELAY|OPENHANDS_AGENT_SERVER_CONFIG_PATH|RUNTIME|ENABLE_V1|HOME|PATH|USER)$/;
+
+/** The first variable of `env` a conversation may not set, if any. */
+export function reservedEnvName(env: Record<string, string> | undefined): string | undefined {
+  return Object.keys(env ?? {}).find((k) => RESERVED_ENV.test(k));
+}
+
+/**
+ * What nestor sets for the server, per protocol, over the image's own ENV. V1: the session key, a secret key of the
+ * sandbox's own (the agent server encrypts the secrets it stores with it; it lives as long as the container and its
+ * volume, so stored secrets survive restarts, and is never in the workflow's history).
+ */
+function serverEnv(
+  manifest: ImageManifest,
+  keys: { sessionApiKey: string; secretKey?: string },
+): Record<string, string> {
+  if (protocolOfKind(manifest.kind) === 'v1') {
+    return {
+      [SESSION_KEY_ENV.v1]: keys.sessionApiKey,
+      ...(keys.secretKey && { OH_SECRET_KEY: keys.secretKey }),
+    };
+  }
+  return {
+    [SESSION_KEY_ENV.v0]: keys.sessionApiKey,
+    ALLOW_SET_CONVERSATION_ID: '1',
+    port: String(manifest.port),
+    FILE_STORE_PATH,
+    SANDBOX_CLOSE_DELAY: '0',
+  };
+}
 
 /** Limits the operator set for sandboxes whose settings name none; memory unset means the image's default. */
 export interface SandboxDefaults {
@@ -72,6 +112,8 @@ export function buildContainerSpec(
   opts: {
     image: string;
     sessionApiKey: string;
+    /** The V1 server's OH_SECRET_KEY (random per sandbox). */
+    secretKey?: string;
     namePrefix?: string;
     defaults?: Partial<SandboxDefaults>;
     user?: string;
@@ -86,15 +128,11 @@ export function buildContainerSpec(
   const cpus = spec.cpus ?? limits.cpus;
   const memoryMb = resolveMemoryMb(spec, opts.defaults, manifest);
   const port = `${manifest.port}/tcp`;
+  // Ours win over the settings' extras (which the settings check refuses anyway: RESERVED_ENV): these make the server
+  // what nestor expects. The image's own ENV holds everything else it needs (images/*/Dockerfile).
   const env: Record<string, string> = {
     ...spec.env,
-    // Ours win over the settings' extras: these make the nested server what nestor expects. The image's own ENV
-    // holds everything else it needs (images/openhands/Dockerfile).
-    SESSION_API_KEY: opts.sessionApiKey,
-    ALLOW_SET_CONVERSATION_ID: '1',
-    port: String(manifest.port),
-    FILE_STORE_PATH,
-    SANDBOX_CLOSE_DELAY: '0',
+    ...serverEnv(manifest, { sessionApiKey: opts.sessionApiKey, secretKey: opts.secretKey }),
   };
   return {
     name: containerName(spec.conversationId, opts.namePrefix),

@@ -2,8 +2,8 @@
 import type Docker from 'dockerode';
 import { ErrorType, NestorError } from '../errors';
 import { LABELS } from '../shared/constants';
-import { SANDBOX_NETWORK, SANDBOX_NETWORK_INTERNAL } from './container-spec';
-import { UNLABELLED_MANIFEST } from './image-manifest';
+import { SANDBOX_NETWORK, SANDBOX_NETWORK_INTERNAL, SESSION_KEY_ENV } from './container-spec';
+import { MANIFEST_LABEL_PREFIX, UNLABELLED_MANIFEST, protocolOfKind } from './image-manifest';
 import type { RuntimeHandle } from './provider';
 
 /** The HTTP status of a Docker API error (404: no such object, 409: conflict), if it has one. */
@@ -120,7 +120,12 @@ export function imageNotFound(image: string): NestorError {
   );
 }
 
-/** Start the container if needed and read its URL and session key back from Docker. */
+/** A variable of the container's environment, if set. */
+function envOf(info: Docker.ContainerInspectInfo, name: string): string | undefined {
+  return (info.Config.Env ?? []).find((e) => e.startsWith(`${name}=`))?.slice(name.length + 1);
+}
+
+/** Start the container if needed and read its URL, session key and protocol back from Docker. */
 export async function handleOf(
   docker: Docker,
   info: Docker.ContainerInspectInfo,
@@ -134,9 +139,9 @@ export async function handleOf(
       false,
     );
   }
-  const sessionApiKey = (info.Config.Env ?? [])
-    .find((e) => e.startsWith('SESSION_API_KEY='))
-    ?.slice('SESSION_API_KEY='.length);
+  const sessionApiKey = envOf(info, SESSION_KEY_ENV.v1) ?? envOf(info, SESSION_KEY_ENV.v0);
+  // Image labels are merged into the container's: the protocol is the image's it was made from, for its whole life.
+  const protocol = protocolOfKind(info.Config.Labels?.[`${MANIFEST_LABEL_PREFIX}kind`]);
   if (!sessionApiKey)
     throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} has no session API key`, false);
   if (!info.State.Running) {
@@ -156,11 +161,12 @@ export async function handleOf(
   // The port the container was created with (its image's manifest), whatever image is configured now.
   const port = Object.keys(info.Config.ExposedPorts ?? {})[0] ?? `${UNLABELLED_MANIFEST.port}/tcp`;
   const binding = info.NetworkSettings.Ports?.[port]?.find((b) => b.HostIp === '127.0.0.1' && b.HostPort);
-  if (binding) return { runtimeId: info.Id, url: `http://127.0.0.1:${binding.HostPort}`, sessionApiKey, adopted };
+  if (binding)
+    return { runtimeId: info.Id, url: `http://127.0.0.1:${binding.HostPort}`, sessionApiKey, adopted, protocol };
   // No egress: no published port; the sandbox is reached at its address on the internal bridge.
   const internalIp = info.NetworkSettings.Networks?.[SANDBOX_NETWORK_INTERNAL]?.IPAddress;
   if (internalIp)
-    return { runtimeId: info.Id, url: `http://${internalIp}:${parseInt(port, 10)}`, sessionApiKey, adopted };
+    return { runtimeId: info.Id, url: `http://${internalIp}:${parseInt(port, 10)}`, sessionApiKey, adopted, protocol };
   throw new NestorError(
     ErrorType.RuntimeStartFailed,
     `container ${name} has no published port or internal address (state ${info.State.Status})`,

@@ -111,6 +111,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     const createOpts = buildContainerSpec(spec, {
       image: this.opts.image,
       sessionApiKey,
+      secretKey: randomBytes(32).toString('base64url'),
       namePrefix: this.prefix,
       defaults: this.opts.defaults,
       owner: this.opts.owner,

@@ -2,17 +2,32 @@
 // scripts/build-emulator-image.sh), so defaults fit the image instead of being guessed for all of them.
 import { z } from 'zod';
 
-/** The two images the set-up builds, by the name operators choose them with (NESTOR_RUNTIME). */
+/** The images the set-up builds, by the name operators choose them with (NESTOR_RUNTIME). */
 export const RUNTIME_IMAGES = {
-  /** The real OpenHands nested server (openhands-ai 1.4.0): real work. */
-  openhands: 'nestor-openhands:1.4.0',
+  /** The current OpenHands agent server (openhands-agent-server 1.58.2, "V1"): real work, the default. */
+  openhands: 'nestor-agent-server:1.58.2',
+  /** The V0 nested server (openhands-ai 1.4.0), which OpenHands removed in 1.7.0: conversations started on it. */
+  'openhands-v0': 'nestor-openhands:1.4.0',
   /** nestor's emulator of the nested server's contract: tests, fault injection, a quick try. */
   emulator: 'nestor-emulator:latest',
 } as const;
 export type RuntimeName = keyof typeof RUNTIME_IMAGES;
 
+/** The image manifest kind of the current agent server: a sandbox of this kind speaks the V1 protocol. */
+export const AGENT_SERVER_KIND = 'openhands-v1';
+
+/**
+ * Which HTTP protocol a sandbox's server speaks: `v1` (openhands-agent-server) or `v0` (the nested server of
+ * openhands-ai ≤ 1.6.0, and the emulator). Read from the image kind a container was made from, so a conversation
+ * keeps its protocol whatever the worker's default image is now.
+ */
+export type NestedProtocol = 'v0' | 'v1';
+export function protocolOfKind(kind: string | undefined): NestedProtocol {
+  return kind === AGENT_SERVER_KIND ? 'v1' : 'v0';
+}
+
 export interface ImageManifest {
-  /** `openhands`, `emulator`, or `unknown` for an image without labels. */
+  /** `openhands-v1`, `openhands` (V0), `emulator`, or `unknown` for an image without labels. */
   kind: string;
   /** Port the nested server listens on inside the container (its `port` variable). */
   port: number;

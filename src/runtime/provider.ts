@@ -1,5 +1,5 @@
 // The seam between the workflow and where sandboxes run.
-import type { ImageManifest } from './image-manifest';
+import type { ImageManifest, NestedProtocol } from './image-manifest';
 
 export interface RuntimeSpec {
   conversationId: string;
@@ -33,6 +33,8 @@ export interface RuntimeHandle {
   startPath?: StartPath;
   /** Why a cold start did not take a pooled sandbox (e.g. the request has extra env, the pool has none ready). */
   coldReason?: string;
+  /** The protocol its server speaks (its image's kind). Absent in handles recorded before V1 existed: `v0`. */
+  protocol?: NestedProtocol;
 }
 
 export interface RuntimeSummary {

@@ -219,6 +219,13 @@ export const AgentLoopInfoSchema = z.strictObject({
   status: z.enum(CONVERSATION_STATUSES),
   step: z.enum([...START_STEPS, ...LIFE_STEPS]).optional(),
   runtimeId: z.string().optional(),
+  /**
+   * The protocol of the sandbox's server: `v1` the current OpenHands agent server, `v0` the nested server of
+   * openhands-ai ≤ 1.6.0 or the emulator (absent: v0). A conversation keeps it for its whole life.
+   */
+  protocol: z.enum(['v0', 'v1']).optional(),
+  /** V1: the agent server's ID of the conversation (a UUID derived from conversationId). */
+  nestedConversationId: z.string().optional(),
   url: z.string().optional(),
   sessionApiKey: z.string().optional(),
   startedAt: z.string(),
@@ -247,7 +254,10 @@ export type AgentLoopInfo = z.infer<typeof AgentLoopInfoSchema>;
 
 export const MessageAckSchema = z.strictObject({
   messageId: z.string(),
+  /** V0: the nested server's event ID of the message. */
   eventId: z.number().int().optional(),
+  /** V1: the agent server's event ID of the message (a UUID). */
+  nestedEventId: z.string().optional(),
 });
 export type MessageAck = z.infer<typeof MessageAckSchema>;
 

@@ -2,7 +2,9 @@
 import { DEFAULT_SANDBOX_MAXIMA } from '../defaults';
 import { ErrorType, NestorError } from '../errors';
 import type { UserSettings } from '../shared/schemas';
-import type { ImageManifest } from '../runtime/image-manifest';
+import { AGENT_SERVER_KIND, type ImageManifest } from '../runtime/image-manifest';
+import { reservedEnvName } from '../runtime/container-spec';
+import { refusedForV1 } from '../nested/agent-server-settings';
 
 export type Capability = 'functionCalling' | 'vision';
 export type ModelCapabilities = Partial<Record<Capability, boolean>>;
@@ -63,7 +65,8 @@ export function capabilitiesOf(model: string, table: Record<string, ModelCapabil
 export interface AcquireSessionInput {
   conversationId: string;
   userId: string;
-  settings: Pick<UserSettings, 'agent' | 'llmModel' | 'llmApiKey' | 'llmBaseUrl' | 'sandbox'>;
+  /** The whole settings at run time (the workflow passes them as given); the V1 check reads every field. */
+  settings: Pick<UserSettings, 'agent' | 'llmModel' | 'llmApiKey' | 'llmBaseUrl' | 'sandbox'> & Partial<UserSettings>;
 }
 
 /** The most a conversation's settings may ask of a sandbox; operators set them (NESTOR_MAX_*). */
@@ -83,6 +86,33 @@ export interface SessionLease {
   capabilities: ModelCapabilities;
 }
 
+/**
+ * What the sandbox's server cannot take: environment that configures the server itself (any image), and settings the
+ * current agent server has no counterpart for (a V1 image). Throws InvalidSettings naming the field.
+ */
+function checkForServer(settings: AcquireSessionInput['settings'], image?: Pick<ImageManifest, 'kind'>): void {
+  const sandbox = settings.sandbox;
+  const reserved = reservedEnvName(sandbox?.env);
+  if (reserved) {
+    throw new NestorError(
+      ErrorType.InvalidSettings,
+      `settings.sandbox.env.${reserved}: configures the sandbox's server itself (nestor sets its keys, paths and routes); choose another name`,
+      false,
+      { field: `settings.sandbox.env.${reserved}` },
+    );
+  }
+  if (image?.kind === AGENT_SERVER_KIND) {
+    const refused = refusedForV1(settings as UserSettings);
+    if (refused)
+      throw new NestorError(
+        ErrorType.InvalidSettings,
+        `${refused.field}: not supported by the current OpenHands agent server: ${refused.why}`,
+        false,
+        { field: refused.field },
+      );
+  }
+}
+
 /** Validate the agent/model pair and the key; throws InvalidSettings naming the field. */
 export function resolveSession(
   input: AcquireSessionInput,
@@ -92,6 +122,7 @@ export function resolveSession(
   image?: Pick<ImageManifest, 'kind' | 'memoryFloorMb'>,
 ): SessionLease {
   const { agent, llmModel, llmApiKey, llmBaseUrl, sandbox } = input.settings;
+  checkForServer(input.settings, image);
   if (image && sandbox?.memoryMb !== undefined && sandbox.memoryMb < image.memoryFloorMb) {
     throw new NestorError(
       ErrorType.InvalidSettings,

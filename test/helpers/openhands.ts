@@ -5,7 +5,9 @@ import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
 import { startLlmStandIn, type LlmStandIn } from '../../src/llm-stand-in/server';
 import type { UserSettings } from '../../src/shared/schemas';
 
-export const OPENHANDS_IMAGE = RUNTIME_IMAGES.openhands;
+export const OPENHANDS_IMAGE = RUNTIME_IMAGES['openhands-v0'];
+/** The current agent server (V1). */
+export const AGENT_SERVER_IMAGE = RUNTIME_IMAGES.openhands;
 export const EMULATOR_IMAGE = RUNTIME_IMAGES.emulator;
 
 /** The stand-in on the gateway of the sandboxes' network (created if missing). */

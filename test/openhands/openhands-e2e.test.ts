@@ -226,7 +226,7 @@ describe('the real OpenHands server in the sandbox, with the LLM stand-in', { ti
           ...process.env,
           TEMPORAL_ADDRESS: env.address,
           NESTOR_TASK_QUEUE: taskQueue,
-          NESTOR_RUNTIME: 'openhands',
+          NESTOR_RUNTIME: 'openhands-v0',
           NESTOR_METRICS_PORT: '0',
           NESTOR_REAPER_INTERVAL_MS: '0',
           NESTOR_LOG_LEVEL: 'INFO',

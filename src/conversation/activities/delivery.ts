@@ -4,13 +4,14 @@ import { DEFAULT_NESTED_TIMEOUT_MS, isUserMessage, type NestedEvent } from '../.
 import { attempt, cancellationSignal, sleep } from '../../shared/activity-context';
 import { ErrorType, NestorError } from '../../errors';
 import { client, type NestedDeps, type NestedTarget } from './nested-target';
+import { activityV1, markCursorV1, sendV1 } from './agent-server';
 
 export interface SendEventInput extends NestedTarget {
   content: string;
   imageUrls?: string[];
   /**
    * Newest event ID the workflow knew before it first tried to deliver this message: an earlier post of it, if any,
-   * is after this.
+   * is after this. V1: the number of user messages the conversation held then.
    */
   afterEventId: number;
   /**
@@ -22,6 +23,8 @@ export interface SendEventInput extends NestedTarget {
 
 export interface SentEvent {
   eventId?: number;
+  /** The V1 agent server's ID of the message event (a UUID). */
+  nestedEventId?: string;
   /** True when an earlier post of this message was found and it was not posted again. */
   recovered: boolean;
   /** Newest event ID this delivery saw: the workflow's next cursor, so later looks skip what the agent said since. */
@@ -37,6 +40,7 @@ export function createDeliveryActivities(deps: NestedDeps) {
      * sandbox runs in UTC.
      */
     async conversationActivity(input: NestedTarget): Promise<{ lastEventAgoMs?: number; agentState?: string }> {
+      if (input.protocol === 'v1') return activityV1(input, deps);
       const page = await client(input, deps, cancellationSignal()).getEvents(input.conversationId, {
         reverse: true,
         limit: 20,
@@ -56,6 +60,7 @@ export function createDeliveryActivities(deps: NestedDeps) {
      * through the server).
      */
     async markDeliveryCursor(input: NestedTarget): Promise<{ newestEventId: number }> {
+      if (input.protocol === 'v1') return markCursorV1(input, deps);
       return { newestEventId: await client(input, deps, cancellationSignal()).newestEventId(input.conversationId) };
     },
 
@@ -67,6 +72,7 @@ export function createDeliveryActivities(deps: NestedDeps) {
      * for again. What remains ambiguous is in the README (Messages: exactly once).
      */
     async sendEvent(input: SendEventInput): Promise<SentEvent> {
+      if (input.protocol === 'v1') return sendV1(input, deps);
       const c = client(input, deps, cancellationSignal());
       const isMine = (e: NestedEvent) => isUserMessage(e, input.content, input.imageUrls);
       let before: number | undefined;

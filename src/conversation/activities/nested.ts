@@ -4,6 +4,7 @@ import type { InitSessionRequest, NestedClient } from '../../nested/client';
 import { cancellationSignal, heartbeat, sleep } from '../../shared/activity-context';
 import { createDeliveryActivities } from './delivery';
 import { client, type NestedDeps, type NestedTarget } from './nested-target';
+import { createV1, deleteV1, waitReadyV1 } from './agent-server';
 
 export type { NestedDeps, NestedTarget } from './nested-target';
 
@@ -53,6 +54,10 @@ export interface ConfigureReport {
 }
 
 export interface CreateConversationInput extends NestedTarget {
+  /** V1 only: the agent server takes settings and secrets with the create (V0 took them in configureNestedServer). */
+  settings?: UserSettings;
+  customSecrets?: CustomSecret[];
+  providerTokens?: ProviderTokens;
   initialMessage?: string;
   replayJson?: string;
   repository?: string;
@@ -116,6 +121,46 @@ async function configure(c: NestedClient, input: ConfigureInput): Promise<Config
   return { secretsCreated, secretsReplaced, warnings };
 }
 
+/**
+ * Ready = the events endpoint answers 2xx and the conversation reports RUNNING (the contract's §5.3 criterion
+ * plus the status OpenHands did not check). Exhausting the bound throws NotReady; it never returns silently.
+ */
+async function waitReadyV0(input: WaitForReadyInput, deps: NestedDeps): Promise<ReadyReport> {
+  const c = client(input, deps, cancellationSignal());
+  const started = Date.now();
+  let delay = POLL_FIRST_MS;
+  let polls = 0;
+  let last: string;
+  for (;;) {
+    polls++;
+    try {
+      // Status first, then the events endpoint (it must answer 2xx too), whose newest ID becomes the cursor.
+      const info = await c.getConversation(input.conversationId);
+      const status = info?.status ?? 'unknown';
+      if (status === 'RUNNING') {
+        const newest = await c.getEvents(input.conversationId, { reverse: true, limit: 1 });
+        return { polls, waitedMs: Date.now() - started, status, lastEventId: newest.events[0]?.id ?? -1 };
+      }
+      last = `conversation status ${status}`;
+    } catch (err) {
+      if (err instanceof NestorError && !err.retryable) throw err; // 401 or 400: waiting will not help
+      last = (err as Error).message;
+    }
+    heartbeat({ polls, last });
+    const elapsed = Date.now() - started;
+    if (elapsed >= input.readyTimeoutMs) {
+      throw new NestorError(
+        ErrorType.NotReady,
+        `not ready after ${elapsed} ms and ${polls} polls (last: ${last})`,
+        false,
+        { polls, last },
+      );
+    }
+    await sleep(Math.min(delay, input.readyTimeoutMs - elapsed));
+    delay = Math.min(POLL_MAX_MS, Math.ceil(delay * 1.5));
+  }
+}
+
 export function createNestedActivities(deps: NestedDeps) {
   return {
     /**
@@ -124,11 +169,20 @@ export function createNestedActivities(deps: NestedDeps) {
      * the conversation's repository needs that provider; otherwise it runs without it, with a warning.
      */
     async configureNestedServer(input: ConfigureInput): Promise<ConfigureReport> {
+      // V1: settings and secrets travel with the create (createConversation); nothing to store before it.
+      if (input.protocol === 'v1') return { secretsCreated: 0, secretsReplaced: 0, warnings: [] };
       return configure(client(input, deps, cancellationSignal()), input);
     },
 
     /** POST /api/conversations with our ID; the nested server treats a repeat as "reuse". */
-    async createConversation(input: CreateConversationInput): Promise<{ conversationStatus: string | null }> {
+    async createConversation(
+      input: CreateConversationInput,
+    ): Promise<{ conversationStatus: string | null; nestedConversationId?: string; warnings?: string[] }> {
+      if (input.protocol === 'v1') {
+        if (!input.settings)
+          throw new NestorError(ErrorType.InvalidInput, 'createConversation (V1): settings are required', false);
+        return createV1({ ...input, settings: input.settings }, deps);
+      }
       if (input.initialMessage !== undefined && input.replayJson !== undefined) {
         throw new NestorError(ErrorType.InvalidInput, 'replayJson cannot be combined with initialMessage', false);
       }
@@ -153,44 +207,8 @@ export function createNestedActivities(deps: NestedDeps) {
       return { conversationStatus: res.conversation_status ?? null };
     },
 
-    /**
-     * Ready = the events endpoint answers 2xx and the conversation reports RUNNING (the contract's §5.3 criterion
-     * plus the status OpenHands did not check). Exhausting the bound throws NotReady; it never returns silently.
-     */
     async waitForReady(input: WaitForReadyInput): Promise<ReadyReport> {
-      const c = client(input, deps, cancellationSignal());
-      const started = Date.now();
-      let delay = POLL_FIRST_MS;
-      let polls = 0;
-      let last: string;
-      for (;;) {
-        polls++;
-        try {
-          // Status first, then the events endpoint (it must answer 2xx too), whose newest ID becomes the cursor.
-          const info = await c.getConversation(input.conversationId);
-          const status = info?.status ?? 'unknown';
-          if (status === 'RUNNING') {
-            const newest = await c.getEvents(input.conversationId, { reverse: true, limit: 1 });
-            return { polls, waitedMs: Date.now() - started, status, lastEventId: newest.events[0]?.id ?? -1 };
-          }
-          last = `conversation status ${status}`;
-        } catch (err) {
-          if (err instanceof NestorError && !err.retryable) throw err; // 401 or 400: waiting will not help
-          last = (err as Error).message;
-        }
-        heartbeat({ polls, last });
-        const elapsed = Date.now() - started;
-        if (elapsed >= input.readyTimeoutMs) {
-          throw new NestorError(
-            ErrorType.NotReady,
-            `not ready after ${elapsed} ms and ${polls} polls (last: ${last})`,
-            false,
-            { polls, last },
-          );
-        }
-        await sleep(Math.min(delay, input.readyTimeoutMs - elapsed));
-        delay = Math.min(POLL_MAX_MS, Math.ceil(delay * 1.5));
-      }
+      return input.protocol === 'v1' ? waitReadyV1(input, deps) : waitReadyV0(input, deps);
     },
 
     ...createDeliveryActivities(deps),
@@ -200,6 +218,8 @@ export function createNestedActivities(deps: NestedDeps) {
      * body is not read: the real server's still says `RUNNING` (the status from before the stop).
      */
     async stopConversation(input: NestedTarget): Promise<{ stopped: boolean }> {
+      // V1: the conversation is deleted on the server (which stops its agent): close leaves nothing there.
+      if (input.protocol === 'v1') return deleteV1(input, deps);
       try {
         await client(input, deps, cancellationSignal()).stopConversation(input.conversationId);
         return { stopped: true };

@@ -68,7 +68,7 @@ function plan(r: Run, mode: Mode): PlanStep[] {
   const { conv, input } = r;
   const { conversationId, userId } = conv;
   const m = MODES[mode];
-  const target = () => ({ url: conv.runtime!.url, sessionApiKey: conv.runtime!.sessionApiKey, conversationId });
+  const target = () => conv.nestedTarget();
   // Asked once, at the first nested step, whichever it is (a replay asks at the same point).
   let lean: boolean | undefined;
   const nested = () => {
@@ -123,17 +123,7 @@ function plan(r: Run, mode: Mode): PlanStep[] {
     {
       name: 'createConversation',
       details: m.createDetails,
-      run: async () =>
-        void (await nested().createConversation({
-          ...target(),
-          initialMessage: m.sendsInitialMessage ? input.initialMessage : undefined,
-          replayJson: m.sendsInitialMessage ? input.replayJson : undefined,
-          repository: input.repository,
-          branch: input.branch,
-          gitProvider: input.gitProvider,
-          conversationInstructions: input.conversationInstructions,
-          mcpConfig: input.mcpConfig,
-        })),
+      run: () => createStep(r, m, nested()),
     },
     {
       name: 'waitForReady',
@@ -144,6 +134,29 @@ function plan(r: Run, mode: Mode): PlanStep[] {
       },
     },
   ];
+}
+
+/** Create (or, on a resume, reopen) the nested conversation; V1 takes settings and secrets with it. */
+async function createStep(r: Run, m: ModePlan, acts: Pick<Run['acts'], 'createConversation'>): Promise<void> {
+  const { conv, input } = r;
+  const v1 = conv.runtime?.protocol === 'v1';
+  const created = await acts.createConversation({
+    ...conv.nestedTarget(),
+    // V1 takes settings and secrets with the create (V0 took them in configureNestedServer).
+    ...(v1 && { settings: input.settings, customSecrets: input.customSecrets, providerTokens: conv.tokens }),
+    initialMessage: m.sendsInitialMessage ? input.initialMessage : undefined,
+    replayJson: m.sendsInitialMessage ? input.replayJson : undefined,
+    repository: input.repository,
+    branch: input.branch,
+    gitProvider: input.gitProvider,
+    conversationInstructions: input.conversationInstructions,
+    mcpConfig: input.mcpConfig,
+  });
+  if (created?.nestedConversationId) {
+    conv.info.nestedConversationId = created.nestedConversationId;
+    conv.info.url = `${conv.runtime!.url}/api/conversations/${created.nestedConversationId}`;
+  }
+  for (const w of created?.warnings ?? []) if (!conv.info.warnings.includes(w)) conv.warn(w);
 }
 
 /** Create (start) or start again (resume) the sandbox, and record where it answers. */
@@ -179,7 +192,8 @@ async function runtimeStep(r: Run, mode: Mode): Promise<void> {
   conv.info.timings = { runtimeReadyMs: runtime.readyMs };
   if (runtime.startPath) conv.info.startPath = runtime.startPath;
   if (runtime.coldReason) conv.info.coldReason = runtime.coldReason;
-  conv.info.url = `${runtime.url}/api/conversations/${conversationId}`;
+  conv.info.url = `${runtime.url}/api/conversations/${conv.info.nestedConversationId ?? conversationId}`;
+  if (runtime.protocol) conv.info.protocol = runtime.protocol;
   upsertMemo({
     runtimeId: runtime.runtimeId,
     runtimeAdopted: runtime.adopted,

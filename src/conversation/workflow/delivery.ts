@@ -16,11 +16,7 @@ import type { PendingMessage } from './state';
 export async function deliver(r: Run, next: PendingMessage): Promise<void> {
   const { conv, acts } = r;
   conv.setStep('running', `delivering message ${next.id}`);
-  const target = {
-    url: conv.runtime!.url,
-    sessionApiKey: conv.runtime!.sessionApiKey,
-    conversationId: conv.conversationId,
-  };
+  const target = conv.nestedTarget();
   try {
     if (next.lookFrom === undefined) {
       next.lookFrom = patched(DELIVERY_CURSOR_PATCH)
@@ -37,7 +33,7 @@ export async function deliver(r: Run, next: PendingMessage): Promise<void> {
       mayHavePosted,
     });
     conv.cursor = Math.max(conv.cursor, res.newestEventId ?? res.eventId ?? conv.cursor);
-    conv.delivered(next, res.eventId);
+    conv.delivered(next, res.eventId, res.nestedEventId);
     r.metrics.messagesDelivered.add(1);
   } catch (err) {
     const cause = describeCause(err);
@@ -68,11 +64,7 @@ export async function stillIdle({ conv, acts, idleTimeoutMs }: Run): Promise<num
   const runtime = conv.runtime;
   if (!runtime || !patched(IDLE_COUNTS_AGENT_PATCH)) return 0;
   try {
-    const a = await acts.conversationActivity({
-      url: runtime.url,
-      sessionApiKey: runtime.sessionApiKey,
-      conversationId: conv.conversationId,
-    });
+    const a = await acts.conversationActivity(conv.nestedTarget());
     if (a.agentState === 'running') return idleTimeoutMs;
     if (a.lastEventAgoMs !== undefined && a.lastEventAgoMs < idleTimeoutMs)
       return Math.max(1000, idleTimeoutMs - a.lastEventAgoMs);

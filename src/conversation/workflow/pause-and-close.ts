@@ -74,7 +74,7 @@ async function tearDown(r: Run, wasRunning: boolean): Promise<Cause | undefined>
   conv.setStep('closing', `closing${conv.closeReason ? `: ${conv.closeReason}` : ''}`);
   if (wasRunning && runtime) {
     try {
-      await acts.stopConversation({ url: runtime.url, sessionApiKey: runtime.sessionApiKey, conversationId });
+      await acts.stopConversation(conv.nestedTarget());
     } catch (err) {
       conv.warn(`stopConversation failed: ${describeCause(err).message}`);
     }

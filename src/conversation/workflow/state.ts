@@ -12,6 +12,7 @@ import {
   type CancellationScope,
 } from '@temporalio/workflow';
 import type { CreatedRuntime } from '../activities/runtime';
+import type { NestedTarget } from '../activities/nested';
 import { ConversationStatusKey, RECENT_MESSAGE_IDS, type ConversationStatus } from '../../shared/constants';
 import type { AgentLoopInfo, MessageAck, ProviderTokens, SendMessageInput } from '../../shared/schemas';
 import { MAX_WARNINGS } from '../../defaults';
@@ -145,6 +146,20 @@ export class Conversation {
     setCurrentDetails(`**${this.info.status}** · ${step}: ${details}`);
   }
 
+  /**
+   * Where the nested steps send their calls: the sandbox's address, key and protocol (absent for V0, as in every
+   * history recorded before V1).
+   */
+  nestedTarget(): NestedTarget {
+    const r = this.runtime!;
+    return {
+      url: r.url,
+      sessionApiKey: r.sessionApiKey,
+      conversationId: this.conversationId,
+      ...(r.protocol === 'v1' && { protocol: r.protocol }),
+    };
+  }
+
   terminal(): boolean {
     return this.info.status === 'STOPPED' || this.info.status === 'ERROR';
   }
@@ -197,8 +212,8 @@ export class Conversation {
   }
 
   /** The oldest message was delivered: remembered under its ID, its sender answered. */
-  delivered(m: PendingMessage, eventId: number | undefined): void {
-    m.ack = { messageId: m.id, eventId };
+  delivered(m: PendingMessage, eventId: number | undefined, nestedEventId?: string): void {
+    m.ack = { messageId: m.id, eventId, ...(nestedEventId && { nestedEventId }) };
     remember(this.acks, m.id, m.ack);
     this.info.messagesDelivered++;
     this.finish(m);
