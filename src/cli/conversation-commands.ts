@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { ConversationClient } from '../conversation/client';
 import { NestedClient } from '../nested/client';
+import { AgentServerClient, describeEvent } from '../nested/agent-server';
 import type { AgentLoopInfo, StartConversationRequest } from '../shared/schemas';
 import { withClient } from './connect';
 import { collect, describe, mask, print } from './output';
@@ -104,6 +105,13 @@ function addStartCommand(program: Command): void {
     });
 }
 
+/** The events of a conversation on the current agent server: messages, the agent's state, its errors. */
+async function printV1Events(info: AgentLoopInfo, json: boolean): Promise<void> {
+  const c = AgentServerClient.forConversation(info);
+  const said = (await c.allEvents(info.nestedConversationId!)).filter((e) => describeEvent(e) !== undefined);
+  print(said, json, () => said.map((e) => `${e.timestamp ?? ''} ${describeEvent(e)}`).join('\n'));
+}
+
 /** send and events: what is said in a conversation. */
 function addMessageCommands(program: Command): void {
   program
@@ -115,7 +123,8 @@ function addMessageCommands(program: Command): void {
       print(
         ack,
         cmd.optsWithGlobals().json,
-        () => `delivered ${ack.messageId}${ack.eventId !== undefined ? ` as event ${ack.eventId}` : ''}`,
+        () =>
+          `delivered ${ack.messageId}${ack.eventId !== undefined ? ` as event ${ack.eventId}` : ''}${ack.nestedEventId ? ` as event ${ack.nestedEventId}` : ''}`,
       );
     });
 
@@ -125,9 +134,9 @@ function addMessageCommands(program: Command): void {
       'what was said in a running conversation, read from its nested server: user and agent messages, agent state changes',
     )
     .action(async (id: string, _o, cmd: Command) => {
-      const events = await withClient(async (client) =>
-        NestedClient.forConversation(await client.connection(id)).allEvents(id),
-      );
+      const info = await withClient((client) => client.connection(id));
+      if (info.protocol === 'v1') return printV1Events(info, cmd.optsWithGlobals().json);
+      const events = await NestedClient.forConversation(info).allEvents(id);
       const said = events.filter((e) => e.action === 'message' || e.observation === 'agent_state_changed');
       print(said, cmd.optsWithGlobals().json, () =>
         said

@@ -3,7 +3,7 @@
 // Each status maps onto one typed NestorError (errors.ts); what V1 answers differently from V0 is handled here.
 import { createHash } from 'node:crypto';
 import { ErrorType, NestorError } from '../errors';
-import { NestedHttp } from './http';
+import { NestedHttp, type NestedClientOptions } from './http';
 
 /** `ConversationExecutionStatus`: what the agent is doing. There is no "ready" state: an answered create is ready. */
 export type ExecutionStatus =
@@ -77,7 +77,32 @@ export function messageContent(text: string, imageUrls: string[] = []): Array<Re
 /** A page of at most 100 is the most the server gives (above that it answers 422). */
 const PAGE = 100;
 
+/** What was said and how the agent's work went, one line each (`nestor events` of a V1 conversation). */
+export function describeEvent(e: AgentEvent): string | undefined {
+  if (e.kind === 'MessageEvent') return `${e.source}: ${messageOf(e).text}`;
+  if (e.kind === 'ConversationStateUpdateEvent' && e.key === 'execution_status')
+    return `agent state: ${String(e.value)}`;
+  if (e.kind === 'ConversationErrorEvent') return `agent error: ${String(e.detail ?? e.code ?? '')}`;
+  return undefined;
+}
+
 export class AgentServerClient extends NestedHttp {
+  /** The client of the agent server behind a conversation's status (`url` …/api/conversations/<uuid>, its key). */
+  static forConversation(
+    info: { url?: string; sessionApiKey?: string },
+    o: Omit<NestedClientOptions, 'baseUrl' | 'sessionApiKey'> = {},
+  ): AgentServerClient {
+    if (!info.url || !info.sessionApiKey)
+      throw new Error(
+        'forConversation: the conversation has no url or session key (is it RUNNING, read with its key?)',
+      );
+    return new AgentServerClient({
+      ...o,
+      baseUrl: info.url.replace(/\/api\/conversations\/.*$/, ''),
+      sessionApiKey: info.sessionApiKey,
+    });
+  }
+
   private conv(id: string, rest = ''): string {
     return `/api/conversations/${encodeURIComponent(id)}${rest}`;
   }
@@ -117,6 +142,18 @@ export class AgentServerClient extends NestedHttp {
       items: AgentEvent[];
       next_page_id?: string | null;
     };
+  }
+
+  /** Every event of the filter, oldest first, following the server's pages. */
+  async allEvents(id: string, f: Omit<EventFilter, 'sortOrder'> = {}): Promise<AgentEvent[]> {
+    const out: AgentEvent[] = [];
+    let pageId: string | undefined;
+    for (;;) {
+      const page = await this.searchEvents(id, { ...f, sortOrder: 'TIMESTAMP', limit: PAGE, pageId });
+      out.push(...page.items);
+      if (!page.next_page_id || page.items.length === 0) return out;
+      pageId = page.next_page_id;
+    }
   }
 
   /** The newest event, if any. */

@@ -6,10 +6,11 @@ import {
   buildContainerSpec,
   claimOf,
   containerName,
+  reservedEnvName,
   resolveMemoryMb,
 } from '../../src/runtime/container-spec';
 import { NestorError } from '../../src/errors';
-import { UNLABELLED_MANIFEST, manifestFromLabels } from '../../src/runtime/image-manifest';
+import { UNLABELLED_MANIFEST, manifestFromLabels, protocolOfKind } from '../../src/runtime/image-manifest';
 
 describe('buildContainerSpec', () => {
   const spec = buildContainerSpec(
@@ -85,6 +86,34 @@ describe('buildContainerSpec', () => {
     );
     assert.equal(closed.HostConfig?.NetworkMode, 'nestor-sandboxes-internal');
     assert.deepEqual(closed.HostConfig?.PortBindings, {});
+  });
+});
+
+describe('the current agent server (V1) sandbox', () => {
+  const manifest = { ...UNLABELLED_MANIFEST, kind: 'openhands-v1', port: 8000, tmpfsMb: 128 };
+  const v1 = buildContainerSpec(
+    { conversationId: 'c', userId: 'u', env: { MY_VAR: '1' } },
+    { image: 'i', sessionApiKey: 'k', secretKey: 's', manifest },
+  );
+
+  test("gets its session key and a secret key of its own under V1's names, none of V0's, hardened the same", () => {
+    assert.deepEqual(v1.Env, ['MY_VAR=1', 'OH_SESSION_API_KEYS_0=k', 'OH_SECRET_KEY=s']);
+    assert.deepEqual(v1.ExposedPorts, { '8000/tcp': {} });
+    assert.equal(v1.User, '10001:10001');
+    assert.deepEqual(v1.HostConfig?.CapDrop, ['ALL']);
+    assert.equal(v1.HostConfig?.ReadonlyRootfs, true);
+    assert.equal(v1.HostConfig?.Init, true);
+    assert.deepEqual(v1.HostConfig?.Tmpfs, { '/tmp': 'rw,noexec,nosuid,size=128m' });
+    assert.equal(protocolOfKind('openhands-v1'), 'v1');
+    assert.equal(protocolOfKind('openhands'), 'v0');
+    assert.equal(protocolOfKind(undefined), 'v0');
+  });
+
+  test('environment that configures the server itself is named as reserved; other names are not', () => {
+    for (const name of ['OH_LEASE_TTL_SECONDS', 'OH_SESSION_API_KEYS_0', 'SESSION_API_KEY', 'FILE_STORE_PATH', 'HOME'])
+      assert.equal(reservedEnvName({ FINE: '1', [name]: 'x' }), name);
+    assert.equal(reservedEnvName({ MY_OH_THING: '1', CONVERSATION_START_DELAY_MS: '0' }), undefined);
+    assert.equal(reservedEnvName(undefined), undefined);
   });
 });
 

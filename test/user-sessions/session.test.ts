@@ -28,6 +28,43 @@ function reject(settings: Parameters<typeof resolveSession>[0]['settings'], fiel
 }
 
 describe('acquireSession checks', () => {
+  test('sandbox env that configures the server (OH_*, SESSION_API_KEY) is InvalidSettings naming the variable, for any image', () => {
+    const settings = { agent: 'CodeActAgent', llmModel: 'gpt-4o', llmApiKey: 'k' };
+    reject(
+      { ...settings, sandbox: { env: { SESSION_API_KEY: 'mine' } } },
+      'settings.sandbox.env.SESSION_API_KEY',
+      /configures the sandbox's server itself/,
+    );
+    reject({ ...settings, sandbox: { env: { OH_WEB_URL: 'x' } } }, 'settings.sandbox.env.OH_WEB_URL', /choose another/);
+  });
+
+  test('on the current agent server (V1): an agent or setting it has no counterpart for is InvalidSettings naming it', () => {
+    const v1 = { kind: 'openhands-v1', memoryFloorMb: 512 };
+    const check = (settings: Parameters<typeof resolveSession>[0]['settings']) =>
+      resolveSession({ ...base, settings }, DEFAULT_MODEL_CAPABILITIES, undefined, v1);
+    const ok = { agent: 'CodeActAgent', llmModel: 'gpt-4o', llmApiKey: 'k' };
+    assert.equal(check(ok).agent, 'CodeActAgent');
+    for (const [settings, field] of [
+      [{ ...ok, agent: 'ReadOnlyAgent' }, 'settings.agent'],
+      [{ ...ok, maxBudgetPerTask: 2 }, 'settings.maxBudgetPerTask'],
+      [{ ...ok, securityAnalyzer: 'llm' }, 'settings.securityAnalyzer'],
+    ] as const) {
+      assert.throws(
+        () => check(settings),
+        (err) =>
+          err instanceof NestorError &&
+          err.type === 'InvalidSettings' &&
+          err.details.field === field &&
+          err.message.startsWith(`${field}: not supported by the current OpenHands agent server`),
+      );
+    }
+    // The same settings are fine for the V0 server.
+    assert.equal(
+      resolveSession({ ...base, settings: { ...ok, agent: 'ReadOnlyAgent' } }, DEFAULT_MODEL_CAPABILITIES).agent,
+      'ReadOnlyAgent',
+    );
+  });
+
   test('knows at least the five OpenHands agents', () => {
     for (const a of ['CodeActAgent', 'BrowsingAgent', 'VisualBrowsingAgent', 'ReadOnlyAgent', 'LocAgent'])
       assert.ok(AGENT_REGISTRY[a], a);
