@@ -139,6 +139,19 @@ describe('the agent server (V1) adapter', () => {
     agent.assertNoPendingInterceptors();
   });
 
+  test('start-input fields not carried to V1 yet are InvalidInput naming the field, before any request', async () => {
+    const { acts, target } = setup();
+    for (const extra of [{ repository: 'acme/app' }, { replayJson: '[]' }, { mcpConfig: {} }]) {
+      await assert.rejects(acts.createConversation({ ...target, settings, ...extra }), (err) => {
+        assert.ok(err instanceof NestorError);
+        assert.equal(err.type, ErrorType.InvalidInput);
+        assert.equal(err.retryable, false);
+        assert.match(err.message, new RegExp(`^${Object.keys(extra)[0]}: .*NESTOR_RUNTIME=openhands-v0`));
+        return true;
+      });
+    }
+  });
+
   test('close deletes the conversation on the server; gone already is not a failure', async () => {
     const { pool, acts, target } = setup();
     pool.intercept({ path: path(), method: 'DELETE' }).reply(200, { success: true });

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { PROJECT_ROOT } from '../../src/config';
 import { ConversationClient, ConversationError } from '../../src/conversation/client';
-import { DockerRuntimeProvider } from '../../src/runtime/docker';
+import { DockerRuntimeProvider, demux } from '../../src/runtime/docker';
 import { agentConversationId } from '../../src/nested/agent-server';
 import { REPLY_PREFIX, RUN_MARKER, type LlmStandIn } from '../../src/llm-stand-in/server';
 import type { StartConversationRequest } from '../../src/shared/schemas';
@@ -25,7 +25,7 @@ import { createPoolActivities } from '../../src/sandbox-pools/activities';
 const CLI = join(PROJECT_ROOT, 'dist/src/cli.js');
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
-/** Run a command in the sandbox as its user; its standard output. */
+/** Run a command in the sandbox as its user; its output (Docker's multiplexed stream, demultiplexed). */
 async function inSandbox(containerId: string, cmd: string): Promise<string> {
   const exec = await docker
     .getContainer(containerId)
@@ -33,9 +33,9 @@ async function inSandbox(containerId: string, cmd: string): Promise<string> {
   return new Promise<string>((resolve, reject) => {
     exec.start({}, (err, stream) => {
       if (err || !stream) return reject(err);
-      let s = '';
-      stream.on('data', (d: Buffer) => (s += d.toString('utf8')));
-      stream.on('end', () => resolve(s));
+      const chunks: Buffer[] = [];
+      stream.on('data', (d: Buffer) => chunks.push(d));
+      stream.on('end', () => resolve(demux(Buffer.concat(chunks))));
     });
   });
 }

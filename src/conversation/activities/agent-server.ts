@@ -38,7 +38,20 @@ export interface V1CreateInput extends NestedTarget {
   providerTokens?: ProviderTokens;
   initialMessage?: string;
   replayJson?: string;
+  repository?: string;
+  branch?: string;
+  conversationInstructions?: string;
+  mcpConfig?: Record<string, unknown>;
 }
+
+/** Start-input fields nestor does not carry to the agent server yet: refused rather than silently dropped. */
+const NOT_YET_ON_V1 = {
+  replayJson: 'the current OpenHands agent server cannot replay a V0 trajectory',
+  repository: 'preparing a repository on the current OpenHands agent server is not done yet',
+  branch: 'preparing a repository on the current OpenHands agent server is not done yet',
+  conversationInstructions: 'not carried to the current OpenHands agent server yet',
+  mcpConfig: 'not carried to the current OpenHands agent server yet',
+} as const;
 
 export interface V1Created {
   conversationStatus: string | null;
@@ -52,11 +65,13 @@ export interface V1Created {
 
 /** POST /api/conversations: 201 new, 200 existing (a resume or a retried create: nothing is sent twice). */
 export async function createV1(input: V1CreateInput, deps: NestedDeps): Promise<V1Created> {
-  if (input.replayJson !== undefined) {
+  for (const [field, why] of Object.entries(NOT_YET_ON_V1)) {
+    if (input[field as keyof typeof NOT_YET_ON_V1] === undefined) continue;
     throw new NestorError(
       ErrorType.InvalidInput,
-      'replayJson: the current OpenHands agent server cannot replay a V0 trajectory; start without it',
+      `${field}: ${why}; start without it, or on the V0 server (NESTOR_RUNTIME=openhands-v0)`,
       false,
+      { field },
     );
   }
   const c = agentServer(input, deps, cancellationSignal());
