@@ -9,7 +9,7 @@
 // 5. the workflow machinery alone (a runtime provider that creates nothing): starts per second at 8, 32, 64
 // 6. cold starts of each runtime image without Temporal, split by segment
 // 7. warm pools: time to ready from the pool beside cold, and a burst larger than the pool, on the emulator and on the
-//    real OpenHands image; then the issue's goals, met or not (reported, never asserted)
+//    current OpenHands agent server's image; then the issues' goals, met or not (reported, never asserted)
 //
 // Phases 1–4 run the real `nestor worker` as a child process against the dev server `npm start` runs (file
 // database); phase 5 runs a worker in this process with SharedServerProvider and an in-process emulator.
@@ -218,8 +218,8 @@ async function main() {
     m.log(`6. cold starts of each runtime image, split by segment, and a live sandbox's memory`);
     results.runtimes = await runtimeFigures(m.log);
 
-    // 7b. warm pool of the real OpenHands image: a worker of that image, the LLM stand-in as its model
-    m.log('7b. warm pool (real OpenHands image): pooled and cold starts through nestor');
+    // 7b. warm pool of the current agent server's image: a worker of that image, the LLM stand-in as its model
+    m.log('7b. warm pool (OpenHands agent server image): pooled and cold starts through nestor');
     results.poolOpenhands = await realImagePool(lab);
     results.goals = goals(results);
 

@@ -12,6 +12,8 @@ TEMPORAL_SERVER_DIR="$TOOLS/temporal-server-$TEMPORAL_SERVER_VERSION"
 # The runtime images the set-up builds (src/runtime/image-manifest.ts names the same tags for NESTOR_RUNTIME): the
 # current OpenHands agent server (V1, the default), the V0 nested server, and nestor's emulator.
 EMULATOR_IMAGE="nestor-emulator:latest"
+# The emulator speaking the current agent server's (V1) contract: the same file system, another kind.
+EMULATOR_V1_IMAGE="nestor-emulator-v1:latest"
 OPENHANDS_IMAGE="nestor-agent-server:1.58.2"
 OPENHANDS_V0_IMAGE="nestor-openhands:1.4.0"
 log() { printf '[setup] %s\n' "$*" >&2; }

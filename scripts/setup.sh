@@ -8,12 +8,12 @@ bash "$ROOT/scripts/ensure-temporal-cli.sh"
 bash "$ROOT/scripts/ensure-docker.sh" >/dev/null
 bash "$ROOT/scripts/build-emulator-image.sh"
 case "${NESTOR_RUNTIME:-openhands}" in
-  emulator) log "NESTOR_RUNTIME=emulator: not building the OpenHands images ($OPENHANDS_IMAGE, $OPENHANDS_V0_IMAGE)" ;;
+  emulator | emulator-v1) log "NESTOR_RUNTIME=$NESTOR_RUNTIME: not building the OpenHands images ($OPENHANDS_IMAGE, $OPENHANDS_V0_IMAGE)" ;;
   openhands) bash "$ROOT/scripts/build-openhands-image.sh" v1 ;;
   openhands-v0) bash "$ROOT/scripts/build-openhands-image.sh" v0 ;;
   all)
     bash "$ROOT/scripts/build-openhands-image.sh" v1
     bash "$ROOT/scripts/build-openhands-image.sh" v0
     ;;
-  *) die "NESTOR_RUNTIME: expected openhands, openhands-v0 or emulator (got '$NESTOR_RUNTIME')" ;;
+  *) die "NESTOR_RUNTIME: expected openhands, openhands-v0, emulator or emulator-v1 (got '$NESTOR_RUNTIME')" ;;
 esac

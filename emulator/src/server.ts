@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
+import { v1Routes } from './v1';
 
 export type RouteName =
   | 'alive'
@@ -17,7 +18,10 @@ export type RouteName =
   | 'get_conversation'
   | 'get_events'
   | 'post_events'
-  | 'stop';
+  | 'stop'
+  | 'run'
+  | 'pause'
+  | 'delete_conversation';
 
 export interface Fault {
   /** Probability in [0,1] of answering 500 instead of handling. */
@@ -58,6 +62,11 @@ export interface EmulatorConfig {
   validGitTokens: string[];
   /** False: no exp-config route (404), as OpenHands 1.5.0+. (env EXP_CONFIG_ROUTE=0) @default true */
   expConfigRoute: boolean;
+  /**
+   * Which contract it speaks: `v0` the nested server of openhands-ai ≤ 1.6.0, `v1` the current agent server (v1.ts).
+   * (env EMULATOR_PROTOCOL, set by the image tag) @default 'v0'
+   */
+  protocol: 'v0' | 'v1';
 }
 
 const ROUTES: RouteName[] = [
@@ -72,6 +81,9 @@ const ROUTES: RouteName[] = [
   'get_events',
   'post_events',
   'stop',
+  'run',
+  'pause',
+  'delete_conversation',
 ];
 
 /**
@@ -110,7 +122,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): EmulatorCon
   return {
     port: num('port', num('PORT', 3000)),
     host: env.HOST ?? '0.0.0.0',
-    sessionApiKey: env.SESSION_API_KEY || undefined,
+    // The V0 server's name, or the agent server's (nestor sets that one for a V1 sandbox).
+    sessionApiKey: env.SESSION_API_KEY || env.OH_SESSION_API_KEYS_0 || undefined,
     allowSetConversationId: env.ALLOW_SET_CONVERSATION_ID === '1',
     fileStorePath: env.FILE_STORE_PATH ?? '/data/file_store',
     startupDelayMs: num('STARTUP_DELAY_MS', 0),
@@ -122,6 +135,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): EmulatorCon
       .map((t) => t.trim())
       .filter(Boolean),
     expConfigRoute: env.EXP_CONFIG_ROUTE !== '0',
+    protocol: env.EMULATOR_PROTOCOL === 'v1' ? 'v1' : 'v0',
     faults,
   };
 }
@@ -409,9 +423,27 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
   /** Marks Starlette's plain-text `Internal Server Error` answer. */
   const PLAIN_500 = Symbol('plain 500');
   type Handler = (req: IncomingMessage, m: RegExpMatchArray, url: URL) => Promise<[number, unknown]>;
-  const routes: Array<{ method: string; re: RegExp; name: RouteName; auth: boolean; handle: Handler }> = [
+  type Route = { method: string; re: RegExp; name: RouteName; auth: boolean; handle: Handler };
+  const health: Route[] = [
     { method: 'GET', re: /^\/alive$/, name: 'alive', auth: false, handle: async () => [200, { status: 'ok' }] },
-    { method: 'GET', re: /^\/health$/, name: 'health', auth: false, handle: async () => [200, 'OK'] },
+    {
+      method: 'GET',
+      re: /^\/health$/,
+      name: 'health',
+      auth: false,
+      handle: async () => [200, config.protocol === 'v1' ? { status: 'ok' } : 'OK'],
+    },
+  ];
+  const v1 = (): Route[] =>
+    v1Routes({
+      root: config.fileStorePath,
+      agentReplyDelayMs: config.agentReplyDelayMs,
+      later,
+      readJson,
+      error: (status, body) => new HttpError(status, body),
+      log,
+    }).map((r) => ({ ...r, auth: true }));
+  const v0: Route[] = [
     {
       method: 'POST',
       re: /^\/api\/settings$/,
@@ -759,6 +791,7 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       },
     },
   ];
+  const routes = [...health, ...(config.protocol === 'v1' ? v1() : v0)];
 
   const server = createServer((req, res) => {
     void handle(req, res);

@@ -10,11 +10,15 @@ export const RUNTIME_IMAGES = {
   'openhands-v0': 'nestor-openhands:1.4.0',
   /** nestor's emulator of the nested server's contract: tests, fault injection, a quick try. */
   emulator: 'nestor-emulator:latest',
+  /** The same emulator speaking the current agent server's (V1) contract. */
+  'emulator-v1': 'nestor-emulator-v1:latest',
 } as const;
 export type RuntimeName = keyof typeof RUNTIME_IMAGES;
 
 /** The image manifest kind of the current agent server: a sandbox of this kind speaks the V1 protocol. */
 export const AGENT_SERVER_KIND = 'openhands-v1';
+/** The emulator image that speaks the V1 contract. */
+export const EMULATOR_V1_KIND = 'emulator-v1';
 
 /**
  * Which HTTP protocol a sandbox's server speaks: `v1` (openhands-agent-server) or `v0` (the nested server of
@@ -23,7 +27,7 @@ export const AGENT_SERVER_KIND = 'openhands-v1';
  */
 export type NestedProtocol = 'v0' | 'v1';
 export function protocolOfKind(kind: string | undefined): NestedProtocol {
-  return kind === AGENT_SERVER_KIND ? 'v1' : 'v0';
+  return kind === AGENT_SERVER_KIND || kind === EMULATOR_V1_KIND ? 'v1' : 'v0';
 }
 
 export interface ImageManifest {

@@ -2,7 +2,7 @@
 import { DEFAULT_SANDBOX_MAXIMA } from '../defaults';
 import { ErrorType, NestorError } from '../errors';
 import type { UserSettings } from '../shared/schemas';
-import { AGENT_SERVER_KIND, type ImageManifest } from '../runtime/image-manifest';
+import { protocolOfKind, type ImageManifest, type NestedProtocol } from '../runtime/image-manifest';
 import { reservedEnvName } from '../runtime/container-spec';
 import { refusedForV1 } from '../nested/agent-server-settings';
 
@@ -67,6 +67,11 @@ export interface AcquireSessionInput {
   userId: string;
   /** The whole settings at run time (the workflow passes them as given); the V1 check reads every field. */
   settings: Pick<UserSettings, 'agent' | 'llmModel' | 'llmApiKey' | 'llmBaseUrl' | 'sandbox'> & Partial<UserSettings>;
+  /**
+   * A resume: the protocol of the conversation's own sandbox (its settings are checked for that server, not for the
+   * worker's image now). A start leaves it out: the worker's image decides.
+   */
+  protocol?: NestedProtocol;
 }
 
 /** The most a conversation's settings may ask of a sandbox; operators set them (NESTOR_MAX_*). */
@@ -90,7 +95,8 @@ export interface SessionLease {
  * What the sandbox's server cannot take: environment that configures the server itself (any image), and settings the
  * current agent server has no counterpart for (a V1 image). Throws InvalidSettings naming the field.
  */
-function checkForServer(settings: AcquireSessionInput['settings'], image?: Pick<ImageManifest, 'kind'>): void {
+function checkForServer(input: AcquireSessionInput, image?: Pick<ImageManifest, 'kind'>): void {
+  const { settings } = input;
   const sandbox = settings.sandbox;
   const reserved = reservedEnvName(sandbox?.env);
   if (reserved) {
@@ -101,7 +107,7 @@ function checkForServer(settings: AcquireSessionInput['settings'], image?: Pick<
       { field: `settings.sandbox.env.${reserved}` },
     );
   }
-  if (image?.kind === AGENT_SERVER_KIND) {
+  if ((input.protocol ?? (image && protocolOfKind(image.kind))) === 'v1') {
     const refused = refusedForV1(settings as UserSettings);
     if (refused)
       throw new NestorError(
@@ -122,7 +128,7 @@ export function resolveSession(
   image?: Pick<ImageManifest, 'kind' | 'memoryFloorMb'>,
 ): SessionLease {
   const { agent, llmModel, llmApiKey, llmBaseUrl, sandbox } = input.settings;
-  checkForServer(input.settings, image);
+  checkForServer(input, image);
   if (image && sandbox?.memoryMb !== undefined && sandbox.memoryMb < image.memoryFloorMb) {
     throw new NestorError(
       ErrorType.InvalidSettings,

@@ -369,5 +369,46 @@ describe(
         for (const m of await pooled.pool.members()) await pooled.pool.retire(m.memberId);
       }
     });
+
+    test('a worker killed while a message post is in flight: the next worker finds the post and does not repeat it', async () => {
+      const taskQueue = uniqueId('v1-inflight');
+      const child = spawn('node', [join(PROJECT_ROOT, 'dist/test/helpers/post-hangs-worker.js')], {
+        env: { ...process.env, TEMPORAL_ADDRESS: env.address, NESTOR_TASK_QUEUE: taskQueue },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      child.stderr!.on('data', (d) => (out += d));
+      let w: Awaited<ReturnType<typeof startWorker>> | undefined;
+      try {
+        const deadline = Date.now() + 60_000;
+        while (!out.includes('ready')) {
+          assert.ok(Date.now() < deadline && child.exitCode === null, `the hanging worker did not start: ${out}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const other = new ConversationClient({ client: env.client, taskQueue });
+        const id = uniqueId('v1-inflight');
+        const info = await other.start(input(id));
+        const sending = other.sendMessage(id, 'posted while the worker died');
+        const { c, id: nestedId } = serverOf(info);
+        while ((await c.countEvents(nestedId, { kind: 'MessageEvent', source: 'user' })) === 0) {
+          assert.ok(Date.now() < deadline + 60_000, 'the post never reached the server');
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        child.kill('SIGKILL');
+        await once(child, 'exit');
+        w = await startWorker(env, taskQueue, { runtime: provider });
+        const ack = await sending;
+        assert.ok(ack.nestedEventId);
+        const events = await eventsUntil(info, (ev) =>
+          said(ev, 'agent').includes(`${REPLY_PREFIX}posted while the worker died`),
+        );
+        assert.deepEqual(said(events, 'user'), ['posted while the worker died'], 'posted once');
+        await other.close(id);
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        await w?.stop();
+      }
+    });
   },
 );

@@ -82,7 +82,15 @@ function plan(r: Run, mode: Mode): PlanStep[] {
       // A request interrupted by a close may still be granted by the user's registry (runs before the patch: after).
       undo: { name: 'releaseSession', run: () => r.acts.releaseSession({ conversationId, userId }) },
       undoFirst: () => patched(RELEASE_UNFINISHED_ACQUIRE_PATCH),
-      run: async () => void (await r.acts.acquireSession({ conversationId, userId, settings: input.settings })),
+      run: async () =>
+        void (await r.acts.acquireSession({
+          conversationId,
+          userId,
+          settings: input.settings,
+          // A resume is checked for its own sandbox's server (a V0 one stays V0 after the worker's image changed; a
+          // sandbox recorded before protocols were is V0).
+          ...(mode === 'resume' && { protocol: conv.runtime?.protocol ?? 'v0' }),
+        })),
     },
     {
       name: m.runtimeStep,

@@ -1,0 +1,106 @@
+// The two protocols under one workflow, on the emulator's two images (V0 and V1): a conversation keeps the protocol of
+// the image it started on, whatever the worker's image is now; a V1 conversation's whole life on the V1 emulator.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { ConversationClient } from '../../src/conversation/client';
+import { DockerRuntimeProvider } from '../../src/runtime/docker';
+import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
+import type { StartConversationRequest } from '../../src/shared/schemas';
+import { containersFor, removeContainers, volumesFor } from '../helpers/docker';
+import { userMessages } from '../helpers/e2e';
+import { eventsUntil, said } from '../helpers/agent-server';
+import { createTestEnv, startWorker, uniqueId } from '../helpers/temporal';
+
+describe('protocols: V0 and V1 conversations under one workflow (Temporal + Docker + the emulator images)', () => {
+  let env: TestWorkflowEnvironment;
+  const made = new Set<string>();
+  const v0 = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator });
+  const v1 = new DockerRuntimeProvider({ image: RUNTIME_IMAGES['emulator-v1'] });
+  const input = (id: string): StartConversationRequest => {
+    made.add(id);
+    return {
+      conversationId: id,
+      userId: 'protocols',
+      settings: { agent: 'CodeActAgent', llmModel: 'openai/gpt-4o', llmApiKey: 'sk-protocols' },
+      customSecrets: [{ name: 'MY_SECRET', value: 'protocols-secret' }],
+      timeouts: { aliveTimeoutMs: 30_000, readyTimeoutMs: 30_000 },
+    };
+  };
+
+  before(async () => {
+    env = await createTestEnv();
+  });
+  after(async () => {
+    await removeContainers(made);
+    await env?.teardown();
+  });
+
+  test("a V0 conversation paused before the worker's image became V1 resumes, talks and closes on V0; new ones start on V1", async () => {
+    const taskQueue = uniqueId('protocols');
+    const before = await startWorker(env, taskQueue, { runtime: v0 });
+    const id = uniqueId('stays-v0');
+    let client: ConversationClient = before.client;
+    try {
+      // An agent V1 has no counterpart for: fine on V0, and still fine when it resumes on V0 after the switch.
+      const req = input(id);
+      const info = await client.start({
+        ...req,
+        settings: { ...req.settings, agent: 'ReadOnlyAgent' },
+        initialMessage: 'on V0',
+      });
+      assert.equal(info.protocol, 'v0');
+      assert.equal((await client.pause(id)).status, 'PAUSED');
+    } finally {
+      await before.stop();
+    }
+    // The operator moves the default to V1: the same queue, a worker of the V1 image.
+    const afterSwitch = await startWorker(env, taskQueue, { runtime: v1 });
+    client = afterSwitch.client;
+    try {
+      await client.sendMessage(id, 'after the switch');
+      const resumed = await client.connection(id);
+      assert.equal(resumed.status, 'RUNNING');
+      assert.equal(resumed.protocol, 'v0', 'it keeps the protocol of its sandbox');
+      assert.deepEqual(
+        (await userMessages(resumed, id)).map((e) => e.args?.content),
+        ['on V0', 'after the switch'],
+      );
+      const fresh = uniqueId('new-v1');
+      const v1info = await client.start({ ...input(fresh), initialMessage: 'on V1' });
+      assert.equal(v1info.protocol, 'v1');
+      await eventsUntil(v1info, (ev) => said(ev, 'agent').includes('echo: on V1'), 30_000);
+      assert.equal((await client.close(id)).status, 'STOPPED');
+      assert.equal((await client.close(fresh)).status, 'STOPPED');
+      for (const c of [id, fresh]) {
+        assert.deepEqual(await containersFor(c), []);
+        assert.deepEqual(await volumesFor(c), []);
+      }
+    } finally {
+      await afterSwitch.stop();
+    }
+  });
+
+  test('a V1 conversation on the V1 emulator: start, messages once each, a repeated ID, pause and resume, close', async () => {
+    const w = await startWorker(env, uniqueId('v1-emulator'), { runtime: v1 });
+    try {
+      const id = uniqueId('v1-emu');
+      const info = await w.client.start({ ...input(id), initialMessage: 'first' });
+      assert.equal(info.protocol, 'v1');
+      const acks = await Promise.all(
+        Array.from({ length: 5 }, () => w.client.sendMessage(id, { messageId: 'same', content: 'once' })),
+      );
+      assert.equal(new Set(acks.map((a) => a.nestedEventId)).size, 1, 'one ID, one event');
+      await w.client.sendMessage(id, 'second');
+      await w.client.pause(id);
+      await w.client.sendMessage(id, 'while paused');
+      const live = await w.client.start(input(id));
+      const events = await eventsUntil(live, (ev) => said(ev, 'agent').includes('echo: while paused'), 30_000);
+      assert.deepEqual(said(events, 'user'), ['first', 'once', 'second', 'while paused']);
+      assert.equal((await w.client.close(id)).status, 'STOPPED');
+      assert.deepEqual(await containersFor(id), []);
+    } finally {
+      await w.stop();
+    }
+  });
+});
