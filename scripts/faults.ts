@@ -269,16 +269,28 @@ const FAULTS: Fault[] = [
 
 export const FAULT_NAMES = FAULTS.map((f) => f.name);
 
+/**
+ * The faults that apply to the current agent server's protocol (V1 has no settings, git-provider or secret routes to
+ * fault): starts and deliveries under worker and server kills, 5xx, resets, lost replies and slow posts. Run on the
+ * emulator's V1 image with `FAULT_RUNTIME=emulator-v1 npm run test:faults`.
+ */
+export const V1_FAULTS =
+  /^(worker SIGKILL during .*|Temporal server SIGKILL \+ restart during message delivery|nested server: (5xx on 30% of calls|connection resets and lost replies|a POST slower than the request timeout))$/;
+export const V1_FAULT_NAMES = FAULT_NAMES.filter((n) => V1_FAULTS.test(n));
+
 export async function runFaultSuite(o: {
   runs: number;
   only?: RegExp;
   log?: (s: string) => void;
+  /** @default 'emulator' (V0); 'emulator-v1' runs the V1 faults (V1_FAULTS) unless `only` says otherwise */
+  runtime?: 'emulator' | 'emulator-v1';
 }): Promise<FaultRow[]> {
   const log = o.log ?? ((s: string) => process.stderr.write(`[faults] ${s}\n`));
-  const lab = await FaultLab.create();
+  const lab = await FaultLab.create({ runtime: o.runtime });
+  const only = o.only ?? (o.runtime === 'emulator-v1' ? V1_FAULTS : undefined);
   const rows: FaultRow[] = [];
   try {
-    for (const fault of FAULTS.filter((f) => !o.only || o.only.test(f.name))) {
+    for (const fault of FAULTS.filter((f) => !only || only.test(f.name))) {
       const row: FaultRow = { fault: fault.name, runs: 0, violations: [], seconds: 0 };
       const t0 = Date.now();
       for (let i = 0; i < o.runs; i++) {
@@ -319,8 +331,9 @@ export function formatMatrix(rows: FaultRow[]): string {
 if (require.main === module) {
   const runs = Number(process.env.FAULT_RUNS ?? 5);
   const only = process.env.FAULT_ONLY ? new RegExp(process.env.FAULT_ONLY, 'i') : undefined;
+  const runtime = process.env.FAULT_RUNTIME === 'emulator-v1' ? 'emulator-v1' : 'emulator';
   const t0 = Date.now();
-  runFaultSuite({ runs, only }).then(
+  runFaultSuite({ runs, only, runtime }).then(
     (rows) => {
       process.stdout.write(
         `${formatMatrix(rows)}\n\ntotal ${Math.round((Date.now() - t0) / 1000)} s, ${runs} runs per fault, settle bound ${SETTLE_BOUND_MS} ms\n`,

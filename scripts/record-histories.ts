@@ -148,6 +148,29 @@ async function main() {
     await drainPool(raw, pool);
     record('sandbox-pool', poolWorkflowId(pool));
 
+    // The current agent server's protocol (V1), on the emulator's V1 image: a start with a message, two messages, a
+    // pause, a message that resumes it, a close (nested steps take the V1 branch; the command sequence is the same).
+    const v1Queue = uniqueId('record-v1');
+    const v1Worker = await createWorker({
+      connection: env.nativeConnection,
+      taskQueue: v1Queue,
+      workflowBundle: await workflowBundle(),
+      dataConverter,
+      deps: { runtime: new DockerRuntimeProvider({ image: RUNTIME_IMAGES['emulator-v1'], owner }) },
+    });
+    const v1Run = v1Worker.run();
+    const v1Client = new ConversationClient({ client: raw, taskQueue: v1Queue });
+    const v1Input = input('rec-v1', { initialMessage: 'hello V1' });
+    const v1Info = await v1Client.start({ ...v1Input, settings: { ...v1Input.settings, sandbox: undefined } });
+    if (v1Info.protocol !== 'v1') throw new Error(`rec-v1 started on ${v1Info.protocol}`);
+    for (const m of ['one', 'two']) await v1Client.sendMessage('rec-v1', { content: m });
+    await v1Client.pause('rec-v1', 'recorded pause');
+    await v1Client.sendMessage('rec-v1', { content: 'wakes it up' });
+    await v1Client.close('rec-v1');
+    record('v1-life', conversationWorkflowId('rec-v1'));
+    v1Worker.shutdown();
+    await v1Run;
+
     // Sandbox hosts: a service whose sandboxes go to a registered host (its own worker on `sandbox-host-rec-host`):
     // placed, a message, paused, resumed on its host, closed (placement released).
     const hostedQueue = uniqueId('record-hosted');

@@ -7,10 +7,11 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Docker from 'dockerode';
-import { Lab, type LogRecord } from '../lab/lab';
+import { Lab, type LabOptions, type LogRecord } from '../lab/lab';
 import { ConversationError } from '../../src/conversation/client';
 import { PROJECT_ROOT } from '../../src/config';
 import { NestedClient } from '../../src/nested/client';
+import { AgentServerClient, messageOf } from '../../src/nested/agent-server';
 import { DockerRuntimeProvider } from '../../src/runtime/docker';
 import { LABELS, WORKFLOW_TYPES, conversationWorkflowId } from '../../src/shared/constants';
 import type { AgentLoopInfo, MessageAck, StartConversationRequest } from '../../src/shared/schemas';
@@ -49,6 +50,26 @@ let seq = 0;
 export const newId = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${seq++}`;
 
 /** The shared lab (scripts/lab), plus what faults need: a local OAuth endpoint, Docker's events, restarts, invariants. */
+/**
+ * The user messages of a conversation, oldest first, from its server in its protocol. The server may still fail reads
+ * now and then (a 5xx fault): read as patiently as nestor does.
+ */
+async function userMessagesOf(
+  live: AgentLoopInfo,
+  id: string,
+): Promise<Array<{ id: number | string; content: string }>> {
+  if (live.protocol === 'v1') {
+    const c = AgentServerClient.forConversation(live, { retries: 10 });
+    return (await c.allEvents(live.nestedConversationId!, { kind: 'MessageEvent', source: 'user' })).map((e) => ({
+      id: e.id,
+      content: messageOf(e).text,
+    }));
+  }
+  return (await NestedClient.forConversation(live, { retries: 10 }).allEvents(id))
+    .filter((e) => e.source === 'user' && e.action === 'message')
+    .map((e) => ({ id: e.id, content: String(e.args?.content) }));
+}
+
 export class FaultLab extends Lab {
   private oauth!: Server;
   private oauthUrl = '';
@@ -56,9 +77,14 @@ export class FaultLab extends Lab {
   /** Live containers per conversation, from Docker's event stream, and the most seen at once. */
   private readonly live = new Map<string, { now: number; most: number }>();
   private events?: NodeJS.ReadableStream;
+  /** The image the worker's sandboxes run: the emulator speaking V0 (default) or V1. */
+  runtime: 'emulator' | 'emulator-v1' = 'emulator';
 
-  static override async create(): Promise<FaultLab> {
+  static override async create(
+    o: Partial<LabOptions> & { runtime?: 'emulator' | 'emulator-v1' } = {},
+  ): Promise<FaultLab> {
     const lab = new FaultLab(await Lab.config('faults'), { name: 'faults', logLevel: 'INFO' });
+    lab.runtime = o.runtime ?? 'emulator';
     lab.oauth = createHttpServer(async (req, res) => {
       for await (const _ of req);
       await sleep(300); // a slow token endpoint keeps refreshTokens in flight long enough to kill the worker in it
@@ -116,6 +142,7 @@ export class FaultLab extends Lab {
   /** The worker as every fault needs it: short nested timeouts, the lab's OAuth endpoint, step log lines. */
   override startWorker(): Promise<ChildProcess> {
     return super.startWorker({
+      NESTOR_RUNTIME: this.runtime,
       NESTOR_NESTED_TIMEOUT_MS: '1500',
       NESTOR_GITHUB_TOKEN_URL: this.oauthUrl,
       NESTOR_GITHUB_CLIENT_ID: 'faults',
@@ -274,19 +301,18 @@ export class FaultLab extends Lab {
             .getHandle(conversationWorkflowId(id))
             .executeUpdate(waitReadyUpdate, { args: [{}] }),
         );
-        // The nested server may still fail reads now and then (a 5xx fault): read as patiently as nestor does.
-        const nested = NestedClient.forConversation(live, { retries: 10 });
-        const users = (await nested.allEvents(id)).filter(
-          (e) => e.source === 'user' && e.action === 'message' && !conv.foreign?.has(e.id),
+        const users = (await userMessagesOf(live, id)).filter(
+          (e) => !(typeof e.id === 'number' && conv.foreign?.has(e.id)),
         );
         const acked = conv.sent.filter((s) => s.ack);
         for (const s of acked) {
-          const found = users.filter((e) => e.args?.content === s.content);
+          const found = users.filter((e) => e.content === s.content);
           if (found.length !== 1) v.push(`${id}: message ${s.messageId} is in the events ${found.length} times`);
-          if (s.ack!.eventId !== undefined && found[0] && found[0].id !== s.ack!.eventId)
-            v.push(`${id}: message ${s.messageId} acknowledged as event ${s.ack!.eventId} but is event ${found[0].id}`);
+          const ackedAs = s.ack!.eventId ?? s.ack!.nestedEventId;
+          if (ackedAs !== undefined && found[0] && found[0].id !== ackedAs)
+            v.push(`${id}: message ${s.messageId} acknowledged as event ${ackedAs} but is event ${found[0].id}`);
         }
-        const order = users.map((e) => e.args?.content).filter((c) => acked.some((s) => s.content === c));
+        const order = users.map((e) => e.content).filter((c) => acked.some((s) => s.content === c));
         const expected = acked.map((s) => s.content);
         if (JSON.stringify([...new Set(order)]) !== JSON.stringify(expected))
           v.push(`${id}: messages out of order: ${JSON.stringify(order)} vs sent ${JSON.stringify(expected)}`);

@@ -17,11 +17,12 @@ describe('protocols: V0 and V1 conversations under one workflow (Temporal + Dock
   const made = new Set<string>();
   const v0 = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator });
   const v1 = new DockerRuntimeProvider({ image: RUNTIME_IMAGES['emulator-v1'] });
-  const input = (id: string): StartConversationRequest => {
+  // Each test's own user: a user's slot registry runs on the task queue of the worker that first asked for it.
+  const input = (id: string, userId = 'protocols'): StartConversationRequest => {
     made.add(id);
     return {
       conversationId: id,
-      userId: 'protocols',
+      userId,
       settings: { agent: 'CodeActAgent', llmModel: 'openai/gpt-4o', llmApiKey: 'sk-protocols' },
       customSecrets: [{ name: 'MY_SECRET', value: 'protocols-secret' }],
       timeouts: { aliveTimeoutMs: 30_000, readyTimeoutMs: 30_000 },
@@ -85,7 +86,7 @@ describe('protocols: V0 and V1 conversations under one workflow (Temporal + Dock
     const w = await startWorker(env, uniqueId('v1-emulator'), { runtime: v1 });
     try {
       const id = uniqueId('v1-emu');
-      const info = await w.client.start({ ...input(id), initialMessage: 'first' });
+      const info = await w.client.start({ ...input(id, 'protocols-v1'), initialMessage: 'first' });
       assert.equal(info.protocol, 'v1');
       const acks = await Promise.all(
         Array.from({ length: 5 }, () => w.client.sendMessage(id, { messageId: 'same', content: 'once' })),
@@ -94,7 +95,7 @@ describe('protocols: V0 and V1 conversations under one workflow (Temporal + Dock
       await w.client.sendMessage(id, 'second');
       await w.client.pause(id);
       await w.client.sendMessage(id, 'while paused');
-      const live = await w.client.start(input(id));
+      const live = await w.client.connection(id);
       const events = await eventsUntil(live, (ev) => said(ev, 'agent').includes('echo: while paused'), 30_000);
       assert.deepEqual(said(events, 'user'), ['first', 'once', 'second', 'while paused']);
       assert.equal((await w.client.close(id)).status, 'STOPPED');

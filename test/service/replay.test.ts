@@ -65,6 +65,7 @@ describe('replay of recorded histories', () => {
       'hosted-start',
       'host-lost',
       'sandbox-hosts',
+      'v1-life',
     ]) {
       assert.ok(files.includes(`${name}.json`), `${name}.json is recorded`);
     }
