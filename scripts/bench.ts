@@ -233,7 +233,31 @@ async function main() {
   }
 }
 
-if (require.main === module && process.argv.includes('--chart')) {
+/** Phase 7b alone (`node dist/scripts/bench.js --pool-openhands`): its figures into bench/results.json. */
+async function poolOpenhandsOnly(): Promise<void> {
+  Runtime.install({ logger: new JsonLogger({ level: 'ERROR' }) });
+  const lab = await Lab.create({ name: 'bench' });
+  try {
+    const poolOpenhands = await realImagePool(lab);
+    const file = join(OUT_DIR, 'results.json');
+    const results = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    const next = { ...results, poolOpenhands, poolOpenhandsDate: new Date().toISOString() };
+    writeFileSync(file, `${JSON.stringify({ ...next, goals: goals(next) }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(poolOpenhands, null, 2)}\nWritten: bench/results.json (poolOpenhands)\n`);
+  } finally {
+    await lab.close();
+  }
+}
+
+if (require.main === module && process.argv.includes('--pool-openhands')) {
+  poolOpenhandsOnly().then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+} else if (require.main === module && process.argv.includes('--chart')) {
   drawChart(JSON.parse(readFileSync(join(OUT_DIR, 'results.json'), 'utf8')));
 } else if (require.main === module) {
   main().then(
