@@ -33,14 +33,8 @@ export const V1_SETTINGS: Record<keyof UserSettings, Use & { refusedUnless?: (s:
     use: 'refused',
     why: 'the agent server takes a security analyzer object, not a name; nestor does not map one yet',
   },
-  enableDefaultCondenser: {
-    use: 'refused',
-    why: "the agent server's condenser is configured by agent settings nestor does not map yet; leave it unset",
-  },
-  condenserMaxSize: {
-    use: 'refused',
-    why: "the agent server's condenser is configured by agent settings nestor does not map yet",
-  },
+  enableDefaultCondenser: { use: 'used', how: 'agent_settings.condenser.enabled (the LLM summarizing condenser)' },
+  condenserMaxSize: { use: 'used', how: 'agent_settings.condenser.max_size' },
   maxBudgetPerTask: { use: 'refused', why: 'the agent server has no budget per task' },
   searchApiKey: { use: 'refused', why: 'the agent server has no search API key setting (search comes by MCP)' },
   sandbox: { use: 'used', how: "nestor's own: the sandbox's limits, environment and network" },
@@ -64,13 +58,30 @@ export function ignoredByV1(s: UserSettings): string[] {
     .map(([field, u]) => `settings.${field} is ignored by the agent server: ${u.use === 'ignored' ? u.why : ''}`);
 }
 
-/** The agent settings and options of `POST /api/conversations` that come from the user's settings. */
-export function agentSettingsOf(s: UserSettings): Record<string, unknown> {
+/**
+ * The agent settings and options of `POST /api/conversations` that come from the user's settings, and the
+ * conversation's instructions (V0's `conversation_instructions`: the agent server appends them to its system message).
+ */
+export function agentSettingsOf(s: UserSettings, conversationInstructions?: string): Record<string, unknown> {
   const llm: Record<string, unknown> = { model: s.llmModel, usage_id: 'agent' };
   if (s.llmApiKey !== undefined) llm.api_key = s.llmApiKey;
   if (s.llmBaseUrl !== undefined) llm.base_url = s.llmBaseUrl;
+  const condenser =
+    s.enableDefaultCondenser !== undefined || s.condenserMaxSize !== undefined
+      ? {
+          condenser_kind: 'llm_summarizing',
+          enabled: s.enableDefaultCondenser ?? true,
+          ...(s.condenserMaxSize !== undefined && { max_size: s.condenserMaxSize }),
+        }
+      : undefined;
   return {
-    agent_settings: { llm },
+    agent_settings: {
+      llm,
+      ...(condenser && { condenser }),
+      ...(conversationInstructions !== undefined && {
+        agent_context: { system_message_suffix: conversationInstructions },
+      }),
+    },
     ...(s.maxIterations !== undefined && { max_iterations: s.maxIterations }),
     confirmation_policy: { kind: s.confirmationMode ? 'AlwaysConfirm' : 'NeverConfirm' },
   };

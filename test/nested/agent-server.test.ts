@@ -65,7 +65,15 @@ describe('the agent server (V1) adapter', () => {
     });
     assert.equal(refusedForV1({ ...settings, agent: 'BrowsingAgent' })?.field, 'settings.agent');
     assert.equal(refusedForV1({ ...settings, searchApiKey: 'x' })?.field, 'settings.searchApiKey');
-    assert.equal(refusedForV1({ ...settings, enableDefaultCondenser: true })?.field, 'settings.enableDefaultCondenser');
+    assert.equal(refusedForV1({ ...settings, enableDefaultCondenser: true, condenserMaxSize: 80 }), undefined);
+    assert.deepEqual(
+      agentSettingsOf({ ...settings, enableDefaultCondenser: false, condenserMaxSize: 80 }, 'be brief').agent_settings,
+      {
+        llm: { model: 'openai/m', usage_id: 'agent', api_key: 'sk-1' },
+        condenser: { condenser_kind: 'llm_summarizing', enabled: false, max_size: 80 },
+        agent_context: { system_message_suffix: 'be brief' },
+      },
+    );
     assert.deepEqual(
       ignoredByV1({ ...settings, language: 'fr' }).map((w) => w.split(' ')[0]),
       ['settings.language'],

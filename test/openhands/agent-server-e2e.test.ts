@@ -75,7 +75,12 @@ describe(
 
     test('start with a message → answered; two messages once each, in order; a repeated ID; pause → resume keeps events and workspace; close leaves nothing', async () => {
       const id = uniqueId('v1-life');
-      const info = await client.start(input(id, { initialMessage: 'hello agent server' }));
+      const req = input(id, {
+        initialMessage: 'hello agent server',
+        conversationInstructions: 'NESTOR-RULE: be brief.',
+      });
+      req.settings = { ...req.settings, enableDefaultCondenser: true, condenserMaxSize: 60, maxIterations: 40 };
+      const info = await client.start(req);
       assert.equal(info.status, 'RUNNING');
       assert.equal(info.protocol, 'v1');
       assert.equal(info.nestedConversationId, agentConversationId(id), "the server's ID is derived from nestor's");
@@ -89,7 +94,11 @@ describe(
       assert.deepEqual(inspected.HostConfig.SecurityOpt, ['no-new-privileges:true']);
       assert.match(String(inspected.HostConfig.Tmpfs?.['/tmp']), /size=128m/, "the image's tmpfs size");
       assert.equal(inspected.HostConfig.Memory, 2048 * 1024 * 1024, "the image's default memory (its manifest)");
-      await eventsUntil(info, (ev) => said(ev, 'agent').includes(`${REPLY_PREFIX}hello agent server`));
+      const start = await eventsUntil(info, (ev) => said(ev, 'agent').includes(`${REPLY_PREFIX}hello agent server`));
+      const prompt = start.find((e) => e.kind === 'SystemPromptEvent');
+      assert.match(JSON.stringify(prompt), /NESTOR-RULE: be brief\./, 'the instructions are in its system prompt');
+      const { c: server, id: nestedId } = serverOf(info);
+      assert.equal((await server.getConversation(nestedId))?.max_iterations, 40);
 
       const first = await client.sendMessage(id, 'first question');
       const second = await client.sendMessage(id, 'second question');

@@ -49,7 +49,6 @@ const NOT_YET_ON_V1 = {
   replayJson: 'the current OpenHands agent server cannot replay a V0 trajectory',
   repository: 'preparing a repository on the current OpenHands agent server is not done yet',
   branch: 'preparing a repository on the current OpenHands agent server is not done yet',
-  conversationInstructions: 'not carried to the current OpenHands agent server yet',
   mcpConfig: 'not carried to the current OpenHands agent server yet',
 } as const;
 
@@ -80,7 +79,7 @@ export async function createV1(input: V1CreateInput, deps: NestedDeps): Promise<
   const body: Record<string, unknown> = {
     conversation_id: id,
     workspace: { kind: 'LocalWorkspace', working_dir: V1_WORKING_DIR },
-    ...agentSettingsOf(input.settings),
+    ...agentSettingsOf(input.settings, input.conversationInstructions),
     secrets,
     tags: {
       nestorconversation: input.conversationId
