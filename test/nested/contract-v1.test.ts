@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
+import { recorder, shapeDiff, statusDiffs, type Answer } from '../helpers/contract';
 import { DockerRuntimeProvider } from '../../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
 import { agentConversationId } from '../../src/nested/agent-server';
@@ -12,30 +13,6 @@ import type { LlmStandIn } from '../../src/llm-stand-in/server';
 import { removeContainers } from '../helpers/docker';
 import { AGENT_SERVER_IMAGE, startStandInForSandboxes } from '../helpers/openhands';
 import { uniqueId } from '../helpers/temporal';
-
-interface Answer {
-  status: number;
-  kind: 'json' | 'text';
-  body: unknown;
-}
-
-const type = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
-
-/** Where two bodies differ in shape (keys on one side only, or other JSON types; null matches any). */
-function shapeDiff(a: unknown, b: unknown, path = 'body'): string[] {
-  if (a === null || b === null) return [];
-  if (type(a) !== type(b)) return [`${path}: ${type(a)} vs ${type(b)}`];
-  if (Array.isArray(a) && Array.isArray(b)) return a.length && b.length ? shapeDiff(a[0], b[0], `${path}[0]`) : [];
-  if (type(a) !== 'object') return [];
-  const [ao, bo] = [a as Record<string, unknown>, b as Record<string, unknown>];
-  return [...new Set([...Object.keys(ao), ...Object.keys(bo)])].flatMap((k) =>
-    !(k in ao)
-      ? [`${path}.${k}: only on the emulator`]
-      : !(k in bo)
-        ? [`${path}.${k}: only on the real server`]
-        : shapeDiff(ao[k], bo[k], `${path}.${k}`),
-  );
-}
 
 /** What nestor reads of a conversation, and of an event. */
 const conversationRead = (b: unknown) => {
@@ -56,34 +33,7 @@ const eventRead = (e: Record<string, unknown>) => {
 
 /** The contract's steps against one server; each answer kept by the step's name. */
 async function runContract(url: string, key: string, llm: LlmStandIn): Promise<Map<string, Answer>> {
-  const answers = new Map<string, Answer>();
-  const call = async (
-    name: string,
-    method: 'GET' | 'POST' | 'DELETE',
-    path: string,
-    body?: unknown,
-    withKey = true,
-  ) => {
-    const res = await request(`${url}${path}`, {
-      method,
-      headers: {
-        ...(withKey && { 'x-session-api-key': key }),
-        ...(body !== undefined && { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      headersTimeout: 30_000,
-      bodyTimeout: 30_000,
-    });
-    const text = await res.body.text();
-    const json = String(res.headers['content-type'] ?? '').startsWith('application/json');
-    const answer: Answer = {
-      status: res.statusCode,
-      kind: json ? 'json' : 'text',
-      body: json && text ? JSON.parse(text) : text,
-    };
-    answers.set(name, answer);
-    return answer;
-  };
+  const { answers, call } = recorder(url, key);
   const id = agentConversationId(uniqueId('contract-v1'));
   const unknown = agentConversationId(uniqueId('contract-v1-unknown'));
   const c = `/api/conversations/${id}`;
@@ -193,14 +143,7 @@ describe(
     });
 
     test('every step answers the same status code, of the same kind (JSON or plain text)', () => {
-      const diffs: string[] = [];
-      for (const [step, r] of real) {
-        const e = emulated.get(step);
-        if (!e) diffs.push(`${step}: no answer from the emulator`);
-        else if (e.status !== r.status || e.kind !== r.kind)
-          diffs.push(`${step}: real ${r.status} ${r.kind}, emulator ${e.status} ${e.kind}`);
-      }
-      assert.deepEqual(diffs, []);
+      assert.deepEqual(statusDiffs(real, emulated), []);
     });
 
     test('what nestor reads has the same shape: conversations, event pages, counts, answers', () => {

@@ -8,39 +8,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
+import { recorder, shapeDiff, statusDiffs, type Answer } from '../helpers/contract';
 import { PROJECT_ROOT } from '../../src/config';
 import { DockerRuntimeProvider } from '../../src/runtime/docker';
 import type { LlmStandIn } from '../../src/llm-stand-in/server';
 import { removeContainers } from '../helpers/docker';
 import { EMULATOR_IMAGE, OPENHANDS_IMAGE, startStandInForSandboxes } from '../helpers/openhands';
 import { uniqueId } from '../helpers/temporal';
-
-interface Answer {
-  status: number;
-  /** 'json' or 'text', from the content type. */
-  kind: 'json' | 'text';
-  body: unknown;
-}
-
-/** Where a body's shape differs: keys present on one side only, or values of different JSON types (null matches any). */
-function shapeDiff(a: unknown, b: unknown, path = 'body'): string[] {
-  const type = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
-  if (a === null || b === null) return [];
-  if (type(a) !== type(b)) return [`${path}: ${type(a)} vs ${type(b)}`];
-  if (Array.isArray(a) && Array.isArray(b)) return a.length && b.length ? shapeDiff(a[0], b[0], `${path}[0]`) : [];
-  if (type(a) === 'object') {
-    const ao = a as Record<string, unknown>;
-    const bo = b as Record<string, unknown>;
-    const out: string[] = [];
-    for (const k of new Set([...Object.keys(ao), ...Object.keys(bo)])) {
-      if (!(k in ao)) out.push(`${path}.${k}: only on the emulator`);
-      else if (!(k in bo)) out.push(`${path}.${k}: only on the real server`);
-      else out.push(...shapeDiff(ao[k], bo[k], `${path}.${k}`));
-    }
-    return out;
-  }
-  return [];
-}
 
 const SECRET = 'CONTRACT_SECRET';
 
@@ -51,34 +25,7 @@ async function runContract(
   conversationId: string,
   llm: LlmStandIn,
 ): Promise<Map<string, Answer>> {
-  const answers = new Map<string, Answer>();
-  const call = async (
-    name: string,
-    method: 'GET' | 'POST' | 'DELETE',
-    path: string,
-    body?: unknown,
-    withKey = true,
-  ) => {
-    const res = await request(`${url}${path}`, {
-      method,
-      headers: {
-        ...(withKey && { 'x-session-api-key': key }),
-        ...(body !== undefined && { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      headersTimeout: 30_000,
-      bodyTimeout: 30_000,
-    });
-    const text = await res.body.text();
-    const json = String(res.headers['content-type'] ?? '').startsWith('application/json');
-    const answer: Answer = {
-      status: res.statusCode,
-      kind: json ? 'json' : 'text',
-      body: json && text ? JSON.parse(text) : text,
-    };
-    answers.set(name, answer);
-    return answer;
-  };
+  const { answers, call } = recorder(url, key);
   const c = `/api/conversations/${conversationId}`;
   await call('alive', 'GET', '/alive', undefined, false);
   await call('health', 'GET', '/health', undefined, false);
@@ -192,14 +139,7 @@ describe(
     });
 
     test('every step answers the same status code, of the same kind (JSON or plain text)', () => {
-      const diffs: string[] = [];
-      for (const [step, r] of real) {
-        const e = emulated.get(step);
-        if (!e) diffs.push(`${step}: no answer from the emulator`);
-        else if (e.status !== r.status || e.kind !== r.kind)
-          diffs.push(`${step}: real ${r.status} ${r.kind}, emulator ${e.status} ${e.kind}`);
-      }
-      assert.deepEqual(diffs, []);
+      assert.deepEqual(statusDiffs(real, emulated), []);
     });
 
     test('every JSON answer has the same shape (keys and value types)', () => {

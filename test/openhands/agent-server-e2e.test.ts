@@ -3,7 +3,7 @@
 // reaching the agent's terminal and nowhere else, an LLM that answers errors, a message whose answer was lost, refused
 // settings, and a worker killed while it creates the sandbox.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -20,6 +20,7 @@ import { containersFor, docker, removeContainers, volumesFor } from '../helpers/
 import { AGENT_SERVER_IMAGE, standInSettings, startStandInForSandboxes } from '../helpers/openhands';
 import { LosesPostAnswers, allEvents, eventsUntil, said, serverOf } from '../helpers/agent-server';
 import { createTestEnv, startWorker, uniqueId } from '../helpers/temporal';
+import { cliWorkers, killOnceSandboxExists } from '../helpers/cli-worker';
 import { createPoolActivities } from '../../src/sandbox-pools/activities';
 
 const CLI = join(PROJECT_ROOT, 'dist/src/cli.js');
@@ -256,40 +257,17 @@ describe(
 
     test('a worker killed during createRuntime on the agent server image: one sandbox, RUNNING, answering', async () => {
       const taskQueue = uniqueId('v1-kill');
-      const spawnWorker = () => {
-        const child = spawn('node', [CLI, 'worker'], {
-          env: {
-            ...process.env,
-            TEMPORAL_ADDRESS: env.address,
-            NESTOR_TASK_QUEUE: taskQueue,
-            NESTOR_RUNTIME: 'openhands',
-            NESTOR_METRICS_PORT: '0',
-            NESTOR_REAPER_INTERVAL_MS: '0',
-          },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let out = '';
-        child.stdout!.on('data', (d) => (out += d));
-        child.stderr!.on('data', (d) => (out += d));
-        return { child, output: () => out };
-      };
-      const killed: ChildProcess[] = [];
-      const first = spawnWorker();
-      killed.push(first.child);
+      const workers = cliWorkers(env.address, taskQueue, 'openhands');
+      const first = workers.spawn();
       const other = new ConversationClient({ client: env.client, taskQueue });
       const id = uniqueId('v1-kill');
-      const started = other.start(input(id, { initialMessage: 'survived' }));
       try {
-        const deadline = Date.now() + 120_000;
-        while ((await containersFor(id)).length === 0) {
-          assert.ok(Date.now() < deadline, `no container was made: ${first.output().slice(-2000)}`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        first.child.kill('SIGKILL');
-        await once(first.child, 'exit');
-        const second = spawnWorker();
-        killed.push(second.child);
-        const info = await started;
+        const info = await killOnceSandboxExists(
+          workers,
+          first,
+          id,
+          other.start(input(id, { initialMessage: 'survived' })),
+        );
         assert.equal(info.status, 'RUNNING');
         const containers = await containersFor(id);
         assert.equal(containers.length, 1, 'one sandbox: the retried create adopted the first');
@@ -299,9 +277,7 @@ describe(
         await other.close(id);
         assert.deepEqual(await containersFor(id), []);
       } finally {
-        const running = killed.filter((c) => c.exitCode === null && c.signalCode === null);
-        for (const c of running) c.kill('SIGTERM');
-        await Promise.all(running.map((c) => once(c, 'exit')));
+        await workers.stopAll();
       }
     });
 

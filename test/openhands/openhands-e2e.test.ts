@@ -2,12 +2,8 @@
 // with the LLM stand-in as its model: a whole conversation's life, a custom secret, an LLM that answers errors, git
 // tokens under the policy, and a worker killed while it creates the sandbox.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { PROJECT_ROOT } from '../../src/config';
 import { ConversationClient, ConversationError } from '../../src/conversation/client';
 import { NestedClient, type NestedEvent } from '../../src/nested/client';
 import { DockerRuntimeProvider } from '../../src/runtime/docker';
@@ -16,8 +12,7 @@ import type { StartConversationRequest } from '../../src/shared/schemas';
 import { containersFor, docker, removeContainers, volumesFor } from '../helpers/docker';
 import { OPENHANDS_IMAGE, standInSettings, startStandInForSandboxes } from '../helpers/openhands';
 import { createTestEnv, startWorker, uniqueId } from '../helpers/temporal';
-
-const CLI = join(PROJECT_ROOT, 'dist/src/cli.js');
+import { cliWorkers, killOnceSandboxExists } from '../helpers/cli-worker';
 
 /** Poll the nested events until `pred` holds (the agent answers asynchronously), up to `ms`. */
 async function eventsUntil(
@@ -220,42 +215,12 @@ describe('the real OpenHands server in the sandbox, with the LLM stand-in', { ti
 
   test('a worker killed during createRuntime on the real image: one sandbox, RUNNING', async () => {
     const taskQueue = uniqueId('oh-kill');
-    const spawnWorker = () => {
-      const child = spawn('node', [CLI, 'worker'], {
-        env: {
-          ...process.env,
-          TEMPORAL_ADDRESS: env.address,
-          NESTOR_TASK_QUEUE: taskQueue,
-          NESTOR_RUNTIME: 'openhands-v0',
-          NESTOR_METRICS_PORT: '0',
-          NESTOR_REAPER_INTERVAL_MS: '0',
-          NESTOR_LOG_LEVEL: 'INFO',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      child.stdout!.on('data', (d) => (out += d));
-      child.stderr!.on('data', (d) => (out += d));
-      return { child, output: () => out };
-    };
-    const killed: ChildProcess[] = [];
-    const first = spawnWorker();
-    killed.push(first.child);
+    const workers = cliWorkers(env.address, taskQueue, 'openhands-v0');
+    const first = workers.spawn();
     const other = new ConversationClient({ client: env.client, taskQueue });
     const id = uniqueId('oh-kill');
-    const started = other.start(input(id));
     try {
-      // Kill the worker once its createRuntime has made the container, before the server answers /alive.
-      const deadline = Date.now() + 120_000;
-      while ((await containersFor(id)).length === 0) {
-        assert.ok(Date.now() < deadline, `no container was made: ${first.output().slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      first.child.kill('SIGKILL');
-      await once(first.child, 'exit');
-      const second = spawnWorker();
-      killed.push(second.child);
-      const info = await started;
+      const info = await killOnceSandboxExists(workers, first, id, other.start(input(id)));
       assert.equal(info.status, 'RUNNING');
       const containers = await containersFor(id);
       assert.equal(containers.length, 1, 'one sandbox: the retried create adopted the first');
@@ -263,10 +228,7 @@ describe('the real OpenHands server in the sandbox, with the LLM stand-in', { ti
       await other.close(id);
       assert.deepEqual(await containersFor(id), []);
     } finally {
-      // A child killed by a signal has a signalCode and no exitCode: only those still running are waited for.
-      const running = killed.filter((c) => c.exitCode === null && c.signalCode === null);
-      for (const c of running) c.kill('SIGTERM');
-      await Promise.all(running.map((c) => once(c, 'exit')));
+      await workers.stopAll();
     }
   });
 });

@@ -10,6 +10,7 @@ import { ErrorType, NestorError } from '../../errors';
 import type { CustomSecret, ProviderTokens, UserSettings } from '../../shared/schemas';
 import { agentServer, type NestedDeps, type NestedTarget } from './nested-target';
 import type { SendEventInput, SentEvent } from './delivery';
+import type { CreateConversationInput } from './nested';
 
 /** Where the agent works: the workspace folder on the conversation's volume (the image's OH_WORKSPACE_PATH). */
 export const V1_WORKING_DIR = '/data/workspace';
@@ -32,17 +33,8 @@ export function secretsOf(customSecrets: CustomSecret[] | undefined, tokens: Pro
 }
 type Secrets = Record<string, { kind: 'StaticSecret'; value: string; description?: string }>;
 
-export interface V1CreateInput extends NestedTarget {
-  settings: UserSettings;
-  customSecrets?: CustomSecret[];
-  providerTokens?: ProviderTokens;
-  initialMessage?: string;
-  replayJson?: string;
-  repository?: string;
-  branch?: string;
-  conversationInstructions?: string;
-  mcpConfig?: Record<string, unknown>;
-}
+/** createConversation's input, whose settings V1 needs (it takes them with the create). */
+export type V1CreateInput = CreateConversationInput & { settings: UserSettings };
 
 /** Start-input fields nestor does not carry to the agent server yet: refused rather than silently dropped. */
 const NOT_YET_ON_V1 = {
