@@ -24,6 +24,11 @@ export const ErrorType = {
   NestedNotFound: 'NestedNotFound',
   /** 5xx, 429, timeout or connection failure. Retried with backoff. */
   NestedUnavailable: 'NestedUnavailable',
+  /**
+   * Cloning or checking out the start's repository in the sandbox failed (V1: the agent server's bash). Never retried
+   * when git says the repository or branch is missing or the token was refused; retried otherwise.
+   */
+  RepositoryCloneFailed: 'RepositoryCloneFailed',
   /** The nested conversation did not become ready within its bound. Never retried. */
   NotReady: 'NotReady',
   /** A resume failed; details name the step. The conversation stays PAUSED with its data and can be resumed again. */

@@ -2,6 +2,7 @@
 // ../shared/reference/openhands-agent-server-v1.md §2): conversations, their events, messages, run, pause, secrets.
 // Each status maps onto one typed NestorError (errors.ts); what V1 answers differently from V0 is handled here.
 import { createHash } from 'node:crypto';
+import { FormData } from 'undici';
 import { ErrorType, NestorError } from '../errors';
 import { NestedHttp, type NestedClientOptions } from './http';
 
@@ -230,6 +231,28 @@ export class AgentServerClient extends NestedHttp {
     secrets: Record<string, string | { kind: string; value: string; description?: string }>,
   ): Promise<void> {
     await this.json('POST', this.conv(id, '/secrets'), { secrets });
+  }
+
+  /**
+   * POST /api/bash/execute_bash_command: run a command in the sandbox (as the server's user, not in a conversation: no
+   * secrets), waiting up to `timeoutS`. Its text is stored with the server's bash events: never put a secret in it.
+   */
+  async bash(command: string, o: { cwd?: string; timeoutS: number }): Promise<{ exitCode: number; output: string }> {
+    const r = (await this.json(
+      'POST',
+      '/api/bash/execute_bash_command',
+      { command, cwd: o.cwd ?? null, timeout: o.timeoutS },
+      false,
+      (o.timeoutS + 30) * 1000,
+    )) as { exit_code?: number | null; stdout?: string | null; stderr?: string | null };
+    return { exitCode: r.exit_code ?? -1, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+  }
+
+  /** POST /api/file/upload: write a file in the sandbox (multipart, so its content is in no URL or command). */
+  async upload(path: string, content: string): Promise<void> {
+    const form = new FormData();
+    form.set('file', new Blob([content]), 'file');
+    await this.exchange('POST', `/api/file/upload?path=${encodeURIComponent(path)}`, form, false);
   }
 
   /** DELETE /api/conversations/{id}: false when it was gone already (404). */

@@ -14,5 +14,7 @@ export const NESTED_HINTS: Partial<Record<string, Hint>> = {
     `that the nested conversation exists (GET /api/conversations/<id> on the sandbox) and ${sandboxLogs(id)}`,
   [ErrorType.NestedUnavailable]: (id) =>
     `${sandboxLogs(id)} (the agent server may be overloaded or crashed) and NESTOR_NESTED_TIMEOUT_MS`,
+  [ErrorType.RepositoryCloneFailed]: () =>
+    "the start's repository and branch, the git token of its gitProvider (gitProviderTokens, with `host` for a self-hosted provider) and the sandbox's egress",
   [ErrorType.NotReady]: (id) => `${sandboxLogs(id)} for the agent's start-up and timeouts.readyTimeoutMs`,
 };

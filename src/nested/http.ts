@@ -1,6 +1,6 @@
 // The HTTP both nested protocols share: the session-key header, timeouts, a cancellation signal, retries of what may
 // be repeated, and one typed NestorError per status (errors.ts).
-import { request, type Dispatcher } from 'undici';
+import { FormData, request, type Dispatcher } from 'undici';
 import { ErrorType, NestorError } from '../errors';
 import { DEFAULT_NESTED_TIMEOUT_MS } from '../defaults';
 import { errorForStatus } from './errors';
@@ -52,13 +52,15 @@ export class NestedHttp {
   ): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (auth) headers['x-session-api-key'] = this.opts.sessionApiKey;
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    // A form (a file upload) is sent as multipart, undici setting its content type; anything else as JSON.
+    const form = body instanceof FormData;
+    if (body !== undefined && !form) headers['content-type'] = 'application/json';
     const url = new URL(path, this.opts.baseUrl);
     try {
       return await request(url, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined ? undefined : form ? body : JSON.stringify(body),
         dispatcher: this.opts.dispatcher,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,

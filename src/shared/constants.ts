@@ -60,6 +60,12 @@ export const START_STEPS = [
 ] as const;
 export type StartStep = (typeof START_STEPS)[number];
 
+/**
+ * Start steps that run only on some servers: the current agent server (V1) has the start's repository cloned before
+ * its conversation is created (the V0 server clones it itself).
+ */
+export const OPTIONAL_START_STEPS = ['prepareRepository'] as const;
+
 /** Container labels every nestor sandbox carries. */
 export const LABELS = {
   managed: 'nestor.managed',

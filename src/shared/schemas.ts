@@ -8,6 +8,7 @@ import {
   LIFE_STEPS,
   MAX_MESSAGE_BYTES,
   MAX_START_INPUT_BYTES,
+  OPTIONAL_START_STEPS,
   START_STEPS,
   utf8Length,
 } from './constants';
@@ -217,7 +218,7 @@ export const AgentLoopInfoSchema = z.strictObject({
   conversationId: z.string(),
   userId: z.string(),
   status: z.enum(CONVERSATION_STATUSES),
-  step: z.enum([...START_STEPS, ...LIFE_STEPS]).optional(),
+  step: z.enum([...START_STEPS, ...OPTIONAL_START_STEPS, ...LIFE_STEPS]).optional(),
   runtimeId: z.string().optional(),
   /**
    * The protocol of the sandbox's server: `v1` the current OpenHands agent server, `v0` the nested server of

@@ -149,7 +149,7 @@ describe('the agent server (V1) adapter', () => {
 
   test('start-input fields not carried to V1 yet are InvalidInput naming the field, before any request', async () => {
     const { acts, target } = setup();
-    for (const extra of [{ repository: 'acme/app' }, { replayJson: '[]' }, { mcpConfig: {} }]) {
+    for (const extra of [{ replayJson: '[]' }, { mcpConfig: {} }]) {
       await assert.rejects(acts.createConversation({ ...target, settings, ...extra }), (err) => {
         assert.ok(err instanceof NestorError);
         assert.equal(err.type, ErrorType.InvalidInput);

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
+import { request } from 'undici';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ import { LosesPostAnswers, allEvents, eventsUntil, said, serverOf } from '../hel
 import { createTestEnv, startWorker, uniqueId } from '../helpers/temporal';
 import { cliWorkers, killOnceSandboxExists } from '../helpers/cli-worker';
 import { createPoolActivities } from '../../src/sandbox-pools/activities';
+import { startGitServer } from '../helpers/git-server';
 
 const CLI = join(PROJECT_ROOT, 'dist/src/cli.js');
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -393,6 +395,65 @@ describe(
       } finally {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         await w?.stop();
+      }
+    });
+
+    test('a start naming a repository: cloned and checked out before the conversation, the token in no URL, command, event or output; a refused token fails the start', async () => {
+      const token = `ghp_${uniqueId('repo').replace(/-/g, '')}`;
+      const git = await startGitServer(await provider.sandboxGateway(), token);
+      try {
+        const id = uniqueId('v1-repo');
+        const req = input(id, {
+          repository: 'acme/app',
+          branch: 'feature',
+          gitProviderTokens: { github: { token, host: git.base } },
+          initialMessage: `${RUN_MARKER}pwd; cat FEATURE.txt; git config user.name; git remote get-url origin`,
+        });
+        req.settings = { ...req.settings, gitUserName: 'Ada Lovelace', gitUserEmail: 'ada@example.com' };
+        const info = await client.start(req);
+        assert.equal(info.status, 'RUNNING');
+        assert.ok(
+          git.requests.some((r) => r.endsWith(' x-access-token')),
+          'the clone presented the token',
+        );
+        const events = await eventsUntil(info, (ev) => said(ev, 'agent').some((t) => t.includes('tool output')));
+        const answer = said(events, 'agent').find((t) => t.includes('tool output'))!;
+        assert.match(answer, /\/data\/workspace\/app/, 'the conversation works in the clone');
+        assert.match(answer, /on the feature branch/, 'the branch asked for');
+        assert.match(answer, /Ada Lovelace/, "the user's git identity");
+        assert.match(answer, new RegExp(`${git.base}/acme/app\\.git`), 'the remote is the plain URL');
+        // The token nowhere: not in the clone's remote, the server's stored bash commands, nestor's status or history.
+        const bash = await request(`${info.url!.replace(/\/api\/.*$/, '')}/api/bash/bash_events/search?limit=100`, {
+          headers: { 'x-session-api-key': info.sessionApiKey! },
+        }).then((r) => r.body.text());
+        assert.match(bash, /git .*clone/, "the server's stored bash commands hold the clone");
+        const history = JSON.stringify(await env.client.workflow.getHandle(`conversation-${id}`).fetchHistory());
+        const [container] = await containersFor(id);
+        const leftover = await inSandbox(container.Id, 'ls /tmp; cat /data/workspace/app/.git/config');
+        for (const [what, text] of Object.entries({ answer, bash, history, leftover, status: JSON.stringify(info) }))
+          assert.ok(!text.includes(token), `no token in ${what}`);
+        assert.doesNotMatch(leftover, /nestor-git-/, 'the credential file is gone');
+        await client.close(id);
+
+        const refused = uniqueId('v1-repo-refused');
+        await assert.rejects(
+          client.start(
+            input(refused, {
+              repository: 'acme/app',
+              gitProviderTokens: { github: { token: 'wrong', host: git.base } },
+            }),
+          ),
+          (err) => err instanceof ConversationError && !err.message.includes('wrong'),
+        );
+        const status = await client.status(refused);
+        assert.equal(status.status, 'ERROR');
+        assert.deepEqual(
+          [status.lastError?.type, status.lastError?.step],
+          ['RepositoryCloneFailed', 'prepareRepository'],
+        );
+        assert.deepEqual(await containersFor(refused), [], 'the failed start removed its sandbox');
+      } finally {
+        await git.close();
       }
     });
   },

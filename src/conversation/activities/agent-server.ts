@@ -11,9 +11,7 @@ import type { CustomSecret, ProviderTokens, UserSettings } from '../../shared/sc
 import { agentServer, type NestedDeps, type NestedTarget } from './nested-target';
 import type { SendEventInput, SentEvent } from './delivery';
 import type { CreateConversationInput } from './nested';
-
-/** Where the agent works: the workspace folder on the conversation's volume (the image's OH_WORKSPACE_PATH). */
-export const V1_WORKING_DIR = '/data/workspace';
+import { V1_WORKING_DIR, repositoryDir } from './repository';
 
 /** User messages: the V1 delivery cursor counts them (the server's event IDs are UUIDs, not a sequence). */
 const USER_MESSAGES = { kind: 'MessageEvent', source: 'user' } as const;
@@ -39,8 +37,6 @@ export type V1CreateInput = CreateConversationInput & { settings: UserSettings }
 /** Start-input fields nestor does not carry to the agent server yet: refused rather than silently dropped. */
 const NOT_YET_ON_V1 = {
   replayJson: 'the current OpenHands agent server cannot replay a V0 trajectory',
-  repository: 'preparing a repository on the current OpenHands agent server is not done yet',
-  branch: 'preparing a repository on the current OpenHands agent server is not done yet',
   mcpConfig: 'not carried to the current OpenHands agent server yet',
 } as const;
 
@@ -70,7 +66,11 @@ export async function createV1(input: V1CreateInput, deps: NestedDeps): Promise<
   const secrets = secretsOf(input.customSecrets, input.providerTokens);
   const body: Record<string, unknown> = {
     conversation_id: id,
-    workspace: { kind: 'LocalWorkspace', working_dir: V1_WORKING_DIR },
+    // The repository's working tree when the start names one (prepareRepository cloned it), else the workspace.
+    workspace: {
+      kind: 'LocalWorkspace',
+      working_dir: input.repository ? repositoryDir(input.repository) : V1_WORKING_DIR,
+    },
     ...agentSettingsOf(input.settings, input.conversationInstructions),
     secrets,
     tags: {

@@ -5,6 +5,7 @@ import { cancellationSignal, heartbeat, sleep } from '../../shared/activity-cont
 import { createDeliveryActivities } from './delivery';
 import { client, type NestedDeps, type NestedTarget } from './nested-target';
 import { createV1, deleteV1, waitReadyV1 } from './agent-server';
+import { prepareRepositoryV1, type PrepareRepositoryInput } from './repository';
 
 export type { NestedDeps, NestedTarget } from './nested-target';
 
@@ -172,6 +173,16 @@ export function createNestedActivities(deps: NestedDeps) {
       // V1: settings and secrets travel with the create (createConversation); nothing to store before it.
       if (input.protocol === 'v1') return { secretsCreated: 0, secretsReplaced: 0, warnings: [] };
       return configure(client(input, deps, cancellationSignal()), input);
+    },
+
+    /**
+     * The current agent server (V1) only: clone the start's repository into the workspace and check out its branch,
+     * idempotently (the V0 server clones it itself when its conversation is created).
+     */
+    async prepareRepository(input: PrepareRepositoryInput): Promise<{ path: string }> {
+      if (input.protocol !== 'v1')
+        throw new NestorError(ErrorType.InvalidInput, 'prepareRepository: only the agent server (V1) needs it', false);
+      return prepareRepositoryV1(input, deps);
     },
 
     /** POST /api/conversations with our ID; the nested server treats a repeat as "reuse". */

@@ -9,11 +9,12 @@ import { LEAN_START_PATCH, RELEASE_UNFINISHED_ACQUIRE_PATCH, SANDBOX_HOSTS_PATCH
 import type { Run } from './run';
 import { confirmHost, placeAndCreate, undoRuntime } from './placement';
 import { touch } from './slot';
+import { createStep, repositoryStep } from './nested-steps';
 import { NEVER_RETRY_INPUT } from './steps';
 import { allHandlersFinished, condition } from '@temporalio/workflow';
 
 export type Mode = 'start' | 'resume';
-type StepName = StartStep | 'resumeRuntime';
+export type StepName = StartStep | 'prepareRepository' | 'resumeRuntime';
 /** How a bring-up ended: RUNNING; interrupted by a close; or (a resume only) failed and back to PAUSED. */
 export type Outcome = 'running' | 'closed' | 'paused';
 
@@ -23,7 +24,7 @@ interface Compensation {
 }
 
 /** How a start and a resume differ. */
-interface ModePlan {
+export interface ModePlan {
   runtimeStep: 'createRuntime' | 'resumeRuntime';
   runtimeDetails: string;
   /** A failed start removes the sandbox; a failed resume only stops it again: its data stays, for a later resume. */
@@ -50,7 +51,7 @@ const MODES: Record<Mode, ModePlan> = {
   },
 };
 
-interface PlanStep {
+export interface PlanStep {
   name: StepName;
   details: string;
   /** Run only when this holds (e.g. there are git tokens to refresh). */
@@ -109,6 +110,7 @@ function plan(r: Run, mode: Mode): PlanStep[] {
         for (const w of refreshed.warnings) log.warn('token refresh', { step: 'refreshTokens', warning: w });
       },
     },
+    repositoryStep(r, mode),
     {
       name: 'configureNestedServer',
       details: 'storing settings, git providers and secrets',
@@ -142,29 +144,6 @@ function plan(r: Run, mode: Mode): PlanStep[] {
       },
     },
   ];
-}
-
-/** Create (or, on a resume, reopen) the nested conversation; V1 takes settings and secrets with it. */
-async function createStep(r: Run, m: ModePlan, acts: Pick<Run['acts'], 'createConversation'>): Promise<void> {
-  const { conv, input } = r;
-  const v1 = conv.runtime?.protocol === 'v1';
-  const created = await acts.createConversation({
-    ...conv.nestedTarget(),
-    // V1 takes settings and secrets with the create (V0 took them in configureNestedServer).
-    ...(v1 && { settings: input.settings, customSecrets: input.customSecrets, providerTokens: conv.tokens }),
-    initialMessage: m.sendsInitialMessage ? input.initialMessage : undefined,
-    replayJson: m.sendsInitialMessage ? input.replayJson : undefined,
-    repository: input.repository,
-    branch: input.branch,
-    gitProvider: input.gitProvider,
-    conversationInstructions: input.conversationInstructions,
-    mcpConfig: input.mcpConfig,
-  });
-  if (created?.nestedConversationId) {
-    conv.info.nestedConversationId = created.nestedConversationId;
-    conv.info.url = `${conv.runtime!.url}/api/conversations/${created.nestedConversationId}`;
-  }
-  for (const w of created?.warnings ?? []) if (!conv.info.warnings.includes(w)) conv.warn(w);
 }
 
 /** Create (start) or start again (resume) the sandbox, and record where it answers. */

@@ -38,6 +38,12 @@ const NESTED: ActivityOptions = {
   },
 };
 
+/** Cloning a repository can take minutes (it heartbeats meanwhile); a failed clone starts over clean. */
+const REPOSITORY: ActivityOptions = {
+  startToCloseTimeout: '12 minutes',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
+};
+
 const PLACEMENT: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 milliseconds', maximumAttempts: 5, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
@@ -133,6 +139,7 @@ export function stepActivities(
       NESTED,
       'settings, git providers, secrets, experiment config',
     ),
+    prepareRepository: onHost('prepareRepository', REPOSITORY, "clone the start's repository (agent server)"),
     createConversation: onHost('createConversation', NESTED, 'POST /api/conversations'),
     waitForReady: onHost('waitForReady', READY, 'poll until the nested conversation runs'),
     sendEvent: onHost('sendEvent', NESTED, 'deliver a user message'),
