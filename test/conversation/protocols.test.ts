@@ -104,4 +104,34 @@ describe('protocols: V0 and V1 conversations under one workflow (Temporal + Dock
       await w.stop();
     }
   });
+
+  test('on V1 as on V0: the per-user limit pauses the least recently active, and a scheduled resume delivers its message', async () => {
+    const w = await startWorker(env, uniqueId('v1-limits'), { runtime: v1, maxConversationsPerUser: 1 });
+    try {
+      const user = uniqueId('v1-limited');
+      const [a, b] = [uniqueId('v1-lim'), uniqueId('v1-lim')];
+      await w.client.start(input(a, user));
+      await w.client.start(input(b, user));
+      const paused = await w.client.status(a);
+      assert.deepEqual([paused.status, paused.pauseReason], ['PAUSED', 'too many conversations']);
+      // A schedule resumes it (pausing the other) and delivers its message.
+      const scheduleId = await w.client.scheduleResume(a, { every: '1h', message: 'from the schedule' });
+      await env.client.schedule.getHandle(scheduleId).trigger();
+      const deadline = Date.now() + 60_000;
+      while ((await w.client.status(a)).messagesDelivered < 1) {
+        assert.ok(Date.now() < deadline, "the schedule's message was never delivered");
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      const resumed = await w.client.connection(a);
+      assert.equal(resumed.protocol, 'v1');
+      const events = await eventsUntil(resumed, (ev) => said(ev, 'agent').includes('echo: from the schedule'), 30_000);
+      assert.deepEqual(said(events, 'user'), ['from the schedule']);
+      assert.equal((await w.client.status(b)).pauseReason, 'too many conversations');
+      await w.client.cancelScheduledResume(scheduleId);
+      await Promise.all([a, b].map((c) => w.client.close(c)));
+      for (const c of [a, b]) assert.deepEqual(await containersFor(c), []);
+    } finally {
+      await w.stop();
+    }
+  });
 });
