@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { FormData } from 'undici';
 import { ErrorType, NestorError } from '../errors';
-import { NestedHttp, type NestedClientOptions } from './http';
+import { NestedHttp } from './http';
 
 /** `ConversationExecutionStatus`: what the agent is doing. There is no "ready" state: an answered create is ready. */
 export type ExecutionStatus =
@@ -88,22 +88,6 @@ export function describeEvent(e: AgentEvent): string | undefined {
 }
 
 export class AgentServerClient extends NestedHttp {
-  /** The client of the agent server behind a conversation's status (`url` …/api/conversations/<uuid>, its key). */
-  static forConversation(
-    info: { url?: string; sessionApiKey?: string },
-    o: Omit<NestedClientOptions, 'baseUrl' | 'sessionApiKey'> = {},
-  ): AgentServerClient {
-    if (!info.url || !info.sessionApiKey)
-      throw new Error(
-        'forConversation: the conversation has no url or session key (is it RUNNING, read with its key?)',
-      );
-    return new AgentServerClient({
-      ...o,
-      baseUrl: info.url.replace(/\/api\/conversations\/.*$/, ''),
-      sessionApiKey: info.sessionApiKey,
-    });
-  }
-
   private conv(id: string, rest = ''): string {
     return `/api/conversations/${encodeURIComponent(id)}${rest}`;
   }

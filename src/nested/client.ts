@@ -14,22 +14,6 @@ export { isUserMessage } from './wire';
 
 /** The V0 nested server's routes (openhands-ai ≤ 1.6.0, and the emulator). */
 export class NestedClient extends NestedHttp {
-  /** The client of the nested server behind a conversation's `url` (…/api/conversations/<id>) and session key. */
-  static forConversation(
-    info: { url?: string; sessionApiKey?: string },
-    o: Omit<NestedClientOptions, 'baseUrl' | 'sessionApiKey'> = {},
-  ): NestedClient {
-    if (!info.url || !info.sessionApiKey)
-      throw new Error(
-        'forConversation: the conversation has no url or session key (is it RUNNING, and read with its key?)',
-      );
-    return new NestedClient({
-      ...o,
-      baseUrl: info.url.replace(/\/api\/conversations\/.*$/, ''),
-      sessionApiKey: info.sessionApiKey,
-    });
-  }
-
   storeSettings(settings: Record<string, unknown>): Promise<unknown> {
     return this.json('POST', '/api/settings', settings);
   }

@@ -32,6 +32,26 @@ export class NestedHttp {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_NESTED_TIMEOUT_MS;
   }
 
+  /**
+   * The client (of the class it is called on: either protocol's) of the server behind a conversation's status: its
+   * `url` (…/api/conversations/<id>) and session key.
+   */
+  static forConversation<T extends NestedHttp>(
+    this: new (o: NestedClientOptions) => T,
+    info: { url?: string; sessionApiKey?: string },
+    o: Omit<NestedClientOptions, 'baseUrl' | 'sessionApiKey'> = {},
+  ): T {
+    if (!info.url || !info.sessionApiKey)
+      throw new Error(
+        'forConversation: the conversation has no url or session key (is it RUNNING, and read with its key?)',
+      );
+    return new this({
+      ...o,
+      baseUrl: info.url.replace(/\/api\/conversations\/.*$/, ''),
+      sessionApiKey: info.sessionApiKey,
+    });
+  }
+
   /** GET /alive: true on 200, false on anything else (not up yet). */
   async alive(): Promise<boolean> {
     try {
