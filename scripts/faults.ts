@@ -13,7 +13,16 @@ import { ConversationError } from '../src/conversation/client';
 import { START_STEPS } from '../src/shared/constants';
 import { NestedClient } from '../src/nested/client';
 import type { AgentLoopInfo } from '../src/shared/schemas';
-import { FaultLab, SETTLE_BOUND_MS, newId, sleep, type Conv, type FaultRow, type Sent } from './faults/lab';
+import {
+  FaultLab,
+  SETTLE_BOUND_MS,
+  newId,
+  sleep,
+  type Conv,
+  type FaultRow,
+  type FaultRuntime,
+  type Sent,
+} from './faults/lab';
 
 export { SETTLE_BOUND_MS, type FaultRow };
 
@@ -278,16 +287,34 @@ export const V1_FAULTS =
   /^(worker SIGKILL during .*|Temporal server SIGKILL \+ restart during message delivery|nested server: (5xx on 30% of calls|connection resets and lost replies|a POST slower than the request timeout))$/;
 export const V1_FAULT_NAMES = FAULT_NAMES.filter((n) => V1_FAULTS.test(n));
 
+/**
+ * The delivery faults on the real current agent server (stall, lost answer, 5xx, reset), injected by the fault proxy
+ * between the worker and the server: `FAULT_RUNTIME=openhands npm run test:faults`.
+ */
+export const REAL_V1_FAULTS =
+  /^nested server: (5xx on 30% of calls|connection resets and lost replies|a POST slower than the request timeout)$/;
+export const REAL_V1_FAULT_NAMES = FAULT_NAMES.filter((n) => REAL_V1_FAULTS.test(n));
+
+const DEFAULT_FAULTS: Record<FaultRuntime, RegExp | undefined> = {
+  emulator: undefined,
+  'emulator-v1': V1_FAULTS,
+  openhands: REAL_V1_FAULTS,
+};
+
 export async function runFaultSuite(o: {
   runs: number;
   only?: RegExp;
   log?: (s: string) => void;
-  /** @default 'emulator' (V0); 'emulator-v1' runs the V1 faults (V1_FAULTS) unless `only` says otherwise */
-  runtime?: 'emulator' | 'emulator-v1';
+  /**
+   * @default 'emulator' (V0, every fault); 'emulator-v1' runs V1_FAULTS and 'openhands' (the real agent server)
+   * REAL_V1_FAULTS unless `only` says otherwise
+   */
+  runtime?: FaultRuntime;
 }): Promise<FaultRow[]> {
   const log = o.log ?? ((s: string) => process.stderr.write(`[faults] ${s}\n`));
   const lab = await FaultLab.create({ runtime: o.runtime });
-  const only = o.only ?? (o.runtime === 'emulator-v1' ? V1_FAULTS : undefined);
+  lab.injectedLog = log;
+  const only = o.only ?? DEFAULT_FAULTS[o.runtime ?? 'emulator'];
   const rows: FaultRow[] = [];
   try {
     for (const fault of FAULTS.filter((f) => !only || only.test(f.name))) {
@@ -328,18 +355,33 @@ export function formatMatrix(rows: FaultRow[]): string {
   return lines.join('\n');
 }
 
-if (require.main === module) {
+const RUNTIMES: FaultRuntime[] = ['emulator', 'emulator-v1', 'openhands'];
+
+/** FAULT_RUNTIME picks one runtime; unset, every fault on the emulator, then the delivery faults on the real V1 server. */
+async function main(): Promise<number> {
   const runs = Number(process.env.FAULT_RUNS ?? 5);
   const only = process.env.FAULT_ONLY ? new RegExp(process.env.FAULT_ONLY, 'i') : undefined;
-  const runtime = process.env.FAULT_RUNTIME === 'emulator-v1' ? 'emulator-v1' : 'emulator';
+  const chosen = process.env.FAULT_RUNTIME as FaultRuntime | undefined;
+  if (chosen && !RUNTIMES.includes(chosen)) {
+    console.error(`FAULT_RUNTIME: expected ${RUNTIMES.join(', ')} (got '${chosen}')`);
+    return 2;
+  }
+  const runtimes: FaultRuntime[] = chosen ? [chosen] : ['emulator', 'openhands'];
   const t0 = Date.now();
-  runFaultSuite({ runs, only, runtime }).then(
-    (rows) => {
-      process.stdout.write(
-        `${formatMatrix(rows)}\n\ntotal ${Math.round((Date.now() - t0) / 1000)} s, ${runs} runs per fault, settle bound ${SETTLE_BOUND_MS} ms\n`,
-      );
-      process.exit(rows.some((r) => r.violations.length) ? 1 : 0);
-    },
+  const rows: FaultRow[] = [];
+  for (const runtime of runtimes) {
+    const mine = await runFaultSuite({ runs, only, runtime });
+    rows.push(...mine.map((r) => ({ ...r, fault: `${runtime}: ${r.fault}` })));
+  }
+  process.stdout.write(
+    `${formatMatrix(rows)}\n\ntotal ${Math.round((Date.now() - t0) / 1000)} s, ${runs} runs per fault, settle bound ${SETTLE_BOUND_MS} ms\n`,
+  );
+  return rows.some((r) => r.violations.length) ? 1 : 0;
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
     (err) => {
       console.error(err);
       process.exit(2);

@@ -13,10 +13,19 @@ import { PROJECT_ROOT } from '../../src/config';
 import { NestedClient } from '../../src/nested/client';
 import { AgentServerClient, messageOf } from '../../src/nested/agent-server';
 import { DockerRuntimeProvider } from '../../src/runtime/docker';
+import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
 import { LABELS, WORKFLOW_TYPES, conversationWorkflowId } from '../../src/shared/constants';
 import type { AgentLoopInfo, MessageAck, StartConversationRequest } from '../../src/shared/schemas';
 import { waitReadyUpdate } from '../../src/conversation/messages';
 import type { ReapResult } from '../../src/reaper/workflow';
+import { startLlmStandIn, type LlmStandIn } from '../../src/llm-stand-in/server';
+import { FaultProxy, PROXY_ENV } from './proxy';
+
+/**
+ * What the worker's sandboxes run: the emulator speaking V0 (its fault knobs in the sandbox's environment) or V1, or
+ * the real current agent server (`openhands`), its faults injected by the fault proxy and its agent's LLM the stand-in.
+ */
+export type FaultRuntime = 'emulator' | 'emulator-v1' | 'openhands';
 
 /** Invariant 3's bound: from the fault clearing to RUNNING, STOPPED or ERROR. */
 export const SETTLE_BOUND_MS = 120_000;
@@ -77,14 +86,22 @@ export class FaultLab extends Lab {
   /** Live containers per conversation, from Docker's event stream, and the most seen at once. */
   private readonly live = new Map<string, { now: number; most: number }>();
   private events?: NodeJS.ReadableStream;
-  /** The image the worker's sandboxes run: the emulator speaking V0 (default) or V1. */
-  runtime: 'emulator' | 'emulator-v1' = 'emulator';
+  runtime: FaultRuntime = 'emulator';
+  /** The real server's faults (runtime `openhands`), and the LLM its agent answers with. */
+  private proxy?: FaultProxy;
+  private llm?: LlmStandIn;
+  /** Where the fault proxy's counts of each run go (runFaultSuite's log). */
+  injectedLog?: (s: string) => void;
 
-  static override async create(
-    o: Partial<LabOptions> & { runtime?: 'emulator' | 'emulator-v1' } = {},
-  ): Promise<FaultLab> {
+  static override async create(o: Partial<LabOptions> & { runtime?: FaultRuntime } = {}): Promise<FaultLab> {
     const lab = new FaultLab(await Lab.config('faults'), { name: 'faults', logLevel: 'INFO' });
     lab.runtime = o.runtime ?? 'emulator';
+    if (lab.runtime === 'openhands') {
+      lab.proxy = await FaultProxy.start();
+      lab.llm = await startLlmStandIn({
+        host: await new DockerRuntimeProvider({ image: RUNTIME_IMAGES.openhands }).sandboxGateway(),
+      });
+    }
     lab.oauth = createHttpServer(async (req, res) => {
       for await (const _ of req);
       await sleep(300); // a slow token endpoint keeps refreshTokens in flight long enough to kill the worker in it
@@ -139,13 +156,20 @@ export class FaultLab extends Lab {
     return this.live.get(id)?.most ?? 0;
   }
 
-  /** The worker as every fault needs it: short nested timeouts, the lab's OAuth endpoint, step log lines. */
+  /**
+   * The worker as every fault needs it: short nested timeouts, the lab's OAuth endpoint, step log lines; with the real
+   * server, its sandbox calls through the fault proxy.
+   */
   override startWorker(): Promise<ChildProcess> {
     return super.startWorker({
       NESTOR_RUNTIME: this.runtime,
       NESTOR_NESTED_TIMEOUT_MS: '1500',
       NESTOR_GITHUB_TOKEN_URL: this.oauthUrl,
       NESTOR_GITHUB_CLIENT_ID: 'faults',
+      ...(this.proxy && {
+        [PROXY_ENV]: this.proxy.origin,
+        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${join(__dirname, 'via-proxy.js')}`.trim(),
+      }),
     });
   }
 
@@ -208,6 +232,8 @@ export class FaultLab extends Lab {
     id: string,
     o: { env?: Record<string, string>; tokens?: boolean; secrets?: boolean } = {},
   ): StartConversationRequest {
+    // The real server takes its faults from the proxy, and answers with the stand-in; the emulator from its env.
+    const llm = this.llm && { llmModel: 'openai/stand-in', llmBaseUrl: this.llm.baseUrl };
     return {
       conversationId: id,
       userId: `user-${id}`,
@@ -215,7 +241,8 @@ export class FaultLab extends Lab {
         agent: 'CodeActAgent',
         llmModel: 'anthropic/claude-sonnet-4-5',
         llmApiKey: 'sk-faults',
-        sandbox: { env: { CONVERSATION_START_DELAY_MS: '200', ...o.env } },
+        ...llm,
+        ...(!this.proxy && { sandbox: { env: { CONVERSATION_START_DELAY_MS: '200', ...o.env } } }),
       },
       ...(o.tokens && {
         gitProviderTokens: {
@@ -223,11 +250,15 @@ export class FaultLab extends Lab {
         },
       }),
       ...(o.secrets && { customSecrets: [{ name: 'FAULT_SECRET', value: 'v' }] }),
-      timeouts: { aliveTimeoutMs: 60_000, readyTimeoutMs: 60_000 },
+      // The real server boots in seconds, more on a busy machine; the emulator at once.
+      timeouts: this.llm
+        ? { aliveTimeoutMs: 120_000, readyTimeoutMs: 120_000 }
+        : { aliveTimeoutMs: 60_000, readyTimeoutMs: 60_000 },
     };
   }
 
   async start(id: string, o: Parameters<FaultLab['input']>[1] = {}): Promise<AgentLoopInfo | ConversationError> {
+    this.proxy?.set(o.env ?? {});
     return this.persist(() => this.client.start(this.input(id, o))).catch((err) => {
       if (err instanceof ConversationError) return err; // an explicit failure: invariant 3 allows it
       throw err;
@@ -267,6 +298,12 @@ export class FaultLab extends Lab {
 
   /** Invariants 1–3 for these conversations, then close them, reap, and check nothing is left. */
   async check(convs: Conv[]): Promise<string[]> {
+    if (this.proxy) {
+      // The fault clears (the emulator's knobs stay with their sandbox, which closes below); say what it did.
+      const n = Object.entries(this.proxy.injected).filter(([, c]) => c > 0);
+      this.injectedLog?.(`fault proxy: ${n.map(([k, c]) => `${k} ${c}`).join(', ') || 'nothing seen'}`);
+      this.proxy.set({});
+    }
     const v: string[] = [];
     for (const conv of convs) {
       const { id } = conv;
@@ -349,6 +386,8 @@ export class FaultLab extends Lab {
     const provider = new DockerRuntimeProvider({ image: this.c.runtimeImage, owner: this.owner });
     for (const r of await provider.list()) await provider.remove(r.conversationId);
     this.oauth.close();
+    await this.proxy?.close();
+    await this.llm?.close();
     await super.close();
   }
 }
