@@ -10,6 +10,7 @@ import { v1Routes } from './v1';
 export type RouteName =
   | 'alive'
   | 'health'
+  | 'init'
   | 'settings'
   | 'git_providers'
   | 'secrets'
@@ -44,6 +45,12 @@ export interface EmulatorConfig {
   port: number;
   host: string;
   sessionApiKey?: string;
+  /**
+   * V1 only: boot dormant, as the agent server with OH_DEFERRED_INIT: conversation routes answer 503 until POST
+   * /api/init (authorized by `initKey`, the dormant OH_SECRET_KEY) delivers the session key. (env OH_DEFERRED_INIT)
+   */
+  deferredInit?: boolean;
+  initKey?: string;
   allowSetConversationId: boolean;
   fileStorePath: string;
   /** Delay before the server starts listening. */
@@ -124,6 +131,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): EmulatorCon
     host: env.HOST ?? '0.0.0.0',
     // The V0 server's name, or the agent server's (nestor sets that one for a V1 sandbox).
     sessionApiKey: env.SESSION_API_KEY || env.OH_SESSION_API_KEYS_0 || undefined,
+    deferredInit: env.OH_DEFERRED_INIT === 'true',
+    initKey: env.OH_SECRET_KEY || undefined,
     allowSetConversationId: env.ALLOW_SET_CONVERSATION_ID === '1',
     fileStorePath: env.FILE_STORE_PATH ?? '/data/file_store',
     startupDelayMs: num('STARTUP_DELAY_MS', 0),
@@ -254,7 +263,10 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
   const loops = new Map<string, Conversation>();
   const eventCounts = new Map<string, number>();
   const timers = new Set<NodeJS.Timeout>();
-  const keyDigest = config.sessionApiKey ? createHash('sha256').update(config.sessionApiKey).digest() : undefined;
+  const digestOf = (key: string) => createHash('sha256').update(key).digest();
+  // Replaced by a deferred init's key (POST /api/init).
+  let keyDigest = config.sessionApiKey ? digestOf(config.sessionApiKey) : undefined;
+  let initState: 'dormant' | 'ready' = config.protocol === 'v1' && config.deferredInit ? 'dormant' : 'ready';
 
   const later = (ms: number, fn: () => void) => {
     const t = setTimeout(() => {
@@ -324,14 +336,11 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
     });
   };
 
-  const checkAuth = (req: IncomingMessage) => {
-    if (!keyDigest) return;
-    const given = req.headers['x-session-api-key'];
-    const digest = createHash('sha256')
-      .update(typeof given === 'string' ? given : '')
-      .digest();
+  const checkAuth = (req: IncomingMessage, header = 'x-session-api-key', expected = keyDigest) => {
+    if (!expected) return;
+    const given = req.headers[header];
     // Both sides hashed to equal length, so the comparison takes the same time whatever was sent.
-    if (!timingSafeEqual(digest, keyDigest) || typeof given !== 'string')
+    if (!timingSafeEqual(digestOf(typeof given === 'string' ? given : ''), expected) || typeof given !== 'string')
       throw new HttpError(401, { detail: 'Unauthorized' });
   };
 
@@ -434,15 +443,56 @@ export function createEmulator(config: EmulatorConfig, log: (msg: string) => voi
       handle: async () => [200, config.protocol === 'v1' ? { status: 'ok' } : 'OK'],
     },
   ];
-  const v1 = (): Route[] =>
-    v1Routes({
+  // The agent server's deferred init: state without a key; the init with the dormant init key, once.
+  const init: Route[] = [
+    {
+      method: 'GET',
+      re: /^\/api\/init$/,
+      name: 'init',
+      auth: false,
+      handle: async () => {
+        if (!config.deferredInit) throw new HttpError(404, { detail: 'server is not running with deferred_init=True' });
+        return [200, { state: initState, error: null }];
+      },
+    },
+    {
+      method: 'POST',
+      re: /^\/api\/init$/,
+      name: 'init',
+      auth: false,
+      handle: async (req) => {
+        if (!config.deferredInit) throw new HttpError(404, { detail: 'server is not running with deferred_init=True' });
+        checkAuth(req, 'x-init-api-key', config.initKey ? digestOf(config.initKey) : undefined);
+        const b = objectBody(await readJson(req));
+        if (initState !== 'dormant') throw new HttpError(400, { detail: `server already in state: ${initState}` });
+        const keys = b.session_api_keys;
+        if (Array.isArray(keys) && keys.some((k) => typeof k !== 'string' || !k))
+          throw new HttpError(422, { detail: 'session_api_keys cannot contain empty keys' });
+        if (Array.isArray(keys) && keys.length) keyDigest = digestOf(String(keys[0]));
+        initState = 'ready';
+        return [200, { state: initState, error: null }];
+      },
+    },
+  ];
+  const v1 = (): Route[] => [
+    ...init,
+    ...v1Routes({
       root: config.fileStorePath,
       agentReplyDelayMs: config.agentReplyDelayMs,
       later,
       readJson,
       error: (status, body) => new HttpError(status, body),
       log,
-    }).map((r) => ({ ...r, auth: true }));
+    }).map((r) => ({
+      ...r,
+      auth: true,
+      // Dormant: every conversation route answers 503 until the init.
+      handle: (req: IncomingMessage, m: RegExpMatchArray, url: URL) => {
+        if (initState !== 'ready') throw new HttpError(503, { detail: 'Server is not initialized' });
+        return r.handle(req, m, url);
+      },
+    })),
+  ];
   const v0: Route[] = [
     {
       method: 'POST',

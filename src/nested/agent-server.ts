@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { FormData } from 'undici';
 import { ErrorType, NestorError } from '../errors';
+import { errorForStatus } from './errors';
 import { NestedHttp } from './http';
 
 /** `ConversationExecutionStatus`: what the agent is doing. There is no "ready" state: an answered create is ready. */
@@ -87,9 +88,41 @@ export function describeEvent(e: AgentEvent): string | undefined {
   return undefined;
 }
 
+/** A warm-pool server's deferred-init state (GET /api/init): `dormant` until POST /api/init gives it its keys. */
+export type InitState = 'dormant' | 'initializing' | 'ready';
+
 export class AgentServerClient extends NestedHttp {
   private conv(id: string, rest = ''): string {
     return `/api/conversations/${encodeURIComponent(id)}${rest}`;
+  }
+
+  /** GET /api/init (no key: the server says nothing secret there). */
+  async initState(): Promise<{ state: InitState; error?: string | null }> {
+    const res = await this.raw('GET', '/api/init', undefined, false);
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw errorForStatus('GET', '/api/init', res.statusCode, text);
+    return JSON.parse(text) as { state: InitState; error?: string | null };
+  }
+
+  /**
+   * POST /api/init: a dormant server (started with OH_DEFERRED_INIT) takes the conversation's session key and secret
+   * key; its own init key (the dormant OH_SECRET_KEY) authorizes it, and the init replaces both. 400 means it is no
+   * longer dormant (a racing init): the caller reads the state again.
+   */
+  async initialize(
+    initKey: string,
+    keys: { sessionApiKey: string; secretKey: string },
+  ): Promise<'done' | 'not-dormant'> {
+    const res = await this.raw(
+      'POST',
+      '/api/init',
+      { session_api_keys: [keys.sessionApiKey], secret_key: keys.secretKey },
+      { 'x-init-api-key': initKey },
+    );
+    const text = await res.body.text();
+    if (res.statusCode === 200) return 'done';
+    if (res.statusCode === 400) return 'not-dormant';
+    throw errorForStatus('POST', '/api/init', res.statusCode, text);
   }
 
   /**

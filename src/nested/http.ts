@@ -63,15 +63,17 @@ export class NestedHttp {
     }
   }
 
+  /** `auth`: the session key (true), none (false), or other credential headers (the agent server's init key). */
   protected async raw(
     method: Method,
     path: string,
     body: unknown,
-    auth = true,
+    auth: boolean | Record<string, string> = true,
     timeoutMs = this.timeoutMs,
   ): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (auth) headers['x-session-api-key'] = this.opts.sessionApiKey;
+    if (auth === true) headers['x-session-api-key'] = this.opts.sessionApiKey;
+    else if (auth) Object.assign(headers, auth);
     // A form (a file upload) is sent as multipart, undici setting its content type; anything else as JSON.
     const form = body instanceof FormData;
     if (body !== undefined && !form) headers['content-type'] = 'application/json';

@@ -17,6 +17,14 @@ export const SANDBOX_USER = '10001:10001';
 export const SESSION_KEY_ENV = { v0: 'SESSION_API_KEY', v1: 'OH_SESSION_API_KEYS_0' } as const;
 
 /**
+ * A V1 pool member boots dormant (the agent server's deferred init): its conversation routes answer 503 until
+ * POST /api/init gives it the conversation's session and secret keys, authorized by the member's own init key (its
+ * dormant OH_SECRET_KEY). A restart makes it dormant again, so every start of the container initializes it again.
+ */
+export const DEFERRED_INIT_ENV = 'OH_DEFERRED_INIT';
+export const SECRET_KEY_ENV = 'OH_SECRET_KEY';
+
+/**
  * Environment a conversation's settings may not set (`settings.sandbox.env`): what configures the server itself
  * (its keys, paths, lease, routes; the agent server reads every `OH_*` name as its configuration) and what nestor
  * sets for it. Refused with InvalidSettings naming the variable, instead of silently overridden or obeyed.
@@ -41,7 +49,7 @@ function serverEnv(
   if (protocolOfKind(manifest.kind) === 'v1') {
     return {
       [SESSION_KEY_ENV.v1]: keys.sessionApiKey,
-      ...(keys.secretKey && { OH_SECRET_KEY: keys.secretKey }),
+      ...(keys.secretKey && { [SECRET_KEY_ENV]: keys.secretKey }),
     };
   }
   return {
@@ -226,21 +234,35 @@ export function poolVolumeName(pool: string, memberId: string, prefix = 'nestor-
 /**
  * The create options of a warm-pool member: a conversation's sandbox in every way (image, hardening, default limits,
  * the egress network) but identity-free: no conversation, user or incarnation label, no request env, only the
- * image's declared pool env and a session key no one has read yet.
+ * image's declared pool env and a session key of its own no one has read yet. A V1 member also boots dormant with
+ * its init key (DEFERRED_INIT_ENV): the keys its conversation uses reach it only when claimed.
  */
 export function buildPoolMemberSpec(opts: {
   pool: string;
   memberId: string;
   image: string;
   sessionApiKey: string;
+  /** The V1 member's init key (its dormant OH_SECRET_KEY). */
+  initKey?: string;
   poolPrefix?: string;
   defaults?: Partial<SandboxDefaults>;
   owner?: string;
   manifest: ImageManifest;
 }): Docker.ContainerCreateOptions {
+  const deferred = protocolOfKind(opts.manifest.kind) === 'v1';
   const base = buildContainerSpec(
-    { conversationId: '', userId: '', env: opts.manifest.poolEnv },
-    { image: opts.image, sessionApiKey: opts.sessionApiKey, defaults: opts.defaults, manifest: opts.manifest },
+    {
+      conversationId: '',
+      userId: '',
+      env: { ...opts.manifest.poolEnv, ...(deferred && { [DEFERRED_INIT_ENV]: 'true' }) },
+    },
+    {
+      image: opts.image,
+      sessionApiKey: opts.sessionApiKey,
+      secretKey: deferred ? opts.initKey : undefined,
+      defaults: opts.defaults,
+      manifest: opts.manifest,
+    },
   );
   return {
     ...base,

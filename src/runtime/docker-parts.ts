@@ -121,15 +121,19 @@ export function imageNotFound(image: string): NestorError {
 }
 
 /** A variable of the container's environment, if set. */
-function envOf(info: Docker.ContainerInspectInfo, name: string): string | undefined {
+export function envOf(info: Docker.ContainerInspectInfo, name: string): string | undefined {
   return (info.Config.Env ?? []).find((e) => e.startsWith(`${name}=`))?.slice(name.length + 1);
 }
 
-/** Start the container if needed and read its URL, session key and protocol back from Docker. */
+/**
+ * Start the container if needed and read its URL, session key and protocol back from Docker. `sessionApiKey`: the key
+ * its server was given at init (a claimed V1 pool member's; its environment holds only the member's own).
+ */
 export async function handleOf(
   docker: Docker,
   info: Docker.ContainerInspectInfo,
   adopted = true,
+  initKeys?: { sessionApiKey: string },
 ): Promise<RuntimeHandle> {
   const name = info.Name.replace(/^\//, '');
   if (info.Config.Labels?.[LABELS.managed] !== 'true') {
@@ -139,7 +143,7 @@ export async function handleOf(
       false,
     );
   }
-  const sessionApiKey = envOf(info, SESSION_KEY_ENV.v1) ?? envOf(info, SESSION_KEY_ENV.v0);
+  const sessionApiKey = initKeys?.sessionApiKey ?? envOf(info, SESSION_KEY_ENV.v1) ?? envOf(info, SESSION_KEY_ENV.v0);
   // Image labels are merged into the container's: the protocol is the image's it was made from, for its whole life.
   const protocol = protocolOfKind(info.Config.Labels?.[`${MANIFEST_LABEL_PREFIX}kind`]);
   if (!sessionApiKey)

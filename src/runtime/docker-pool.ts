@@ -8,12 +8,17 @@
 import { randomBytes } from 'node:crypto';
 import type Docker from 'dockerode';
 import { LABELS } from '../shared/constants';
+import { ErrorType, NestorError } from '../errors';
 import type { PoolMember, PoolOps, RuntimeHandle, RuntimeSpec } from './provider';
 import type { ImageManifest } from './image-manifest';
-import { removeVolumeWhenFree, statusOf, type SandboxNetworks } from './docker-parts';
+import { initializeServer } from './deferred-init';
+import { envOf, removeVolumeWhenFree, statusOf, type SandboxNetworks } from './docker-parts';
 import {
   buildPoolMemberSpec,
   containerName,
+  DEFERRED_INIT_ENV,
+  SECRET_KEY_ENV,
+  SESSION_KEY_ENV,
   poolLabels,
   poolMemberName,
   poolNameFor,
@@ -102,6 +107,7 @@ export class DockerPool implements PoolOps {
       memberId,
       image: this.host.image,
       sessionApiKey: randomBytes(32).toString('base64url'),
+      initKey: randomBytes(32).toString('base64url'),
       poolPrefix: this.prefix,
       defaults: this.host.defaults,
       owner: this.host.owner,
@@ -169,7 +175,12 @@ export class DockerPool implements PoolOps {
     const offset = Math.floor(Math.random() * ready.length);
     for (let i = 0; i < ready.length; i++) {
       const m = ready[(offset + i) % ready.length];
-      if (!(await this.lock(m.memberId, 'claim', spec))) continue; // another start (or the pool) took it
+      // The keys its server takes at init (a V1 member's), made now and kept with the claim.
+      const keys = {
+        sessionApiKey: randomBytes(32).toString('base64url'),
+        secretKey: randomBytes(32).toString('base64url'),
+      };
+      if (!(await this.lock(m.memberId, 'claim', spec, keys))) continue; // another start (or the pool) took it
       const renamed = await this.rename(m.name, target);
       if (renamed !== 'done') {
         await this.unlock(m.memberId);
@@ -182,6 +193,42 @@ export class DockerPool implements PoolOps {
       return { ...(await this.host.handleOf(info, false)), startPath: 'pool' };
     }
     return undefined;
+  }
+
+  /**
+   * The keys a claimed V1 member's server was given at init, kept in its lock's environment (the lock lives as long as
+   * the sandbox, never runs, and Docker shows its environment only to whoever may inspect the sandbox's own); undefined
+   * for a sandbox that is not a deferred-init member (its keys are in its own environment).
+   */
+  async conversationKeys(
+    info: Docker.ContainerInspectInfo,
+  ): Promise<{ sessionApiKey: string; secretKey: string } | undefined> {
+    const memberId = info.Config.Labels?.[LABELS.poolMember];
+    const pool = info.Config.Labels?.[LABELS.pool];
+    if (!memberId || !pool || envOf(info, DEFERRED_INIT_ENV) !== 'true') return undefined;
+    // Not claimed yet (still named as a member): the member's own key, from its environment.
+    const name = info.Name.replace(/^\//, '');
+    if (STATES.some((s) => name === poolMemberName(pool, memberId, s, this.prefix))) return undefined;
+    const lock = await this.inspect(this.lockName(memberId, pool));
+    const sessionApiKey = lock && envOf(lock, SESSION_KEY_ENV.v1);
+    const secretKey = lock && envOf(lock, SECRET_KEY_ENV);
+    if (!sessionApiKey || !secretKey)
+      throw new NestorError(
+        ErrorType.RuntimeStartFailed,
+        `pool member ${memberId} (${info.Name.replace(/^\//, '')}) has no claim holding its conversation's keys`,
+        false,
+      );
+    return { sessionApiKey, secretKey };
+  }
+
+  /**
+   * Give a claimed V1 member's dormant server its conversation's keys (POST /api/init, authorized by the member's own
+   * init key), once after the claim and again after every restart (the server forgets its init). Idempotent: a server
+   * already initialized is left alone; one initializing (a racing attempt) is waited for.
+   */
+  async initialize(info: Docker.ContainerInspectInfo, url: string): Promise<void> {
+    const keys = await this.conversationKeys(info);
+    if (keys) await initializeServer(url, envOf(info, SECRET_KEY_ENV) ?? '', keys);
   }
 
   /** A claimed member's conversation labels (from its lock), for the owner and incarnation checks. */
@@ -198,17 +245,23 @@ export class DockerPool implements PoolOps {
     }
   }
 
-  private lockName(memberId: string): string {
-    return `${this.prefix}${this.poolName}--lock-${memberId}`;
+  private lockName(memberId: string, pool = this.poolName): string {
+    return `${this.prefix}${pool}--lock-${memberId}`;
   }
 
   /** Create the member's lock; false when someone holds it. A claim's lock carries the conversation's labels. */
-  private async lock(memberId: string, why: 'claim' | 'retire', spec?: RuntimeSpec): Promise<boolean> {
+  private async lock(
+    memberId: string,
+    why: 'claim' | 'retire',
+    spec?: RuntimeSpec,
+    keys?: { sessionApiKey: string; secretKey: string },
+  ): Promise<boolean> {
     try {
       await this.host.docker.createContainer({
         name: this.lockName(memberId),
         Image: this.host.image,
         HostConfig: { NetworkMode: 'none' },
+        Env: keys && [`${SESSION_KEY_ENV.v1}=${keys.sessionApiKey}`, `${SECRET_KEY_ENV}=${keys.secretKey}`],
         Labels: {
           ...poolLabels(this.poolName, memberId, this.host.owner),
           [LOCK_LABEL]: why,

@@ -159,6 +159,12 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     return { ...(await this.adopt(created, false)), startPath: 'cold', coldReason };
   }
 
+  async initialize(conversationId: string): Promise<void> {
+    const info = await this.inspectRaw(containerName(conversationId, this.prefix));
+    if (!info || !(await this.pool.conversationKeys(info))) return;
+    await this.pool.initialize(info, (await this.adopt(info)).url);
+  }
+
   async pause(conversationId: string): Promise<void> {
     const c = this.docker.getContainer(containerName(conversationId, this.prefix));
     try {
@@ -277,8 +283,8 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     return `container ${name} is ${info.State.Status} (exit code ${info.State.ExitCode})${logs ? `; last log lines: ${logs}` : ''}`;
   }
 
-  private adopt(info: Docker.ContainerInspectInfo, adopted = true): Promise<RuntimeHandle> {
-    return handleOf(this.docker, info, adopted);
+  private async adopt(info: Docker.ContainerInspectInfo, adopted = true): Promise<RuntimeHandle> {
+    return handleOf(this.docker, info, adopted, await this.pool.conversationKeys(info));
   }
 
   /**

@@ -93,6 +93,11 @@ export interface RuntimeProvider {
   pause(conversationId: string): Promise<void>;
   /** Start a paused runtime again; the URL may change. A runtime of another incarnation is never resumed. */
   resume(conversationId: string, incarnation?: string): Promise<RuntimeHandle>;
+  /**
+   * Once the runtime answers /alive, after every create, adopt and resume: hand its server what it takes only then (a
+   * claimed V1 pool member's keys, by the agent server's deferred init). Idempotent. Absent: nothing to do.
+   */
+  initialize?(conversationId: string): Promise<void>;
   /** Remove the runtime for good. Returns false when there was none. */
   remove(conversationId: string): Promise<boolean>;
   inspect(conversationId: string): Promise<RuntimeSummary | undefined>;

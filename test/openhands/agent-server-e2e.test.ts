@@ -14,10 +14,10 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { PROJECT_ROOT } from '../../src/config';
 import { ConversationClient, ConversationError } from '../../src/conversation/client';
 import { DockerRuntimeProvider, demux } from '../../src/runtime/docker';
-import { agentConversationId } from '../../src/nested/agent-server';
+import { AgentServerClient, agentConversationId } from '../../src/nested/agent-server';
 import { REPLY_PREFIX, RUN_MARKER, type LlmStandIn } from '../../src/llm-stand-in/server';
 import type { StartConversationRequest } from '../../src/shared/schemas';
-import { containersFor, docker, removeContainers, volumesFor } from '../helpers/docker';
+import { containersFor, logsOnFailure, docker, removeContainers, volumesFor } from '../helpers/docker';
 import { AGENT_SERVER_IMAGE, standInSettings, startStandInForSandboxes } from '../helpers/openhands';
 import { LosesPostAnswers, allEvents, eventsUntil, said, serverOf } from '../helpers/agent-server';
 import { createTestEnv, startWorker, uniqueId } from '../helpers/temporal';
@@ -67,6 +67,7 @@ describe(
       env = await createTestEnv();
       llm = await startStandInForSandboxes(provider);
       ({ client, stop: stopWorker } = await startWorker(env, uniqueId('v1'), { runtime: provider }));
+      logsOnFailure(client); // a failed start or resume says what the server inside was doing
     });
 
     after(async () => {
@@ -320,7 +321,17 @@ describe(
         const memberEnv = (await docker.getContainer(member.runtimeId).inspect()).Config.Env ?? [];
         const imageEnv = (await docker.getImage(AGENT_SERVER_IMAGE).inspect()).Config.Env ?? [];
         const own = memberEnv.filter((e) => !imageEnv.includes(e)).map((e) => e.split('=')[0]);
-        assert.deepEqual(own, ['OH_SESSION_API_KEYS_0'], 'nothing but its own session key beyond the image');
+        assert.deepEqual(
+          own.sort(),
+          ['OH_DEFERRED_INIT', 'OH_SECRET_KEY', 'OH_SESSION_API_KEYS_0'],
+          'nothing beyond the image but its own keys, and dormant until claimed',
+        );
+        const memberKey = memberEnv.find((e) => e.startsWith('OH_SESSION_API_KEYS_0='))!.split('=')[1];
+        const memberUrl = (await pooled.pool.memberUrl(member.memberId))!;
+        assert.equal(
+          (await new AgentServerClient({ baseUrl: memberUrl, sessionApiKey: memberKey }).initState()).state,
+          'dormant',
+        );
         assert.equal(
           (await inSandbox(member.runtimeId, 'find /data/conversations /data/workspace -mindepth 1 | wc -l')).trim(),
           '0',
@@ -348,6 +359,24 @@ describe(
           'the claimed sandbox has its secret',
         );
         await eventsUntil(second, (e) => said(e, 'agent').includes(`${REPLY_PREFIX}hello from b`));
+        const pooledInfo = claimed[0];
+        assert.notEqual(pooledInfo.sessionApiKey, memberKey, 'the conversation has a key the member never had');
+        await assert.rejects(
+          new AgentServerClient({
+            baseUrl: pooledInfo.url!.replace(/\/api\/.*$/, ''),
+            sessionApiKey: memberKey,
+          }).countEvents(pooledInfo.nestedConversationId!),
+          /401|unauthori/i,
+          "the member's own key no longer opens it",
+        );
+        // A restart makes the server dormant again: the resume initializes it with the same keys, so the conversation
+        // it stored (its LLM key encrypted with the conversation's secret key) loads and answers.
+        const pooledId = pooledInfo === first ? a : b;
+        await w.client.pause(pooledId);
+        assert.equal((await w.client.resume(pooledId)).status, 'RUNNING');
+        const back = await w.client.start(input(pooledId)); // attach: the new address
+        await w.client.sendMessage(pooledId, 'after the pooled resume');
+        await eventsUntil(back, (e) => said(e, 'agent').includes(`${REPLY_PREFIX}after the pooled resume`));
         await w.client.close(a);
         await w.client.close(b);
         await assert.rejects(docker.getContainer(member.runtimeId).inspect(), /no such container/i);

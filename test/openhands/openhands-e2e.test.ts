@@ -9,7 +9,7 @@ import { NestedClient, type NestedEvent } from '../../src/nested/client';
 import { DockerRuntimeProvider } from '../../src/runtime/docker';
 import { REPLY_PREFIX, type LlmStandIn } from '../../src/llm-stand-in/server';
 import type { StartConversationRequest } from '../../src/shared/schemas';
-import { containersFor, docker, removeContainers, volumesFor } from '../helpers/docker';
+import { containersFor, logsOnFailure, docker, removeContainers, volumesFor } from '../helpers/docker';
 import { OPENHANDS_IMAGE, standInSettings, startStandInForSandboxes } from '../helpers/openhands';
 import { createTestEnv, startWorker, uniqueId } from '../helpers/temporal';
 import { cliWorkers, killOnceSandboxExists } from '../helpers/cli-worker';
@@ -59,6 +59,7 @@ describe('the real OpenHands server in the sandbox, with the LLM stand-in', { ti
     env = await createTestEnv();
     llm = await startStandInForSandboxes(provider);
     ({ client, stop: stopWorker } = await startWorker(env, uniqueId('openhands'), { runtime: provider }));
+    logsOnFailure(client); // a failed start or resume says what the server inside was doing
   });
 
   after(async () => {

@@ -97,6 +97,7 @@ export function createRuntimeActivities(deps: RuntimeDeps) {
         deps,
         input.conversationId,
       );
+      await deps.runtime.initialize?.(input.conversationId);
       return { ...handle, readyMs: Date.now() - started };
     },
 
@@ -120,6 +121,7 @@ export function createRuntimeActivities(deps: RuntimeDeps) {
         deps,
         input.conversationId,
       );
+      await deps.runtime.initialize?.(input.conversationId);
       return { ...handle, readyMs: Date.now() - started };
     },
 
