@@ -62,7 +62,11 @@ export function ignoredByV1(s: UserSettings): string[] {
  * The agent settings and options of `POST /api/conversations` that come from the user's settings, and the
  * conversation's instructions (V0's `conversation_instructions`: the agent server appends them to its system message).
  */
-export function agentSettingsOf(s: UserSettings, conversationInstructions?: string): Record<string, unknown> {
+export function agentSettingsOf(
+  s: UserSettings,
+  conversationInstructions?: string,
+  mcpServers?: Record<string, unknown>,
+): Record<string, unknown> {
   const llm: Record<string, unknown> = { model: s.llmModel, usage_id: 'agent' };
   if (s.llmApiKey !== undefined) llm.api_key = s.llmApiKey;
   if (s.llmBaseUrl !== undefined) llm.base_url = s.llmBaseUrl;
@@ -81,6 +85,8 @@ export function agentSettingsOf(s: UserSettings, conversationInstructions?: stri
       ...(conversationInstructions !== undefined && {
         agent_context: { system_message_suffix: conversationInstructions },
       }),
+      // The start's MCP servers (agent-server-mcp.ts), by name.
+      ...(mcpServers && { mcp_config: mcpServers }),
     },
     ...(s.maxIterations !== undefined && { max_iterations: s.maxIterations }),
     confirmation_policy: { kind: s.confirmationMode ? 'AlwaysConfirm' : 'NeverConfirm' },

@@ -11,6 +11,7 @@ import {
   type AgentEvent,
 } from '../../src/nested/agent-server';
 import { agentSettingsOf, ignoredByV1, refusedForV1 } from '../../src/nested/agent-server-settings';
+import { mcpServersOf } from '../../src/nested/agent-server-mcp';
 import { ErrorType, NestorError } from '../../src/errors';
 import { createNestedActivities } from '../../src/conversation/activities/nested';
 import { secretsOf } from '../../src/conversation/activities/agent-server';
@@ -147,9 +148,9 @@ describe('the agent server (V1) adapter', () => {
     agent.assertNoPendingInterceptors();
   });
 
-  test('start-input fields not carried to V1 yet are InvalidInput naming the field, before any request', async () => {
+  test('start-input fields V1 cannot take are InvalidInput naming the field, before any request', async () => {
     const { acts, target } = setup();
-    for (const extra of [{ replayJson: '[]' }, { mcpConfig: {} }]) {
+    for (const extra of [{ replayJson: '[]' }]) {
       await assert.rejects(acts.createConversation({ ...target, settings, ...extra }), (err) => {
         assert.ok(err instanceof NestorError);
         assert.equal(err.type, ErrorType.InvalidInput);
@@ -157,6 +158,59 @@ describe('the agent server (V1) adapter', () => {
         assert.match(err.message, new RegExp(`^${Object.keys(extra)[0]}: .*NESTOR_RUNTIME=openhands-v0`));
         return true;
       });
+    }
+  });
+
+  test("mcpConfig: V0's three lists become V1's named servers; V1's own map passes through; anything else names its field", () => {
+    assert.deepEqual(
+      mcpServersOf({
+        sse_servers: ['http://sse.example/sse', { url: 'http://keyed.example/sse', api_key: 'k1' }],
+        stdio_servers: [{ name: 'fetch', command: 'uvx', args: ['mcp-server-fetch'], env: { A: '1' } }],
+        shttp_servers: [{ url: 'http://h.example/mcp', api_key: 'k2', timeout: 30 }],
+      }),
+      {
+        'sse-1': { url: 'http://sse.example/sse', transport: 'sse' },
+        'sse-2': { url: 'http://keyed.example/sse', transport: 'sse', headers: { Authorization: 'Bearer k1' } },
+        fetch: { command: 'uvx', transport: 'stdio', args: ['mcp-server-fetch'], env: { A: '1' } },
+        'http-1': {
+          url: 'http://h.example/mcp',
+          transport: 'http',
+          headers: { Authorization: 'Bearer k2' },
+          timeout: 30,
+        },
+      },
+    );
+    const v1 = { fetch: { command: 'uvx', args: ['mcp-server-fetch'] } };
+    assert.deepEqual(mcpServersOf(v1), v1);
+    assert.deepEqual(mcpServersOf({ mcpServers: v1 }), v1);
+    for (const [config, field] of [
+      [{ sse_servers: [{ api_key: 'k' }] }, 'mcpConfig.sse_servers[0]'],
+      [{ stdio_servers: [{ name: 'x' }] }, 'mcpConfig.stdio_servers[0]'],
+      [{ stdio_servers: [{ name: 'x', command: 'c', args: [1] }] }, 'mcpConfig.stdio_servers[0].args'],
+      [
+        {
+          stdio_servers: [
+            { name: 'a', command: 'c' },
+            { name: 'a', command: 'd' },
+          ],
+        },
+        'mcpConfig.stdio_servers[1]',
+      ],
+      [{ sse_servers: 'http://x' }, 'mcpConfig.sse_servers'],
+      [{ sse_servers: [], tools: [] }, 'mcpConfig.tools'],
+      [{ fetch: 'uvx' }, 'mcpConfig.fetch'],
+    ] as const) {
+      assert.throws(
+        () => mcpServersOf(config as Record<string, unknown>),
+        (err) => {
+          assert.ok(err instanceof NestorError);
+          assert.equal(err.type, ErrorType.InvalidInput);
+          assert.equal(err.details?.field, field);
+          assert.ok(err.message.startsWith(`${field}: expected`), err.message);
+          return true;
+        },
+        field,
+      );
     }
   });
 

@@ -200,6 +200,34 @@ describe(
       assert.deepEqual(await containersFor(id), []);
     });
 
+    test("an MCP server in V0's shape (stdio_servers) reaches the agent: its tool is in the agent's tools", async () => {
+      const id = uniqueId('v1-mcp');
+      // A real MCP server over stdio, with the Python and `mcp` package the image has.
+      const server = [
+        'from mcp.server.fastmcp import FastMCP',
+        'm = FastMCP("nestor-e2e")',
+        '@m.tool()',
+        'def nestor_ping() -> str:',
+        '    "Answers pong."',
+        '    return "pong"',
+        'm.run()',
+      ].join('\n');
+      const info = await client.start(
+        input(id, {
+          initialMessage: 'hello MCP',
+          mcpConfig: {
+            stdio_servers: [{ name: 'nestor-e2e', command: '/opt/openhands/venv/bin/python', args: ['-c', server] }],
+          },
+        }),
+      );
+      assert.equal(info.status, 'RUNNING');
+      const events = await eventsUntil(info, (ev) => said(ev, 'agent').includes(`${REPLY_PREFIX}hello MCP`));
+      const prompt = events.find((e) => e.kind === 'SystemPromptEvent');
+      assert.match(JSON.stringify(prompt), /nestor_ping/, "the MCP server's tool is among the agent's tools");
+      await client.close(id);
+      assert.deepEqual(await containersFor(id), []);
+    });
+
     test('a start whose LLM answers errors: RUNNING, and the agent server says the run failed on the LLM', async () => {
       const id = uniqueId('v1-llm-error');
       const info = await client.start(input(id, { initialMessage: 'this will fail' }, { error: true }));

@@ -4,6 +4,7 @@
 // the secrets as they are now and continues a run a crash or a stop interrupted.
 import { agentConversationId, isUserMessageV1, type AgentEvent } from '../../nested/agent-server';
 import { agentSettingsOf, ignoredByV1 } from '../../nested/agent-server-settings';
+import { mcpServersOf } from '../../nested/agent-server-mcp';
 import { DEFAULT_NESTED_TIMEOUT_MS } from '../../nested/client';
 import { attempt, cancellationSignal, heartbeat, sleep } from '../../shared/activity-context';
 import { ErrorType, NestorError } from '../../errors';
@@ -37,7 +38,6 @@ export type V1CreateInput = CreateConversationInput & { settings: UserSettings }
 /** Start-input fields nestor does not carry to the agent server yet: refused rather than silently dropped. */
 const NOT_YET_ON_V1 = {
   replayJson: 'the current OpenHands agent server cannot replay a V0 trajectory',
-  mcpConfig: 'not carried to the current OpenHands agent server yet',
 } as const;
 
 export interface V1Created {
@@ -61,6 +61,8 @@ export async function createV1(input: V1CreateInput, deps: NestedDeps): Promise<
       { field },
     );
   }
+  // Checked before any call: a malformed one is refused naming its field.
+  const mcpServers = input.mcpConfig && mcpServersOf(input.mcpConfig);
   const c = agentServer(input, deps, cancellationSignal());
   const id = agentConversationId(input.conversationId);
   const secrets = secretsOf(input.customSecrets, input.providerTokens);
@@ -71,7 +73,7 @@ export async function createV1(input: V1CreateInput, deps: NestedDeps): Promise<
       kind: 'LocalWorkspace',
       working_dir: input.repository ? repositoryDir(input.repository) : V1_WORKING_DIR,
     },
-    ...agentSettingsOf(input.settings, input.conversationInstructions),
+    ...agentSettingsOf(input.settings, input.conversationInstructions, mcpServers),
     secrets,
     tags: {
       nestorconversation: input.conversationId
