@@ -2,7 +2,6 @@
 // with a host worker (`nestor host-worker`, a child process polling `sandbox-host-<id>`), and the conversations'
 // worker placing sandboxes between them. A real dev server, real engines, the emulator image.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -20,6 +19,7 @@ import { reaperScheduleId } from '../../src/reaper/schedule';
 import { containersFor } from '../helpers/docker';
 import { e2eInput, startE2e, userMessages, type E2e } from '../helpers/e2e';
 import { waitFor } from '../helpers/eventually';
+import { HostWorkers } from '../helpers/host-worker';
 import { uniqueId } from '../helpers/temporal';
 
 describe('sandboxes on two Docker hosts, each with its host worker', () => {
@@ -27,58 +27,16 @@ describe('sandboxes on two Docker hosts, each with its host worker', () => {
   let env: TestWorkflowEnvironment;
   let client: ConversationClient;
   const engine2 = new ExtraDockerEngine(join(loadConfig().dataDir, `e2-${process.pid}`));
-  const workers = new Map<string, ChildProcess>();
+  let hostWorkers: HostWorkers;
   const made = new Set<string>();
   const base = e2eInput(made);
   // Each conversation its own user (the per-user limit is not what is tested); a short pickup bound for lost hosts.
   const input = (id: string, pickupMs = 60_000, extra = {}) =>
     base(id, { userId: `u-${id}`, timeouts: { ...base(id).timeouts, hostPickupTimeoutMs: pickupMs }, ...extra });
 
-  /** `nestor host-worker` for one host, as a child process; resolves once the host is registered. */
-  async function startHostWorker(
-    hostId: string,
-    dockerHost?: string,
-    extraEnv: Record<string, string> = {},
-  ): Promise<ChildProcess> {
-    const since = Date.now() - 1000;
-    const child = spawn(process.execPath, ['dist/src/cli.js', 'host-worker'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: {
-        ...process.env,
-        TEMPORAL_ADDRESS: env.address,
-        NESTOR_TASK_QUEUE: lab.taskQueue,
-        NESTOR_HOST_ID: hostId,
-        NESTOR_HOST_CAPACITY: '10',
-        NESTOR_RUNTIME: 'emulator',
-        NESTOR_METRICS_PORT: '0',
-        NESTOR_REAPER_INTERVAL_MS: '0',
-        NESTOR_LOG_LEVEL: 'WARN',
-        ...(dockerHost ? { DOCKER_HOST: dockerHost } : {}),
-        ...extraEnv,
-      },
-    });
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += String(d)));
-    workers.set(hostId, child);
-    await waitFor(
-      async () => {
-        if (child.exitCode !== null) throw new Error(`host worker ${hostId} exited: ${stderr.slice(-800)}`);
-        const h = (await listHosts(env.client)).find((r) => r.hostId === hostId);
-        return !!h && !h.lost && Date.parse(h.registeredAt) >= since;
-      },
-      `host ${hostId} registered`,
-      { everyMs: 250, timeoutMs: 90_000 },
-    );
-    return child;
-  }
-
-  async function killHostWorker(hostId: string): Promise<void> {
-    const child = workers.get(hostId);
-    if (!child || child.exitCode !== null) return;
-    const gone = new Promise((r) => child.once('exit', r));
-    child.kill('SIGKILL');
-    await gone;
-  }
+  const startHostWorker = (hostId: string, dockerHost?: string, env: Record<string, string> = {}) =>
+    hostWorkers.start(hostId, { dockerHost, env });
+  const killHostWorker = (hostId: string) => hostWorkers.kill(hostId);
 
   /** The engine that holds a conversation's sandbox, by looking in both. */
   async function engineOf(id: string): Promise<string[]> {
@@ -97,12 +55,13 @@ describe('sandboxes on two Docker hosts, each with its host worker', () => {
     await engine2.loadImage(RUNTIME_IMAGES.emulator);
     lab = await startE2e(made, { sandboxHosts: true });
     ({ env, client } = lab);
+    hostWorkers = new HostWorkers({ address: env.address, taskQueue: lab.taskQueue, client: env.client });
     await startHostWorker('h1');
     await startHostWorker('h2', engine2.dockerHost);
   });
 
   after(async () => {
-    for (const id of workers.keys()) await killHostWorker(id);
+    await hostWorkers?.killAll();
     await lab?.stop();
     await engine2.destroy();
   });
