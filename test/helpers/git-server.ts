@@ -1,9 +1,10 @@
 // A git server over smart HTTP for sandboxes to clone from: git's own `git http-backend` behind a small HTTP server
-// that asks for a token as Basic auth, serving one repository (`acme/app`: a commit on `main`, one more on `feature`).
+// that asks for a token as Basic auth, serving one repository (`acme/app`: a commit on `main`, one more on `feature`
+// that adds a file and OpenHands' `.openhands/setup.sh` and `.openhands/pre-commit.sh`).
 // It binds the sandbox network's gateway, the one address of this machine a sandbox reaches.
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -31,6 +32,10 @@ export async function startGitServer(host: string, token: string): Promise<GitSe
   git(work, 'commit', '-q', '-m', 'main');
   git(work, 'checkout', '-q', '-b', 'feature');
   writeFileSync(join(work, 'FEATURE.txt'), 'on the feature branch\n');
+  // OpenHands' repository conventions: a setup script (it leaves a line each time it runs) and a pre-commit hook.
+  mkdirSync(join(work, '.openhands'));
+  writeFileSync(join(work, '.openhands/setup.sh'), 'echo "setup ran" >> .setup-ran\n');
+  writeFileSync(join(work, '.openhands/pre-commit.sh'), '#!/bin/sh\necho "pre-commit hook ran"\n');
   git(work, 'add', '.');
   git(work, 'commit', '-q', '-m', 'feature');
   git(work, 'push', '-q', join(root, 'acme/app.git'), 'main', 'feature');

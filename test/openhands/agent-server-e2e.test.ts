@@ -464,7 +464,9 @@ describe(
           repository: 'acme/app',
           branch: 'feature',
           gitProviderTokens: { github: { token, host: git.base } },
-          initialMessage: `${RUN_MARKER}pwd; cat FEATURE.txt; git config user.name; git remote get-url origin`,
+          initialMessage:
+            `${RUN_MARKER}pwd; cat FEATURE.txt; git config user.name; git remote get-url origin; ` +
+            'cat .setup-ran; git commit -q --allow-empty -m "an agent commit"',
         });
         req.settings = { ...req.settings, gitUserName: 'Ada Lovelace', gitUserEmail: 'ada@example.com' };
         const info = await client.start(req);
@@ -479,6 +481,8 @@ describe(
         assert.match(answer, /on the feature branch/, 'the branch asked for');
         assert.match(answer, /Ada Lovelace/, "the user's git identity");
         assert.match(answer, new RegExp(`${git.base}/acme/app\\.git`), 'the remote is the plain URL');
+        assert.equal(answer.match(/setup ran/g)?.length, 1, "the repository's .openhands/setup.sh ran, once");
+        assert.match(answer, /pre-commit hook ran/, 'its .openhands/pre-commit.sh is the git pre-commit hook');
         // The token nowhere: not in the clone's remote, the server's stored bash commands, nestor's status or history.
         const bash = await request(`${info.url!.replace(/\/api\/.*$/, '')}/api/bash/bash_events/search?limit=100`, {
           headers: { 'x-session-api-key': info.sessionApiKey! },

@@ -179,7 +179,7 @@ export function createNestedActivities(deps: NestedDeps) {
      * The current agent server (V1) only: clone the start's repository into the workspace and check out its branch,
      * idempotently (the V0 server clones it itself when its conversation is created).
      */
-    async prepareRepository(input: PrepareRepositoryInput): Promise<{ path: string }> {
+    async prepareRepository(input: PrepareRepositoryInput): ReturnType<typeof prepareRepositoryV1> {
       if (input.protocol !== 'v1')
         throw new NestorError(ErrorType.InvalidInput, 'prepareRepository: only the agent server (V1) needs it', false);
       return prepareRepositoryV1(input, deps);

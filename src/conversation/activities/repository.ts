@@ -8,6 +8,7 @@ import { heartbeat, cancellationSignal } from '../../shared/activity-context';
 import { ErrorType, NestorError } from '../../errors';
 import type { GitProvider, ProviderTokens } from '../../shared/schemas';
 import { agentServer, type NestedDeps, type NestedTarget } from './nested-target';
+import { applyRepositoryConventions, type ConventionsReport } from './repository-conventions';
 
 /** The agent's workspace on the conversation's volume (the agent server image's OH_WORKSPACE_PATH). */
 export const V1_WORKING_DIR = '/data/workspace';
@@ -58,8 +59,14 @@ export function providerBase(provider: GitProvider, host?: string): string {
   return /^https?:\/\//.test(h) ? h.replace(/\/+$/, '') : `https://${h}`;
 }
 
-/** Clone (once) and check out; returns the working tree's path. */
-export async function prepareRepositoryV1(input: PrepareRepositoryInput, deps: NestedDeps): Promise<{ path: string }> {
+/**
+ * Clone (once), check out, and apply the repository's own `.openhands` conventions (repository-conventions.ts);
+ * returns the working tree's path and how the conventions went.
+ */
+export async function prepareRepositoryV1(
+  input: PrepareRepositoryInput,
+  deps: NestedDeps,
+): Promise<{ path: string } & ConventionsReport> {
   const c = agentServer(input, deps, cancellationSignal());
   const provider = input.gitProvider ?? 'github';
   const dir = repositoryDir(input.repository);
@@ -111,5 +118,6 @@ export async function prepareRepositoryV1(input: PrepareRepositoryInput, deps: N
     const r = await c.bash(`git config ${key} ${q(value)}`, { cwd: dir, timeoutS: 30 });
     if (r.exitCode !== 0) throw fail(`git config ${key}`, r);
   }
-  return { path: dir };
+  heartbeat({ step: 'conventions' });
+  return { path: dir, ...(await applyRepositoryConventions(c, dir)) };
 }

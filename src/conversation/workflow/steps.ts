@@ -39,8 +39,9 @@ const NESTED: ActivityOptions = {
 };
 
 /** Cloning a repository can take minutes (it heartbeats meanwhile); a failed clone starts over clean. */
+/** A clone (CLONE_TIMEOUT_S, 10 min) and the repository's setup script (SETUP_TIMEOUT_S, 10 min), with room. */
 const REPOSITORY: ActivityOptions = {
-  startToCloseTimeout: '12 minutes',
+  startToCloseTimeout: '22 minutes',
   retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
 };
 
