@@ -126,8 +126,8 @@ export function envOf(info: Docker.ContainerInspectInfo, name: string): string |
 }
 
 /**
- * Start the container if needed and read its URL, session key and protocol back from Docker. `sessionApiKey`: the key
- * its server was given at init (a claimed V1 pool member's; its environment holds only the member's own).
+ * Start the container if needed and read its URL, session key and protocol back from Docker. `initKeys`: the keys its
+ * server was given at init (a claimed V1 pool member's; its environment holds only the member's own).
  */
 export async function handleOf(
   docker: Docker,
