@@ -11,14 +11,19 @@ import { LABELS } from '../shared/constants';
 import { ErrorType, NestorError } from '../errors';
 import type { PoolMember, PoolOps, RuntimeHandle, RuntimeSpec } from './provider';
 import type { ImageManifest } from './image-manifest';
-import { initializeServer } from './deferred-init';
+import {
+  bootsDormant,
+  initializeServer,
+  keysAsEnv,
+  keysOfLock,
+  newConversationKeys,
+  type ConversationKeys,
+} from './deferred-init';
 import { envOf, removeVolumeWhenFree, statusOf, type SandboxNetworks } from './docker-parts';
 import {
   buildPoolMemberSpec,
   containerName,
-  DEFERRED_INIT_ENV,
   SECRET_KEY_ENV,
-  SESSION_KEY_ENV,
   poolLabels,
   poolMemberName,
   poolNameFor,
@@ -176,11 +181,7 @@ export class DockerPool implements PoolOps {
     for (let i = 0; i < ready.length; i++) {
       const m = ready[(offset + i) % ready.length];
       // The keys its server takes at init (a V1 member's), made now and kept with the claim.
-      const keys = {
-        sessionApiKey: randomBytes(32).toString('base64url'),
-        secretKey: randomBytes(32).toString('base64url'),
-      };
-      if (!(await this.lock(m.memberId, 'claim', spec, keys))) continue; // another start (or the pool) took it
+      if (!(await this.lock(m.memberId, 'claim', spec, newConversationKeys()))) continue; // another start took it
       const renamed = await this.rename(m.name, target);
       if (renamed !== 'done') {
         await this.unlock(m.memberId);
@@ -200,25 +201,20 @@ export class DockerPool implements PoolOps {
    * the sandbox, never runs, and Docker shows its environment only to whoever may inspect the sandbox's own); undefined
    * for a sandbox that is not a deferred-init member (its keys are in its own environment).
    */
-  async conversationKeys(
-    info: Docker.ContainerInspectInfo,
-  ): Promise<{ sessionApiKey: string; secretKey: string } | undefined> {
+  async conversationKeys(info: Docker.ContainerInspectInfo): Promise<ConversationKeys | undefined> {
     const memberId = info.Config.Labels?.[LABELS.poolMember];
     const pool = info.Config.Labels?.[LABELS.pool];
-    if (!memberId || !pool || envOf(info, DEFERRED_INIT_ENV) !== 'true') return undefined;
+    if (!memberId || !pool || !bootsDormant(info)) return undefined;
     // Not claimed yet (still named as a member): the member's own key, from its environment.
     const name = info.Name.replace(/^\//, '');
     if (STATES.some((s) => name === poolMemberName(pool, memberId, s, this.prefix))) return undefined;
-    const lock = await this.inspect(this.lockName(memberId, pool));
-    const sessionApiKey = lock && envOf(lock, SESSION_KEY_ENV.v1);
-    const secretKey = lock && envOf(lock, SECRET_KEY_ENV);
-    if (!sessionApiKey || !secretKey)
-      throw new NestorError(
-        ErrorType.RuntimeStartFailed,
-        `pool member ${memberId} (${info.Name.replace(/^\//, '')}) has no claim holding its conversation's keys`,
-        false,
-      );
-    return { sessionApiKey, secretKey };
+    const keys = keysOfLock(await this.inspect(this.lockName(memberId, pool)));
+    if (keys) return keys;
+    throw new NestorError(
+      ErrorType.RuntimeStartFailed,
+      `pool member ${memberId} (${name}) has no claim holding its conversation's keys`,
+      false,
+    );
   }
 
   /**
@@ -254,14 +250,14 @@ export class DockerPool implements PoolOps {
     memberId: string,
     why: 'claim' | 'retire',
     spec?: RuntimeSpec,
-    keys?: { sessionApiKey: string; secretKey: string },
+    keys?: ConversationKeys,
   ): Promise<boolean> {
     try {
       await this.host.docker.createContainer({
         name: this.lockName(memberId),
         Image: this.host.image,
         HostConfig: { NetworkMode: 'none' },
-        Env: keys && [`${SESSION_KEY_ENV.v1}=${keys.sessionApiKey}`, `${SECRET_KEY_ENV}=${keys.secretKey}`],
+        Env: keys && keysAsEnv(keys),
         Labels: {
           ...poolLabels(this.poolName, memberId, this.host.owner),
           [LOCK_LABEL]: why,
