@@ -120,6 +120,28 @@ export function imageNotFound(image: string): NestorError {
   );
 }
 
+/** A container by name or ID; undefined when there is none (404). */
+export async function inspectContainer(docker: Docker, name: string): Promise<Docker.ContainerInspectInfo | undefined> {
+  try {
+    return await docker.getContainer(name).inspect();
+  } catch (err) {
+    if (statusOf(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+/** Rename, atomically in the engine: 'gone' when the source no longer has that name, 'taken' when the target is in use. */
+export async function renameContainer(docker: Docker, from: string, to: string): Promise<'done' | 'gone' | 'taken'> {
+  try {
+    await docker.getContainer(from).rename({ name: to });
+    return 'done';
+  } catch (err) {
+    if (statusOf(err) === 404) return 'gone';
+    if (statusOf(err) === 409) return 'taken';
+    throw err;
+  }
+}
+
 /** A variable of the container's environment, if set. */
 export function envOf(info: Docker.ContainerInspectInfo, name: string): string | undefined {
   return (info.Config.Env ?? []).find((e) => e.startsWith(`${name}=`))?.slice(name.length + 1);

@@ -19,7 +19,14 @@ import {
   newConversationKeys,
   type ConversationKeys,
 } from './deferred-init';
-import { envOf, removeVolumeWhenFree, statusOf, type SandboxNetworks } from './docker-parts';
+import {
+  envOf,
+  inspectContainer,
+  removeVolumeWhenFree,
+  renameContainer,
+  statusOf,
+  type SandboxNetworks,
+} from './docker-parts';
 import {
   buildPoolMemberSpec,
   containerName,
@@ -53,7 +60,8 @@ export const LOCK_LABEL = 'nestor.pool-lock';
 
 export class DockerPool implements PoolOps {
   readonly poolName: string;
-  private readonly prefix: string;
+  /** Names of members, their volumes and locks start with it. */
+  readonly prefix: string;
 
   constructor(
     private readonly host: PoolHost,
@@ -92,7 +100,7 @@ export class DockerPool implements PoolOps {
     return members.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   }
 
-  async createMember(memberId: string): Promise<{ member: PoolMember; url: string }> {
+  async createMember(memberId: string): Promise<{ member: PoolMember; url: string } | { taken: true }> {
     // Made ready already by an earlier attempt of this boot that did not report back: that one, not a second.
     const made = await this.inspect(this.name(memberId, 'ready'));
     if (made)
@@ -100,6 +108,9 @@ export class DockerPool implements PoolOps {
         member: (await this.members()).find((m) => m.memberId === memberId)!,
         url: (await this.host.handleOf(made, false)).url,
       };
+    // Made ready and then claimed (or being retired): booting it again would mount the claimant's volume in a second
+    // container, which the next start of anyone could claim once the first conversation closed.
+    if (await this.taken(memberId)) return { taken: true };
     const manifest = await this.host.requirements();
     await this.host.networks.ensure(true);
     const { docker } = this.host;
@@ -131,8 +142,22 @@ export class DockerPool implements PoolOps {
     return { member: (await this.members()).find((m) => m.memberId === memberId)!, url: handle.url };
   }
 
+  /** A container of this member under another name than a member's (its lock, or itself claimed and renamed). */
+  private async taken(memberId: string): Promise<boolean> {
+    const label = [
+      `${LABELS.pool}=${this.poolName}`,
+      `${LABELS.poolMember}=${memberId}`,
+      ...(this.host.owner ? [`${LABELS.owner}=${this.host.owner}`] : []),
+    ];
+    const mine = await this.host.docker.listContainers({ all: true, filters: { label } });
+    return mine.some((c) => !STATES.some((s) => c.Names.includes(`/${this.name(memberId, s)}`)));
+  }
+
   async markReady(memberId: string): Promise<boolean> {
-    if ((await this.rename(this.name(memberId, 'booting'), this.name(memberId, 'ready'))) === 'done') return true;
+    if (
+      (await renameContainer(this.host.docker, this.name(memberId, 'booting'), this.name(memberId, 'ready'))) === 'done'
+    )
+      return true;
     return (await this.inspect(this.name(memberId, 'ready'))) !== undefined; // an earlier attempt made it ready
   }
 
@@ -182,7 +207,7 @@ export class DockerPool implements PoolOps {
       const m = ready[(offset + i) % ready.length];
       // The keys its server takes at init (a V1 member's), made now and kept with the claim.
       if (!(await this.lock(m.memberId, 'claim', spec, newConversationKeys()))) continue; // another start took it
-      const renamed = await this.rename(m.name, target);
+      const renamed = await renameContainer(this.host.docker, m.name, target);
       if (renamed !== 'done') {
         await this.unlock(m.memberId);
         // Taken: this conversation's container exists (a racing attempt of this start): the cold path adopts it.
@@ -288,24 +313,7 @@ export class DockerPool implements PoolOps {
     if (Object.keys(update).length > 0) await c.update(update);
   }
 
-  /** Rename, atomically in the engine: 'gone' when the source no longer has that name, 'taken' when the target is in use. */
-  private async rename(from: string, to: string): Promise<'done' | 'gone' | 'taken'> {
-    try {
-      await this.host.docker.getContainer(from).rename({ name: to });
-      return 'done';
-    } catch (err) {
-      if (statusOf(err) === 404) return 'gone';
-      if (statusOf(err) === 409) return 'taken';
-      throw err;
-    }
-  }
-
-  private async inspect(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
-    try {
-      return await this.host.docker.getContainer(name).inspect();
-    } catch (err) {
-      if (statusOf(err) === 404) return undefined;
-      throw err;
-    }
+  private inspect(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    return inspectContainer(this.host.docker, name);
   }
 }

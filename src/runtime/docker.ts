@@ -9,13 +9,21 @@ import {
   SandboxNetworks,
   demux,
   handleOf,
+  inspectContainer,
   imageNotFound,
   lastLogLines,
   removeVolumeWhenFree,
   statusOf,
 } from './docker-parts';
 import { DockerPool, LOCK_LABEL } from './docker-pool';
-import { buildContainerSpec, claimOf, containerName, volumeName, type SandboxDefaults } from './container-spec';
+import {
+  buildContainerSpec,
+  claimOf,
+  containerName,
+  poolVolumeName,
+  volumeName,
+  type SandboxDefaults,
+} from './container-spec';
 
 export { demux };
 
@@ -225,10 +233,14 @@ export class DockerRuntimeProvider implements RuntimeProvider {
       if (statusOf(err) === 404) removed = false;
       else if (!(statusOf(err) === 409 && /already in progress/.test((err as Error).message))) throw err;
     }
-    for (const v of new Set(volumes)) await removeVolumeWhenFree(this.docker, v);
-    // A pooled sandbox's lock (its claim record), found by the conversation it names.
+    // A pooled sandbox's lock (its claim record), found by the conversation it names. It goes last: it names the
+    // member's volume, so a removal retried after the container went still removes that volume.
     const label = [`${LOCK_LABEL}=claim`, `${LABELS.conversationId}=${conversationId}`];
-    for (const lock of await this.docker.listContainers({ all: true, filters: { label } }))
+    const locks = await this.docker.listContainers({ all: true, filters: { label } });
+    for (const l of locks)
+      volumes.push(poolVolumeName(l.Labels[LABELS.pool], l.Labels[LABELS.poolMember], this.pool.prefix));
+    for (const v of new Set(volumes)) await removeVolumeWhenFree(this.docker, v);
+    for (const lock of locks)
       await this.docker
         .getContainer(lock.Id)
         .remove({ force: true })
@@ -295,12 +307,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     return this.networks.gateway(egress);
   }
 
-  private async inspectRaw(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
-    try {
-      return await this.docker.getContainer(name).inspect();
-    } catch (err) {
-      if (statusOf(err) === 404) return undefined;
-      throw err;
-    }
+  private inspectRaw(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    return inspectContainer(this.docker, name);
   }
 }

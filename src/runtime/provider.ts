@@ -69,8 +69,11 @@ export interface PoolOps {
   readonly poolName: string;
   /** Unclaimed members, every state. */
   members(): Promise<PoolMember[]>;
-  /** Create and start member `memberId` as booting (idempotent per ID); its URL answers /alive once it has booted. */
-  createMember(memberId: string): Promise<{ member: PoolMember; url: string }>;
+  /**
+   * Create and start member `memberId` as booting (idempotent per ID); its URL answers /alive once it has booted.
+   * `taken`: an earlier attempt made it ready and a start claimed it (or the pool is retiring it): nothing is made again.
+   */
+  createMember(memberId: string): Promise<{ member: PoolMember; url: string } | { taken: true }>;
   /** Make a booted member claimable. False when it is gone or not booting. */
   markReady(memberId: string): Promise<boolean>;
   /** Where a member's nested server answers (for its health check), or undefined when it is not running. */

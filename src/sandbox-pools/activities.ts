@@ -57,7 +57,10 @@ export function createPoolActivities(deps: PoolActivityDeps) {
     async createPoolMember(input: { pool: string; memberId: string; aliveTimeoutMs?: number }): Promise<void> {
       const pool = poolOf(deps.runtime);
       checkPool(pool, input.pool);
-      const { url } = await pool.createMember(input.memberId);
+      const made = await pool.createMember(input.memberId);
+      // An earlier attempt made it ready and a start claimed it since: that boot is done; nothing is made again.
+      if ('taken' in made) return;
+      const { url } = made;
       const timeoutMs = input.aliveTimeoutMs ?? (await deps.runtime.requirements()).aliveTimeoutMs;
       const started = Date.now();
       for (let delay = 25; !(await alive(url)); delay = Math.min(500, Math.ceil(delay * 1.5))) {

@@ -80,6 +80,27 @@ describe('warm pool members on Docker', () => {
     );
   });
 
+  test("a member claimed before its boot's retry is never booted again: no second container on the claimant's volume", async () => {
+    const [memberId] = await boot(1);
+    const cid = id('claimed-then-retried');
+    const h = await acts.createRuntime({ conversationId: cid, userId: 'u-a', aliveTimeoutMs: 20_000 });
+    assert.equal(h.startPath, 'pool');
+    // The boot's activity runs again (its first attempt made the member ready but its completion was lost).
+    await acts.createPoolMember({ pool: poolName, memberId, aliveTimeoutMs: 20_000 });
+    assert.deepEqual(await pool.members(), [], 'nothing claimable: no member was booted again');
+    const volume = (await docker.getContainer(h.runtimeId).inspect()).Mounts.find(
+      (m) => m.Destination === '/data',
+    )!.Name!;
+    const users = await docker.listContainers({ all: true, filters: { volume: [volume] } });
+    assert.deepEqual(
+      users.map((c) => c.Id),
+      [h.runtimeId],
+      "the claimant's volume is mounted by its own sandbox only",
+    );
+    assert.equal(await provider.remove(cid), true);
+    assert.deepEqual(await pool.members(), [], 'and nothing is left to claim after the conversation is gone');
+  });
+
   test('concurrent starts never share a member: each member goes to exactly one, the rest start cold', async () => {
     await boot(2);
     const ids = Array.from({ length: 6 }, () => id('claim'));
@@ -166,6 +187,25 @@ describe('warm pool members on Docker', () => {
     assert.equal(await provider.remove(cid), true);
     for (const v of volumes) await assert.rejects(docker.getVolume(v).inspect(), /no such volume/i, v);
     assert.equal(await provider.pool.claimLabels(memberId), undefined, 'its lock went with it');
+  });
+
+  test("a pooled sandbox's removal retried after its container went still removes the member's volume and claim", async () => {
+    const [memberId] = await boot(1);
+    const cid = id('remove-retried');
+    const h = await acts.createRuntime({ conversationId: cid, userId: 'u', aliveTimeoutMs: 20_000 });
+    assert.equal(h.startPath, 'pool');
+    const volume = (await docker.getContainer(h.runtimeId).inspect()).Mounts.find(
+      (m) => m.Destination === '/data',
+    )!.Name!;
+    // The first attempt removed the container (without its volume) and died.
+    await docker.getContainer(h.runtimeId).remove({ force: true });
+    assert.equal(await provider.remove(cid), false, 'the retry finds no container');
+    await assert.rejects(
+      docker.getVolume(volume).inspect(),
+      /no such volume/i,
+      "the member's volume (the user's data)",
+    );
+    assert.equal(await provider.pool.claimLabels(memberId), undefined, 'and its claim');
   });
 
   test('the survey names a member that stopped; capacity follows the image and the host', async () => {
