@@ -2,9 +2,16 @@
 import type Docker from 'dockerode';
 import { ErrorType, NestorError } from '../errors';
 import { LABELS } from '../shared/constants';
-import { SANDBOX_NETWORK, SANDBOX_NETWORK_INTERNAL, SESSION_KEY_ENV } from './container-spec';
-import { MANIFEST_LABEL_PREFIX, UNLABELLED_MANIFEST, protocolOfKind } from './image-manifest';
-import type { RuntimeHandle } from './provider';
+import {
+  DEFAULT_LIMITS,
+  SANDBOX_NETWORK,
+  SANDBOX_NETWORK_INTERNAL,
+  SESSION_KEY_ENV,
+  resolveMemoryMb,
+  type SandboxDefaults,
+} from './container-spec';
+import { MANIFEST_LABEL_PREFIX, UNLABELLED_MANIFEST, protocolOfKind, type ImageManifest } from './image-manifest';
+import type { RuntimeHandle, RuntimeSpec } from './provider';
 
 /** The HTTP status of a Docker API error (404: no such object, 409: conflict), if it has one. */
 export function statusOf(err: unknown): number | undefined {
@@ -140,6 +147,31 @@ export async function renameContainer(docker: Docker, from: string, to: string):
     if (statusOf(err) === 409) return 'taken';
     throw err;
   }
+}
+
+/**
+ * The conversation's limits, set on a running container (`docker update`; a claimed pool member was made with the
+ * defaults): only what differs. Memory and its swap limit move together (Docker refuses a memory limit above the
+ * current swap limit).
+ */
+export async function applyLimits(
+  docker: Docker,
+  id: string,
+  spec: RuntimeSpec,
+  defaults: Partial<SandboxDefaults> | undefined,
+  manifest: ImageManifest,
+): Promise<void> {
+  const limits = { ...DEFAULT_LIMITS, ...defaults };
+  const memory = resolveMemoryMb(spec, defaults, manifest) * 1024 * 1024;
+  const c = docker.getContainer(id);
+  const current = (await c.inspect()).HostConfig;
+  const update: Record<string, number> = {};
+  const cpus = Math.round((spec.cpus ?? limits.cpus) * 1e9);
+  if (current.NanoCpus !== cpus) update.NanoCpus = cpus;
+  const pids = spec.pidsLimit ?? limits.pidsLimit;
+  if (current.PidsLimit !== pids) update.PidsLimit = pids;
+  if (current.Memory !== memory) Object.assign(update, { Memory: memory, MemorySwap: memory * 2 });
+  if (Object.keys(update).length > 0) await c.update(update);
 }
 
 /** A variable of the container's environment, if set. */

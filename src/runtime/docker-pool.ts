@@ -20,6 +20,7 @@ import {
   type ConversationKeys,
 } from './deferred-init';
 import {
+  applyLimits,
   envOf,
   inspectContainer,
   removeVolumeWhenFree,
@@ -35,8 +36,6 @@ import {
   poolMemberName,
   poolNameFor,
   poolVolumeName,
-  resolveMemoryMb,
-  DEFAULT_LIMITS,
   type SandboxDefaults,
 } from './container-spec';
 
@@ -201,20 +200,26 @@ export class DockerPool implements PoolOps {
   async claim(spec: RuntimeSpec): Promise<RuntimeHandle | undefined> {
     const target = containerName(spec.conversationId, this.host.convPrefix);
     const ready = (await this.members()).filter((m) => m.state === 'ready' && m.containerState === 'running');
-    // Start at a random member, so concurrent claimants mostly try different ones.
+    // Start at a random member, so concurrent claimants mostly try different ones; but first the member this start
+    // locked already, in an attempt that died (or whose rename failed) before renaming it: finish that claim.
+    const own = await this.lockedBy(spec);
     const offset = Math.floor(Math.random() * ready.length);
-    for (let i = 0; i < ready.length; i++) {
-      const m = ready[(offset + i) % ready.length];
+    const order = ready
+      .map((_, i) => ready[(offset + i) % ready.length])
+      .sort((a, b) => +(b.memberId === own) - +(a.memberId === own));
+    for (const m of order) {
+      const ours = m.memberId === own;
       // The keys its server takes at init (a V1 member's), made now and kept with the claim.
-      if (!(await this.lock(m.memberId, 'claim', spec, newConversationKeys()))) continue; // another start took it
+      if (!ours && !(await this.lock(m.memberId, 'claim', spec, newConversationKeys()))) continue; // another took it
       const renamed = await renameContainer(this.host.docker, m.name, target);
       if (renamed !== 'done') {
-        await this.unlock(m.memberId);
+        // Ours: a racing attempt of this start may have renamed it just now; its lock stays.
+        if (!ours) await this.unlock(m.memberId);
         // Taken: this conversation's container exists (a racing attempt of this start): the cold path adopts it.
-        if (renamed === 'taken') return undefined;
+        if (renamed === 'taken' || ours) return undefined;
         continue; // retired before we locked it
       }
-      await this.applyLimits(m.runtimeId, spec);
+      await applyLimits(this.host.docker, m.runtimeId, spec, this.host.defaults, await this.host.requirements());
       const info = await this.host.docker.getContainer(m.runtimeId).inspect();
       return { ...(await this.host.handleOf(info, false)), startPath: 'pool' };
     }
@@ -250,6 +255,17 @@ export class DockerPool implements PoolOps {
   async initialize(info: Docker.ContainerInspectInfo, url: string): Promise<void> {
     const keys = await this.conversationKeys(info);
     if (keys) await initializeServer(url, envOf(info, SECRET_KEY_ENV) ?? '', keys);
+  }
+
+  /** The member of this pool whose claim lock names this start (its conversation and incarnation), if any. */
+  private async lockedBy(spec: RuntimeSpec): Promise<string | undefined> {
+    const label = [
+      `${LOCK_LABEL}=claim`,
+      `${LABELS.pool}=${this.poolName}`,
+      `${LABELS.conversationId}=${spec.conversationId}`,
+    ];
+    const locks = await this.host.docker.listContainers({ all: true, filters: { label } });
+    return locks.find((l) => l.Labels[LABELS.incarnation] === spec.incarnation)?.Labels[LABELS.poolMember];
   }
 
   /** A claimed member's conversation labels (from its lock), for the owner and incarnation checks. */
@@ -295,22 +311,6 @@ export class DockerPool implements PoolOps {
       if (statusOf(err) === 409) return false;
       throw err;
     }
-  }
-
-  /** The conversation's limits, set on the running container (`docker update`); the pool made it with the defaults. */
-  private async applyLimits(id: string, spec: RuntimeSpec): Promise<void> {
-    const limits = { ...DEFAULT_LIMITS, ...this.host.defaults };
-    const memory = resolveMemoryMb(spec, this.host.defaults, await this.host.requirements()) * 1024 * 1024;
-    const c = this.host.docker.getContainer(id);
-    const current = (await c.inspect()).HostConfig;
-    const update: Record<string, number> = {};
-    const cpus = Math.round((spec.cpus ?? limits.cpus) * 1e9);
-    if (current.NanoCpus !== cpus) update.NanoCpus = cpus;
-    if (current.PidsLimit !== (spec.pidsLimit ?? limits.pidsLimit))
-      update.PidsLimit = spec.pidsLimit ?? limits.pidsLimit;
-    // Memory and its swap limit move together (Docker refuses a memory limit above the current swap limit).
-    if (current.Memory !== memory) Object.assign(update, { Memory: memory, MemorySwap: memory * 2 });
-    if (Object.keys(update).length > 0) await c.update(update);
   }
 
   private inspect(name: string): Promise<Docker.ContainerInspectInfo | undefined> {

@@ -3,6 +3,7 @@
 // pooled conversation's removal takes everything it had.
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, test } from 'node:test';
+import Docker from 'dockerode';
 import { createRuntimeActivities } from '../../src/conversation/activities/runtime';
 import { createPoolActivities } from '../../src/sandbox-pools/activities';
 import { NestedClient } from '../../src/nested/client';
@@ -206,6 +207,37 @@ describe('warm pool members on Docker', () => {
       "the member's volume (the user's data)",
     );
     assert.equal(await provider.pool.claimLabels(memberId), undefined, 'and its claim');
+  });
+
+  test("a claim whose rename failed after its lock is finished by the start's retry, not stranded", async () => {
+    const [memberId] = await boot(1);
+    // The engine fails the claim's rename once (a daemon error, not 404 or 409): the attempt ends after its lock.
+    const flaky = new Docker();
+    let failRename = true;
+    const getContainer = flaky.getContainer.bind(flaky);
+    flaky.getContainer = (name: string) => {
+      const c = getContainer(name);
+      if (failRename)
+        c.rename = async () => {
+          failRename = false;
+          throw Object.assign(new Error('(HTTP code 500) server error - injected'), { statusCode: 500 });
+        };
+      return c;
+    };
+    const first = createRuntimeActivities({
+      runtime: new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, pool: { name: poolName }, docker: flaky }),
+    });
+    const cid = id('rename-failed');
+    const spec = { conversationId: cid, userId: 'u', incarnation: 'i1', aliveTimeoutMs: 20_000 };
+    await assert.rejects(first.createRuntime(spec), /injected/);
+    assert.equal((await pool.claimLabels(memberId))?.[LABELS.conversationId], cid, 'its lock stayed');
+    // The retry (the activity again, on a sound engine) finishes that claim.
+    const h = await acts.createRuntime(spec);
+    assert.equal(h.startPath, 'pool');
+    assert.equal((await docker.getContainer(h.runtimeId).inspect()).Config.Labels[LABELS.poolMember], memberId);
+    assert.deepEqual(await pool.members(), [], 'no member left locked and unclaimed');
+    assert.equal(await provider.remove(cid), true);
+    assert.equal(await pool.claimLabels(memberId), undefined);
   });
 
   test('the survey names a member that stopped; capacity follows the image and the host', async () => {
