@@ -7,6 +7,7 @@ import type { RuntimeHandle, RuntimeProvider, RuntimeSpec, RuntimeSummary } from
 import { manifestFromLabels, type ImageManifest } from './image-manifest';
 import {
   SandboxNetworks,
+  applyLimits,
   demux,
   handleOf,
   inspectContainer,
@@ -90,8 +91,12 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     const existing = await this.inspectRaw(name);
     if (existing) {
       // This start's own container (an earlier attempt made it): adopt it. An earlier life's: remove it, with its data.
-      if (claimOf(name, await this.labelsOf(existing), this.opts.owner, spec.incarnation) === 'own')
-        return { ...(await this.adopt(existing)), startPath: existing.Config.Labels?.[LABELS.pool] ? 'pool' : 'cold' };
+      if (claimOf(name, await this.labelsOf(existing), this.opts.owner, spec.incarnation) === 'own') {
+        const pooled = !!existing.Config.Labels?.[LABELS.pool];
+        // A claimed member took the conversation's limits after its rename: an attempt that died in between did not.
+        if (pooled) await applyLimits(this.docker, existing.Id, spec, this.opts.defaults, await this.requirements());
+        return { ...(await this.adopt(existing)), startPath: pooled ? 'pool' : 'cold' };
+      }
       await this.remove(spec.conversationId);
     }
     const coldReason = this.pool.ineligible(spec);

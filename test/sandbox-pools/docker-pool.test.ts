@@ -45,6 +45,23 @@ async function boot(n: number): Promise<string[]> {
   return ids;
 }
 
+/** The pool's provider on an engine whose first `method` call on a container fails with a 500 (a daemon error). */
+function providerFailingOnce(method: 'rename' | 'update'): DockerRuntimeProvider {
+  const flaky = new Docker();
+  let fail = true;
+  const getContainer = flaky.getContainer.bind(flaky);
+  flaky.getContainer = (name: string) => {
+    const c = getContainer(name);
+    if (fail)
+      c[method] = async () => {
+        fail = false;
+        throw Object.assign(new Error('(HTTP code 500) server error - injected'), { statusCode: 500 });
+      };
+    return c;
+  };
+  return new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, pool: { name: poolName }, docker: flaky });
+}
+
 describe('warm pool members on Docker', () => {
   test('a member boots identity-free: no conversation label, no request env, its own volume, ready once alive', async () => {
     const [memberId] = await boot(1);
@@ -212,21 +229,7 @@ describe('warm pool members on Docker', () => {
   test("a claim whose rename failed after its lock is finished by the start's retry, not stranded", async () => {
     const [memberId] = await boot(1);
     // The engine fails the claim's rename once (a daemon error, not 404 or 409): the attempt ends after its lock.
-    const flaky = new Docker();
-    let failRename = true;
-    const getContainer = flaky.getContainer.bind(flaky);
-    flaky.getContainer = (name: string) => {
-      const c = getContainer(name);
-      if (failRename)
-        c.rename = async () => {
-          failRename = false;
-          throw Object.assign(new Error('(HTTP code 500) server error - injected'), { statusCode: 500 });
-        };
-      return c;
-    };
-    const first = createRuntimeActivities({
-      runtime: new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, pool: { name: poolName }, docker: flaky }),
-    });
+    const first = createRuntimeActivities({ runtime: providerFailingOnce('rename') });
     const cid = id('rename-failed');
     const spec = { conversationId: cid, userId: 'u', incarnation: 'i1', aliveTimeoutMs: 20_000 };
     await assert.rejects(first.createRuntime(spec), /injected/);
@@ -238,6 +241,23 @@ describe('warm pool members on Docker', () => {
     assert.deepEqual(await pool.members(), [], 'no member left locked and unclaimed');
     assert.equal(await provider.remove(cid), true);
     assert.equal(await pool.claimLabels(memberId), undefined);
+  });
+
+  test("a claim whose limits were not applied (the attempt died after the rename) gets them from the start's retry", async () => {
+    const [memberId] = await boot(1);
+    // The engine fails the claim's `docker update` once: the attempt ends with the member renamed, at the defaults.
+    const first = createRuntimeActivities({ runtime: providerFailingOnce('update') });
+    const cid = id('limits-lost');
+    const spec = { conversationId: cid, userId: 'u', incarnation: 'i1', cpus: 0.5, memoryMb: 384, pidsLimit: 100 };
+    await assert.rejects(first.createRuntime({ ...spec, aliveTimeoutMs: 20_000 }), /injected/);
+    const h = await acts.createRuntime({ ...spec, aliveTimeoutMs: 20_000 });
+    assert.equal(h.startPath, 'pool');
+    assert.equal(h.adopted, true);
+    const info = await docker.getContainer(h.runtimeId).inspect();
+    assert.equal(info.Config.Labels[LABELS.poolMember], memberId);
+    assert.equal(info.HostConfig.NanoCpus, 500_000_000);
+    assert.equal(info.HostConfig.Memory, 384 * 1024 * 1024);
+    assert.equal(info.HostConfig.PidsLimit, 100);
   });
 
   test('the survey names a member that stopped; capacity follows the image and the host', async () => {
