@@ -38,8 +38,10 @@ const NESTED: ActivityOptions = {
   },
 };
 
-/** Cloning a repository can take minutes (it heartbeats meanwhile); a failed clone starts over clean. */
-/** A clone (CLONE_TIMEOUT_S, 10 min) and the repository's setup script (SETUP_TIMEOUT_S, 10 min), with room. */
+/**
+ * A clone (CLONE_TIMEOUT_S, 10 min; it heartbeats meanwhile, and a failed clone starts over clean) and the
+ * repository's setup script (SETUP_TIMEOUT_S, 10 min), with room.
+ */
 const REPOSITORY: ActivityOptions = {
   startToCloseTimeout: '22 minutes',
   retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: NEVER_RETRY_INPUT },
