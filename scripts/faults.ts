@@ -6,7 +6,9 @@
 //   2. every acknowledged message is in the nested server's events exactly once (besides other writers' identical
 //      ones), in the order it was sent, acknowledged with its own event ID;
 //   3. every conversation reaches RUNNING or STOPPED within SETTLE_BOUND_MS of the fault clearing: every fault here
-//      passes, so ERROR (even an explicit one) is a violation.
+//      passes, so ERROR (even an explicit one) is a violation;
+//   4. a git refresh token is never used again after its rotation was handed out (scripts/faults/oauth.ts): a
+//      rotated token is never lost, whatever was retried.
 // Prints a matrix (fault × runs × violations) and exits non-zero on any violation. FAULT_RUNS sets the runs per
 // fault (default 5); `npm test` runs every fault once (test/faults.test.ts).
 import { ConversationError } from '../src/conversation/client';

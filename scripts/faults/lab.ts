@@ -1,9 +1,7 @@
 // The fault suite's lab: the shared lab (a dev server, a `nestor worker` process, a client) plus a local OAuth
 // endpoint, Docker's own container events, restarts of the server and of Docker, and the invariants' checks.
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Docker from 'dockerode';
@@ -20,6 +18,7 @@ import { waitReadyUpdate } from '../../src/conversation/messages';
 import type { ReapResult } from '../../src/reaper/workflow';
 import { startLlmStandIn, type LlmStandIn } from '../../src/llm-stand-in/server';
 import { FaultProxy, PROXY_ENV } from './proxy';
+import { RotatingTokenEndpoint } from './oauth';
 
 /**
  * What the worker's sandboxes run: the emulator speaking V0 (its fault knobs in the sandbox's environment) or V1, or
@@ -80,8 +79,8 @@ async function userMessagesOf(
 }
 
 export class FaultLab extends Lab {
-  private oauth!: Server;
-  private oauthUrl = '';
+  /** The git provider: refresh tokens rotate, and one used again after its rotation is a violation. */
+  private oauth!: RotatingTokenEndpoint;
   readonly docker = new Docker();
   /** Live containers per conversation, from Docker's event stream, and the most seen at once. */
   private readonly live = new Map<string, { now: number; most: number }>();
@@ -102,15 +101,7 @@ export class FaultLab extends Lab {
         host: await new DockerRuntimeProvider({ image: RUNTIME_IMAGES.openhands }).sandboxGateway(),
       });
     }
-    lab.oauth = createHttpServer(async (req, res) => {
-      for await (const _ of req);
-      await sleep(300); // a slow token endpoint keeps refreshTokens in flight long enough to kill the worker in it
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ access_token: 'ghp-refreshed', refresh_token: 'r2', expires_in: 28_800 }));
-    });
-    lab.oauth.listen(0, '127.0.0.1');
-    await once(lab.oauth, 'listening');
-    lab.oauthUrl = `http://127.0.0.1:${(lab.oauth.address() as { port: number }).port}/token`;
+    lab.oauth = await RotatingTokenEndpoint.start();
     await lab.watchContainers();
     await lab.startServer();
     await lab.startWorker();
@@ -164,7 +155,7 @@ export class FaultLab extends Lab {
     return super.startWorker({
       NESTOR_RUNTIME: this.runtime,
       NESTOR_NESTED_TIMEOUT_MS: '1500',
-      NESTOR_GITHUB_TOKEN_URL: this.oauthUrl,
+      NESTOR_GITHUB_TOKEN_URL: this.oauth.url,
       NESTOR_GITHUB_CLIENT_ID: 'faults',
       ...(this.proxy && {
         [PROXY_ENV]: this.proxy.origin,
@@ -246,7 +237,12 @@ export class FaultLab extends Lab {
       },
       ...(o.tokens && {
         gitProviderTokens: {
-          github: { token: 'ghp-old', refreshToken: 'r1', expiresAt: new Date(Date.now() + 60_000).toISOString() },
+          // Its own refresh token (it carries the conversation's ID), so a reuse is told apart per conversation.
+          github: {
+            token: 'ghp-old',
+            refreshToken: `r1-${id}`,
+            expiresAt: new Date(Date.now() + 60_000).toISOString(),
+          },
         },
       }),
       ...(o.secrets && { customSecrets: [{ name: 'FAULT_SECRET', value: 'v' }] }),
@@ -324,6 +320,9 @@ export class FaultLab extends Lab {
         v.push(
           `${id}: ERROR after a transient fault (${info.lastError?.type ?? 'no lastError'} at ${info.lastError?.step}: ${info.lastError?.message})`,
         );
+      // 4. credentials: a refresh token is used once; using it again means its rotation was lost
+      for (const t of this.oauth.reusedBy(id))
+        v.push(`${id}: refresh token ${t} used again after its rotation was handed out (the rotated token was lost)`);
       // 1. containers
       const cs = await this.containers(id);
       if (cs.length > 1) v.push(`${id}: ${cs.length} containers`);

@@ -5,7 +5,12 @@ import { CancellationScope, isCancellation, log, patched, upsertMemo } from '@te
 import type { StartStep } from '../../shared/constants';
 import type { Conversation } from './state';
 import { describeCause, resumeFailed, startFailed, type Cause } from './failures';
-import { LEAN_START_PATCH, RELEASE_UNFINISHED_ACQUIRE_PATCH, SANDBOX_HOSTS_PATCH } from './patches';
+import {
+  LEAN_START_PATCH,
+  REFRESH_AS_ACTIVITY_PATCH,
+  RELEASE_UNFINISHED_ACQUIRE_PATCH,
+  SANDBOX_HOSTS_PATCH,
+} from './patches';
 import type { Run } from './run';
 import { confirmHost, placeAndCreate, undoRuntime } from './placement';
 import { touch } from './slot';
@@ -104,7 +109,10 @@ function plan(r: Run, mode: Mode): PlanStep[] {
       details: 'refreshing git provider tokens',
       when: () => !!conv.tokens && Object.keys(conv.tokens).length > 0,
       run: async () => {
-        const refreshed = await nested().refreshTokens({ tokens: conv.tokens! });
+        // Its answer (a rotated refresh token) must be in history before anything else can fail: never local.
+        const steps = nested();
+        const via = steps === r.acts.local && !patched(REFRESH_AS_ACTIVITY_PATCH) ? steps : r.acts;
+        const refreshed = await via.refreshTokens({ tokens: conv.tokens! });
         conv.tokens = refreshed.tokens;
         for (const w of refreshed.warnings) conv.warn(w);
         for (const w of refreshed.warnings) log.warn('token refresh', { step: 'refreshTokens', warning: w });

@@ -45,3 +45,10 @@ export const SANDBOX_HOSTS_PATCH = 'sandbox-hosts';
  * becomes PAUSED with that error, its slot given back, instead of staying RUNNING with nothing there answering.
  */
 export const HOST_LOST_PAUSES_PATCH = 'host-lost-pauses';
+
+/**
+ * Patch ID: refreshTokens is an activity again under lean-start, not a local one. A local activity's result is only
+ * kept once its whole workflow task completes, so a worker lost during the nested set-up that follows ran the refresh
+ * again with the refresh token the provider had just revoked, and the rotated pair was lost.
+ */
+export const REFRESH_AS_ACTIVITY_PATCH = 'refresh-as-activity';

@@ -168,7 +168,8 @@ export function stepActivities(
      * The nested set-up steps as local activities (runs since LEAN_START_PATCH): each is a few quick HTTP calls, so
      * they run inside the workflow task that asked for them, one after another, with no server round trip and no
      * workflow task between them. Same bounds and retries as their activity form. On a sandbox host they cannot be
-     * local (the sandbox is reachable from its host only): they are that host's activities.
+     * local (the sandbox is reachable from its host only): they are that host's activities. refreshTokens is here for
+     * histories recorded before REFRESH_AS_ACTIVITY_PATCH only.
      */
     local: host
       ? { refreshTokens: local.refreshTokens, ...pick(hostSteps, 'configureNestedServer', 'createConversation') }
