@@ -309,17 +309,18 @@ export async function runFaultSuite(o: {
   log?: (s: string) => void;
   /**
    * @default 'emulator' (V0, every fault); 'emulator-v1' runs V1_FAULTS and 'openhands' (the real agent server)
-   * REAL_V1_FAULTS unless `only` says otherwise
+   * REAL_V1_FAULTS; `only` narrows that set (a fault a runtime cannot have is never run on it)
    */
   runtime?: FaultRuntime;
 }): Promise<FaultRow[]> {
   const log = o.log ?? ((s: string) => process.stderr.write(`[faults] ${s}\n`));
   const lab = await FaultLab.create({ runtime: o.runtime });
   lab.injectedLog = log;
-  const only = o.only ?? DEFAULT_FAULTS[o.runtime ?? 'emulator'];
+  const fits = DEFAULT_FAULTS[o.runtime ?? 'emulator'];
+  const selected = FAULTS.filter((f) => (!fits || fits.test(f.name)) && (!o.only || o.only.test(f.name)));
   const rows: FaultRow[] = [];
   try {
-    for (const fault of FAULTS.filter((f) => !only || only.test(f.name))) {
+    for (const fault of selected) {
       const row: FaultRow = { fault: fault.name, runs: 0, violations: [], seconds: 0 };
       const t0 = Date.now();
       for (let i = 0; i < o.runs; i++) {
