@@ -1,13 +1,13 @@
 // The resume-schedules activities: resumeConversation (what a schedule runs) drives a conversation workflow through
 // the Temporal client the worker gives activities; deleteResumeSchedules clears a closing conversation's schedules.
-import { ScheduleNotFoundError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ScheduleNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { listResumeSchedules } from './schedules';
 import { Context } from '@temporalio/activity';
 import { conversationWorkflowId } from '../shared/constants';
 import { ErrorType, NestorError } from '../errors';
 import type { AgentLoopInfo } from '../shared/schemas';
-import { resumeUpdate, sendMessageUpdate } from '../conversation/messages';
+import { ConversationClient, ConversationError } from '../conversation/client';
 import type { ResumeActivityInput } from './messages';
 
 export function createResumeScheduleActivities() {
@@ -35,32 +35,24 @@ export function createResumeScheduleActivities() {
           false,
         );
       }
+      // Through the conversation client: a message the run turns away while it continues as new (ContinuingAsNew,
+      // or too many updates in flight) goes again under its ID, to the next run, as every client must.
+      const conversations = new ConversationClient({ client: Context.current().client });
       try {
-        const info = await handle.executeUpdate(resumeUpdate);
-        if (input.message) {
-          await handle.executeUpdate(sendMessageUpdate, {
-            args: [{ content: input.message, messageId: input.messageId }],
-            updateId: input.messageId,
-          });
-        }
+        const info = await conversations.resume(input.conversationId);
+        if (input.message)
+          await conversations.sendMessage(input.conversationId, { content: input.message, messageId: input.messageId });
         return info;
       } catch (err) {
+        if (!(err instanceof ConversationError)) throw err;
         // The conversation's own answer (closed while we asked, a failed resume): final, never retried as a transport error.
-        const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
-        if (cause instanceof ApplicationFailure && cause.type === ErrorType.ConversationClosed) {
+        if (err.type === ErrorType.ConversationClosed)
           throw new NestorError(
             ErrorType.ConversationNotFound,
-            `conversation ${input.conversationId} is closed: ${cause.message}`,
+            `conversation ${input.conversationId} is closed: ${err.message}`,
             false,
           );
-        }
-        if (cause instanceof ApplicationFailure)
-          throw ApplicationFailure.create({
-            type: cause.type ?? undefined,
-            message: cause.message,
-            nonRetryable: true,
-          });
-        throw err;
+        throw ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: true });
       }
     },
 

@@ -1,10 +1,13 @@
 // Resume schedules end to end: a real dev server, a real worker, real Docker and the emulator image (helpers/e2e.ts).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ConversationClient } from '../../src/conversation/client';
+import { sendMessageUpdate } from '../../src/conversation/messages';
+import { conversationWorkflowId } from '../../src/shared/constants';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually, waitFor } from '../helpers/eventually';
 import { uniqueId } from '../helpers/temporal';
 
@@ -96,5 +99,60 @@ describe('resume schedules end to end (Temporal + Docker + emulator)', () => {
       ?.filter((e) => e.activityTaskStartedEventAttributes)
       .map((e) => e.activityTaskStartedEventAttributes!.attempt);
     assert.deepEqual(attempts, [1]);
+  });
+
+  test("a scheduled resume's message that meets the switch to a new run goes again to that run, once", async () => {
+    const id = uniqueId('sched-can');
+    const base = input(id);
+    await client.start({
+      ...base,
+      continueAsNewAfterEvents: 50,
+      settings: {
+        ...base.settings,
+        sandbox: { env: { CONVERSATION_START_DELAY_MS: '100', FAULT_POST_EVENTS_STALL_MS: '3000' } },
+      },
+    });
+    const conversation = env.client.workflow.getHandle(conversationWorkflowId(id));
+    const firstRun = (await conversation.describe()).runId;
+    // Two messages in flight at a time, each delivery 3 s: once the run is due to continue as new it delivers what it
+    // accepted and turns new ones away (ContinuingAsNew). The first one turned away says the run is switching now.
+    const inFlight: Array<Promise<unknown>> = [];
+    let switching = false;
+    for (let i = 0; i < 30 && !switching; i++) {
+      const messageId = `${id}-m${i}`;
+      const update = await conversation.startUpdate(sendMessageUpdate, {
+        args: [{ content: `m${i}`, messageId }],
+        updateId: messageId,
+        waitForStage: WorkflowUpdateStage.ACCEPTED,
+      });
+      const delivered = update.result();
+      delivered.catch(() => {});
+      // A refused update's outcome is there at once; an accepted one is delivered 3 s later.
+      const early = await Promise.race([
+        delivered.then(
+          () => 'delivered',
+          (err: unknown) => err,
+        ),
+        sleep(300),
+      ]);
+      if (early instanceof WorkflowUpdateFailedError && (early.cause as ApplicationFailure)?.type === 'ContinuingAsNew')
+        switching = true;
+      else if (early instanceof Error) throw early;
+      else if (i > 0) await inFlight[i - 1];
+      inFlight.push(delivered);
+    }
+    assert.ok(switching, 'the run turned a message away while it continued as new');
+    const scheduled = await env.client.workflow.execute('ResumeConversation', {
+      taskQueue,
+      workflowId: uniqueId('resume-during-switch'),
+      args: [{ conversationId: id, message: 'from the schedule, during the switch' }],
+    });
+    assert.equal(scheduled.status, 'RUNNING');
+    await Promise.allSettled(inFlight);
+    assert.notEqual((await conversation.describe()).runId, firstRun, 'the conversation continued as new');
+    const info = await client.start(input(id));
+    const users = (await userMessages(info, id)).map((e) => e.args?.content);
+    assert.equal(users.filter((c) => c === 'from the schedule, during the switch').length, 1);
+    await client.close(id);
   });
 });
