@@ -335,7 +335,7 @@ export class FaultLab extends Lab {
         const live = await this.persist(() =>
           this.client.client.workflow
             .getHandle(conversationWorkflowId(id))
-            .executeUpdate(waitReadyUpdate, { args: [{}] }),
+            .executeUpdate(waitReadyUpdate, { args: [{ userId: this.input(id).userId }] }),
         );
         const users = (await userMessagesOf(live, id)).filter(
           (e) => !(typeof e.id === 'number' && conv.foreign?.has(e.id)),

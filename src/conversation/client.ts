@@ -147,9 +147,13 @@ export class ConversationClient {
   /**
    * The running conversation's address and session key (what `start` returns), without a start input: waits until it
    * is RUNNING. For reading its nested server directly (e.g. `nestor events`); the key never appears in `status`.
+   * `user` is who waits: a backend passes its user (another user's conversation is refused); omitted, the
+   * conversation's own owner is read from its status, which is an operator's tool's privilege.
    */
-  async connection(conversationId: string): Promise<AgentLoopInfo> {
-    return unwrapped(this.handle(conversationId).executeUpdate(waitReadyUpdate, { args: [{}] }));
+  async connection(conversationId: string, user?: string): Promise<AgentLoopInfo> {
+    // An operator's read: the owner comes from the conversation itself (waitReady requires the user who waits).
+    const userId = user ?? (await this.status(conversationId)).userId;
+    return unwrapped(this.handle(conversationId).executeUpdate(waitReadyUpdate, { args: [{ userId }] }));
   }
 
   /** Send one message; resolves once the nested server accepted it. The message ID (a UUID when omitted) deduplicates. */

@@ -1,15 +1,20 @@
 // Message definitions of StartConversation, shared by the workflow and its callers.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { MESSAGE_NAMES } from '../shared/constants';
-import type { AgentLoopInfo, CloseInput, MessageAck, PauseInput, SendMessageInput } from '../shared/schemas';
+import type {
+  AgentLoopInfo,
+  CloseInput,
+  MessageAck,
+  PauseInput,
+  SendMessageInput,
+  WaitReadyInput,
+} from '../shared/schemas';
 
 /**
- * Who asks to wait for a conversation. A start passes its user ID: a live conversation of another user is refused
- * (ConversationOwnedByAnotherUser) instead of handing over its session key. Operators' tools may omit it.
+ * Who waits for a conversation (required): a live conversation of another user is refused
+ * (ConversationOwnedByAnotherUser) instead of handing over its session key.
  */
-export interface WaitReadyInput {
-  userId?: string;
-}
+export type { WaitReadyInput };
 
 /** Resolves with connection info (including the session API key) once RUNNING; resumes a paused conversation; fails with the start error. */
 export const waitReadyUpdate = defineUpdate<AgentLoopInfo, [WaitReadyInput]>(MESSAGE_NAMES.waitReady);

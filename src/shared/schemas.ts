@@ -200,6 +200,12 @@ export const CloseInputSchema = z.strictObject({
 /** Input of the pause update and signal. */
 export const PauseInputSchema = CloseInputSchema;
 
+/**
+ * Input of the waitReady update: who waits. Required, so a caller in any language that attaches to a live
+ * conversation under its ID (update-with-start) is checked against its owner instead of getting its session key.
+ */
+export const WaitReadyInputSchema = z.strictObject({ userId: UserIdSchema });
+
 export type UserSettings = z.infer<typeof UserSettingsSchema>;
 export type SandboxSettings = z.infer<typeof SandboxSettingsSchema>;
 export type ProviderToken = z.infer<typeof ProviderTokenSchema>;
@@ -212,6 +218,7 @@ export type StartConversationRequest = z.input<typeof StartConversationInputSche
 export type SendMessageInput = z.infer<typeof SendMessageInputSchema>;
 export type CloseInput = z.infer<typeof CloseInputSchema>;
 export type PauseInput = z.infer<typeof PauseInputSchema>;
+export type WaitReadyInput = z.infer<typeof WaitReadyInputSchema>;
 
 /** What a caller sees of a conversation. `sessionApiKey` is only in the result of start/waitReady. */
 export const AgentLoopInfoSchema = z.strictObject({
@@ -268,6 +275,7 @@ export const PUBLISHED_SCHEMAS = {
   'send-message-input': SendMessageInputSchema,
   'close-input': CloseInputSchema,
   'pause-input': PauseInputSchema,
+  'wait-ready-input': WaitReadyInputSchema,
   'agent-loop-info': AgentLoopInfoSchema,
   'message-ack': MessageAckSchema,
 } as const;

@@ -3,7 +3,7 @@
 // Fake activities on a real dev server; starts made with the plain Temporal client, as another language would.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ConversationError } from '../../src/conversation/client';
@@ -40,7 +40,7 @@ describe('the worker enforces the contract (fake activities)', () => {
         userId: 'alice',
         settings: { llmModel: 'anthropic/claude-sonnet-4-5', llmApiKey: 'sk' },
       });
-      const info = await client.handle(id).executeUpdate(waitReadyUpdate, { args: [{}] });
+      const info = await client.handle(id).executeUpdate(waitReadyUpdate, { args: [{ userId: 'alice' }] });
       assert.equal(info.status, 'RUNNING');
       await client.close(id);
     });
@@ -94,6 +94,26 @@ describe('the worker enforces the contract (fake activities)', () => {
         return true;
       });
       assert.equal((await client.start(input(id))).sessionApiKey, 'secret-session-key', 'the owner still joins');
+      await client.close(id);
+    });
+  });
+
+  test('a waitReady without the user (a caller implementing the contract with `{}`) is refused and gets no session key', async () => {
+    const { acts } = fakeActivities();
+    const id = uniqueId('no-waiter');
+    await withFakeWorker(env, acts, async (client) => {
+      await client.start(input(id));
+      for (const args of [{}, { userId: '' }, { userId: 7 }] as never[]) {
+        await assert.rejects(client.handle(id).executeUpdate(waitReadyUpdate, { args: [args] }), (err) => {
+          assert.ok(err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure);
+          assert.equal(err.cause.type, 'InvalidInput');
+          assert.match(err.cause.message, /waitReady input: userId: /);
+          assert.doesNotMatch(err.cause.message, /secret-session-key/);
+          return true;
+        });
+      }
+      // Its owner still waits, and an operator's tool reads the owner from the status (ConversationClient.connection).
+      assert.equal((await client.connection(id)).sessionApiKey, 'secret-session-key');
       await client.close(id);
     });
   });

@@ -134,7 +134,7 @@ describe('StartConversation workflow (fake activities)', () => {
       assert.equal(closed.status, 'STOPPED');
       assert.equal((await handle.result()).status, 'STOPPED');
       // Nothing can wait for readiness of a closed conversation.
-      await assert.rejects(handle.executeUpdate(waitReadyUpdate, { args: [{}] }));
+      await assert.rejects(handle.executeUpdate(waitReadyUpdate, { args: [{ userId: input(id).userId }] }));
     });
     assert.deepEqual(calls, [...START_STEPS, 'removeRuntime', 'releaseSession']);
   });

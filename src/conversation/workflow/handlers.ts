@@ -15,6 +15,7 @@ import { ErrorType } from '../../errors';
 import { conversationWorkflowId } from '../../shared/constants';
 import {
   CloseInputSchema,
+  WaitReadyInputSchema,
   PauseInputSchema,
   SendMessageInputSchema,
   StartConversationInputSchema,
@@ -79,7 +80,10 @@ async function untilRunning(conv: Conversation): Promise<void> {
 function checkWaiter(conv: Conversation, w: WaitReadyInput | undefined): void {
   const sealed = keyMismatch('waitReady', w);
   if (sealed) throw sealed;
-  if (w?.userId !== undefined && w.userId !== conv.userId) {
+  // Required of every caller: an update without it (a backend that implements the contract literally with `{}`)
+  // would otherwise get whichever conversation holds the ID.
+  const { userId } = checked(WaitReadyInputSchema, w ?? {}, 'waitReady input');
+  if (userId !== conv.userId) {
     throw ApplicationFailure.create({
       message: `conversationId: conversation ${conv.conversationId} belongs to another user; choose another conversation ID`,
       type: ErrorType.WrongUser,
