@@ -13,6 +13,7 @@ import { Context } from '@temporalio/activity';
 import { waitFor } from '../helpers/eventually';
 import { createTestEnv, uniqueId } from '../helpers/temporal';
 import { fakeActivities, input, withFakeWorker } from '../helpers/fake-activities';
+import { createHostActivities } from '../../src/sandbox-hosts/activities';
 
 describe('the worker enforces the contract (fake activities)', () => {
   let env: TestWorkflowEnvironment;
@@ -116,6 +117,28 @@ describe('the worker enforces the contract (fake activities)', () => {
       assert.equal((await client.connection(id)).sessionApiKey, 'secret-session-key');
       await client.close(id);
     });
+  });
+
+  test('a start no sandbox host can take fails with NoSandboxHost at once, removes nothing anywhere and gives its slot back', async () => {
+    // The conversations worker in hosts mode has no engine: a removal asked of it fails (here at once, for real
+    // after minutes of retries), so the start must not ask.
+    const { acts, calls } = fakeActivities({ removeFails: true });
+    const id = uniqueId('no-host');
+    await withFakeWorker(env, { ...acts, ...createHostActivities({ sandboxHosts: true }) }, async (client) => {
+      await assert.rejects(client.start(input(id)), (err) => {
+        assert.ok(err instanceof ConversationError);
+        assert.equal(err.type, 'ConversationStartFailed');
+        return true;
+      });
+      const status = await client.status(id);
+      assert.equal(status.status, 'ERROR');
+      assert.equal(status.lastError?.type, 'NoSandboxHost');
+      assert.deepEqual(
+        status.warnings.filter((w) => /compensation/.test(w)),
+        [],
+      );
+    });
+    assert.deepEqual(calls, ['acquireSession', 'releaseSession']);
   });
 
   test('a slot that cannot be given back while pausing ends in ERROR naming the cause; the sandbox is removed', async () => {

@@ -52,3 +52,9 @@ export const HOST_LOST_PAUSES_PATCH = 'host-lost-pauses';
  * again with the refresh token the provider had just revoked, and the rotated pair was lost.
  */
 export const REFRESH_AS_ACTIVITY_PATCH = 'refresh-as-activity';
+
+/**
+ * Patch ID: a start whose placement was refused (NoSandboxHost) or interrupted undoes no sandbox: none was made, and
+ * the conversations worker, which has no engine with sandbox hosts, spent minutes retrying a removal there.
+ */
+export const UNPLACED_UNDOES_NOTHING_PATCH = 'unplaced-undoes-nothing';

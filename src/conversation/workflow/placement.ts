@@ -1,7 +1,8 @@
 // Where a conversation's sandbox runs: with sandbox hosts, a start asks the host registry for a host, creates the
 // sandbox there, and is placed again elsewhere if that host's worker never picks the create up. Without them, the
 // placement answers "here" at once and nothing changes.
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
+import { UNPLACED_UNDOES_NOTHING_PATCH } from './patches';
 import { ErrorType } from '../../errors';
 import type { CreatedRuntime } from '../activities/runtime';
 import { pickupTimedOut } from './failures';
@@ -19,7 +20,10 @@ export async function placeAndCreate(r: Run, create: () => Promise<CreatedRuntim
   const { conversationId } = r.conv;
   const exclude: string[] = [];
   for (;;) {
+    // Until the first answer, nothing can have been made anywhere (undoRuntime reads this).
+    if (!exclude.length) r.placement = 'asking';
     const placement = await r.acts.placeSandbox({ conversationId, exclude });
+    r.placement = 'answered';
     placeOn(r, placement);
     if (!placement) return create();
     r.conv.setStep('createRuntime', `creating the container on host ${placement.hostId}`);
@@ -44,6 +48,8 @@ export async function placeAndCreate(r: Run, create: () => Promise<CreatedRuntim
 /** Undo the runtime step: remove or stop the sandbox; a removed one gives its host placement back. */
 export async function undoRuntime(r: Run, undo: 'removeRuntime' | 'pauseRuntime'): Promise<void> {
   const { conversationId } = r.conv;
+  // A start refused or closed before any host was chosen made no sandbox, here or on a host.
+  if (r.placement === 'asking' && patched(UNPLACED_UNDOES_NOTHING_PATCH)) return;
   try {
     await r.acts[undo]({ conversationId });
   } finally {

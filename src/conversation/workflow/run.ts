@@ -20,6 +20,8 @@ export interface Run {
   idleTimeoutMs: number;
   /** With sandbox hosts: how long a host's task may wait for its worker (schedule-to-start). */
   pickupTimeoutMs: number;
+  /** A start's first placement: asked for and not answered yet (refused or interrupted), or answered. */
+  placement?: 'asking' | 'answered';
 }
 
 /** From now on, the sandbox's steps go to this host (null: the worker's own engine). */
