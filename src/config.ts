@@ -59,6 +59,10 @@ export const EnvSchema = z.object({
   TEMPORAL_ADDRESS: z.string().min(1).optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   NESTOR_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
+  NESTOR_SERVICE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "expected letters, digits, '.', '_' and '-' (1-100 characters)")
+    .optional(),
   NESTOR_DATA_DIR: z.string().min(1).default(resolve(PROJECT_ROOT, '.nestor')),
   NESTOR_TEMPORAL_BIN: z.string().min(1).default(resolve(PROJECT_ROOT, '.tools/temporal-1.5.1/temporal')),
   NESTOR_TEMPORAL_PORT: int(7233),
@@ -117,6 +121,11 @@ export const EnvSchema = z.object({
 export interface NestorConfig {
   temporalAddress?: string;
   namespace: string;
+  /**
+   * The service that owns its sandboxes (label `nestor.owner`): the same for every worker of one deployment, whatever
+   * address each reaches Temporal by. @default `<namespace>/<task queue>` (worker.ts runtimeOwner)
+   */
+  serviceId?: string;
   taskQueue: string;
   dataDir: string;
   temporalBin: string;
@@ -199,6 +208,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
   return {
     temporalAddress: e.TEMPORAL_ADDRESS,
     namespace: e.TEMPORAL_NAMESPACE,
+    serviceId: e.NESTOR_SERVICE_ID,
     taskQueue: e.NESTOR_TASK_QUEUE,
     dataDir: e.NESTOR_DATA_DIR,
     temporalBin: e.NESTOR_TEMPORAL_BIN,

@@ -4,7 +4,7 @@ import { checkPoolSize, startPool } from './sandbox-pools/start';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
 import { KNOWN_ERRORS, createActivities, type ActivityDeps } from './activities';
-import { describeRuntime, loadConfig, temporalAddress, type NestorConfig } from './config';
+import { describeRuntime, loadConfig, type NestorConfig } from './config';
 import { DEFAULT_MODEL_CAPABILITIES } from './user-sessions/session';
 import { DockerRuntimeProvider } from './runtime/docker';
 import { poolNameFor } from './runtime/container-spec';
@@ -64,9 +64,21 @@ export function createWorker(o: NestorWorkerOptions): Promise<Worker> {
   });
 }
 
-/** The owner label of this service's sandboxes: the reaper sweeps only these. */
+/**
+ * The owner label of this service's sandboxes: the reaper sweeps only these, and only these are adopted or resumed.
+ * The service's ID (NESTOR_SERVICE_ID), by default its namespace and task queue (what every worker of one deployment
+ * shares), never the address a worker reaches Temporal by: every worker of one deployment owns them alike.
+ */
 export function runtimeOwner(c: NestorConfig): string {
-  return `${temporalAddress(c)}/${c.namespace}`;
+  return c.serviceId ?? `${c.namespace}/${c.taskQueue}`;
+}
+
+/**
+ * The owner labels versions before NESTOR_SERVICE_ID wrote (`<Temporal address>/<namespace>`): sandboxes of this
+ * namespace made then are still this service's, whichever address spelling made them.
+ */
+export function formerRuntimeOwner(c: NestorConfig): (label: string) => boolean {
+  return (label) => label.endsWith(`/${c.namespace}`) && label.length > c.namespace.length + 1;
 }
 
 /** Activity dependencies from the configuration: the Docker provider on the configured image. */
@@ -76,6 +88,7 @@ export function depsFromConfig(c: NestorConfig): ActivityDeps {
       image: c.runtimeImage,
       defaults: c.defaultLimits,
       owner: runtimeOwner(c),
+      formerOwner: formerRuntimeOwner(c),
       // A sandbox host's warm pool is its own (members are in its engine): named after the image and the host.
       ...(c.sandboxHosts.hostId && { pool: { name: `${poolNameFor(c.runtimeImage)}-${c.sandboxHosts.hostId}` } }),
     }),

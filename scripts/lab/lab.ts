@@ -43,7 +43,7 @@ export class Lab {
     readonly o: LabOptions,
   ) {
     this.owner = runtimeOwner(c);
-    this.taskQueue = o.name;
+    this.taskQueue = c.taskQueue;
     this.keySpec = generateKeySpec(o.name);
     this.dataConverter = nestorDataConverter(parseEncryptionKeys(this.keySpec));
   }
@@ -53,6 +53,8 @@ export class Lab {
     return {
       ...loadConfig(),
       temporalAddress: undefined,
+      // The worker's queue (startWorker), and so its sandboxes' owner (`<namespace>/<queue>`): none but this lab's.
+      taskQueue: name,
       dataDir: mkdtempSync(join(tmpdir(), `nestor-${name}-`)),
       temporalPort: await freePort(),
       uiPort: await freePort(),

@@ -36,6 +36,9 @@ import {
   poolMemberName,
   poolNameFor,
   poolVolumeName,
+  ownedBy,
+  ownerFilter,
+  type Owner,
   type SandboxDefaults,
 } from './container-spec';
 
@@ -44,6 +47,8 @@ export interface PoolHost {
   docker: Docker;
   image: string;
   owner?: string;
+  /** Owner labels earlier versions wrote for this same service. */
+  formerOwner?: (label: string) => boolean;
   convPrefix: string;
   defaults?: Partial<SandboxDefaults>;
   networks: SandboxNetworks;
@@ -70,19 +75,20 @@ export class DockerPool implements PoolOps {
     this.prefix = opts.poolPrefix ?? 'nestor-pool-';
   }
 
+  private get ownership(): Owner {
+    return { id: this.host.owner, formerly: this.host.formerOwner };
+  }
+
   private name(memberId: string, state: (typeof STATES)[number]): string {
     return poolMemberName(this.poolName, memberId, state, this.prefix);
   }
 
   /** Unclaimed members (a claimed one carries its conversation's name), oldest first. */
   async members(): Promise<PoolMember[]> {
-    const label = [
-      `${LABELS.pool}=${this.poolName}`,
-      ...(this.host.owner ? [`${LABELS.owner}=${this.host.owner}`] : []),
-    ];
+    const label = [`${LABELS.pool}=${this.poolName}`, ...ownerFilter(this.ownership)];
     const all = await this.host.docker.listContainers({ all: true, filters: { label } });
     const members: PoolMember[] = [];
-    for (const c of all) {
+    for (const c of all.filter((c) => ownedBy(this.ownership, c.Labels[LABELS.owner]))) {
       const name = (c.Names[0] ?? '').replace(/^\//, '');
       const memberId = c.Labels[LABELS.poolMember] ?? '';
       const state = STATES.find((s) => name === this.name(memberId, s));
@@ -146,9 +152,11 @@ export class DockerPool implements PoolOps {
     const label = [
       `${LABELS.pool}=${this.poolName}`,
       `${LABELS.poolMember}=${memberId}`,
-      ...(this.host.owner ? [`${LABELS.owner}=${this.host.owner}`] : []),
+      ...ownerFilter(this.ownership),
     ];
-    const mine = await this.host.docker.listContainers({ all: true, filters: { label } });
+    const mine = (await this.host.docker.listContainers({ all: true, filters: { label } })).filter((c) =>
+      ownedBy(this.ownership, c.Labels[LABELS.owner]),
+    );
     return mine.some((c) => !STATES.some((s) => c.Names.includes(`/${this.name(memberId, s)}`)));
   }
 

@@ -20,6 +20,9 @@ import { DockerPool, LOCK_LABEL } from './docker-pool';
 import {
   buildContainerSpec,
   claimOf,
+  ownedBy,
+  ownerFilter,
+  type Owner,
   containerName,
   poolVolumeName,
   volumeName,
@@ -37,10 +40,12 @@ export interface DockerProviderOptions {
   /** Defaults when the settings name no limit. @default DEFAULT_LIMITS, memory from the image's manifest */
   defaults?: Partial<SandboxDefaults>;
   /**
-   * Which Temporal service owns the containers (`<address>/<namespace>`), as label `nestor.owner`; `list` then sees
-   * only those, so services sharing a Docker engine never reap each other's sandboxes. @default no owner label, list all
+   * Which nestor service owns the containers (its NESTOR_SERVICE_ID), as label `nestor.owner`; `list` then sees only
+   * those, so services sharing a Docker engine never reap each other's sandboxes. @default no owner label, list all
    */
   owner?: string;
+  /** Owner labels earlier versions wrote for this same service: their sandboxes are still its own. */
+  formerOwner?: (label: string) => boolean;
   /** Warm pool: its name (@default from the image) and members' name prefix (@default 'nestor-pool-'). */
   pool?: { name?: string; prefix?: string };
 }
@@ -53,6 +58,10 @@ export class DockerRuntimeProvider implements RuntimeProvider {
   private manifestRead?: Promise<ImageManifest>;
   readonly pool: DockerPool;
 
+  private get ownership(): Owner {
+    return { id: this.opts.owner, formerly: this.opts.formerOwner };
+  }
+
   constructor(private readonly opts: DockerProviderOptions) {
     this.docker = opts.docker ?? new Docker();
     this.prefix = opts.namePrefix ?? 'nestor-conv-';
@@ -62,6 +71,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
         docker: this.docker,
         image: opts.image,
         owner: opts.owner,
+        formerOwner: opts.formerOwner,
         convPrefix: this.prefix,
         defaults: opts.defaults,
         networks: this.networks,
@@ -91,7 +101,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     const existing = await this.inspectRaw(name);
     if (existing) {
       // This start's own container (an earlier attempt made it): adopt it. An earlier life's: remove it, with its data.
-      if (claimOf(name, await this.labelsOf(existing), this.opts.owner, spec.incarnation) === 'own') {
+      if (claimOf(name, await this.labelsOf(existing), this.ownership, spec.incarnation) === 'own') {
         const pooled = !!existing.Config.Labels?.[LABELS.pool];
         // A claimed member took the conversation's limits after its rename: an attempt that died in between did not.
         if (pooled) await applyLimits(this.docker, existing.Id, spec, this.opts.defaults, await this.requirements());
@@ -139,7 +149,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
         // name before the container can be inspected, so wait briefly for it to appear.
         for (let wait = 20; wait <= 2000; wait *= 2) {
           const raced = await this.inspectRaw(name);
-          if (raced && claimOf(name, await this.labelsOf(raced), this.opts.owner, spec.incarnation) === 'own')
+          if (raced && claimOf(name, await this.labelsOf(raced), this.ownership, spec.incarnation) === 'own')
             return this.adopt(raced);
           if (raced)
             throw new NestorError(
@@ -199,7 +209,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     // Containers made before incarnation labels existed carry none: theirs to resume.
     const labels = await this.labelsOf(info);
     const theirs = labels?.[LABELS.incarnation];
-    if (claimOf(name, labels, this.opts.owner, theirs === undefined ? undefined : incarnation) !== 'own') {
+    if (claimOf(name, labels, this.ownership, theirs === undefined ? undefined : incarnation) !== 'own') {
       throw new NestorError(
         ErrorType.RuntimeStartFailed,
         `container ${name} belongs to another life of conversation ${conversationId} (incarnation ${theirs}); it is not resumed`,
@@ -219,7 +229,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
         if (statusOf(err) === 404) return undefined;
         throw err;
       });
-    if (!vol || claimOf(name, vol.Labels ?? undefined, this.opts.owner, spec.incarnation) === 'own') return;
+    if (!vol || claimOf(name, vol.Labels ?? undefined, this.ownership, spec.incarnation) === 'own') return;
     await this.docker.getVolume(name).remove();
   }
 
@@ -268,11 +278,11 @@ export class DockerRuntimeProvider implements RuntimeProvider {
   }
 
   async list(): Promise<RuntimeSummary[]> {
-    const label = [`${LABELS.managed}=true`, ...(this.opts.owner ? [`${LABELS.owner}=${this.opts.owner}`] : [])];
+    const label = [`${LABELS.managed}=true`, ...ownerFilter(this.ownership)];
     const all = await this.docker.listContainers({ all: true, filters: { label } });
     // A pool member's lock is never started and goes with its sandbox: not a runtime of its own.
     return all
-      .filter((c) => !c.Labels[LOCK_LABEL])
+      .filter((c) => !c.Labels[LOCK_LABEL] && ownedBy(this.ownership, c.Labels[LABELS.owner]))
       .map((c) => this.summary(c.Id, c.Names[0] ?? '', c.Labels, c.State, new Date(c.Created * 1000).toISOString()));
   }
 

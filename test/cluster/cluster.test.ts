@@ -3,14 +3,16 @@
 // killed (SIGKILL) during starts and deliveries, PostgreSQL restarted, both servers restarted.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { ConversationClient } from '../../src/conversation/client';
+import { ConversationClient } from '../../src/conversation/client';
+import { loadConfig, type NestorConfig } from '../../src/config';
+import { startWorker } from '../../src/worker';
 import type { LocalCluster } from '../../src/dev/cluster';
 import { ConversationStatusKey } from '../../src/shared/constants';
 import { clusterEnv, startTestCluster } from '../helpers/cluster';
 import { containersFor } from '../helpers/docker';
 import { e2eInput, startE2e, userMessages, type E2e } from '../helpers/e2e';
 import { eventually, waitFor } from '../helpers/eventually';
-import { uniqueId } from '../helpers/temporal';
+import { testWorkerDataConverter, uniqueId } from '../helpers/temporal';
 import Docker from 'dockerode';
 import { msToTs } from '@temporalio/common/lib/time';
 import { preflight, preflightProblems } from '../../src/preflight';
@@ -91,6 +93,51 @@ describe('nestor on a Temporal cluster (two server processes, PostgreSQL)', () =
       namespaceInfo?: { name?: string };
     };
     assert.equal(ns.namespaceInfo?.name, 'default', "the UI server answers from the cluster's frontend");
+  });
+
+  test("start:cluster's two workers (one per frontend, as `nestor cluster` runs them) own the same sandboxes: started and paused on one, resumed, answered and closed on the other", async () => {
+    // Exactly what runCluster does: one worker per frontend address, the rest of the configuration alike.
+    const base: NestorConfig = {
+      ...loadConfig(),
+      taskQueue: uniqueId('cl-two'),
+      runtimeImage: RUNTIME_IMAGES.emulator,
+      poolSize: 0,
+      reaper: { intervalMs: 0, graceMs: 0 },
+    };
+    const serve = async (via: 'a' | 'b') => {
+      const w = await startWorker({ ...base, temporalAddress: cluster.address(via) }, testWorkerDataConverter);
+      const running = w.worker.run();
+      return async () => {
+        w.worker.shutdown();
+        await running;
+        await w.connection.close();
+      };
+    };
+    const two = new ConversationClient({ client: lab.env.client, taskQueue: base.taskQueue });
+    const id = uniqueId('cl-two');
+    const stopA = await serve('a');
+    try {
+      await two.start(input(id, { initialMessage: 'on worker a' }));
+      assert.equal((await two.pause(id, 'handing over to worker b')).status, 'PAUSED');
+    } finally {
+      await stopA();
+    }
+    const stopB = await serve('b');
+    try {
+      // Before NESTOR_SERVICE_ID the owner label was the address's spelling: worker b refused a's sandbox for good.
+      const resumed = await two.resume(id);
+      assert.equal(resumed.status, 'RUNNING', JSON.stringify(resumed.lastError));
+      await two.sendMessage(id, 'on worker b');
+      assert.deepEqual(
+        (await userMessages(await two.connection(id), id)).map((e) => e.args?.content),
+        ['on worker a', 'on worker b'],
+      );
+      assert.equal((await containersFor(id)).length, 1, 'the same sandbox, adopted');
+      assert.equal((await two.close(id)).status, 'STOPPED');
+      assert.deepEqual(await containersFor(id), []);
+    } finally {
+      await stopB();
+    }
   });
 
   test('server b killed (SIGKILL) during starts and deliveries: every start RUNNING once, every message delivered once, in order', async () => {

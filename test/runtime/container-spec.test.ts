@@ -1,5 +1,7 @@
 // Container spec building: name, labels, limits, port binding, environment.
 import assert from 'node:assert/strict';
+import { formerRuntimeOwner, runtimeOwner } from '../../src/worker';
+import { loadConfig } from '../../src/config';
 import { describe, test } from 'node:test';
 import {
   DEFAULT_LIMITS,
@@ -203,17 +205,35 @@ describe('runtime image manifest (nestor.runtime.* labels)', () => {
 describe("claimOf: whose is a container or volume found under the conversation's name", () => {
   const mine = { 'nestor.managed': 'true', 'nestor.owner': 'svc-a', 'nestor.incarnation': 'run-1' };
   test("this life's own is adopted; an earlier life's is to be replaced; no incarnation asked adopts any of ours", () => {
-    assert.equal(claimOf('n', mine, 'svc-a', 'run-1'), 'own');
-    assert.equal(claimOf('n', mine, 'svc-a', 'run-2'), 'earlier');
-    assert.equal(claimOf('n', { 'nestor.managed': 'true', 'nestor.owner': 'svc-a' }, 'svc-a', 'run-2'), 'earlier');
-    assert.equal(claimOf('n', mine, 'svc-a', undefined), 'own');
+    assert.equal(claimOf('n', mine, { id: 'svc-a' }, 'run-1'), 'own');
+    assert.equal(claimOf('n', mine, { id: 'svc-a' }, 'run-2'), 'earlier');
+    assert.equal(
+      claimOf('n', { 'nestor.managed': 'true', 'nestor.owner': 'svc-a' }, { id: 'svc-a' }, 'run-2'),
+      'earlier',
+    );
+    assert.equal(claimOf('n', mine, { id: 'svc-a' }, undefined), 'own');
   });
   test("another service's or an unlabelled one is never ours, and the error says whose it is", () => {
     assert.throws(
-      () => claimOf('n', mine, 'svc-b', 'run-1'),
-      /belongs to another nestor service \(owner 'svc-a', this one is 'svc-b'\)/,
+      () => claimOf('n', mine, { id: 'svc-b' }, 'run-1'),
+      /belongs to another nestor service \(owner 'svc-a', this one is 'svc-b'; set NESTOR_SERVICE_ID alike/,
     );
-    assert.throws(() => claimOf('n', {}, 'svc-a', 'run-1'), /not managed by nestor/);
-    assert.throws(() => claimOf('n', undefined, undefined, undefined), /not managed by nestor/);
+    assert.throws(() => claimOf('n', {}, { id: 'svc-a' }, 'run-1'), /not managed by nestor/);
+    assert.throws(() => claimOf('n', undefined, {}, undefined), /not managed by nestor/);
+  });
+  test("the owner is the service's ID; a label an earlier version wrote for the same namespace is still its own", () => {
+    const c = loadConfig({ TEMPORAL_NAMESPACE: 'prod', NESTOR_SERVICE_ID: 'agents' });
+    const owner = { id: runtimeOwner(c), formerly: formerRuntimeOwner(c) };
+    assert.equal(owner.id, 'agents');
+    assert.equal(
+      runtimeOwner(loadConfig({ TEMPORAL_NAMESPACE: 'prod', NESTOR_TASK_QUEUE: 'agents' })),
+      'prod/agents',
+      'the namespace and task queue by default, whatever the address',
+    );
+    for (const former of ['127.0.0.1:7233/prod', 'temporal.internal:7233/prod'])
+      assert.equal(claimOf('n', { ...mine, 'nestor.owner': former }, owner, 'run-1'), 'own');
+    for (const theirs of ['127.0.0.1:7233/staging', 'other', '/prod'])
+      assert.throws(() => claimOf('n', { ...mine, 'nestor.owner': theirs }, owner, 'run-1'), /another nestor service/);
+    assert.throws(() => loadConfig({ NESTOR_SERVICE_ID: 'a/b' }), /NESTOR_SERVICE_ID: expected letters/);
   });
 });

@@ -1,5 +1,7 @@
 // The Docker runtime provider on the real engine with the emulator image: create, adopt, race, limits, removal.
 import assert from 'node:assert/strict';
+import { loadConfig } from '../../src/config';
+import { formerRuntimeOwner, runtimeOwner } from '../../src/worker';
 import { after, describe, test } from 'node:test';
 import { createRuntimeActivities } from '../../src/conversation/activities/runtime';
 import { NestedClient } from '../../src/nested/client';
@@ -152,6 +154,26 @@ describe('DockerRuntimeProvider', () => {
       made.runtimeId,
       'still there, untouched',
     );
+  });
+
+  test("a sandbox labelled by a version before NESTOR_SERVICE_ID (`<address>/<namespace>`) is still its service's: listed, resumed, removed", async () => {
+    const cid = id('former-owner');
+    const before = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner: '127.0.0.1:7233/ns-former' });
+    const c = { ...loadConfig(), namespace: 'ns-former', taskQueue: 'q' };
+    const after = new DockerRuntimeProvider({
+      image: RUNTIME_IMAGES.emulator,
+      owner: runtimeOwner(c),
+      formerOwner: formerRuntimeOwner(c),
+    });
+    const made = await before.create({ conversationId: cid, userId: 'u1', incarnation: 'a' });
+    await before.pause(cid);
+    assert.ok(
+      (await after.list()).some((r) => r.conversationId === cid),
+      'listed (the reaper sees it)',
+    );
+    assert.equal((await after.resume(cid, 'a')).runtimeId, made.runtimeId);
+    await after.remove(cid);
+    assert.deepEqual(await containersFor(cid), []);
   });
 
   test('five racing creates of one conversation leave one container and agree on it', async () => {
