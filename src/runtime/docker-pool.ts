@@ -11,10 +11,10 @@ import { LABELS } from '../shared/constants';
 import { ErrorType, NestorError } from '../errors';
 import type { PoolMember, PoolOps, RuntimeHandle, RuntimeSpec } from './provider';
 import type { ImageManifest } from './image-manifest';
+import { LOCK_LABEL, PoolLocks } from './pool-locks';
 import {
   bootsDormant,
   initializeServer,
-  keysAsEnv,
   keysOfLock,
   newConversationKeys,
   type ConversationKeys,
@@ -36,11 +36,9 @@ import {
   poolMemberName,
   poolNameFor,
   poolVolumeName,
-  ownedBy,
-  ownerFilter,
-  type Owner,
   type SandboxDefaults,
 } from './container-spec';
+import { ownedBy, ownerFilter, type Owner } from './ownership';
 
 /** What the pool needs from the Docker provider that owns it. */
 export interface PoolHost {
@@ -59,13 +57,15 @@ export interface PoolHost {
 
 const STATES = ['booting', 'ready'] as const;
 
-/** Label of a member's lock container (its value: 'claim' or 'retire'). */
-export const LOCK_LABEL = 'nestor.pool-lock';
+export { LOCK_LABEL };
 
 export class DockerPool implements PoolOps {
   readonly poolName: string;
   /** Names of members, their volumes and locks start with it. */
   readonly prefix: string;
+
+  private readonly locks: PoolLocks;
+  private readonly ownership: Owner;
 
   constructor(
     private readonly host: PoolHost,
@@ -73,10 +73,13 @@ export class DockerPool implements PoolOps {
   ) {
     this.poolName = opts.poolName ?? poolNameFor(host.image);
     this.prefix = opts.poolPrefix ?? 'nestor-pool-';
-  }
-
-  private get ownership(): Owner {
-    return { id: this.host.owner, formerly: this.host.formerOwner };
+    this.locks = new PoolLocks(host.docker, {
+      image: host.image,
+      pool: this.poolName,
+      prefix: this.prefix,
+      owner: host.owner,
+    });
+    this.ownership = { id: host.owner, formerly: host.formerOwner };
   }
 
   private name(memberId: string, state: (typeof STATES)[number]): string {
@@ -177,7 +180,7 @@ export class DockerPool implements PoolOps {
   }
 
   async retire(memberId: string): Promise<boolean> {
-    if (!(await this.lock(memberId, 'retire'))) {
+    if (!(await this.locks.take(memberId, 'retire'))) {
       // Held: claimed by a start (then it is that conversation's), or by an earlier retire that did not finish.
       if ((await this.claimLabels(memberId))?.[LOCK_LABEL] !== 'retire') return false;
     }
@@ -210,7 +213,7 @@ export class DockerPool implements PoolOps {
     const ready = (await this.members()).filter((m) => m.state === 'ready' && m.containerState === 'running');
     // Start at a random member, so concurrent claimants mostly try different ones; but first the member this start
     // locked already, in an attempt that died (or whose rename failed) before renaming it: finish that claim.
-    const own = await this.lockedBy(spec);
+    const own = await this.locks.lockedBy(spec);
     const offset = Math.floor(Math.random() * ready.length);
     const order = ready
       .map((_, i) => ready[(offset + i) % ready.length])
@@ -218,7 +221,7 @@ export class DockerPool implements PoolOps {
     for (const m of order) {
       const ours = m.memberId === own;
       // The keys its server takes at init (a V1 member's), made now and kept with the claim.
-      if (!ours && !(await this.lock(m.memberId, 'claim', spec, newConversationKeys()))) continue; // another took it
+      if (!ours && !(await this.locks.take(m.memberId, 'claim', spec, newConversationKeys()))) continue; // another took it
       const renamed = await renameContainer(this.host.docker, m.name, target);
       if (renamed !== 'done') {
         // Ours: a racing attempt of this start may have renamed it just now; its lock stays.
@@ -246,7 +249,7 @@ export class DockerPool implements PoolOps {
     // Not claimed yet (still named as a member): the member's own key, from its environment.
     const name = info.Name.replace(/^\//, '');
     if (STATES.some((s) => name === poolMemberName(pool, memberId, s, this.prefix))) return undefined;
-    const keys = keysOfLock(await this.inspect(this.lockName(memberId, pool)));
+    const keys = keysOfLock(await this.locks.inspect(memberId, pool));
     if (keys) return keys;
     throw new NestorError(
       ErrorType.RuntimeStartFailed,
@@ -265,60 +268,14 @@ export class DockerPool implements PoolOps {
     if (keys) await initializeServer(url, envOf(info, SECRET_KEY_ENV) ?? '', keys);
   }
 
-  /** The member of this pool whose claim lock names this start (its conversation and incarnation), if any. */
-  private async lockedBy(spec: RuntimeSpec): Promise<string | undefined> {
-    const label = [
-      `${LOCK_LABEL}=claim`,
-      `${LABELS.pool}=${this.poolName}`,
-      `${LABELS.conversationId}=${spec.conversationId}`,
-    ];
-    const locks = await this.host.docker.listContainers({ all: true, filters: { label } });
-    return locks.find((l) => l.Labels[LABELS.incarnation] === spec.incarnation)?.Labels[LABELS.poolMember];
-  }
-
   /** A claimed member's conversation labels (from its lock), for the owner and incarnation checks. */
   async claimLabels(memberId: string): Promise<Record<string, string> | undefined> {
-    return (await this.inspect(this.lockName(memberId)))?.Config.Labels ?? undefined;
+    return (await this.locks.inspect(memberId))?.Config.Labels ?? undefined;
   }
 
   /** Remove a member's lock (with its sandbox, once the conversation is removed). */
-  async unlock(memberId: string): Promise<void> {
-    try {
-      await this.host.docker.getContainer(this.lockName(memberId)).remove({ force: true });
-    } catch (err) {
-      if (statusOf(err) !== 404) throw err;
-    }
-  }
-
-  private lockName(memberId: string, pool = this.poolName): string {
-    return `${this.prefix}${pool}--lock-${memberId}`;
-  }
-
-  /** Create the member's lock; false when someone holds it. A claim's lock carries the conversation's labels. */
-  private async lock(
-    memberId: string,
-    why: 'claim' | 'retire',
-    spec?: RuntimeSpec,
-    keys?: ConversationKeys,
-  ): Promise<boolean> {
-    try {
-      await this.host.docker.createContainer({
-        name: this.lockName(memberId),
-        Image: this.host.image,
-        HostConfig: { NetworkMode: 'none' },
-        Env: keys && keysAsEnv(keys),
-        Labels: {
-          ...poolLabels(this.poolName, memberId, this.host.owner),
-          [LOCK_LABEL]: why,
-          ...(spec && { [LABELS.conversationId]: spec.conversationId, [LABELS.userId]: spec.userId }),
-          ...(spec?.incarnation && { [LABELS.incarnation]: spec.incarnation }),
-        },
-      });
-      return true;
-    } catch (err) {
-      if (statusOf(err) === 409) return false;
-      throw err;
-    }
+  unlock(memberId: string): Promise<void> {
+    return this.locks.release(memberId);
   }
 
   private inspect(name: string): Promise<Docker.ContainerInspectInfo | undefined> {

@@ -16,18 +16,10 @@ import {
   removeVolumeWhenFree,
   statusOf,
 } from './docker-parts';
-import { DockerPool, LOCK_LABEL } from './docker-pool';
-import {
-  buildContainerSpec,
-  claimOf,
-  ownedBy,
-  ownerFilter,
-  type Owner,
-  containerName,
-  poolVolumeName,
-  volumeName,
-  type SandboxDefaults,
-} from './container-spec';
+import { DockerPool } from './docker-pool';
+import { LOCK_LABEL, removeLock } from './pool-locks';
+import { buildContainerSpec, containerName, poolVolumeName, volumeName, type SandboxDefaults } from './container-spec';
+import { claimOf, runtimeSummary, ownedBy, ownerFilter, type Owner } from './ownership';
 
 export { demux };
 
@@ -58,13 +50,12 @@ export class DockerRuntimeProvider implements RuntimeProvider {
   private manifestRead?: Promise<ImageManifest>;
   readonly pool: DockerPool;
 
-  private get ownership(): Owner {
-    return { id: this.opts.owner, formerly: this.opts.formerOwner };
-  }
+  private readonly ownership: Owner;
 
   constructor(private readonly opts: DockerProviderOptions) {
     this.docker = opts.docker ?? new Docker();
     this.prefix = opts.namePrefix ?? 'nestor-conv-';
+    this.ownership = { id: opts.owner, formerly: opts.formerOwner };
     this.networks = new SandboxNetworks(this.docker);
     this.pool = new DockerPool(
       {
@@ -255,13 +246,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     for (const l of locks)
       volumes.push(poolVolumeName(l.Labels[LABELS.pool], l.Labels[LABELS.poolMember], this.pool.prefix));
     for (const v of new Set(volumes)) await removeVolumeWhenFree(this.docker, v);
-    for (const lock of locks)
-      await this.docker
-        .getContainer(lock.Id)
-        .remove({ force: true })
-        .catch((err) => {
-          if (statusOf(err) !== 404) throw err;
-        });
+    for (const lock of locks) await removeLock(this.docker, lock.Id);
     return removed;
   }
 
@@ -274,7 +259,9 @@ export class DockerRuntimeProvider implements RuntimeProvider {
 
   async inspect(conversationId: string): Promise<RuntimeSummary | undefined> {
     const info = await this.inspectRaw(containerName(conversationId, this.prefix));
-    return info && this.summary(info.Id, info.Name, info.Config.Labels ?? {}, info.State.Status, info.Created);
+    return (
+      info && runtimeSummary(this.prefix, info.Id, info.Name, info.Config.Labels ?? {}, info.State.Status, info.Created)
+    );
   }
 
   async list(): Promise<RuntimeSummary[]> {
@@ -283,23 +270,16 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     // A pool member's lock is never started and goes with its sandbox: not a runtime of its own.
     return all
       .filter((c) => !c.Labels[LOCK_LABEL] && ownedBy(this.ownership, c.Labels[LABELS.owner]))
-      .map((c) => this.summary(c.Id, c.Names[0] ?? '', c.Labels, c.State, new Date(c.Created * 1000).toISOString()));
-  }
-
-  /** A claimed pool member carries no conversation label: its name says whose it is (the user is on its marker). */
-  private summary(id: string, rawName: string, labels: Record<string, string>, state: string, createdAt: string) {
-    const name = rawName.replace(/^\//, '');
-    const claimed = name.startsWith(this.prefix) ? name.slice(this.prefix.length) : '';
-    const pool = labels[LABELS.pool];
-    return {
-      runtimeId: id,
-      name,
-      conversationId: labels[LABELS.conversationId] ?? claimed,
-      userId: labels[LABELS.userId] ?? '',
-      state,
-      createdAt,
-      ...(pool && !claimed && { pool: { name: pool, memberId: labels[LABELS.poolMember] ?? '' } }),
-    };
+      .map((c) =>
+        runtimeSummary(
+          this.prefix,
+          c.Id,
+          c.Names[0] ?? '',
+          c.Labels,
+          c.State,
+          new Date(c.Created * 1000).toISOString(),
+        ),
+      );
   }
 
   async diagnose(conversationId: string): Promise<string> {

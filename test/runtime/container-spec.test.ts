@@ -6,11 +6,11 @@ import { describe, test } from 'node:test';
 import {
   DEFAULT_LIMITS,
   buildContainerSpec,
-  claimOf,
   containerName,
   reservedEnvName,
   resolveMemoryMb,
 } from '../../src/runtime/container-spec';
+import { claimOf } from '../../src/runtime/ownership';
 import { NestorError } from '../../src/errors';
 import { UNLABELLED_MANIFEST, manifestFromLabels, protocolOfKind } from '../../src/runtime/image-manifest';
 
