@@ -83,9 +83,9 @@ export function createReaperActivities(deps: { runtime: RuntimeProvider; now?: (
       pool?: { name: string; memberId: string };
     }): Promise<boolean> {
       if ((await workflowStatus(input.conversationId, input.pool)) === 'RUNNING') return false;
-      // An unclaimed pool member is retired by the pool's own rename-first removal: one claimed meanwhile is kept.
-      if (input.pool)
-        return deps.runtime.pool?.poolName === input.pool.name && deps.runtime.pool.retire(input.pool.memberId);
+      // An unclaimed pool member is retired by its pool's lock protocol: one claimed meanwhile is kept. A member of a
+      // pool whose workflow is gone (an earlier image's, a renamed host's) too: no start claims from it any more.
+      if (input.pool) return !!(await deps.runtime.pool?.sibling(input.pool.name).retire(input.pool.memberId));
       return deps.runtime.remove(input.conversationId);
     },
   };

@@ -195,6 +195,10 @@ export class DockerPool implements PoolOps {
     return Math.floor((await this.host.docker.info()).MemTotal / 1024 / 1024);
   }
 
+  sibling(poolName: string): DockerPool {
+    return poolName === this.poolName ? this : new DockerPool(this.host, { poolName, poolPrefix: this.prefix });
+  }
+
   ineligible(spec: RuntimeSpec): string | undefined {
     if (spec.fromPool === false) return 'the request asked for a cold start';
     if (spec.env && Object.keys(spec.env).length > 0)

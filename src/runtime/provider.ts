@@ -84,6 +84,11 @@ export interface PoolOps {
   hostMemoryMb(): Promise<number>;
   /** Why a request cannot take a pooled sandbox, or undefined when it can. */
   ineligible(spec: RuntimeSpec): string | undefined;
+  /**
+   * The pool of another name on the same engine and service (an earlier image's, or a renamed host's): what it left
+   * is retired through it, with the same lock protocol.
+   */
+  sibling(poolName: string): PoolOps;
 }
 
 export interface RuntimeProvider {

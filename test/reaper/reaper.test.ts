@@ -119,6 +119,19 @@ describe('ReapOrphanRuntimes (Temporal + Docker)', () => {
     await handle.delete();
   });
 
+  test("an earlier pool's members (its workflow gone after an image or host change) are retired with their volumes", async () => {
+    const oldPool = uniqueId('old-pool');
+    const earlier = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner, pool: { name: oldPool } });
+    for (const m of ['m1', 'm2']) assert.ok(!('taken' in (await earlier.pool.createMember(m))));
+    assert.ok(await earlier.pool.markReady('m2'));
+    const ofOldPool = { label: [`${LABELS.pool}=${oldPool}`] };
+    assert.equal((await docker.listContainers({ all: true, filters: ofOldPool })).length, 2);
+    const r = await reap(0);
+    assert.deepEqual(r.failed, []);
+    assert.deepEqual(await docker.listContainers({ all: true, filters: ofOldPool }), []);
+    assert.deepEqual((await docker.listVolumes({ filters: ofOldPool })).Volumes ?? [], []);
+  });
+
   test('a provider with an owner lists only its own sandboxes', async () => {
     const other = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner: uniqueId('other-owner') });
     const mine = uniqueId('mine');
