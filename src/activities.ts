@@ -34,6 +34,8 @@ export interface ActivityDeps {
   maxConversationsPerUser?: number | false;
   /** Sandboxes go to registered sandbox hosts (placement), not this worker's engine. @default false */
   sandboxHosts?: boolean;
+  /** On a sandbox host's worker: its host ID (the reaper removes what was placed on another host). */
+  hostId?: string;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -48,7 +50,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRuntimeActivities({ runtime: deps.runtime, dispatcher: deps.dispatcher }),
     ...createNestedActivities({ dispatcher: deps.dispatcher, requestTimeoutMs: deps.nestedRequestTimeoutMs }),
     ...createResumeScheduleActivities(),
-    ...createReaperActivities({ runtime: deps.runtime }),
+    ...createReaperActivities({ runtime: deps.runtime, hostId: deps.hostId }),
     ...createPoolActivities({ runtime: deps.runtime }),
     ...createHostActivities({ sandboxHosts: deps.sandboxHosts }),
   };

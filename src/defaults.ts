@@ -87,5 +87,15 @@ export const DEFAULT_HOST_PICKUP_TIMEOUT_MS = 30_000;
  */
 export const HOST_REGISTRY_WAIT_MS = 30_000;
 
+/** How often a host worker tells the registry it is there (a heartbeat signal with its capacity). */
+export const HOST_HEARTBEAT_MS = 10_000;
+/**
+ * A host whose worker sent no heartbeat (nor registered) for this long is lost: no new sandbox goes there, and a
+ * resume of one of its conversations fails at once. Its next heartbeat makes it live again.
+ */
+export const HOST_LOST_AFTER_MS = 45_000;
+/** How often the registry gives back the placements of conversations whose workflow has closed (self-healing). */
+export const HOST_PLACEMENTS_HEAL_MS = 5 * 60_000;
+
 /** Sandboxes (running or paused) a sandbox host takes unless its worker declares otherwise (NESTOR_HOST_CAPACITY). @default 10 */
 export const DEFAULT_HOST_CAPACITY = 10;

@@ -15,7 +15,10 @@ import { preflight } from './preflight';
 import { startReaper } from './reaper/schedule';
 import { checkPoolSize, startPool } from './sandbox-pools/start';
 import { registerHost } from './sandbox-hosts/hosts';
-import { hostTaskQueue } from './sandbox-hosts/messages';
+import { hostHeartbeatSignal, hostTaskQueue } from './sandbox-hosts/messages';
+import { registryStartOptions } from './sandbox-hosts/activities';
+import { HOST_HEARTBEAT_MS } from './defaults';
+import { WORKFLOW_TYPES } from './shared/constants';
 import { describeTemporalAuth, temporalConnectionOptions } from './temporal-connection';
 import { BUNDLE_OPTIONS, WORKFLOWS_PATH, connectWorker, depsFromConfig, prepareProcess } from './worker';
 
@@ -24,6 +27,8 @@ export interface HostWorker {
   connection: NativeConnection;
   hostId: string;
   taskQueue: string;
+  /** Stop telling the registry this host is there (before the worker stops). */
+  stopHeartbeat: () => void;
 }
 
 /** Connected, registered and not yet running (checked first by runHostWorker). */
@@ -55,6 +60,7 @@ export async function startHostWorker(c: NestorConfig, dataConverter: DataConver
       hostId,
       capacity: c.sandboxHosts.capacity,
     });
+    const stopHeartbeat = heartbeat(worker, c, hostId);
     await startReaper(worker, c, { hostId, taskQueue });
     // The host's warm pool (NESTOR_POOL_SIZE), kept by a SandboxPool workflow on this host's queue.
     await startPool(worker, { ...c, taskQueue }, deps.runtime);
@@ -62,7 +68,7 @@ export async function startHostWorker(c: NestorConfig, dataConverter: DataConver
       `sandbox host ${hostId} registered: capacity ${record.capacity}, ${record.placed.length} placed${record.draining ? ', draining' : ''}; polling ${taskQueue} on ${options.address} (${describeTemporalAuth(c)}). ${describeRuntime(c)}`,
       { hostId, taskQueue },
     );
-    return { worker, connection, hostId, taskQueue };
+    return { worker, connection, hostId, taskQueue, stopHeartbeat };
   } catch (err) {
     await connection.close();
     throw err;
@@ -80,10 +86,31 @@ export async function runHostWorker(c: NestorConfig = loadConfig()): Promise<voi
     hostRegistry: { taskQueue: c.taskQueue },
   });
   const { dataConverter } = prepareProcess(c);
-  const { worker, connection } = await startHostWorker(c, dataConverter);
+  const { worker, connection, stopHeartbeat } = await startHostWorker(c, dataConverter);
   try {
     await worker.run();
   } finally {
+    stopHeartbeat();
     await connection.close();
   }
+}
+
+/**
+ * Tell the registry every HOST_HEARTBEAT_MS that this host is there (signal-with-start: a registry started afresh is
+ * started again and learns the host from it). A host whose beats stop is lost after HOST_LOST_AFTER_MS, and live
+ * again with its next beat. A beat that fails (Temporal unreachable for a moment) is logged; the next one tries again.
+ */
+function heartbeat(worker: Worker, c: NestorConfig, hostId: string): () => void {
+  const beat = () =>
+    worker
+      .client!.workflow.signalWithStart(WORKFLOW_TYPES.sandboxHosts, {
+        ...registryStartOptions(c.taskQueue),
+        signal: hostHeartbeatSignal,
+        signalArgs: [{ hostId, capacity: c.sandboxHosts.capacity }],
+      })
+      .catch((err: unknown) =>
+        Runtime.instance().logger.warn(`host heartbeat failed: ${(err as Error).message}`, { hostId }),
+      );
+  const timer = setInterval(() => void beat(), HOST_HEARTBEAT_MS);
+  return () => clearInterval(timer);
 }

@@ -99,6 +99,7 @@ export function depsFromConfig(c: NestorConfig): ActivityDeps {
     maxConversationsPerUser: c.maxConversationsPerUser,
     sandboxMaxima: c.maxLimits,
     sandboxHosts: c.sandboxHosts.enabled,
+    hostId: c.sandboxHosts.hostId,
   };
 }
 

@@ -25,6 +25,8 @@ export interface ReapResult {
   owned: number;
   young: number;
   removed: string[];
+  /** Sandboxes of PAUSED conversations that still ran (a pause their lost host never picked up): stopped, kept. */
+  stopped?: string[];
   /** Orphans that got an owner again between the scan and the removal, or were gone already. */
   skipped: string[];
   failed: Array<{ conversationId: string; message: string }>;
@@ -47,7 +49,8 @@ export async function ReapOrphanRuntimes(input: ReapInput = {}): Promise<ReapRes
           ? { conversationId: o.conversationId, pool: o.pool }
           : { conversationId: o.conversationId };
         const what = o.pool ? `pool ${o.pool.name} member ${o.pool.memberId}` : o.conversationId;
-        ((await removeOrphanRuntime(input)) ? result.removed : result.skipped).push(what);
+        const done = await removeOrphanRuntime(input);
+        (done === 'stopped' ? (result.stopped ??= []) : done ? result.removed : result.skipped).push(what);
       } catch (err) {
         result.failed.push({
           conversationId: o.pool ? `pool ${o.pool.name} member ${o.pool.memberId}` : o.conversationId,

@@ -5,8 +5,15 @@ import { Context } from '@temporalio/activity';
 import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType } from '../errors';
-import { WORKFLOW_TYPES } from '../shared/constants';
-import { SANDBOX_HOSTS_WORKFLOW_ID, hostLostSignal, placeUpdate, releaseSignal, type Placement } from './messages';
+import { WORKFLOW_TYPES, conversationWorkflowId } from '../shared/constants';
+import {
+  SANDBOX_HOSTS_WORKFLOW_ID,
+  hostLostSignal,
+  placeUpdate,
+  releaseSignal,
+  type Placement,
+  type SandboxHostsInput,
+} from './messages';
 
 export interface HostActivityDeps {
   /** Sandboxes go to registered sandbox hosts (true), or to this worker's own engine. */
@@ -40,6 +47,25 @@ export function createHostActivities(deps: HostActivityDeps) {
       }
     },
 
+    /**
+     * Which of these conversations' workflows are closed (completed, failed, terminated) or gone: their placements
+     * hold room on a host for nothing (the registry's self-healing). Read from each workflow's own description.
+     */
+    async closedConversations(input: { conversationIds: string[] }): Promise<{ closed: string[] }> {
+      const client = Context.current().client;
+      const closed: string[] = [];
+      for (const conversationId of input.conversationIds) {
+        try {
+          const d = await client.workflow.getHandle(conversationWorkflowId(conversationId)).describe();
+          if (d.status.name !== 'RUNNING') closed.push(conversationId);
+        } catch (err) {
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+          closed.push(conversationId);
+        }
+      }
+      return { closed };
+    },
+
     async releaseSandbox(input: { conversationId: string }): Promise<void> {
       await signalRegistry((h) => h.signal(releaseSignal, input));
     },
@@ -50,14 +76,21 @@ export function createHostActivities(deps: HostActivityDeps) {
   };
 }
 
+/** How the registry is started by whoever needs it first: on the conversations task queue. */
+export function registryStartOptions(taskQueue: string) {
+  return {
+    workflowId: SANDBOX_HOSTS_WORKFLOW_ID,
+    taskQueue,
+    args: [{}] as [SandboxHostsInput],
+    staticSummary: 'sandbox hosts: capacity, load, draining',
+  };
+}
+
 /** The registry's start, for update-with-start: whoever asks first starts it, on the conversations task queue. */
 export function registryStart(taskQueue: string) {
   return new WithStartWorkflowOperation(WORKFLOW_TYPES.sandboxHosts, {
-    workflowId: SANDBOX_HOSTS_WORKFLOW_ID,
-    taskQueue,
-    args: [{}],
+    ...registryStartOptions(taskQueue),
     workflowIdConflictPolicy: 'USE_EXISTING',
-    staticSummary: 'sandbox hosts: capacity, load, draining',
   });
 }
 

@@ -20,13 +20,24 @@ export interface HostRecord {
   placed: string[];
   /** No new placements; its conversations stay until they close. */
   draining: boolean;
-  /** Why the host counts as lost (a task waited for its worker past the bound); cleared when its worker registers. */
+  /**
+   * Why the host counts as lost: its worker sent no heartbeat for HOST_LOST_AFTER_MS. Derived from `seenAt` whenever
+   * the registry answers (never a verdict one conversation's timeout can pass for everyone).
+   */
   lost?: string;
   registeredAt: string;
+  /** The worker's last heartbeat or registration (absent in records from before heartbeats: `registeredAt`). */
+  seenAt?: string;
+  /** The last pickup timeout a conversation reported for it (shown; the heartbeat decides whether it is lost). */
+  reported?: string;
 }
 
 export interface SandboxHostsInput {
   hosts?: HostRecord[];
+  /** @default HOST_LOST_AFTER_MS (tests start the registry with a shorter one) */
+  lostAfterMs?: number;
+  /** @default HOST_PLACEMENTS_HEAL_MS */
+  healEveryMs?: number;
 }
 
 export interface Placement {
@@ -49,4 +60,6 @@ export const placeUpdate = defineUpdate<Placement, [{ conversationId: string; ex
 export const releaseSignal = defineSignal<[{ conversationId: string }]>('release');
 export const setDrainingUpdate = defineUpdate<HostRecord, [{ hostId: string; draining: boolean }]>('setDraining');
 export const hostLostSignal = defineSignal<[{ hostId: string; reason: string }]>('hostLost');
+/** A host worker is there, with this capacity (every HOST_HEARTBEAT_MS); registers a host a fresh registry lacks. */
+export const hostHeartbeatSignal = defineSignal<[{ hostId: string; capacity: number }]>('hostHeartbeat');
 export const hostsQuery = defineQuery<HostRecord[]>('hosts');

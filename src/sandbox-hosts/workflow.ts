@@ -2,20 +2,28 @@
 // worker beside it polling `sandbox-host-<id>`; its worker registers it with its capacity. A conversation asks for a
 // placement before it creates its sandbox: the registry picks the host with the most free room (capacity minus the
 // conversations placed there), never a draining or lost one, and remembers the choice until the conversation
-// releases it. Updates are handled one at a time, so concurrent placements never overfill a host.
+// releases it. Updates are handled one at a time, so concurrent placements never overfill a host. Liveness is a
+// heartbeat: each host worker signals every HOST_HEARTBEAT_MS, and a host is lost while its last one is older than
+// HOST_LOST_AFTER_MS (a registry started afresh learns its hosts from those heartbeats). Every HOST_PLACEMENTS_HEAL_MS
+// the placements of conversations whose workflow has closed (terminated, failed) are given back.
 import {
   ApplicationFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { HOST_LOST_AFTER_MS, HOST_PLACEMENTS_HEAL_MS } from '../defaults';
 import { ErrorType } from '../errors';
 import {
   HOST_ID_PATTERN,
+  hostHeartbeatSignal,
   hostLostSignal,
   hostTaskQueue,
   hostsQuery,
@@ -28,51 +36,130 @@ import {
   type SandboxHostsInput,
 } from './messages';
 
-export async function SandboxHosts(input: SandboxHostsInput = {}): Promise<void> {
-  const hosts = new Map<string, HostRecord>((input.hosts ?? []).map((h) => [h.hostId, h]));
-  const show = () => showHosts([...hosts.values()]);
-  const known = (hostId: string) => {
-    const h = hosts.get(hostId);
+/** Patch ID: the registry gives back, every HOST_PLACEMENTS_HEAL_MS, the placements of closed conversations. */
+export const HEAL_PLACEMENTS_PATCH = 'heal-placements';
+
+const { closedConversations } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 3 },
+});
+
+/** Why a host counts as lost now (its worker silent past the bound), or undefined while it is live. */
+function lostNow(h: HostRecord, lostAfterMs: number): string | undefined {
+  const silentMs = Date.now() - Date.parse(h.seenAt ?? h.registeredAt);
+  return silentMs > lostAfterMs ? `no heartbeat from its worker for ${Math.round(silentMs / 1000)} s` : undefined;
+}
+
+/** The registry's state: the hosts, and the placements asked for while a heal looks at the conversations. */
+class Registry {
+  readonly hosts: Map<string, HostRecord>;
+  /** Placements made (or asked for) while a heal's look at the conversations was out: never given back by it. */
+  readonly touched = new Set<string>();
+
+  readonly lostAfterMs: number;
+  readonly healEveryMs: number;
+
+  constructor(input: SandboxHostsInput) {
+    this.hosts = new Map((input.hosts ?? []).map((h) => [h.hostId, h]));
+    this.lostAfterMs = input.lostAfterMs ?? HOST_LOST_AFTER_MS;
+    this.healEveryMs = input.healEveryMs ?? HOST_PLACEMENTS_HEAL_MS;
+  }
+
+  /** Each host's `lost`, from its last heartbeat. */
+  refresh(): void {
+    for (const h of this.hosts.values()) {
+      const lost = lostNow(h, this.lostAfterMs);
+      if (lost) h.lost = lost;
+      else delete h.lost;
+    }
+  }
+
+  show(): void {
+    this.refresh();
+    showHosts([...this.hosts.values()]);
+  }
+
+  known(hostId: string): HostRecord {
+    const h = this.hosts.get(hostId);
     if (!h)
       throw ApplicationFailure.create({
         type: ErrorType.HostNotFound,
-        message: `hostId: no sandbox host ${hostId}; registered: ${[...hosts.keys()].join(', ') || 'none'}`,
+        message: `hostId: no sandbox host ${hostId}; registered: ${[...this.hosts.keys()].join(', ') || 'none'}`,
         nonRetryable: true,
       });
     return h;
-  };
+  }
 
+  /** A registration (or a heartbeat, which keeps the registration's time): the host is there now, with this capacity. */
+  register(hostId: string, capacity: number, beat = false): HostRecord {
+    const h = this.hosts.get(hostId);
+    const now = new Date().toISOString();
+    const record: HostRecord = {
+      hostId,
+      taskQueue: hostTaskQueue(hostId),
+      capacity,
+      placed: h?.placed ?? [],
+      draining: h?.draining ?? false,
+      registeredAt: beat && h ? h.registeredAt : now,
+      seenAt: now,
+      ...(h?.reported && { reported: h.reported }),
+    };
+    this.hosts.set(hostId, record);
+    return record;
+  }
+
+  /** Give back the placements of conversations whose workflow has closed (none placed again meanwhile). */
+  async heal(): Promise<void> {
+    this.touched.clear();
+    const placed = [...this.hosts.values()].flatMap((h) => h.placed);
+    if (!placed.length) return;
+    const { closed } = await closedConversations({ conversationIds: placed });
+    const gone = new Set(closed.filter((c: string) => !this.touched.has(c)));
+    for (const h of this.hosts.values()) h.placed = h.placed.filter((c) => !gone.has(c));
+    if (gone.size) this.show();
+  }
+}
+
+function validHost({ hostId, capacity }: { hostId: unknown; capacity: unknown }): void {
+  if (typeof hostId !== 'string' || !HOST_ID_PATTERN.test(hostId))
+    throw new Error(`hostId: expected lower-case letters, digits and '-' (1-63), got ${JSON.stringify(hostId)}`);
+  if (!Number.isInteger(capacity) || (capacity as number) < 1 || (capacity as number) > 10_000)
+    throw new Error(`capacity: expected an integer from 1 to 10000, got ${JSON.stringify(capacity)}`);
+}
+
+function installHandlers(reg: Registry): void {
+  const { hosts } = reg;
   setHandler(
     registerHostUpdate,
     ({ hostId, capacity }) => {
-      const h = hosts.get(hostId);
-      const record: HostRecord = {
-        hostId,
-        taskQueue: hostTaskQueue(hostId),
-        capacity,
-        placed: h?.placed ?? [],
-        draining: h?.draining ?? false,
-        registeredAt: new Date().toISOString(),
-      };
-      hosts.set(hostId, record);
-      show();
+      const record = reg.register(hostId, capacity);
+      reg.show();
       return record;
     },
-    {
-      validator: ({ hostId, capacity }) => {
-        if (typeof hostId !== 'string' || !HOST_ID_PATTERN.test(hostId))
-          throw new Error(`hostId: expected lower-case letters, digits and '-' (1-63), got ${JSON.stringify(hostId)}`);
-        if (!Number.isInteger(capacity) || capacity < 1 || capacity > 10_000)
-          throw new Error(`capacity: expected an integer from 1 to 10000, got ${JSON.stringify(capacity)}`);
-      },
-    },
+    { validator: validHost },
   );
 
+  // A heartbeat that breaks the rules (a worker of another version) is ignored: a signal cannot be refused.
+  setHandler(hostHeartbeatSignal, (beat) => {
+    try {
+      validHost(beat);
+    } catch {
+      return;
+    }
+    const before = hosts.get(beat.hostId);
+    reg.register(beat.hostId, beat.capacity, true);
+    // Shown in the UI only when something shows differently (each beat would otherwise add to history).
+    if (!before || before.lost || before.capacity !== beat.capacity) reg.show();
+    else reg.refresh();
+  });
+
   setHandler(placeUpdate, ({ conversationId, exclude = [], current: where }): Placement => {
+    reg.refresh();
+    reg.touched.add(conversationId);
     if (where) {
-      const h = known(where);
+      const h = reg.known(where);
       if (!h.placed.includes(conversationId)) h.placed.push(conversationId);
-      show();
+      reg.show();
       return { hostId: h.hostId, taskQueue: h.taskQueue, draining: h.draining, lost: h.lost };
     }
     const current = [...hosts.values()].find((h) => h.placed.includes(conversationId));
@@ -81,35 +168,56 @@ export async function SandboxHosts(input: SandboxHostsInput = {}): Promise<void>
     if (current) current.placed = current.placed.filter((c) => c !== conversationId);
     const chosen = choose([...hosts.values()], conversationId, exclude);
     chosen.placed.push(conversationId);
-    show();
+    reg.show();
     return { hostId: chosen.hostId, taskQueue: chosen.taskQueue };
   });
 
   setHandler(releaseSignal, ({ conversationId }) => {
     for (const h of hosts.values()) h.placed = h.placed.filter((c) => c !== conversationId);
-    show();
+    reg.show();
   });
 
   setHandler(setDrainingUpdate, ({ hostId, draining }) => {
-    const h = known(hostId);
+    const h = reg.known(hostId);
     h.draining = draining;
-    show();
+    reg.show();
     return h;
   });
 
+  // One conversation's pickup timeout is its own: shown, while the heartbeat decides whether the host is lost.
   setHandler(hostLostSignal, ({ hostId, reason }) => {
     const h = hosts.get(hostId);
     if (!h) return;
-    h.lost = reason;
-    show();
+    h.reported = reason;
+    reg.show();
   });
 
-  setHandler(hostsQuery, () => [...hosts.values()]);
+  setHandler(hostsQuery, () => {
+    reg.refresh();
+    return [...hosts.values()];
+  });
+}
 
-  show();
-  await condition(() => workflowInfo().continueAsNewSuggested);
+export async function SandboxHosts(input: SandboxHostsInput = {}): Promise<void> {
+  const reg = new Registry(input);
+  installHandlers(reg);
+  // Runs recorded before the patch wait for continue-as-new only, as they did.
+  const heals = patched(HEAL_PLACEMENTS_PATCH);
+  let healedAt = Date.now();
+  reg.show();
+  for (;;) {
+    const healDue = () => heals && reg.hosts.size > 0 && Date.now() - healedAt >= reg.healEveryMs;
+    await condition(() => workflowInfo().continueAsNewSuggested || healDue());
+    if (workflowInfo().continueAsNewSuggested) break;
+    healedAt = Date.now();
+    await reg.heal();
+  }
   await condition(allHandlersFinished);
-  await continueAsNew<typeof SandboxHosts>({ hosts: [...hosts.values()] });
+  await continueAsNew<typeof SandboxHosts>({
+    hosts: [...reg.hosts.values()],
+    lostAfterMs: input.lostAfterMs,
+    healEveryMs: input.healEveryMs,
+  });
 }
 
 /**
@@ -145,7 +253,7 @@ function choose(hosts: HostRecord[], conversationId: string, exclude: string[]):
 /** The hosts in the UI: one line each in the current details, and the memo (counts, not conversation IDs). */
 function showHosts(rows: HostRecord[]): void {
   const line = (h: HostRecord) =>
-    `${h.hostId}: ${h.placed.length}/${h.capacity}${h.draining ? ', draining' : ''}${h.lost ? `, lost (${h.lost})` : ''}`;
+    `${h.hostId}: ${h.placed.length}/${h.capacity}${h.draining ? ', draining' : ''}${h.lost ? `, lost (${h.lost})` : ''}${h.reported ? `; last pickup timeout: ${h.reported}` : ''}`;
   setCurrentDetails(rows.length ? rows.map(line).join('\n') : 'no host registered');
   upsertMemo({ hosts: rows.map(({ placed, ...h }) => ({ ...h, placed: placed.length })) });
 }

@@ -11,9 +11,12 @@ import { ConversationStatusKey, WORKFLOW_TYPES, conversationWorkflowId } from '.
 import { pauseUpdate, statusQuery, waitReadyUpdate } from '../../src/conversation/messages';
 import { Context } from '@temporalio/activity';
 import { waitFor } from '../helpers/eventually';
-import { createTestEnv, uniqueId } from '../helpers/temporal';
+import { createTestEnv, testWorkerDataConverter, uniqueId } from '../helpers/temporal';
 import { fakeActivities, input, withFakeWorker } from '../helpers/fake-activities';
 import { createHostActivities } from '../../src/sandbox-hosts/activities';
+import { hostTaskQueue } from '../../src/sandbox-hosts/messages';
+import type { Activities } from '../../src/activities';
+import { Worker } from '@temporalio/worker';
 
 describe('the worker enforces the contract (fake activities)', () => {
   let env: TestWorkflowEnvironment;
@@ -139,6 +142,51 @@ describe('the worker enforces the contract (fake activities)', () => {
       );
     });
     assert.deepEqual(calls, ['acquireSession', 'releaseSession']);
+  });
+
+  test('a resume whose sandbox host is lost fails at once and stays PAUSED, taking no slot (no conversation paused for it)', async () => {
+    const { acts, calls } = fakeActivities();
+    const hostId = `h${Date.now().toString(36)}`;
+    let lost = false;
+    const hosted: Partial<Activities> = {
+      ...acts,
+      // The registry's answer: this host, and (for a resume) whether its heartbeats stopped.
+      async placeSandbox(input) {
+        calls.push('placeSandbox');
+        return {
+          hostId,
+          taskQueue: hostTaskQueue(hostId),
+          ...(input.current && lost && { lost: 'no heartbeat from its worker for 50 s' }),
+        };
+      },
+    };
+    // The host's worker: the same fakes, on the host's own queue.
+    const hostWorker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: hostTaskQueue(hostId),
+      activities: hosted,
+      dataConverter: testWorkerDataConverter,
+    });
+    const id = uniqueId('lost-host');
+    await hostWorker.runUntil(
+      withFakeWorker(env, hosted, async (client) => {
+        assert.equal((await client.start(input(id))).sandboxHost, hostId);
+        await client.pause(id, 'idle');
+        lost = true;
+        const before = calls.length;
+        await assert.rejects(
+          client.resume(id),
+          (err) => err instanceof ConversationError && /is lost/.test(err.message),
+        );
+        const status = await client.status(id);
+        assert.equal(status.status, 'PAUSED');
+        assert.equal(status.lastError?.type, 'SandboxHostLost');
+        assert.deepEqual(calls.slice(before), ['placeSandbox'], 'no slot asked for, nothing sent to the host');
+        lost = false;
+        assert.equal((await client.resume(id)).status, 'RUNNING', 'back with its host');
+        await client.close(id);
+      }),
+    );
   });
 
   test('a slot that cannot be given back while pausing ends in ERROR naming the cause; the sandbox is removed', async () => {

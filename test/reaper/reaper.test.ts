@@ -119,6 +119,58 @@ describe('ReapOrphanRuntimes (Temporal + Docker)', () => {
     await handle.delete();
   });
 
+  test("a PAUSED conversation's sandbox found running (a pause its lost host never picked up) is stopped, kept, and resumes", async () => {
+    const id = uniqueId('paused-running');
+    await client.start(input(id));
+    assert.equal((await client.pause(id, 'its host looked lost')).status, 'PAUSED');
+    // As a host-lost pause leaves it: the conversation PAUSED, its slot given back, the sandbox still running.
+    await docker.getContainer(`nestor-conv-${id}`).start();
+    const r = await reap(0);
+    assert.deepEqual(r.stopped, [id]);
+    assert.ok(!r.removed.includes(id));
+    const [c] = await containersFor(id);
+    assert.equal(c.State, 'exited', 'stopped, kept with its data');
+    assert.equal((await client.resume(id)).status, 'RUNNING');
+    assert.deepEqual((await reap(0)).stopped ?? [], [], 'a running conversation is left alone');
+    await client.close(id);
+  });
+
+  test("a host's reaper removes a sandbox whose conversation is placed on another host (a placement moved away)", async () => {
+    const here = uniqueId('reaper-here');
+    const onHost = await startWorker(env, here, {
+      runtime: provider,
+      hostId: 'h-here',
+      maxConversationsPerUser: false,
+    });
+    try {
+      const moved = uniqueId('moved');
+      const stays = uniqueId('stays');
+      // Conversations whose workflows run (on a queue nobody polls), their placement in the memo as the workflow keeps it.
+      for (const [id, host] of [
+        [moved, 'h-elsewhere'],
+        [stays, 'h-here'],
+      ]) {
+        await leaveBehind(id);
+        await env.client.workflow.start('NeverPolled', {
+          taskQueue: uniqueId('nobody'),
+          workflowId: conversationWorkflowId(id),
+          memo: { sandboxHost: host },
+        });
+      }
+      const r = await env.client.workflow.execute<(i: { graceMs: number }) => Promise<ReapResult>>(
+        WORKFLOW_TYPES.reapOrphanRuntimes,
+        { taskQueue: here, workflowId: uniqueId('reap-here'), args: [{ graceMs: 0 }] },
+      );
+      assert.ok(r.removed.includes(moved), JSON.stringify(r));
+      assert.deepEqual(await containersFor(moved), []);
+      assert.equal((await containersFor(stays)).length, 1, 'its own conversation keeps its sandbox');
+      for (const id of [moved, stays]) await env.client.workflow.getHandle(conversationWorkflowId(id)).terminate();
+      await provider.remove(stays);
+    } finally {
+      await onHost.stop();
+    }
+  });
+
   test("an earlier pool's members (its workflow gone after an image or host change) are retired with their volumes", async () => {
     const oldPool = uniqueId('old-pool');
     const earlier = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, owner, pool: { name: oldPool } });

@@ -154,7 +154,9 @@ describe('sandboxes on two Docker hosts, each with its host worker', () => {
     assert.ok(['h1', 'h2'].includes(info.sandboxHost!), `placed again on a live host, not ${info.sandboxHost}`);
     assert.ok(info.warnings.some((w) => /sandbox host ghost lost: .*placing the sandbox again/.test(w)));
     const ghost = (await listHosts(env.client)).find((h) => h.hostId === 'ghost');
-    assert.match(ghost?.lost ?? '', /did not pick up createRuntime/);
+    // Shown, not a verdict: whether a host is lost is its heartbeat's to say (the ghost's is lost after the bound).
+    assert.match(ghost?.reported ?? '', /did not pick up createRuntime/);
+    await setHostDraining(env.client, 'ghost', true);
     await client.close(id);
   });
 
@@ -211,6 +213,37 @@ describe('sandboxes on two Docker hosts, each with its host worker', () => {
     assert.ok(action?.type === 'startWorkflow', 'the pass was started by the schedule');
     const pass = await env.client.workflow.getHandle(action.workflow.workflowId).result();
     assert.ok(pass.removed.includes(id), JSON.stringify(pass));
+  });
+
+  test("a host back after its conversation paused for it: the host's reaper stops the sandbox left running; a message resumes it there", async () => {
+    await setHostDraining(env.client, 'h2', true);
+    const id = uniqueId('hosts-back');
+    assert.equal((await client.start(input(id, 3_000))).sandboxHost, 'h1');
+    await setHostDraining(env.client, 'h2', false);
+    await killHostWorker('h1');
+    await assert.rejects(client.sendMessage(id, 'while h1 is down'), /SandboxHostLost|did not pick up/);
+    await waitFor(async () => (await client.status(id)).status === 'PAUSED', `${id} paused`);
+    // The pause never reached h1: its sandbox (and agent) still run there, with nothing to stop them but h1's reaper.
+    const state = async () => (await containersFor(id)).map((c) => c.State);
+    assert.deepEqual(await state(), ['running']);
+    await startHostWorker('h1', undefined, { NESTOR_REAPER_INTERVAL_MS: '3600000', NESTOR_REAPER_GRACE_MS: '0' });
+    const schedule = env.client.schedule.getHandle(reaperScheduleId('h1'));
+    await schedule.trigger();
+    await waitFor(async () => (await state())[0] === 'exited', `the sandbox of ${id} stopped on h1`, {
+      timeoutMs: 60_000,
+    });
+    const action = (await schedule.describe()).info.recentActions.at(-1)?.action;
+    assert.ok(action?.type === 'startWorkflow');
+    const pass = await env.client.workflow.getHandle(action.workflow.workflowId).result();
+    assert.deepEqual(pass.stopped, [id], JSON.stringify(pass));
+    await client.sendMessage(id, 'with h1 back');
+    assert.equal((await client.status(id)).status, 'RUNNING');
+    assert.deepEqual(
+      (await userMessages(await client.connection(id), id)).map((e) => e.args?.content),
+      ['with h1 back'],
+    );
+    await client.close(id);
+    assert.deepEqual(await engineOf(id), []);
   });
 
   test("one host's engine stopped: its conversation's message fails and it is PAUSED naming the engine (bounded); its worker refuses to start without it; with the engine back it resumes", async () => {

@@ -6,6 +6,7 @@ import type { StartStep } from '../../shared/constants';
 import type { Conversation } from './state';
 import { describeCause, resumeFailed, startFailed, type Cause } from './failures';
 import {
+  HOST_BEFORE_SLOT_PATCH,
   LEAN_START_PATCH,
   REFRESH_AS_ACTIVITY_PATCH,
   RELEASE_UNFINISHED_ACQUIRE_PATCH,
@@ -173,7 +174,7 @@ async function runtimeStep(r: Run, mode: Mode): Promise<void> {
       aliveTimeoutMs,
     });
   const resume = async () => {
-    if (patched(SANDBOX_HOSTS_PATCH)) await confirmHost(r);
+    if (!r.hostConfirmed && patched(SANDBOX_HOSTS_PATCH)) await confirmHost(r);
     return r.acts.resumeRuntime({ conversationId, incarnation, aliveTimeoutMs });
   };
   const runtime =
@@ -221,8 +222,17 @@ export async function bringUp(r: Run, mode: Mode): Promise<Outcome> {
   const compensations: Compensation[] = [];
   const at: { step: StepName } = { step: 'acquireSession' };
   conv.bringUpScope = new CancellationScope();
+  r.hostConfirmed = false;
   try {
     await conv.bringUpScope.run(async () => {
+      // A resume goes where its sandbox is: a lost host fails it now, before a slot is taken (and maybe another
+      // conversation of the user paused for it).
+      if (mode === 'resume' && conv.info.sandboxHost && patched(HOST_BEFORE_SLOT_PATCH)) {
+        at.step = 'resumeRuntime';
+        conv.setStep('resumeRuntime', `confirming sandbox host ${conv.info.sandboxHost}`);
+        await confirmHost(r, { failIfLost: true });
+        r.hostConfirmed = true;
+      }
       for (const s of plan(r, mode)) {
         if (s.when && !s.when()) continue;
         const undoFirst = s.undo && (s.undoFirst?.() ?? true);

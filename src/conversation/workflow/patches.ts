@@ -58,3 +58,10 @@ export const REFRESH_AS_ACTIVITY_PATCH = 'refresh-as-activity';
  * the conversations worker, which has no engine with sandbox hosts, spent minutes retrying a removal there.
  */
 export const UNPLACED_UNDOES_NOTHING_PATCH = 'unplaced-undoes-nothing';
+
+/**
+ * Patch ID: a resume of a sandbox on a host asks the registry about that host before it takes a slot, and fails at
+ * once (SandboxHostLost, still PAUSED) when the host is lost, instead of pausing another conversation of the user for
+ * a slot and then waiting out two pickup bounds.
+ */
+export const HOST_BEFORE_SLOT_PATCH = 'host-before-slot';

@@ -63,7 +63,7 @@ export async function undoRuntime(r: Run, undo: 'removeRuntime' | 'pauseRuntime'
  * is draining (the resume stays: the data is on that host's volume and cannot move, which the conversation says) or
  * lost (the resume will not be picked up there: it fails with SandboxHostLost and the conversation stays PAUSED).
  */
-export async function confirmHost(r: Run): Promise<void> {
+export async function confirmHost(r: Run, o: { failIfLost?: boolean } = {}): Promise<void> {
   const hostId = r.conv.info.sandboxHost;
   if (!hostId) return;
   const placement = await r.acts.placeSandbox({ conversationId: r.conv.conversationId, current: hostId });
@@ -71,5 +71,11 @@ export async function confirmHost(r: Run): Promise<void> {
     r.conv.warn(
       `sandbox host ${hostId} is draining; resumed there anyway: the conversation's data is on that host's local volume and cannot move`,
     );
+  if (placement?.lost && o.failIfLost)
+    throw ApplicationFailure.create({
+      type: ErrorType.SandboxHostLost,
+      message: `sandbox host ${hostId} is lost (${placement.lost}); the conversation stays PAUSED with its data there until that host's worker (nestor host-worker) is back`,
+      nonRetryable: true,
+    });
   if (placement?.lost) r.conv.warn(`sandbox host ${hostId} was reported lost (${placement.lost}); trying it anyway`);
 }

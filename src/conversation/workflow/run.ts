@@ -20,6 +20,8 @@ export interface Run {
   idleTimeoutMs: number;
   /** With sandbox hosts: how long a host's task may wait for its worker (schedule-to-start). */
   pickupTimeoutMs: number;
+  /** This bring-up's resume confirmed its sandbox's host before taking a slot (HOST_BEFORE_SLOT_PATCH). */
+  hostConfirmed?: boolean;
   /** A start's first placement: asked for and not answered yet (refused or interrupted), or answered. */
   placement?: 'asking' | 'answered';
 }
