@@ -72,12 +72,20 @@ export class SandboxNetworks {
         if (statusOf(cerr) !== 409) throw cerr; // created meanwhile by a racing start
       }
     }
-    const [, ...extra] = await this.named(name);
+    const [kept, ...extra] = await this.named(name);
     for (const n of extra)
       await this.docker
         .getNetwork(n.Id)
         .remove()
         .catch(() => undefined);
+    // One made by someone else (or an older tool) is used only if it isolates as nestor's would.
+    const icc = kept?.Options?.['com.docker.network.bridge.enable_icc'];
+    if (kept && (kept.Internal !== !egress || icc !== 'false'))
+      throw new NestorError(
+        ErrorType.RuntimeStartFailed,
+        `network ${name} exists but ${kept.Internal !== !egress ? `is ${kept.Internal ? '' : 'not '}internal` : 'lets containers reach each other (enable_icc is not false)'}: sandboxes on it would not be isolated as they must; remove it (docker network rm ${name}) and nestor makes it again`,
+        false,
+      );
   }
 
   /** The networks called exactly `name`, oldest first (the filter matches substrings). */

@@ -1,6 +1,7 @@
 // The Docker runtime provider on the real engine with the emulator image: create, adopt, race, limits, removal.
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../src/config';
+import { SANDBOX_NETWORK_INTERNAL } from '../../src/runtime/container-spec';
 import { formerRuntimeOwner, runtimeOwner } from '../../src/worker';
 import { after, describe, test } from 'node:test';
 import { createRuntimeActivities } from '../../src/conversation/activities/runtime';
@@ -174,6 +175,38 @@ describe('DockerRuntimeProvider', () => {
     assert.equal((await after.resume(cid, 'a')).runtimeId, made.runtimeId);
     await after.remove(cid);
     assert.deepEqual(await containersFor(cid), []);
+  });
+
+  test('a sandbox network someone else made without the isolation nestor needs is refused, naming it; nothing is created', async () => {
+    const net = docker.getNetwork(SANDBOX_NETWORK_INTERNAL);
+    await net.remove().catch(() => undefined);
+    // As a user (or an older tool) may have made it: not internal, containers reaching each other.
+    await docker.createNetwork({ Name: SANDBOX_NETWORK_INTERNAL, Driver: 'bridge' });
+    const cid = id('bad-network');
+    try {
+      const fresh = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator });
+      await assert.rejects(
+        fresh.create({ conversationId: cid, userId: 'u', egress: false }),
+        (err) =>
+          err instanceof NestorError &&
+          err.type === ErrorType.RuntimeStartFailed &&
+          /network nestor-sandboxes-internal exists but is not internal: .*docker network rm/.test(err.message),
+      );
+      assert.deepEqual(await containersFor(cid), []);
+    } finally {
+      await net.remove().catch(() => undefined);
+    }
+    // Removed, nestor makes it right again.
+    const made = await new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator }).create({
+      conversationId: cid,
+      userId: 'u',
+      egress: false,
+    });
+    assert.ok(made.runtimeId);
+    const info = await net.inspect();
+    assert.equal(info.Internal, true);
+    assert.equal(info.Options?.['com.docker.network.bridge.enable_icc'], 'false');
+    await provider.remove(cid);
   });
 
   test('five racing creates of one conversation leave one container and agree on it', async () => {
