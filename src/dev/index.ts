@@ -1,6 +1,7 @@
 // `nestor dev`: the whole service on one machine: the codec server, the Temporal dev server (unless TEMPORAL_ADDRESS
 // is set) and the worker `nestor worker` runs (worker.ts startWorker), until Ctrl-C.
 import { describeRuntime, type NestorConfig } from '../config';
+import { ConfigError } from '../errors';
 import { EncryptionCodec, type EncryptionKey } from '../codec/encryption';
 import { resolveEncryptionKeys } from '../codec/keys';
 import { startCodecServer, type RunningCodecServer } from '../codec/server';
@@ -22,6 +23,21 @@ export function codecServer(
   });
 }
 
+/**
+ * Whether `nestor dev` / `nestor cluster` may serve the codec without a token: only for local development (this
+ * machine's own Temporal server and the generated development key), whose UI cannot send one. With real keys
+ * (NESTOR_ENCRYPTION_KEYS) or a Temporal server elsewhere (TEMPORAL_ADDRESS), anyone who reaches the port could
+ * decrypt production payloads: a token is required, or NESTOR_CODEC_INSECURE=true to serve without one knowingly.
+ */
+export function codecWithoutToken(c: NestorConfig): boolean {
+  if (c.codec.token) return false;
+  if (c.codec.insecure) return true;
+  if (!c.temporalAddress && resolveEncryptionKeys(c).source === 'dev-file') return true;
+  throw new ConfigError(
+    `NESTOR_CODEC_TOKEN: required: the codec server would decrypt ${c.temporalAddress ? `payloads of ${c.temporalAddress}` : 'with the keys of NESTOR_ENCRYPTION_KEYS'} for anyone who reaches it; set a token (the UI's codec endpoint then needs it), or NESTOR_CODEC_INSECURE=true to serve without one knowingly`,
+  );
+}
+
 /** How the codec server is guarded, for its start line. */
 export function codecGuard(c: NestorConfig): string {
   return c.codec.token
@@ -33,7 +49,7 @@ export function codecGuard(c: NestorConfig): string {
 export async function runDev(c: NestorConfig): Promise<void> {
   const { dataConverter, keys } = prepareProcess(c);
   // Local development: the dev server's UI has no way to send a token, so `dev` serves without one, and says so.
-  const codec = await codecServer(c, { keys, insecure: c.codec.insecure || !c.codec.token });
+  const codec = await codecServer(c, { keys, insecure: codecWithoutToken(c) });
   const server = c.temporalAddress ? undefined : await startDevServer(c, { codecEndpoint: codec.url });
   const { worker, connection, address } = await startWorker(c, dataConverter);
   const ui = server ? server.uiUrl : '(the UI of your Temporal server)';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describeRuntime, type NestorConfig } from '../config';
 import { prepareProcess, startWorker } from '../worker';
 import { LocalCluster } from './cluster';
-import { codecGuard, codecServer } from '.';
+import { codecGuard, codecServer, codecWithoutToken } from '.';
 
 export function localCluster(c: NestorConfig): LocalCluster {
   return new LocalCluster({
@@ -27,7 +27,7 @@ export async function runCluster(c: NestorConfig): Promise<void> {
   const { dataConverter, keys } = prepareProcess(c);
   const cluster = localCluster(c);
   await cluster.start();
-  const codec = await codecServer(c, { keys, insecure: c.codec.insecure || !c.codec.token });
+  const codec = await codecServer(c, { keys, insecure: codecWithoutToken(c) });
   await cluster.startUi(codec.url);
   const workers = [];
   for (const address of cluster.addresses)

@@ -1,6 +1,7 @@
 // The encryption codec, its keys and the codec server the Temporal UI calls.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,7 @@ import {
 import { describeKeys, resolveEncryptionKeys } from '../../src/codec/keys';
 import { PROJECT_ROOT } from '../../src/config';
 import { startCodecServer, type RunningCodecServer } from '../../src/codec/server';
+import { codecWithoutToken } from '../../src/dev';
 
 const SECRET = 'sk-ant-this-is-a-secret-llm-key';
 const payload = (v: unknown): Payload => defaultPayloadConverter.toPayload(v)!;
@@ -240,5 +242,28 @@ describe('codec server', () => {
     const nowhere = await post(open, '/elsewhere', {});
     assert.equal(nowhere.statusCode, 404);
     await nowhere.body.dump();
+  });
+});
+
+describe('the codec server of `nestor dev` / `nestor cluster` and its token', () => {
+  const base = (env: Record<string, string>) =>
+    loadConfig({ NESTOR_DATA_DIR: mkdtempSync(join(tmpdir(), 'codec-')), ...env });
+  const realKeys = `k1:${randomBytes(32).toString('base64')}`;
+  test("serves without a token only for local development: the dev key and this machine's own Temporal server", () => {
+    assert.equal(codecWithoutToken(base({})), true);
+    assert.equal(codecWithoutToken(base({ NESTOR_CODEC_TOKEN: 't0ken-of-sixteen-chars' })), false);
+    assert.equal(codecWithoutToken(base({ NESTOR_ENCRYPTION_KEYS: realKeys, NESTOR_CODEC_INSECURE: 'true' })), true);
+  });
+  test('with real keys or a Temporal server elsewhere and no token, it refuses to start, saying what to set', () => {
+    for (const env of [{ NESTOR_ENCRYPTION_KEYS: realKeys }, { TEMPORAL_ADDRESS: 'temporal.internal:7233' }] as Array<
+      Record<string, string>
+    >)
+      assert.throws(
+        () => codecWithoutToken(base(env)),
+        (err: Error) =>
+          err instanceof ConfigError &&
+          /NESTOR_CODEC_TOKEN: required: .*NESTOR_CODEC_INSECURE=true/.test(err.message) &&
+          !err.message.includes(realKeys),
+      );
   });
 });
