@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The open-source Temporal server and its SQL schema tool, v1.29.1 (the server the Temporal CLI v1.5.1 embeds, so the
-# dev server and a cluster run one version), and the Temporal UI server v2.42.1 (the one the CLI embeds), built with
+# The open-source Temporal server and its SQL schema tool, v1.29.2: the newest patch served here of 1.29, the line
+# the Temporal CLI v1.5.1 embeds (1.29.1), so the dev server and a cluster run one line; the proxy refuses 1.29.3+.
+# Also the Temporal UI server v2.42.1 (the one the CLI embeds). Built with
 # go install from the Go module proxy into .tools/, skipped when already there. Used by `npm run start:cluster` and
 # the cluster tests (src/dev/cluster.ts).
 # Measured here on 2026-11-25: 107 s for the server and tool with the module cache the CLI's build left

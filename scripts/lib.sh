@@ -5,7 +5,7 @@ STATE="$ROOT/.nestor"
 TEMPORAL_CLI_VERSION="1.5.1"
 TEMPORAL_BIN="$TOOLS/temporal-$TEMPORAL_CLI_VERSION/temporal"
 # The open-source server and its SQL schema tool, for a cluster (scripts/ensure-temporal-server.sh).
-TEMPORAL_SERVER_VERSION="1.29.1"
+TEMPORAL_SERVER_VERSION="1.29.2"
 # The Temporal UI server the CLI v1.5.1 embeds, run beside a cluster (the dev server has it built in).
 TEMPORAL_UI_VERSION="2.42.1"
 TEMPORAL_SERVER_DIR="$TOOLS/temporal-server-$TEMPORAL_SERVER_VERSION"

@@ -73,7 +73,7 @@ export const EnvSchema = z.object({
   TEMPORAL_TLS_CLIENT_KEY_PATH: z.string().min(1).optional(),
   TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().min(1).optional(),
   TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
-  NESTOR_TEMPORAL_SERVER_DIR: z.string().min(1).default(resolve(PROJECT_ROOT, '.tools/temporal-server-1.29.1')),
+  NESTOR_TEMPORAL_SERVER_DIR: z.string().min(1).default(resolve(PROJECT_ROOT, '.tools/temporal-server-1.29.2')),
   NESTOR_CLUSTER_PORT: int(7233),
   NESTOR_CLUSTER_PG_PORT: int(55432),
   NESTOR_RUNTIME: z.enum(Object.keys(RUNTIME_IMAGES) as [RuntimeName, ...RuntimeName[]]).default('openhands'),

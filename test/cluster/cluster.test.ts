@@ -117,7 +117,8 @@ describe('nestor on a Temporal cluster (two server processes, PostgreSQL)', () =
     const id = uniqueId('cl-two');
     const stopA = await serve('a');
     try {
-      await two.start(input(id, { initialMessage: 'on worker a' }));
+      // A user of its own: a user's slot registry runs on its first asker's queue, which this test's workers leave.
+      await two.start(input(id, { userId: uniqueId('cl-two-user'), initialMessage: 'on worker a' }));
       assert.equal((await two.pause(id, 'handing over to worker b')).status, 'PAUSED');
     } finally {
       await stopA();
