@@ -44,6 +44,10 @@ describe('replay of recorded histories', () => {
       files.some((f) => f.startsWith('before-issue-13/')),
       'histories from before starts asked for a placement (sandbox-hosts) are kept',
     );
+    assert.ok(
+      files.some((f) => f.startsWith('before-issue-22/')),
+      'histories from before the refresh was an activity again (refresh-as-activity) and hosts heartbeat are kept',
+    );
     // Each patched path has a recording that takes it: recover-sandbox (recover-unreachable-sandbox, delivery-cursor),
     // idle-agent-busy (idle-counts-agent), user-sessions-at-limit (self-healing-slots), start-close (close-deletes-schedules),
     // host-lost (host-lost-pauses).
@@ -120,14 +124,22 @@ describe('replay of recorded histories', () => {
       ranLocally('user-sessions.json').includes('listLiveConversations'),
       'a registry started afresh lists the live conversations locally',
     );
-    // lean-start: the nested set-up steps run as local activities, none is scheduled as an activity task.
+    // lean-start: the nested set-up steps run as local activities, none is scheduled as an activity task; the token
+    // refresh is an activity again (refresh-as-activity: its answer is in history before anything else can fail).
     for (const file of ['start-close.json', 'pooled-start.json', 'pause-resume.json']) {
       assert.ok(patches(file).includes('lean-start'), `${file} records the lean-start patch`);
-      for (const step of ['refreshTokens', 'configureNestedServer', 'createConversation']) {
+      for (const step of ['configureNestedServer', 'createConversation']) {
         assert.ok(ranLocally(file).includes(step), `${file}: ${step} ran as a local activity`);
         assert.ok(!scheduled(file).includes(step), `${file}: ${step} was not scheduled as an activity task`);
       }
+      assert.ok(patches(file).includes('refresh-as-activity'), `${file} records the refresh-as-activity patch`);
+      assert.ok(scheduled(file).includes('refreshTokens'), `${file}: refreshTokens scheduled as an activity`);
+      assert.ok(!ranLocally(file).includes('refreshTokens'), `${file}: refreshTokens not local`);
     }
+    assert.ok(ranLocally('before-issue-22/start-close.json').includes('refreshTokens'), 'before: a local refresh');
+    // A hosted resume confirms its host before its slot; the registry heals its placements.
+    assert.ok(patches('hosted-start.json').includes('host-before-slot'), 'hosted-start records host-before-slot');
+    assert.ok(patches('sandbox-hosts.json').includes('heal-placements'), 'sandbox-hosts records heal-placements');
     assert.ok(scheduled('before-issue-12/start-close.json').includes('configureNestedServer'));
     // sandbox-hosts: every start asks for a placement (locally); on a host, the sandbox's steps go to its task queue
     // (the nested set-up too: not local there) and a resume confirms the host.
