@@ -113,7 +113,9 @@ export function prepareProcess(c: NestorConfig): { dataConverter: DataConverter;
   const log = Runtime.instance().logger;
   log.info(describeKeys(keys), { keyId: keys.keys[0].id, keySource: keys.source });
   if (c.metricsPort > 0) log.info(`metrics on http://127.0.0.1:${c.metricsPort}/metrics`);
-  return { dataConverter: nestorDataConverter(keys.keys, { role: 'worker' }), keys: keys.keys };
+  // With NESTOR_REQUIRE_ENCRYPTION, input nobody encrypted is refused like a stranger's, never obeyed or kept in clear.
+  const dataConverter = nestorDataConverter(keys.keys, { role: 'worker', refusePlaintext: c.requireEncryption });
+  return { dataConverter, keys: keys.keys };
 }
 
 /** The worker's connection; a failure says what to check (address, TLS files, API key) rather than the SDK's words. */

@@ -65,6 +65,12 @@ export interface EncryptionCodecOptions {
    * instead of failing its task). @default 'throw'
    */
   unknownKey?: 'throw' | 'mark';
+  /**
+   * A payload that is not encrypted at all: passed through ('pass', the default: payloads written before encryption
+   * was on), or (a worker with NESTOR_REQUIRE_ENCRYPTION) handed over as the same marker, so it is refused like one
+   * sealed with an unknown key: whoever holds no shared key drives no conversation and puts nothing in history.
+   */
+  plaintext?: 'pass' | 'mark';
 }
 
 export class EncryptionCodec implements PayloadCodec {
@@ -104,19 +110,19 @@ export class EncryptionCodec implements PayloadCodec {
 
   async decode(payloads: Payload[]): Promise<Payload[]> {
     return payloads.map((p) => {
-      // Payloads written before encryption was on (or by a client without it) pass through unchanged.
-      if (text(p.metadata?.[METADATA_ENCODING_KEY]) !== ENCODING_ENCRYPTED) return p;
+      const mark = (u: Undecryptable[typeof UNDECRYPTABLE]): Payload => ({
+        metadata: { [METADATA_ENCODING_KEY]: Buffer.from('json/plain') },
+        data: Buffer.from(JSON.stringify({ [UNDECRYPTABLE]: u } satisfies Undecryptable)),
+      });
+      // Payloads written before encryption was on (or by a client without it) pass through unchanged, unless refused.
+      if (text(p.metadata?.[METADATA_ENCODING_KEY]) !== ENCODING_ENCRYPTED)
+        return this.options.plaintext === 'mark'
+          ? mark({ keyId: '(none)', workerKeyIds: [...this.byId.keys()], plaintext: true })
+          : p;
       const id = text(p.metadata?.[METADATA_KEY_ID]);
       const key = id === undefined ? undefined : this.byId.get(id);
-      if (!key && this.options.unknownKey === 'mark') {
-        const marker: Undecryptable = {
-          [UNDECRYPTABLE]: { keyId: id ?? '(none)', workerKeyIds: [...this.byId.keys()] },
-        };
-        return {
-          metadata: { [METADATA_ENCODING_KEY]: Buffer.from('json/plain') },
-          data: Buffer.from(JSON.stringify(marker)),
-        };
-      }
+      if (!key && this.options.unknownKey === 'mark')
+        return mark({ keyId: id ?? '(none)', workerKeyIds: [...this.byId.keys()] });
       if (!key) {
         throw new ValueError(
           `payload encrypted with key '${id ?? '(none)'}', which is not among the configured keys (${[...this.byId.keys()].join(', ')}); add it to NESTOR_ENCRYPTION_KEYS`,

@@ -62,9 +62,18 @@ export function describeKeys(r: ResolvedKeys): string {
  * The data converter every nestor client and worker uses: the encryption codec and the encoding failure converter.
  * The worker's (`role: 'worker'`) marks a payload sealed with a key it lacks instead of failing on it (undecryptable.ts).
  */
-export function nestorDataConverter(keys: EncryptionKey[], o: { role?: 'client' | 'worker' } = {}): DataConverter {
+export function nestorDataConverter(
+  keys: EncryptionKey[],
+  o: { role?: 'client' | 'worker'; refusePlaintext?: boolean } = {},
+): DataConverter {
+  const worker = o.role === 'worker';
   return {
-    payloadCodecs: [new EncryptionCodec(keys, { unknownKey: o.role === 'worker' ? 'mark' : 'throw' })],
+    payloadCodecs: [
+      new EncryptionCodec(keys, {
+        unknownKey: worker ? 'mark' : 'throw',
+        plaintext: worker && o.refusePlaintext ? 'mark' : 'pass',
+      }),
+    ],
     failureConverterPath: FAILURE_CONVERTER_PATH,
   };
 }

@@ -9,7 +9,8 @@ import { ErrorType } from '../errors';
 export const UNDECRYPTABLE = '__nestorUndecryptable';
 
 export interface Undecryptable {
-  [UNDECRYPTABLE]: { keyId: string; workerKeyIds: string[] };
+  /** `plaintext`: not encrypted at all, where the worker requires encryption (NESTOR_REQUIRE_ENCRYPTION). */
+  [UNDECRYPTABLE]: { keyId: string; workerKeyIds: string[]; plaintext?: boolean };
 }
 
 /** The marker, if `value` is one. */
@@ -28,7 +29,9 @@ export function keyMismatch(step: string, ...values: unknown[]): ApplicationFail
     const u = undecryptable(v);
     if (!u) continue;
     return ApplicationFailure.create({
-      message: `${step}: the input is encrypted with key '${u.keyId}', which this worker does not have (it has: ${u.workerKeyIds.join(', ')}); give the client and the worker a shared key in NESTOR_ENCRYPTION_KEYS`,
+      message: u.plaintext
+        ? `${step}: the input is not encrypted, and this worker accepts only encrypted input (NESTOR_REQUIRE_ENCRYPTION); use a client with nestor's codec and a key of NESTOR_ENCRYPTION_KEYS (it has: ${u.workerKeyIds.join(', ')})`
+        : `${step}: the input is encrypted with key '${u.keyId}', which this worker does not have (it has: ${u.workerKeyIds.join(', ')}); give the client and the worker a shared key in NESTOR_ENCRYPTION_KEYS`,
       type: ErrorType.EncryptionKeyMismatch,
       // No details: they are payloads, sealed with the worker's key, which the reader cannot open.
       nonRetryable: true,

@@ -8,11 +8,17 @@ import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../src/config';
 import { after, before, describe, test } from 'node:test';
 import { Client } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
+import { Worker } from '@temporalio/worker';
+import { KNOWN_ERRORS } from '../../src/activities';
+import { castKnownErrors } from '../../src/errors/cast-known-errors';
+import { closeSignal, sendMessageUpdate } from '../../src/conversation/messages';
+import { WORKFLOW_TYPES, conversationWorkflowId } from '../../src/shared/constants';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { generateKeySpec, parseEncryptionKeys } from '../../src/codec/encryption';
 import { nestorDataConverter } from '../../src/codec/keys';
 import { ConversationClient, ConversationError } from '../../src/conversation/client';
-import { createTestEnv, uniqueId } from '../helpers/temporal';
+import { createTestEnv, uniqueId, workflowBundle } from '../helpers/temporal';
 import { fakeActivities, input, withFakeWorker } from '../helpers/fake-activities';
 
 const run = promisify(execFile);
@@ -89,6 +95,56 @@ describe('encryption keys that do not match', () => {
         /^error \(EncryptionKeyMismatch\): the worker's answer is encrypted with key '[^']+', which this client does not have \(it has: stranger\)/m,
       );
       assert.equal((await client.close(id)).status, 'STOPPED');
+    });
+  });
+
+  test('with NESTOR_REQUIRE_ENCRYPTION, input nobody encrypted is refused (start, message) or ignored (close), never obeyed', async () => {
+    const { acts, sent } = fakeActivities();
+    const keys = parseEncryptionKeys(generateKeySpec('shared'));
+    const taskQueue = uniqueId('require-encryption');
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: await workflowBundle(),
+      dataConverter: nestorDataConverter(keys, { role: 'worker', refusePlaintext: true }),
+      activities: acts,
+      interceptors: { activity: [castKnownErrors(KNOWN_ERRORS)] },
+    });
+    const keyed = new ConversationClient({
+      client: new Client({ connection: env.connection, dataConverter: nestorDataConverter(keys) }),
+      taskQueue,
+    });
+    // A plain SDK client in any language, without nestor's codec: its payloads reach the server in clear.
+    const plain = new Client({ connection: env.connection });
+    const notEncrypted = (err: unknown) => {
+      const cause = (err as { cause?: ApplicationFailure }).cause;
+      assert.equal(cause?.type, 'EncryptionKeyMismatch', String(err));
+      assert.match(
+        cause?.message ?? '',
+        /not encrypted, and this worker accepts only encrypted input \(NESTOR_REQUIRE_ENCRYPTION\)/,
+      );
+      return true;
+    };
+    await worker.runUntil(async () => {
+      const id = uniqueId('keyed');
+      await keyed.start(input(id));
+      const handle = plain.workflow.getHandle(conversationWorkflowId(id));
+      await assert.rejects(handle.executeUpdate(sendMessageUpdate, { args: [{ content: 'injected' }] }), notEncrypted);
+      await handle.signal(closeSignal, { reason: 'from a stranger' });
+      assert.equal((await keyed.status(id)).status, 'RUNNING', 'a close nobody encrypted is no instruction');
+      await keyed.sendMessage(id, 'from its owner');
+      assert.deepEqual(sent, ['from its owner']);
+      // A start in clear (its LLM key in history in clear) is refused as it arrives.
+      const stranger = uniqueId('plain');
+      await assert.rejects(
+        plain.workflow.execute(WORKFLOW_TYPES.startConversation, {
+          taskQueue,
+          workflowId: conversationWorkflowId(stranger),
+          args: [input(stranger)],
+        }),
+        (err) => notEncrypted(err),
+      );
+      assert.equal((await keyed.close(id)).status, 'STOPPED');
     });
   });
 });
