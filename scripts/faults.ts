@@ -8,7 +8,12 @@
 //   3. every conversation reaches RUNNING or STOPPED within SETTLE_BOUND_MS of the fault clearing: every fault here
 //      passes, so ERROR (even an explicit one) is a violation;
 //   4. a git refresh token is never used again after its rotation was handed out (scripts/faults/oauth.ts): a
-//      rotated token is never lost, whatever was retried.
+//      rotated token is never lost, whatever was retried;
+//   5. after the reaper pass no container or volume is left that no open conversation or running pool accounts for
+//      (claim locks included), no closed conversation still holds its user's slot, and no volume was ever mounted by
+//      two containers (Docker's mount events: one user's file store never reaches another's sandbox).
+// Besides single conversations the faults cover a warm pool (a worker killed right after a member turns ready, a
+// Temporal restart under a full pool) and a second conversations worker reaching Temporal by another address.
 // Prints a matrix (fault × runs × violations) and exits non-zero on any violation. FAULT_RUNS sets the runs per
 // fault (default 5); `npm test` runs every fault once (test/faults.test.ts).
 import { ConversationError } from '../src/conversation/client';
@@ -69,6 +74,32 @@ const killAndRestartWorker = async (lab: FaultLab) => {
   await lab.killWorker();
   await lab.startWorker();
 };
+
+/**
+ * With a warm pool of two on the worker: the fault, then three pooled starts racing for its members (one starts
+ * cold), each with a message. The pool is drained after, so the checks see only what the conversations left.
+ */
+const withPool = (name: string, readyFirst: number, inject: (lab: FaultLab) => Promise<void>): Fault => ({
+  name,
+  run: async (lab) => {
+    lab.workerEnv = { NESTOR_POOL_SIZE: '2' };
+    const ready = lab.membersReady(readyFirst);
+    await killAndRestartWorker(lab);
+    try {
+      // The fault as soon as that many members turned ready (the first: while its boot's activity may not be done).
+      await ready;
+      await inject(lab);
+      const convs: Conv[] = [0, 1, 2].map(() => ({ id: newId('pool'), sent: [] }));
+      await Promise.all(convs.map((c) => lab.start(c.id, { pooled: true })));
+      for (const c of convs) await lab.send(c, 'to a pooled sandbox');
+      return convs;
+    } finally {
+      await lab.drainPool();
+      lab.workerEnv = {};
+      await killAndRestartWorker(lab);
+    }
+  },
+});
 
 const FAULTS: Fault[] = [
   ...START_STEPS.map((step) => duringStart(`worker SIGKILL during ${step}`, step, killAndRestartWorker)),
@@ -274,6 +305,26 @@ const FAULTS: Fault[] = [
       if (info.status !== 'STOPPED') throw new Error(`close ended ${info.status}`);
       if ((await lab.containers(conv.id)).length !== 0) throw new Error('the container outlived the close');
       return [];
+    },
+  },
+  withPool('pool: worker SIGKILL right after a member turns ready', 1, killAndRestartWorker),
+  withPool('pool: Temporal server SIGKILL + restart under a full pool', 2, (lab) => lab.restartServer()),
+  {
+    name: 'a second conversations worker (another spelling of the address) resumes the sandbox the first made',
+    run: async (lab) => {
+      const conv: Conv = { id: newId('two'), sent: [] };
+      await lab.start(conv.id);
+      await lab.send(conv, 'to the first worker');
+      await lab.persist(() => lab.client.pause(conv.id, 'handing over'));
+      const second = await lab.startSecondWorker();
+      try {
+        await lab.killWorker();
+        await lab.send(conv, 'to the second worker');
+      } finally {
+        second.kill('SIGKILL');
+        await lab.startWorker();
+      }
+      return [conv];
     },
   },
 ];

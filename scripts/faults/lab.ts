@@ -18,6 +18,11 @@ import { waitReadyUpdate } from '../../src/conversation/messages';
 import type { ReapResult } from '../../src/reaper/workflow';
 import { startLlmStandIn, type LlmStandIn } from '../../src/llm-stand-in/server';
 import { FaultProxy, PROXY_ENV } from './proxy';
+import { LOCK_LABEL } from '../../src/runtime/pool-locks';
+import { slotsQuery, userSessionsWorkflowId } from '../../src/user-sessions/messages';
+import { poolWorkflowId } from '../../src/shared/constants';
+import { containerName, poolNameFor } from '../../src/runtime/container-spec';
+import { drainPool } from '../../src/sandbox-pools/pools';
 import { RotatingTokenEndpoint } from './oauth';
 
 /**
@@ -84,6 +89,13 @@ export class FaultLab extends Lab {
   readonly docker = new Docker();
   /** Live containers per conversation, from Docker's event stream, and the most seen at once. */
   private readonly live = new Map<string, { now: number; most: number }>();
+  /** The containers this lab's worker made, and the containers that ever mounted each volume. */
+  private readonly ours = new Set<string>();
+  private readonly mounts = new Map<string, Set<string>>();
+  private readonly sharedReported = new Set<string>();
+  private readonly readyWaiters = new Set<() => void>();
+  /** Added to the worker's environment, for faults that need it (a warm pool). */
+  workerEnv: Record<string, string> = {};
   private events?: NodeJS.ReadableStream;
   runtime: FaultRuntime = 'emulator';
   /** The real server's faults (runtime `openhands`), and the LLM its agent answers with. */
@@ -113,9 +125,10 @@ export class FaultLab extends Lab {
    * (restartDocker), and is opened again with `since`, so no event in between is lost.
    */
   async watchContainers(since?: number): Promise<void> {
+    // Volume events carry no labels of ours: every container and mount event, ours picked out below.
     const stream = (await this.docker.getEvents({
       since,
-      filters: { type: ['container'], event: ['create', 'destroy'], label: [`${LABELS.owner}=${this.owner}`] },
+      filters: { type: ['container', 'volume'], event: ['create', 'destroy', 'rename', 'mount'] },
     })) as NodeJS.ReadableStream;
     this.events = stream;
     let last = since ?? Math.floor(Date.now() / 1000);
@@ -129,9 +142,30 @@ export class FaultLab extends Lab {
     stream.on('error', ended);
     lines.on('error', ended);
     lines.on('line', (line) => {
-      const e = JSON.parse(line) as { Action: string; time: number; Actor: { Attributes: Record<string, string> } };
+      const e = JSON.parse(line) as {
+        Type: string;
+        Action: string;
+        time: number;
+        Actor: { ID: string; Attributes: Record<string, string> };
+      };
       last = e.time;
-      const id = e.Actor.Attributes[LABELS.conversationId];
+      const a = e.Actor.Attributes;
+      if (e.Type === 'volume') {
+        // Which of our containers mounted which volume: one volume, one container, ever.
+        if (this.ours.has(a.container))
+          this.mounts.set(e.Actor.ID, (this.mounts.get(e.Actor.ID) ?? new Set()).add(a.container));
+        return;
+      }
+      if (a[LABELS.owner] !== this.owner) return;
+      if (e.Action === 'create') this.ours.add(e.Actor.ID);
+      if (e.Action === 'rename') {
+        // A pool member made claimable (booting → ready): what the pool faults wait for.
+        if (/--ready-/.test(a.name ?? '')) for (const w of [...this.readyWaiters]) w();
+        return;
+      }
+      // A pool member (no conversation yet) or a claim's lock (never started) is no sandbox of a conversation.
+      const id = a[LABELS.conversationId];
+      if (!id || a[LOCK_LABEL]) return;
       const c = this.live.get(id) ?? { now: 0, most: 0 };
       c.now += e.Action === 'create' ? 1 : -1;
       c.most = Math.max(c.most, c.now);
@@ -151,12 +185,14 @@ export class FaultLab extends Lab {
    * The worker as every fault needs it: short nested timeouts, the lab's OAuth endpoint, step log lines; with the real
    * server, its sandbox calls through the fault proxy.
    */
-  override startWorker(): Promise<ChildProcess> {
+  override startWorker(extra: Record<string, string> = {}): Promise<ChildProcess> {
     return super.startWorker({
       NESTOR_RUNTIME: this.runtime,
       NESTOR_NESTED_TIMEOUT_MS: '1500',
       NESTOR_GITHUB_TOKEN_URL: this.oauth.url,
       NESTOR_GITHUB_CLIENT_ID: 'faults',
+      ...this.workerEnv,
+      ...extra,
       ...(this.proxy && {
         [PROXY_ENV]: this.proxy.origin,
         NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${join(__dirname, 'via-proxy.js')}`.trim(),
@@ -221,7 +257,7 @@ export class FaultLab extends Lab {
 
   input(
     id: string,
-    o: { env?: Record<string, string>; tokens?: boolean; secrets?: boolean } = {},
+    o: { env?: Record<string, string>; tokens?: boolean; secrets?: boolean; pooled?: boolean } = {},
   ): StartConversationRequest {
     // The real server takes its faults from the proxy, and answers with the stand-in; the emulator from its env.
     const llm = this.llm && { llmModel: 'openai/stand-in', llmBaseUrl: this.llm.baseUrl };
@@ -233,7 +269,8 @@ export class FaultLab extends Lab {
         llmModel: 'anthropic/claude-sonnet-4-5',
         llmApiKey: 'sk-faults',
         ...llm,
-        ...(!this.proxy && { sandbox: { env: { CONVERSATION_START_DELAY_MS: '200', ...o.env } } }),
+        // A pooled start asks for nothing a pooled sandbox lacks (extra env makes it cold).
+        ...(!this.proxy && !o.pooled && { sandbox: { env: { CONVERSATION_START_DELAY_MS: '200', ...o.env } } }),
       },
       ...(o.tokens && {
         gitProviderTokens: {
@@ -272,11 +309,16 @@ export class FaultLab extends Lab {
     }
   }
 
-  containers(id: string) {
-    return this.docker.listContainers({
+  /** The conversation's sandboxes: labelled with it, or a claimed pool member (named after it); never a claim's lock. */
+  async containers(id: string) {
+    const all = await this.docker.listContainers({
       all: true,
-      filters: { label: [`${LABELS.conversationId}=${id}`, `${LABELS.owner}=${this.owner}`] },
+      filters: { label: [`${LABELS.owner}=${this.owner}`] },
     });
+    return all.filter(
+      (c) =>
+        !c.Labels[LOCK_LABEL] && (c.Labels[LABELS.conversationId] === id || c.Names.includes(`/${containerName(id)}`)),
+    );
   }
 
   reap(): Promise<ReapResult> {
@@ -364,16 +406,97 @@ export class FaultLab extends Lab {
       all: true,
       filters: { label: [`${LABELS.owner}=${this.owner}`] },
     })) {
-      const id = c.Labels[LABELS.conversationId];
-      const status = await this.persist(() =>
-        this.client.client.workflow.getHandle(conversationWorkflowId(id)).describe(),
-      ).then(
-        (d) => d.status.name,
-        () => 'NOT_FOUND',
-      );
-      if (status !== 'RUNNING') v.push(`${id}: container ${c.Names[0]} left after a reaper pass (workflow ${status})`);
+      // A conversation's (by label, or a claimed member by name), else a pool member (its pool's).
+      const name = (c.Names[0] ?? '').replace(/^\//, '');
+      const prefix = containerName('');
+      const id = c.Labels[LABELS.conversationId] ?? (name.startsWith(prefix) ? name.slice(prefix.length) : undefined);
+      const owner = id ? conversationWorkflowId(id) : c.Labels[LABELS.pool] && poolWorkflowId(c.Labels[LABELS.pool]);
+      if (!owner || !(await this.runs(owner)))
+        v.push(`container ${name} left after a reaper pass (${owner || 'no owner'} not running)`);
+    }
+    v.push(...(await this.leftVolumes()), ...this.sharedVolumes(), ...(await this.heldSlots(convs)));
+    return v;
+  }
+
+  /** Whether a workflow runs now (a conversation's or a pool's). */
+  private async runs(workflowId: string): Promise<boolean> {
+    const d = await this.persist(() => this.client.client.workflow.getHandle(workflowId).describe()).catch(
+      () => undefined,
+    );
+    return d?.status.name === 'RUNNING';
+  }
+
+  /** Volumes of this lab's service that no open conversation or running pool accounts for. */
+  private async leftVolumes(): Promise<string[]> {
+    const { Volumes } = await this.docker.listVolumes({ filters: { label: [`${LABELS.owner}=${this.owner}`] } });
+    const v: string[] = [];
+    for (const vol of Volumes ?? []) {
+      const l = vol.Labels ?? {};
+      const owner = l[LABELS.conversationId]
+        ? conversationWorkflowId(l[LABELS.conversationId])
+        : l[LABELS.pool] && poolWorkflowId(l[LABELS.pool]);
+      if (!owner || !(await this.runs(owner)))
+        v.push(`volume ${vol.Name} left (${owner || 'no owner label'} not running)`);
     }
     return v;
+  }
+
+  /** Any volume two containers ever mounted (one conversation's file store reaching another's sandbox). */
+  private sharedVolumes(): string[] {
+    const v: string[] = [];
+    for (const [volume, containers] of this.mounts)
+      if (containers.size > 1 && !this.sharedReported.has(volume)) {
+        this.sharedReported.add(volume);
+        v.push(`volume ${volume} was mounted by ${containers.size} containers`);
+      }
+    return v;
+  }
+
+  /** Slots still held for these conversations once they closed (their user's registry). */
+  private async heldSlots(convs: Conv[]): Promise<string[]> {
+    const v: string[] = [];
+    for (const { id } of convs) {
+      const registry = this.client.client.workflow.getHandle(userSessionsWorkflowId(this.input(id).userId));
+      if (!(await this.runs(registry.workflowId))) continue;
+      const slots = await this.persist(() => registry.query(slotsQuery));
+      if (slots.some((s) => s.conversationId === id)) v.push(`${id}: its slot is still held after it closed`);
+    }
+    return v;
+  }
+
+  /** Resolves once `n` pool members have turned ready from now on (Docker's rename events). */
+  membersReady(n: number, timeoutMs = 60_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let seen = 0;
+      const timer = setTimeout(() => {
+        this.readyWaiters.delete(waiter);
+        reject(new Error(`${n} pool members did not turn ready within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiter = () => {
+        if (++seen < n) return;
+        clearTimeout(timer);
+        this.readyWaiters.delete(waiter);
+        resolve();
+      };
+      this.readyWaiters.add(waiter);
+    });
+  }
+
+  /** Drain the worker's warm pool (its unclaimed members removed, its workflow ended), if one runs. */
+  async drainPool(): Promise<void> {
+    const pool = poolNameFor(this.c.runtimeImage);
+    if (await this.runs(poolWorkflowId(pool))) await this.persist(() => drainPool(this.client.client, pool));
+  }
+
+  /**
+   * A second conversations worker on the lab's queue that reaches Temporal by another spelling of its address
+   * (`localhost:<port>`), as a second machine of one deployment may: it must own the same sandboxes.
+   */
+  async startSecondWorker(): Promise<ChildProcess> {
+    const first = this.worker;
+    const second = await this.startWorker({ TEMPORAL_ADDRESS: this.server.address.replace('127.0.0.1', 'localhost') });
+    this.worker = first;
+    return second;
   }
 
   /** Stop everything; sandboxes a broken run left behind (its conversation still open) go with the lab. */

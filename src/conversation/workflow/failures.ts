@@ -106,7 +106,7 @@ export function sessionReleaseFailed(
 /** Closing could not remove the sandbox: say so loudly rather than report a clean STOPPED. */
 export function closeFailed(conversationId: string, runtimeId: string | undefined, cause: Cause): ApplicationFailure {
   return ApplicationFailure.create({
-    message: `close failed: removeRuntime: ${cause.message}; remove the container labelled nestor.conversation-id=${conversationId} by hand`,
+    message: `close failed: removeRuntime: ${cause.message}; remove the container named nestor-conv-${conversationId} (a sandbox from the warm pool carries its conversation only in that name and on its claim container nestor-pool-…--lock-…, labelled nestor.conversation-id=${conversationId}) by hand`,
     type: ErrorType.CloseFailed,
     nonRetryable: true,
     details: [{ conversationId, runtimeId }],
