@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config';
 import { ErrorType, NestorError } from '../errors';
 import { poolNameFor } from '../runtime/container-spec';
-import { drainPool, poolStatus, resizePool, setPoolEnabled } from '../sandbox-pools/pools';
+import { drainPool, poolStatus, poolTaskQueue, resizePool, setPoolEnabled } from '../sandbox-pools/pools';
+import { listHosts } from '../sandbox-hosts/hosts';
 import type { PoolStatus } from '../sandbox-pools/messages';
 import { withClient } from './connect';
 import { print } from './output';
@@ -45,7 +46,15 @@ export function addPoolCommands(program: Command): void {
     .description('keep this many members ready (starts the pool if none runs; 0 empties it)')
     .action(async (raw: string, _o, cmd) => {
       const size = parseSize(raw);
-      show(cmd, await withClient((c) => resizePool(c.client, { taskQueue: c.taskQueue, pool: nameOf(cmd), size })));
+      show(
+        cmd,
+        await withClient(async (c) => {
+          // A host's pool (not running yet) is started on that host's queue, where its members' engine is.
+          const hosts = (await listHosts(c.client)).map((h) => h.hostId);
+          const pool = nameOf(cmd);
+          return resizePool(c.client, { taskQueue: poolTaskQueue(pool, hosts, c.taskQueue), pool, size });
+        }),
+      );
     });
   pool
     .command('disable')

@@ -9,6 +9,7 @@ import {
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
 import { ErrorType, NestorError } from '../errors';
 import { WORKFLOW_TYPES, poolWorkflowId } from '../shared/constants';
+import { hostTaskQueue } from '../sandbox-hosts/messages';
 import {
   drainPoolUpdate,
   poolStatusQuery,
@@ -27,6 +28,15 @@ export async function ensurePool(client: Client, o: { taskQueue: string; pool: s
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
     staticSummary: `warm pool ${o.pool}`,
   });
+}
+
+/**
+ * The task queue a pool's owner runs on: a sandbox host's pool (`<image pool>-<host ID>`) on that host's queue (its
+ * members are in that host's engine), any other on the conversations queue.
+ */
+export function poolTaskQueue(pool: string, hostIds: string[], conversationsQueue: string): string {
+  const host = hostIds.find((h) => pool.endsWith(`-${h}`));
+  return host ? hostTaskQueue(host) : conversationsQueue;
 }
 
 /**

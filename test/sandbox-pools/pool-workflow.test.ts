@@ -12,7 +12,7 @@ import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
 import { createReaperActivities, type FindOrphansResult } from '../../src/reaper/activities';
 import { WORKFLOW_TYPES, poolWorkflowId } from '../../src/shared/constants';
 import type { PoolStatus, SandboxPoolInput } from '../../src/sandbox-pools/messages';
-import { drainPool, poolStatus, resizePool, setPoolEnabled } from '../../src/sandbox-pools/pools';
+import { drainPool, poolStatus, poolTaskQueue, resizePool, setPoolEnabled } from '../../src/sandbox-pools/pools';
 import type { StartConversationRequest } from '../../src/shared/schemas';
 import { docker, removeContainers } from '../helpers/docker';
 import { createTestEnv, startWorker, uniqueId } from '../helpers/temporal';
@@ -165,5 +165,15 @@ describe('SandboxPool, the durable owner of a warm pool', { timeout: 300_000 }, 
     );
     assert.equal(await act.run(reaper.removeOrphanRuntime, orphans[0]), true);
     assert.equal((await provider.pool.members()).length, 0);
+  });
+});
+
+describe('which queue a pool resize starts its owner on', () => {
+  test("a sandbox host's pool on that host's queue (its members are in that host's engine), others on the conversations'", () => {
+    const hosts = ['h1', 'docker-2'];
+    assert.equal(poolTaskQueue('nestor-emulator-abc-docker-2', hosts, 'conversations'), 'sandbox-host-docker-2');
+    assert.equal(poolTaskQueue('nestor-emulator-abc-h1', hosts, 'conversations'), 'sandbox-host-h1');
+    assert.equal(poolTaskQueue('nestor-emulator-abc', hosts, 'conversations'), 'conversations');
+    assert.equal(poolTaskQueue('nestor-emulator-abc-h1', [], 'conversations'), 'conversations');
   });
 });
