@@ -36,6 +36,7 @@ import {
   poolMemberName,
   poolNameFor,
   poolVolumeName,
+  resolveMemoryMb,
   type SandboxDefaults,
 } from './container-spec';
 import { ownedBy, ownerFilter, type Owner } from './ownership';
@@ -213,6 +214,8 @@ export class DockerPool implements PoolOps {
    * limits. Undefined when there is none to take (the caller starts cold).
    */
   async claim(spec: RuntimeSpec): Promise<RuntimeHandle | undefined> {
+    // Limits the image cannot run with are refused before a member is touched (else it is renamed, then burnt).
+    resolveMemoryMb(spec, this.host.defaults, await this.host.requirements());
     const target = containerName(spec.conversationId, this.host.convPrefix);
     const ready = (await this.members()).filter((m) => m.state === 'ready' && m.containerState === 'running');
     // Start at a random member, so concurrent claimants mostly try different ones; but first the member this start

@@ -11,7 +11,8 @@ import { containerName } from '../../src/runtime/container-spec';
 import { DockerRuntimeProvider } from '../../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
 import { LABELS } from '../../src/shared/constants';
-import { docker, removeContainers } from '../helpers/docker';
+import { containersFor, docker, removeContainers } from '../helpers/docker';
+import { ErrorType, NestorError } from '../../src/errors';
 import { uniqueId } from '../helpers/temporal';
 
 const poolName = uniqueId('pool').replace(/[^a-zA-Z0-9_.-]/g, '-');
@@ -176,6 +177,29 @@ describe('warm pool members on Docker', () => {
     const later = await acts.createRuntime({ conversationId: cid, userId: 'u-lim', incarnation: 'inc-2' });
     assert.notEqual(later.runtimeId, h.runtimeId);
     await assert.rejects(docker.getContainer(h.runtimeId).inspect(), /no such container/i);
+  });
+
+  test("limits below the image's floor are refused before a member is touched (none is burnt)", async () => {
+    const [memberId] = await boot(1);
+    const cid = id('below-floor');
+    await assert.rejects(
+      acts.createRuntime({
+        conversationId: cid,
+        userId: 'u-floor',
+        incarnation: 'i',
+        memoryMb: 1,
+        aliveTimeoutMs: 20_000,
+      }),
+      (err) =>
+        err instanceof NestorError &&
+        err.type === ErrorType.InvalidSettings &&
+        /settings.sandbox.memoryMb/.test(err.message),
+    );
+    const [m] = await pool.members();
+    assert.equal(m?.memberId, memberId);
+    assert.equal(m?.state, 'ready', 'still claimable');
+    assert.equal(await pool.claimLabels(memberId), undefined, 'never locked');
+    assert.deepEqual(await containersFor(cid), []);
   });
 
   test('requests a pooled sandbox cannot serve start cold and say why', async () => {
