@@ -19,6 +19,7 @@ import { hostHeartbeatSignal, hostTaskQueue } from './sandbox-hosts/messages';
 import { registryStartOptions } from './sandbox-hosts/activities';
 import { HOST_HEARTBEAT_MS } from './defaults';
 import { WORKFLOW_TYPES } from './shared/constants';
+import type { RuntimeProvider } from './runtime/provider';
 import { describeTemporalAuth, temporalConnectionOptions } from './temporal-connection';
 import { BUNDLE_OPTIONS, WORKFLOWS_PATH, connectWorker, depsFromConfig, prepareProcess } from './worker';
 
@@ -60,7 +61,7 @@ export async function startHostWorker(c: NestorConfig, dataConverter: DataConver
       hostId,
       capacity: c.sandboxHosts.capacity,
     });
-    const stopHeartbeat = heartbeat(worker, c, hostId);
+    const stopHeartbeat = heartbeat(worker, c, hostId, deps.runtime);
     await startReaper(worker, c, { hostId, taskQueue });
     // The host's warm pool (NESTOR_POOL_SIZE), kept by a SandboxPool workflow on this host's queue.
     await startPool(worker, { ...c, taskQueue }, deps.runtime);
@@ -100,17 +101,20 @@ export async function runHostWorker(c: NestorConfig = loadConfig()): Promise<voi
  * started again and learns the host from it). A host whose beats stop is lost after HOST_LOST_AFTER_MS, and live
  * again with its next beat. A beat that fails (Temporal unreachable for a moment) is logged; the next one tries again.
  */
-function heartbeat(worker: Worker, c: NestorConfig, hostId: string): () => void {
-  const beat = () =>
-    worker
-      .client!.workflow.signalWithStart(WORKFLOW_TYPES.sandboxHosts, {
+function heartbeat(worker: Worker, c: NestorConfig, hostId: string, runtime: RuntimeProvider): () => void {
+  const beat = async () => {
+    try {
+      // What the engine holds (paused ones too): a registry started afresh sees how full the host is.
+      const sandboxes = (await runtime.list()).filter((r) => !r.pool).length;
+      await worker.client!.workflow.signalWithStart(WORKFLOW_TYPES.sandboxHosts, {
         ...registryStartOptions(c.taskQueue),
         signal: hostHeartbeatSignal,
-        signalArgs: [{ hostId, capacity: c.sandboxHosts.capacity }],
-      })
-      .catch((err: unknown) =>
-        Runtime.instance().logger.warn(`host heartbeat failed: ${(err as Error).message}`, { hostId }),
-      );
+        signalArgs: [{ hostId, capacity: c.sandboxHosts.capacity, sandboxes }],
+      });
+    } catch (err) {
+      Runtime.instance().logger.warn(`host heartbeat failed: ${(err as Error).message}`, { hostId });
+    }
+  };
   const timer = setInterval(() => void beat(), HOST_HEARTBEAT_MS);
   return () => clearInterval(timer);
 }

@@ -3,13 +3,13 @@
 import type { Command } from 'commander';
 import { ErrorType, NestorError } from '../errors';
 import { listHosts, setHostDraining } from '../sandbox-hosts/hosts';
-import { HOST_ID_PATTERN, type HostRecord } from '../sandbox-hosts/messages';
+import { HOST_ID_PATTERN, hostLoad, type HostRecord } from '../sandbox-hosts/messages';
 import { withClient } from './connect';
 import { print } from './output';
 
 function describe(h: HostRecord): string {
   const state = h.lost ? `lost: ${h.lost}` : h.draining ? 'draining' : 'open';
-  return `${h.hostId}\t${h.placed.length}/${h.capacity}\t${state}\t${h.taskQueue}`;
+  return `${h.hostId}\t${hostLoad(h)}/${h.capacity}\t${state}\t${h.taskQueue}`;
 }
 
 function hostIdOf(raw: string): string {

@@ -260,3 +260,22 @@ export async function removeVolumeWhenFree(docker: Docker, name: string): Promis
     }
   }
 }
+
+/** A volume's description, or undefined when there is none by that name. */
+export function inspectVolume(docker: Docker, name: string): Promise<Docker.VolumeInspectInfo | undefined> {
+  return docker
+    .getVolume(name)
+    .inspect()
+    .catch((err) => {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    });
+}
+
+/** What state a container is in, with its last log lines: for a failure that says what the sandbox was doing. */
+export async function diagnoseContainer(docker: Docker, name: string): Promise<string> {
+  const info = await inspectContainer(docker, name);
+  if (!info) return `container ${name} does not exist`;
+  const logs = await lastLogLines(docker, name);
+  return `container ${name} is ${info.State.Status} (exit code ${info.State.ExitCode})${logs ? `; last log lines: ${logs}` : ''}`;
+}

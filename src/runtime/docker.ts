@@ -12,7 +12,8 @@ import {
   handleOf,
   inspectContainer,
   imageNotFound,
-  lastLogLines,
+  diagnoseContainer,
+  inspectVolume,
   removeVolumeWhenFree,
   statusOf,
 } from './docker-parts';
@@ -49,7 +50,6 @@ export class DockerRuntimeProvider implements RuntimeProvider {
   private readonly networks: SandboxNetworks;
   private manifestRead?: Promise<ImageManifest>;
   readonly pool: DockerPool;
-
   private readonly ownership: Owner;
 
   constructor(private readonly opts: DockerProviderOptions) {
@@ -213,13 +213,7 @@ export class DockerRuntimeProvider implements RuntimeProvider {
   /** A volume left by an earlier life of the conversation ID (its file store, secrets, settings) is removed first. */
   private async freshVolume(spec: RuntimeSpec): Promise<void> {
     const name = volumeName(spec.conversationId, this.prefix);
-    const vol = await this.docker
-      .getVolume(name)
-      .inspect()
-      .catch((err) => {
-        if (statusOf(err) === 404) return undefined;
-        throw err;
-      });
+    const vol = await inspectVolume(this.docker, name);
     if (!vol || claimOf(name, vol.Labels ?? undefined, this.ownership, spec.incarnation) === 'own') return;
     await this.docker.getVolume(name).remove();
   }
@@ -282,12 +276,8 @@ export class DockerRuntimeProvider implements RuntimeProvider {
       );
   }
 
-  async diagnose(conversationId: string): Promise<string> {
-    const name = containerName(conversationId, this.prefix);
-    const info = await this.inspectRaw(name);
-    if (!info) return `container ${name} does not exist`;
-    const logs = await lastLogLines(this.docker, name);
-    return `container ${name} is ${info.State.Status} (exit code ${info.State.ExitCode})${logs ? `; last log lines: ${logs}` : ''}`;
+  diagnose(conversationId: string): Promise<string> {
+    return diagnoseContainer(this.docker, containerName(conversationId, this.prefix));
   }
 
   private async adopt(info: Docker.ContainerInspectInfo, adopted = true): Promise<RuntimeHandle> {

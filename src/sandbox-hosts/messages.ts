@@ -30,6 +30,11 @@ export interface HostRecord {
   seenAt?: string;
   /** The last pickup timeout a conversation reported for it (shown; the heartbeat decides whether it is lost). */
   reported?: string;
+  /**
+   * Sandboxes its worker counted on its engine at its last heartbeat: a registry started afresh (no placements yet)
+   * still sees how full the host is. Its load is the larger of this and `placed`.
+   */
+  sandboxes?: number;
 }
 
 export interface SandboxHostsInput {
@@ -61,5 +66,11 @@ export const releaseSignal = defineSignal<[{ conversationId: string }]>('release
 export const setDrainingUpdate = defineUpdate<HostRecord, [{ hostId: string; draining: boolean }]>('setDraining');
 export const hostLostSignal = defineSignal<[{ hostId: string; reason: string }]>('hostLost');
 /** A host worker is there, with this capacity (every HOST_HEARTBEAT_MS); registers a host a fresh registry lacks. */
-export const hostHeartbeatSignal = defineSignal<[{ hostId: string; capacity: number }]>('hostHeartbeat');
+export const hostHeartbeatSignal =
+  defineSignal<[{ hostId: string; capacity: number; sandboxes?: number }]>('hostHeartbeat');
+
+/** How full a host is: its placements, or the sandboxes its worker counted if more (a registry started afresh). */
+export function hostLoad(h: Pick<HostRecord, 'placed' | 'sandboxes'>): number {
+  return Math.max(h.placed.length, h.sandboxes ?? 0);
+}
 export const hostsQuery = defineQuery<HostRecord[]>('hosts');

@@ -24,6 +24,7 @@ import { ErrorType } from '../errors';
 import {
   HOST_ID_PATTERN,
   hostHeartbeatSignal,
+  hostLoad,
   hostLostSignal,
   hostTaskQueue,
   hostsQuery,
@@ -91,7 +92,7 @@ class Registry {
   }
 
   /** A registration (or a heartbeat, which keeps the registration's time): the host is there now, with this capacity. */
-  register(hostId: string, capacity: number, beat = false): HostRecord {
+  register(hostId: string, capacity: number, beat?: { sandboxes?: number }): HostRecord {
     const h = this.hosts.get(hostId);
     const now = new Date().toISOString();
     const record: HostRecord = {
@@ -103,6 +104,9 @@ class Registry {
       registeredAt: beat && h ? h.registeredAt : now,
       seenAt: now,
       ...(h?.reported && { reported: h.reported }),
+      ...(beat?.sandboxes !== undefined
+        ? { sandboxes: beat.sandboxes }
+        : h?.sandboxes !== undefined && { sandboxes: h.sandboxes }),
     };
     this.hosts.set(hostId, record);
     return record;
@@ -118,6 +122,11 @@ class Registry {
     for (const h of this.hosts.values()) h.placed = h.placed.filter((c) => !gone.has(c));
     if (gone.size) this.show();
   }
+}
+
+/** A heartbeat's count of sandboxes, if it is one (older workers send none). */
+function countOf(n: unknown): number | undefined {
+  return Number.isInteger(n) && (n as number) >= 0 ? (n as number) : undefined;
 }
 
 function validHost({ hostId, capacity }: { hostId: unknown; capacity: unknown }): void {
@@ -147,9 +156,10 @@ function installHandlers(reg: Registry): void {
       return;
     }
     const before = hosts.get(beat.hostId);
-    reg.register(beat.hostId, beat.capacity, true);
+    reg.register(beat.hostId, beat.capacity, { sandboxes: countOf(beat.sandboxes) });
     // Shown in the UI only when something shows differently (each beat would otherwise add to history).
-    if (!before || before.lost || before.capacity !== beat.capacity) reg.show();
+    const after = hosts.get(beat.hostId)!;
+    if (!before || before.lost || before.capacity !== beat.capacity || hostLoad(before) !== hostLoad(after)) reg.show();
     else reg.refresh();
   });
 
@@ -233,13 +243,13 @@ function choose(hosts: HostRecord[], conversationId: string, exclude: string[]):
         ? 'draining'
         : h.lost
           ? `lost (${h.lost})`
-          : h.placed.length >= h.capacity
+          : hostLoad(h) >= h.capacity
             ? `full (${h.capacity})`
             : undefined;
     if (no) why.push(`${h.hostId}: ${no}`);
     return !no;
   });
-  const free = (h: HostRecord) => (h.capacity - h.placed.length) / h.capacity;
+  const free = (h: HostRecord) => (h.capacity - hostLoad(h)) / h.capacity;
   open.sort((a, b) => free(b) - free(a) || (a.hostId < b.hostId ? -1 : 1));
   if (!open[0])
     throw ApplicationFailure.create({
@@ -253,7 +263,7 @@ function choose(hosts: HostRecord[], conversationId: string, exclude: string[]):
 /** The hosts in the UI: one line each in the current details, and the memo (counts, not conversation IDs). */
 function showHosts(rows: HostRecord[]): void {
   const line = (h: HostRecord) =>
-    `${h.hostId}: ${h.placed.length}/${h.capacity}${h.draining ? ', draining' : ''}${h.lost ? `, lost (${h.lost})` : ''}${h.reported ? `; last pickup timeout: ${h.reported}` : ''}`;
+    `${h.hostId}: ${hostLoad(h)}/${h.capacity}${h.draining ? ', draining' : ''}${h.lost ? `, lost (${h.lost})` : ''}${h.reported ? `; last pickup timeout: ${h.reported}` : ''}`;
   setCurrentDetails(rows.length ? rows.map(line).join('\n') : 'no host registered');
   upsertMemo({ hosts: rows.map(({ placed, ...h }) => ({ ...h, placed: placed.length })) });
 }

@@ -56,11 +56,11 @@ describe('the sandbox-host registry heals itself (heartbeats, fresh start, close
       ...registryStartOptions(taskQueue),
       args: [input],
     });
-  const beat = (hostId: string, capacity = 2) =>
+  const beat = (hostId: string, capacity = 2, sandboxes?: number) =>
     env.client.workflow.signalWithStart(WORKFLOW_TYPES.sandboxHosts, {
       ...registryStartOptions(taskQueue),
       signal: hostHeartbeatSignal,
-      signalArgs: [{ hostId, capacity }],
+      signalArgs: [{ hostId, capacity, sandboxes }],
     });
   const place = (conversationId: string) => registry().executeUpdate(placeUpdate, { args: [{ conversationId }] });
 
@@ -85,7 +85,7 @@ describe('the sandbox-host registry heals itself (heartbeats, fresh start, close
     assert.equal((await place('c3')).hostId, 'h1');
   });
 
-  test('a registry started afresh learns its hosts from their heartbeats', async () => {
+  test('a registry started afresh learns its hosts, and how full they are, from their heartbeats', async () => {
     await registerHost(env.client, { taskQueue, hostId: 'h1', capacity: 2 });
     await registry().terminate('reset by an operator');
     // No registry runs now: the host worker's next beat (signal-with-start) starts one and registers the host in it.
@@ -100,6 +100,11 @@ describe('the sandbox-host registry heals itself (heartbeats, fresh start, close
       [['h1', 5, undefined]],
     );
     assert.equal((await place('after-reset')).hostId, 'h1');
+    // It knows how full each host is from the beats too (its placements start empty): a full host takes no more.
+    await beat('h1', 5, 5);
+    await assert.rejects(place('one-too-many'), (err: Error) =>
+      /h1: full \(5\)/.test(String((err as { cause?: Error }).cause?.message)),
+    );
   });
 
   test('the placements of conversations whose workflow closed are given back by themselves', async () => {

@@ -2,27 +2,24 @@
 // order with each step's compensation pushed as what it undoes may come to exist, and compensate() to undo them on a
 // failure or a close. A start and a resume run the same plan; how they differ is data (MODES), not branches.
 import { CancellationScope, isCancellation, log, patched, upsertMemo } from '@temporalio/workflow';
-import type { StartStep } from '../../shared/constants';
 import type { Conversation } from './state';
-import { describeCause, resumeFailed, startFailed, type Cause } from './failures';
+import { describeCause } from './failures';
+import { resumeEnded, startEnded, type Outcome, type StepName } from './ended';
 import {
-  HOST_BEFORE_SLOT_PATCH,
   LEAN_START_PATCH,
   REFRESH_AS_ACTIVITY_PATCH,
   RELEASE_UNFINISHED_ACQUIRE_PATCH,
   SANDBOX_HOSTS_PATCH,
 } from './patches';
 import type { Run } from './run';
-import { confirmHost, placeAndCreate, undoRuntime } from './placement';
+import { confirmHost, confirmHostFirst, placeAndCreate, undoRuntime } from './placement';
 import { touch } from './slot';
 import { createStep, repositoryStep } from './nested-steps';
 import { NEVER_RETRY_INPUT } from './steps';
-import { allHandlersFinished, condition } from '@temporalio/workflow';
 
 export type Mode = 'start' | 'resume';
-export type StepName = StartStep | 'prepareRepository' | 'resumeRuntime';
-/** How a bring-up ended: RUNNING; interrupted by a close; or (a resume only) failed and back to PAUSED. */
-export type Outcome = 'running' | 'closed' | 'paused';
+export type { StepName };
+export type { Outcome };
 
 interface Compensation {
   name: string;
@@ -111,8 +108,7 @@ function plan(r: Run, mode: Mode): PlanStep[] {
       when: () => !!conv.tokens && Object.keys(conv.tokens).length > 0,
       run: async () => {
         // Its answer (a rotated refresh token) must be in history before anything else can fail: never local.
-        const steps = nested();
-        const via = steps === r.acts.local && !patched(REFRESH_AS_ACTIVITY_PATCH) ? steps : r.acts;
+        const via = nested() === r.acts.local && !patched(REFRESH_AS_ACTIVITY_PATCH) ? r.acts.local : r.acts;
         const refreshed = await via.refreshTokens({ tokens: conv.tokens! });
         conv.tokens = refreshed.tokens;
         for (const w of refreshed.warnings) conv.warn(w);
@@ -225,13 +221,9 @@ export async function bringUp(r: Run, mode: Mode): Promise<Outcome> {
   r.hostConfirmed = false;
   try {
     await conv.bringUpScope.run(async () => {
-      // A resume goes where its sandbox is: a lost host fails it now, before a slot is taken (and maybe another
-      // conversation of the user paused for it).
-      if (mode === 'resume' && conv.info.sandboxHost && patched(HOST_BEFORE_SLOT_PATCH)) {
+      if (mode === 'resume') {
         at.step = 'resumeRuntime';
-        conv.setStep('resumeRuntime', `confirming sandbox host ${conv.info.sandboxHost}`);
-        await confirmHost(r, { failIfLost: true });
-        r.hostConfirmed = true;
+        r.hostConfirmed = await confirmHostFirst(r);
       }
       for (const s of plan(r, mode)) {
         if (s.when && !s.when()) continue;
@@ -267,41 +259,4 @@ export async function bringUp(r: Run, mode: Mode): Promise<Outcome> {
   conv.becameRunning();
   await touch(r, true);
   return 'running';
-}
-
-/** A start that did not reach RUNNING: closed while starting (STOPPED), or failed (ERROR, the typed failure thrown). */
-async function startEnded(r: Run, step: StepName, cause: Cause, cancelledByClose: boolean): Promise<Outcome> {
-  const { conv } = r;
-  if (cancelledByClose) {
-    conv.becameStopped(`closed while starting${conv.closeReason ? `: ${conv.closeReason}` : ''}`);
-    conv.failPending(conv.closedFailure());
-    return 'closed';
-  }
-  conv.info.lastError = { type: cause.type, step, message: cause.message };
-  conv.startFailure = startFailed(conv.conversationId, step, cause);
-  r.metrics.startFailures.add(1, { step });
-  log.warn('start failed', { step, error: cause });
-  conv.setStatus('ERROR');
-  conv.setStep('done', `start failed at ${step}`);
-  conv.failPending(conv.startFailure);
-  await condition(allHandlersFinished);
-  throw conv.startFailure;
-}
-
-/** A resume that did not reach RUNNING: PAUSED again (the close path removes the sandbox if a close interrupted it). */
-function resumeEnded(r: Run, step: StepName, cause: Cause, cancelledByClose: boolean): Outcome {
-  const { conv } = r;
-  conv.info.pausedAt = new Date().toISOString();
-  conv.setStatus('PAUSED');
-  if (cancelledByClose) return 'closed';
-  conv.info.lastError = { type: cause.type, step, message: cause.message };
-  conv.info.pauseReason = `resume failed at ${step}`;
-  const failure = resumeFailed(conv.conversationId, step, cause);
-  conv.resumeFailures.record(failure);
-  r.metrics.resumeFailures.add(1, { step });
-  log.warn('resume failed', { step, error: cause });
-  conv.resumeRequested = false;
-  conv.setStep('paused', `resume failed at ${step}`);
-  conv.failPending(failure);
-  return 'paused';
 }

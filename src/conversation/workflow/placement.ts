@@ -2,7 +2,7 @@
 // sandbox there, and is placed again elsewhere if that host's worker never picks the create up. Without them, the
 // placement answers "here" at once and nothing changes.
 import { ApplicationFailure, patched } from '@temporalio/workflow';
-import { UNPLACED_UNDOES_NOTHING_PATCH } from './patches';
+import { HOST_BEFORE_SLOT_PATCH, UNPLACED_UNDOES_NOTHING_PATCH } from './patches';
 import { ErrorType } from '../../errors';
 import type { CreatedRuntime } from '../activities/runtime';
 import { pickupTimedOut } from './failures';
@@ -78,4 +78,15 @@ export async function confirmHost(r: Run, o: { failIfLost?: boolean } = {}): Pro
       nonRetryable: true,
     });
   if (placement?.lost) r.conv.warn(`sandbox host ${hostId} was reported lost (${placement.lost}); trying it anyway`);
+}
+
+/**
+ * A resume goes where its sandbox is: a lost host fails it now, before a slot is taken (and maybe another conversation
+ * of the user paused for it). Returns whether the host was confirmed (runs recorded before the patch confirm later).
+ */
+export async function confirmHostFirst(r: Run): Promise<boolean> {
+  if (!r.conv.info.sandboxHost || !patched(HOST_BEFORE_SLOT_PATCH)) return false;
+  r.conv.setStep('resumeRuntime', `confirming sandbox host ${r.conv.info.sandboxHost}`);
+  await confirmHost(r, { failIfLost: true });
+  return true;
 }
