@@ -13,9 +13,12 @@
 //      (claim locks included), no closed conversation still holds its user's slot, and no volume was ever mounted by
 //      two containers (Docker's mount events: one user's file store never reaches another's sandbox).
 // Besides single conversations the faults cover a warm pool (a worker killed right after a member turns ready, a
-// Temporal restart under a full pool) and a second conversations worker reaching Temporal by another address.
+// Temporal restart under a full pool), a second conversations worker reaching Temporal by another address, and a
+// sandbox host's worker killed for 40 s and back.
 // Prints a matrix (fault × runs × violations) and exits non-zero on any violation. FAULT_RUNS sets the runs per
 // fault (default 5); `npm test` runs every fault once (test/faults.test.ts).
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { ConversationError } from '../src/conversation/client';
 import { START_STEPS } from '../src/shared/constants';
 import { NestedClient } from '../src/nested/client';
@@ -44,7 +47,12 @@ const STALLS = {
   CONVERSATION_START_DELAY_MS: '800',
 };
 
-type Fault = { name: string; run: (lab: FaultLab) => Promise<Conv[]> };
+type Fault = {
+  name: string;
+  run: (lab: FaultLab) => Promise<Conv[]>;
+  /** Undone once the run's conversations were checked (and closed): e.g. a host worker they needed. */
+  after?: (lab: FaultLab) => Promise<void>;
+};
 
 /**
  * Start a conversation, inject the fault as soon as the worker logs that `step` started for it, then (unless the start
@@ -100,6 +108,62 @@ const withPool = (name: string, readyFirst: number, inject: (lab: FaultLab) => P
     }
   },
 });
+
+/**
+ * The pause follows the failed message on the workflow's next turn (its slot given back first): wait for it, bounded
+ * well past that (a busy machine), and fail naming what was seen instead.
+ */
+async function pausedForLostHost(lab: FaultLab, id: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const s = await lab.persist(() => lab.client.status(id));
+    if (s.status === 'PAUSED' && s.lastError?.type === 'SandboxHostLost') return;
+    if (Date.now() > deadline)
+      throw new Error(`${id}: ${s.status} (${s.lastError?.type ?? 'no error'}) with its host worker down, not PAUSED`);
+    await sleep(250);
+  }
+}
+
+/**
+ * Sandboxes on a host (its `nestor host-worker` on the lab's engine): the host worker killed for 40 s (past the
+ * pickup bound, within the registry's lost bound) while a message is sent, which fails and pauses the conversation;
+ * then back: the next message resumes the conversation there and is delivered once.
+ */
+function hostKilled40s(): Fault {
+  let host: ChildProcess | undefined;
+  const stopHost = async () => {
+    if (host && host.exitCode === null && host.signalCode === null) {
+      const exited = once(host, 'exit');
+      host.kill('SIGKILL');
+      await exited;
+    }
+  };
+  return {
+    name: 'a host worker killed for 40 s and back: its conversation pauses, then resumes there',
+    run: async (lab) => {
+      lab.workerEnv = { NESTOR_SANDBOX_HOSTS: 'true' };
+      await killAndRestartWorker(lab);
+      host = await lab.startHostWorker('faults-h1');
+      const conv: Conv = { id: newId('host'), sent: [] };
+      await lab.start(conv.id);
+      await lab.send(conv, 'before the host worker died');
+      await stopHost();
+      const down = Date.now();
+      await lab.send(conv, 'while the host worker is down'); // not picked up within the bound: fails, pauses
+      if (conv.sent.at(-1)!.ack) throw new Error(`${conv.id}: a message was acknowledged with its host worker down`);
+      await pausedForLostHost(lab, conv.id);
+      await sleep(Math.max(0, 40_000 - (Date.now() - down)));
+      host = await lab.startHostWorker('faults-h1');
+      await lab.send(conv, 'with the host worker back');
+      return [conv];
+    },
+    after: async (lab) => {
+      await stopHost();
+      lab.workerEnv = {};
+      await killAndRestartWorker(lab);
+    },
+  };
+}
 
 const FAULTS: Fault[] = [
   ...START_STEPS.map((step) => duringStart(`worker SIGKILL during ${step}`, step, killAndRestartWorker)),
@@ -309,6 +373,7 @@ const FAULTS: Fault[] = [
   },
   withPool('pool: worker SIGKILL right after a member turns ready', 1, killAndRestartWorker),
   withPool('pool: Temporal server SIGKILL + restart under a full pool', 2, (lab) => lab.restartServer()),
+  hostKilled40s(),
   {
     name: 'a second conversations worker (another spelling of the address) resumes the sandbox the first made',
     run: async (lab) => {
@@ -380,6 +445,8 @@ export async function runFaultSuite(o: {
           row.violations.push(...(await lab.check(await fault.run(lab))));
         } catch (err) {
           row.violations.push(`run ${i + 1}: ${(err as Error).message}`);
+        } finally {
+          await fault.after?.(lab).catch((err: Error) => row.violations.push(`run ${i + 1}: after: ${err.message}`));
           // A broken run may leave the worker down: bring it back for the next one.
           if (!lab.worker || lab.worker.exitCode !== null) await lab.startWorker();
         }

@@ -186,7 +186,16 @@ export class FaultLab extends Lab {
    * server, its sandbox calls through the fault proxy.
    */
   override startWorker(extra: Record<string, string> = {}): Promise<ChildProcess> {
-    return super.startWorker({
+    return super.startWorker(this.workerEnvWith(extra));
+  }
+
+  /** A sandbox host's worker on the lab's engine (the lab's worker then runs with NESTOR_SANDBOX_HOSTS). */
+  startHostWorker(hostId: string): Promise<ChildProcess> {
+    return super.startWorker(this.workerEnvWith({ NESTOR_HOST_ID: hostId }), 'host-worker');
+  }
+
+  private workerEnvWith(extra: Record<string, string>): Record<string, string> {
+    return {
       NESTOR_RUNTIME: this.runtime,
       NESTOR_NESTED_TIMEOUT_MS: '1500',
       NESTOR_GITHUB_TOKEN_URL: this.oauth.url,
@@ -197,7 +206,7 @@ export class FaultLab extends Lab {
         [PROXY_ENV]: this.proxy.origin,
         NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${join(__dirname, 'via-proxy.js')}`.trim(),
       }),
-    });
+    };
   }
 
   killWorker(): Promise<void> {

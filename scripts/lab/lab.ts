@@ -77,10 +77,16 @@ export class Lab {
     });
   }
 
-  /** Start `nestor worker` on the lab's server, queue and key; `env` adds to (or overrides) its environment. */
-  async startWorker(env: Record<string, string> = {}): Promise<ChildProcess> {
+  /**
+   * Start `nestor worker` (or, with `command`, a sandbox host's `nestor host-worker`, which is not the lab's worker)
+   * on the lab's server, queue and key; `env` adds to (or overrides) its environment.
+   */
+  async startWorker(
+    env: Record<string, string> = {},
+    command: 'worker' | 'host-worker' = 'worker',
+  ): Promise<ChildProcess> {
     const level = this.o.logLevel ?? 'WARN';
-    const child = spawn('node', [CLI, 'worker'], {
+    const child = spawn('node', [CLI, command], {
       env: {
         ...process.env,
         TEMPORAL_ADDRESS: this.server.address,
@@ -94,7 +100,7 @@ export class Lab {
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
-    this.worker = child;
+    if (command === 'worker') this.worker = child;
     createInterface({ input: child.stderr! }).on('line', (line) => {
       if (this.o.echoWorkerLog) process.stderr.write(`${line}\n`);
       let rec: LogRecord;
@@ -105,7 +111,8 @@ export class Lab {
       }
       for (const w of this.watchers) w(rec);
     });
-    if (level === 'INFO') await this.waitLog((r) => String(r.msg).startsWith('nestor worker on'), 60_000);
+    const started = command === 'worker' ? 'nestor worker on' : `sandbox host ${env.NESTOR_HOST_ID} registered`;
+    if (level === 'INFO') await this.waitLog((r) => String(r.msg).startsWith(started), 60_000);
     return child;
   }
 
