@@ -1,32 +1,75 @@
-// The test command's body: make sure Docker, the Temporal CLI, both runtime images and the cluster's parts are there, run every test
-// file with node's test runner (one file at a time: the end-to-end files start servers), then stop what we started.
+// The test command's body: set up what the selected test files need, run them with node's test runner (one file at a
+// time: the end-to-end files start servers), then stop what we started.
+//
+//   node scripts/run-tests.mjs                  every test file (npm test, CI)
+//   node scripts/run-tests.mjs conversation/    the files whose path contains `conversation/`
+//   node scripts/run-tests.mjs --unit           the files that need nothing (npm run test:unit)
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
-const sh = (script) => spawnSync('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+// A test file says what it needs in a `// needs: …` line under its opening comment; no line, nothing. The set-up runs
+// only what the selected files need:
+const NEEDS = {
+  temporal: 'the Temporal CLI (a dev server per test file)',
+  docker: 'a Docker engine and the emulator image',
+  openhands: 'the OpenHands images (agent server and V0 server)',
+  cluster: 'the local Temporal cluster: PostgreSQL and temporal-server',
+};
 
-const docker = sh('scripts/ensure-docker.sh');
-if (docker.status !== 0) process.exit(docker.status ?? 1);
-const startedDocker = docker.stdout.includes('started');
-// Every image, whatever NESTOR_RUNTIME says: the tests run the emulator and both real OpenHands servers.
-const setup = spawnSync('bash', ['scripts/setup.sh'], {
-  stdio: 'inherit',
-  env: { ...process.env, NESTOR_RUNTIME: 'all' },
-});
-if (setup.status !== 0) process.exit(setup.status ?? 1);
-// The cluster tests run a real Temporal cluster: PostgreSQL and the server built from the Go module proxy.
-const cluster = spawnSync('bash', ['scripts/setup-cluster.sh'], { stdio: 'inherit' });
-if (cluster.status !== 0) process.exit(cluster.status ?? 1);
+const args = process.argv.slice(2);
+const unitOnly = args.includes('--unit');
+const only = args.filter((a) => a !== '--unit');
+
+/** What a test file needs, from its `// needs:` line (in the compiled file too: tsc keeps comments). */
+function needsOf(file) {
+  const m = /^\/\/ needs: (.+)$/m.exec(readFileSync(file, 'utf8'));
+  const needs = m ? m[1].split(',').map((n) => n.trim()) : [];
+  for (const n of needs)
+    if (!(n in NEEDS)) throw new Error(`${file}: unknown need '${n}' (known: ${Object.keys(NEEDS).join(', ')})`);
+  return needs;
+}
+
+// Tests live in one folder per feature (test/<feature>/*.test.ts), like the code.
+const dir = 'dist/test';
+const files = readdirSync(dir, { recursive: true })
+  .filter((f) => f.endsWith('.test.js'))
+  .sort()
+  .map((f) => join(dir, f));
+const selected = files
+  .filter((f) => !only.length || only.some((o) => f.includes(o)))
+  .filter((f) => !unitOnly || needsOf(f).length === 0);
+const needed = new Set(selected.flatMap(needsOf));
+console.log(`# ${selected.length} test files; set-up: ${[...needed].map((n) => NEEDS[n]).join('; ') || 'none'}`);
+
+const sh = (script, env = process.env) =>
+  spawnSync('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', env });
+const must = (r) => {
+  if (r.status !== 0) process.exit(r.status ?? 1);
+  return r;
+};
+
+let startedDocker = false;
+if (needed.has('temporal')) must(spawnSync('bash', ['scripts/ensure-temporal-cli.sh'], { stdio: 'inherit' }));
+if (needed.has('docker') || needed.has('openhands')) {
+  startedDocker = must(sh('scripts/ensure-docker.sh')).stdout.includes('started');
+  must(spawnSync('bash', ['scripts/build-emulator-image.sh'], { stdio: 'inherit' }));
+}
+if (needed.has('openhands'))
+  for (const v of ['v1', 'v0']) must(spawnSync('bash', ['scripts/build-openhands-image.sh', v], { stdio: 'inherit' }));
+if (needed.has('cluster')) must(spawnSync('bash', ['scripts/setup-cluster.sh'], { stdio: 'inherit' }));
 
 /**
  * The sandbox networks every sandbox of an engine shares (runtime/container-spec.ts): made by the first start that
  * needs one and kept for the next, so one made during the run is not something a test left behind.
  */
 const SHARED_NETWORKS = ['nestor-sandboxes', 'nestor-sandboxes-internal'];
+const usesDocker = needed.has('docker') || needed.has('openhands');
 
 /** Docker objects of one kind that carry nestor's label, by ID (the shared sandbox networks aside). */
 const labelled = (kind) => {
+  if (!usesDocker) return new Set();
   const args = { container: ['ps', '-aq'], volume: ['volume', 'ls', '-q'], network: ['network', 'ls'] }[kind];
   const format = kind === 'network' ? ['--format', '{{.ID}} {{.Name}}'] : [];
   const r = spawnSync('docker', [...args, ...format, '--filter', 'label=nestor.managed=true'], { encoding: 'utf8' });
@@ -56,19 +99,19 @@ function sweep() {
   );
 }
 
-// Tests live in one folder per feature (test/<feature>/*.test.ts), like the code.
-const dir = 'dist/test';
-const files = readdirSync(dir, { recursive: true })
-  .filter((f) => f.endsWith('.test.js'))
-  .sort()
-  .map((f) => join(dir, f));
-const only = process.argv.slice(2);
-const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
-// Nothing is printed after the runner's own summary (`# tests`, `# pass`, `# fail`, `# duration_ms`): CI reads it last.
 // The tests run sandboxes on the emulator (fault knobs, quick boots); the files about the real OpenHands server ask for
-// its image by name.
+// its image by name. The unit tier gets no Docker engine and no Temporal CLI: a file that needs one and does not say
+// so fails here instead of passing by luck.
 const env = { ...process.env, NESTOR_RUNTIME: 'emulator' };
-const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...selected], { stdio: 'inherit', env });
+if (unitOnly)
+  Object.assign(env, { DOCKER_HOST: 'unix:///nonexistent/docker.sock', NESTOR_TEMPORAL_BIN: '/nonexistent/temporal' });
+// Nothing is printed after the runner's own summary (`# tests`, `# pass`, `# fail`, `# duration_ms`): CI reads it last.
+// Unit files start no shared server, so they run side by side; the others one at a time.
+const concurrency = unitOnly ? availableParallelism() : 1;
+const result = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...selected], {
+  stdio: 'inherit',
+  env,
+});
 sweep();
 
 if (startedDocker) {

@@ -1,4 +1,5 @@
 // The nestor command and worker process end to end: a real dev server, a real worker, real Docker and the emulator image (helpers/e2e.ts).
+// needs: temporal, docker
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';

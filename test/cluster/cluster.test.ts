@@ -1,6 +1,7 @@
 // nestor on a real Temporal cluster: two temporal-server processes on PostgreSQL (src/dev/cluster.ts), a worker and
 // the client on frontend `a`, sandboxes on Docker with the emulator. The core scenarios, then faults: server `b`
 // killed (SIGKILL) during starts and deliveries, PostgreSQL restarted, both servers restarted.
+// needs: temporal, docker, cluster
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ConversationClient } from '../../src/conversation/client';

@@ -3,6 +3,7 @@
 // verified against the cluster's JWKS (src/dev/cluster-security.ts). `nestor worker` and the CLI connect with
 // Temporal's own TEMPORAL_TLS_* / TEMPORAL_API_KEY variables; the library with ConversationClient.connect. Then what
 // a client with a wrong or missing credential is told, and that it changed nothing.
+// needs: temporal, docker, cluster
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';

@@ -1,6 +1,7 @@
 // A client whose encryption key the worker lacks (or the other way round): every call fails at once with
 // EncryptionKeyMismatch naming the step and both sides' key IDs, and the conversation keeps working for its real
 // clients (before, the worker failed its workflow task on the unreadable payload and wedged the conversation).
+// needs: temporal
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';

@@ -1,5 +1,6 @@
 // Secrets never stored in clear, JSON logs that name the conversation and hide secrets, and the metrics endpoint:
 // one conversation carrying an LLM key, a git token and a custom secret (and a failed one) through `nestor worker`.
+// needs: temporal, docker
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

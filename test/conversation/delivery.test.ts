@@ -1,5 +1,6 @@
 // Message delivery, at most once per message ID: the workflow (not the activity's attempt) knows whether a message
 // may have been posted, and a failed delivery is remembered. Fake activities on a real dev server.
+// needs: temporal
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';

@@ -1,5 +1,6 @@
 // The two protocols under one workflow, on the emulator's two images (V0 and V1): a conversation keeps the protocol of
 // the image it started on, whatever the worker's image is now; a V1 conversation's whole life on the V1 emulator.
+// needs: temporal, docker
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';

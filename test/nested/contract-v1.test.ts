@@ -2,6 +2,7 @@
 // image and the real agent server image (both run by nestor's Docker provider, under its hardening), comparing status
 // codes, body kinds, the shape of what nestor reads and the exact text it reads, so a test on the emulator cannot hide a
 // difference from the real server.
+// needs: docker, openhands
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';

@@ -3,6 +3,7 @@
 // the emulator cannot hide a difference from the real server. The real answers are kept in
 // test/fixtures/openhands-1.4.0-answers.json (RECORD_OPENHANDS_ANSWERS=1 writes them again), which the nested
 // client's unit tests replay.
+// needs: docker, openhands
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -2,6 +2,7 @@
 // under nestor's hardening), with the LLM stand-in as its model: a whole conversation's life, secrets and git tokens
 // reaching the agent's terminal and nowhere else, an LLM that answers errors, a message whose answer was lost, refused
 // settings, and a worker killed while it creates the sandbox.
+// needs: temporal, docker, openhands
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';

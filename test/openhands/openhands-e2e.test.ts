@@ -1,6 +1,7 @@
 // End to end on the real OpenHands server (openhands-ai 1.4.0 in nestor-openhands:1.4.0, under nestor's hardening),
 // with the LLM stand-in as its model: a whole conversation's life, a custom secret, an LLM that answers errors, git
 // tokens under the policy, and a worker killed while it creates the sandbox.
+// needs: temporal, docker, openhands
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';

@@ -1,6 +1,7 @@
 // A warm pool of the real OpenHands server (openhands-ai 1.4.0): a member boots identity-free with the image's pool env
 // (one action server booted ahead), a start claims it and configures it as it would a cold one (settings, a custom
 // secret), the agent answers through the LLM stand-in, and the close removes everything the member had.
+// needs: temporal, docker, openhands
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';

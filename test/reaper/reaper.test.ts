@@ -1,5 +1,6 @@
 // The orphan reaper: sandboxes left behind on purpose (no workflow, a terminated workflow) are removed after the
 // grace period; a running conversation's sandbox is kept; the schedule is created idempotently and runs it.
+// needs: temporal, docker
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';

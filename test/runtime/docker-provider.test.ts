@@ -1,4 +1,5 @@
 // The Docker runtime provider on the real engine with the emulator image: create, adopt, race, limits, removal.
+// needs: docker
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../src/config';
 import { SANDBOX_NETWORK_INTERNAL } from '../../src/runtime/container-spec';

@@ -1,6 +1,7 @@
 // A sandbox host running the current agent server (V1): its host worker has NESTOR_RUNTIME=openhands, the
 // conversations' worker none of its own, so placement, the steps on the host, pause, resume and close all meet the real
 // V1 image through the registry (the agent's LLM is the stand-in).
+// needs: temporal, docker, openhands
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ConversationClient } from '../../src/conversation/client';

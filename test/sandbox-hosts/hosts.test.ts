@@ -1,6 +1,7 @@
 // Sandboxes on two Docker hosts: the machine's engine and a second dockerd (own socket, data root, no bridge), each
 // with a host worker (`nestor host-worker`, a child process polling `sandbox-host-<id>`), and the conversations'
 // worker placing sandboxes between them. A real dev server, real engines, the emulator image.
+// needs: temporal, docker
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';

@@ -1,6 +1,7 @@
 // The sandbox-host registry (SandboxHosts) on a real Temporal dev server, with no Docker: liveness by heartbeat with a
 // bound (never one conversation's verdict), a registry started afresh learning its hosts from their heartbeats, and
 // placements of closed conversations given back by themselves. The bounds are the registry's input, shortened here.
+// needs: temporal
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -1,6 +1,7 @@
 // V1 warm-pool members boot dormant (the agent server's deferred init, on the emulator speaking V1): a member holds
 // no key its conversation will use; the claim makes the conversation's keys, keeps them with the claim (never in the
 // sandbox's own environment) and gives them to the server by POST /api/init after /alive, again after every restart.
+// needs: docker
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, beforeEach, describe, test } from 'node:test';

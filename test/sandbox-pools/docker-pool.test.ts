@@ -1,6 +1,7 @@
 // Warm pools on the real Docker engine with the emulator image: members boot identity-free, claims are atomic, a claim
 // applies the conversation's limits and keeps the member's unread key, retiring never removes a claimed member, and a
 // pooled conversation's removal takes everything it had.
+// needs: docker
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, test } from 'node:test';
 import Docker from 'dockerode';

@@ -1,4 +1,5 @@
 // What `npm start` runs for Temporal: the dev server on 127.0.0.1 with a database file, the UI, nestor's search attributes.
+// needs: temporal
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';

@@ -1,5 +1,6 @@
 // The fault suite, reduced: every fault of scripts/faults.ts once (the full suite, `npm run test:faults`, runs each
 // five times), on each runtime it applies to. Each fault is a subtest whose failure lists the invariant violations.
+// needs: temporal, docker, openhands
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import {

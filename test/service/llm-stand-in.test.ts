@@ -1,4 +1,5 @@
 // The LLM stand-in: OpenAI-compatible answers, scripted replies (plain, finish tool call, error), over real HTTP.
+// needs: docker
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';

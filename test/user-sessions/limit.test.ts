@@ -1,4 +1,5 @@
 // The per-user limit end to end: a real dev server, a real worker, real Docker and the emulator image (helpers/e2e.ts).
+// needs: temporal, docker
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ConversationClient } from '../../src/conversation/client';
