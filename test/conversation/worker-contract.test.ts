@@ -1,6 +1,7 @@
 // The contract as the worker enforces it, whatever client sent the input: schema defaults and limits, the owner of a
 // conversation, explicit ERROR when a slot cannot be given back, schedules gone with the conversation.
 // Fake activities on a real dev server; starts made with the plain Temporal client, as another language would.
+// needs: temporal
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
@@ -12,10 +13,9 @@ import { pauseUpdate, statusQuery, waitReadyUpdate } from '../../src/conversatio
 import { Context } from '@temporalio/activity';
 import { waitFor } from '../helpers/eventually';
 import { createTestEnv, testWorkerDataConverter, uniqueId } from '../helpers/temporal';
-import { fakeActivities, input, withFakeWorker } from '../helpers/fake-activities';
+import { fakeActivities, input, withFakeWorker, type FakeActivities } from '../helpers/fake-activities';
 import { createHostActivities } from '../../src/sandbox-hosts/activities';
 import { hostTaskQueue } from '../../src/sandbox-hosts/messages';
-import type { Activities } from '../../src/activities';
 import { Worker } from '@temporalio/worker';
 
 describe('the worker enforces the contract (fake activities)', () => {
@@ -148,7 +148,7 @@ describe('the worker enforces the contract (fake activities)', () => {
     const { acts, calls } = fakeActivities();
     const hostId = `h${Date.now().toString(36)}`;
     let lost = false;
-    const hosted: Partial<Activities> = {
+    const hosted: FakeActivities = {
       ...acts,
       // The registry's answer: this host, and (for a resume) whether its heartbeats stopped.
       async placeSandbox(input) {

@@ -1,10 +1,10 @@
 // The StartConversation state machine on a real dev server, with fake activities.
+// needs: temporal
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { WithStartWorkflowOperation, WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Activities } from '../../src/activities';
 import { ConversationClient } from '../../src/conversation/client';
 import { ConversationStatusKey, START_STEPS, conversationWorkflowId } from '../../src/shared/constants';
 import {
@@ -18,7 +18,7 @@ import {
 } from '../../src/conversation/messages';
 
 import { createTestEnv, uniqueId } from '../helpers/temporal';
-import { fakeActivities, input, withFakeWorker } from '../helpers/fake-activities';
+import { fakeActivities, input, withFakeWorker, type FakeActivities } from '../helpers/fake-activities';
 import { waitFor } from '../helpers/eventually';
 
 describe('StartConversation workflow (fake activities)', () => {
@@ -31,7 +31,7 @@ describe('StartConversation workflow (fake activities)', () => {
   });
 
   const withWorker = <T>(
-    acts: Partial<Activities>,
+    acts: FakeActivities,
     fn: (client: ConversationClient, taskQueue: string) => Promise<T>,
   ): Promise<T> => withFakeWorker(env, acts, fn);
 

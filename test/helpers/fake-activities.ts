@@ -4,6 +4,7 @@ import { KNOWN_ERRORS } from '../../src/activities';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../src/activities';
+import type { ConversationActivities } from '../../src/conversation/workflow/steps';
 import { createHostActivities } from '../../src/sandbox-hosts/activities';
 import type { SendEventInput, SentEvent } from '../../src/conversation/activities/nested';
 import type { AcquireSessionInput } from '../../src/user-sessions/session';
@@ -32,6 +33,9 @@ export interface FakeOptions {
   sendEvent?: (input: SendEventInput, n: number) => SentEvent;
 }
 
+/** What a fake worker runs: every activity StartConversation calls, and others where a test needs them. */
+export type FakeActivities = ConversationActivities & Partial<Activities>;
+
 /** Fake activities that record every call in order and fail where told. */
 export function fakeActivities(o: FakeOptions = {}) {
   const calls: string[] = [];
@@ -48,7 +52,7 @@ export function fakeActivities(o: FakeOptions = {}) {
     if (o.failResumeAt === step && runs.get(step) === 2)
       throw ApplicationFailure.nonRetryable(`injected resume failure in ${step}`, 'NestedBadRequest');
   };
-  const acts: Partial<Activities> = {
+  const acts: FakeActivities = {
     async acquireSession(input) {
       calls.push('acquireSession');
       acquireInputs.push(input);
@@ -111,6 +115,11 @@ export function fakeActivities(o: FakeOptions = {}) {
       fail('createConversation');
       return { conversationStatus: 'STARTING' };
     },
+    // The fakes' sandbox speaks V0, which never asks for it; recorded, so a test would see a call.
+    async prepareRepository() {
+      calls.push('prepareRepository');
+      return { path: '/workspace/project', preCommitHook: 'none' as const, setupScript: 'none' };
+    },
     async waitForReady() {
       calls.push('waitForReady');
       if (o.readyDelayMs) {
@@ -168,7 +177,7 @@ export function input(id: string): StartConversationRequest {
 /** Run `fn` with a worker of fake activities on its own task queue of `env`. */
 export async function withFakeWorker<T>(
   env: TestWorkflowEnvironment,
-  acts: Partial<Activities>,
+  acts: FakeActivities,
   fn: (client: ConversationClient, taskQueue: string) => Promise<T>,
 ): Promise<T> {
   const taskQueue = uniqueId('wf');

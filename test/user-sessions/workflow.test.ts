@@ -1,6 +1,7 @@
 // UserSessions, the per-user slot registry: slots checked against their conversations' workflows (self-healing), a
 // registry started afresh finding its slots, and a slot holder never queued behind an acquire that waits for it.
 // Real slot activities and fake conversation activities, on a real dev server.
+// needs: temporal
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';

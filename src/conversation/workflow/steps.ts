@@ -192,3 +192,9 @@ function pick<T, K extends keyof T>(o: T, ...keys: K[]): Pick<T, K> {
 
 /** The activities of one run, as the workflow calls them. */
 export type Steps = ReturnType<typeof stepActivities>;
+
+/**
+ * The activities StartConversation calls: what a worker of its task queue must provide, and what a test's fakes must
+ * fake in full (a new step missing from them is a compile error, not thirty failed tests).
+ */
+export type ConversationActivities = Pick<Activities, Exclude<keyof Steps, 'local'>>;
