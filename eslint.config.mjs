@@ -1,7 +1,11 @@
-// Lint: typescript-eslint's recommended rules, unused code as errors, and the size limits that keep each function
-// and module readable in one sitting (src/ only: tests and scripts are read as scenarios, top to bottom).
+// Lint: typescript-eslint's recommended rules, unused code as errors, promises always awaited (type-aware), imports
+// without duplicates, and the size limits that keep each function and module readable in one sitting (src/ only:
+// tests and scripts are read as scenarios, top to bottom).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+
+/** node:test's suite and hook functions: their promises are the runner's to await. */
+const NODE_TEST_CALLS = ['describe', 'suite', 'test', 'it', 'before', 'after', 'beforeEach', 'afterEach'];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.tools/**', '.nestor/**', 'emulator/dist/**'] },
@@ -21,6 +25,24 @@ export default tseslint.config(
   {
     files: ['**/*.cjs'],
     languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+  },
+  {
+    // Type-aware rules: a promise nobody awaits (in a workflow, an activity, a handler, a test's step) fails silently
+    // or lets the code run on before its work is done.
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: NODE_TEST_CALLS }] },
+      ],
+      '@typescript-eslint/no-misused-promises': 'error',
+    },
+  },
+  {
+    // A test's or a script's async request handler that throws crashes its process, which is what a test wants.
+    files: ['test/**/*.ts', 'scripts/**/*.ts'],
+    rules: { '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false } }] },
   },
   {
     files: ['src/**/*.ts'],

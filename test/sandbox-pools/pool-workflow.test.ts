@@ -2,6 +2,7 @@
 // claims from it and says so, the pool refills, survives its worker's restart, replaces a member that stopped, is
 // resized within what the machine holds, disabled, enabled and drained; the reaper spares a running pool's members
 // and removes those of a pool that is gone.
+// needs: temporal, docker
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
