@@ -21,6 +21,8 @@ import {
   type ConversationStatus,
 } from '../shared/constants';
 import { ConversationError, ErrorType, NestorError } from '../errors';
+import { messagesSaid, type SaidMessage } from '../nested/said';
+import { temporalConnectionOptions } from '../temporal-connection';
 import { CONTINUE_AS_NEW_RETRIES, retryableUpdateFailure, unwrap, unwrapped } from './client-failures';
 
 export { ConversationError };
@@ -77,8 +79,10 @@ export class ConversationClient {
   }
 
   /**
-   * Connect to a Temporal server (default 127.0.0.1:7233). Payloads are encrypted with the given data converter, else
-   * with the keys the environment configures (NESTOR_ENCRYPTION_KEYS, or the development key): the worker must share them.
+   * Connect to Temporal. What `o` leaves out comes from the environment, as for the worker and the CLI: the address,
+   * TLS and API key (TEMPORAL_ADDRESS, default 127.0.0.1:7233; TEMPORAL_TLS_*, TEMPORAL_API_KEY), TEMPORAL_NAMESPACE and
+   * NESTOR_TASK_QUEUE. Payloads are encrypted with the given data converter, else with the keys the environment
+   * configures (NESTOR_ENCRYPTION_KEYS, or the development key): the worker must share them.
    */
   static async connect(
     o: {
@@ -91,15 +95,20 @@ export class ConversationClient {
       apiKey?: string;
     } = {},
   ): Promise<ConversationClient> {
-    const dataConverter = o.dataConverter ?? nestorDataConverter(resolveEncryptionKeys(loadConfig()).keys);
+    const config = loadConfig();
+    // An address given in code brings its own TLS and key (or none); the environment's go with its address.
+    const reach = o.address
+      ? { address: o.address, tls: o.tls, apiKey: o.apiKey }
+      : { ...temporalConnectionOptions(config), ...pick(o) };
+    const dataConverter = o.dataConverter ?? nestorDataConverter(resolveEncryptionKeys(config).keys);
     const connection = await Connection.connect({
-      address: o.address ?? '127.0.0.1:7233',
-      ...(o.tls && { tls: o.tls }),
-      ...(o.apiKey && { apiKey: o.apiKey }),
+      address: reach.address,
+      ...(reach.tls && { tls: reach.tls }),
+      ...(reach.apiKey && { apiKey: reach.apiKey }),
     });
     return new ConversationClient({
-      client: new Client({ connection, namespace: o.namespace ?? 'default', dataConverter }),
-      taskQueue: o.taskQueue,
+      client: new Client({ connection, namespace: o.namespace ?? config.namespace, dataConverter }),
+      taskQueue: o.taskQueue ?? config.taskQueue,
     });
   }
 
@@ -154,6 +163,14 @@ export class ConversationClient {
     // An operator's read: the owner comes from the conversation itself (waitReady requires the user who waits).
     const userId = user ?? (await this.status(conversationId)).userId;
     return unwrapped(this.handle(conversationId).executeUpdate(waitReadyUpdate, { args: [{ userId }] }));
+  }
+
+  /**
+   * What the user and the agent said so far, oldest first, read from the conversation's sandbox (on the current agent
+   * server or the V0 server alike). A paused conversation is resumed to read it, as `connection` does.
+   */
+  async messages(conversationId: string, user?: string): Promise<SaidMessage[]> {
+    return messagesSaid(await this.connection(conversationId, user));
   }
 
   /** Send one message; resolves once the nested server accepted it. The message ID (a UUID when omitted) deduplicates. */
@@ -260,4 +277,9 @@ export class ConversationClient {
 /** A visibility-query string literal. */
 function quote(v: string): string {
   return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** The TLS and API key given in code, without the keys left undefined (which would hide the environment's). */
+function pick(o: { tls?: TLSConfig; apiKey?: string }): { tls?: TLSConfig; apiKey?: string } {
+  return { ...(o.tls && { tls: o.tls }), ...(o.apiKey && { apiKey: o.apiKey }) };
 }
