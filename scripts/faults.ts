@@ -16,7 +16,7 @@
 // Temporal restart under a full pool), a second conversations worker reaching Temporal by another address, and a
 // sandbox host's worker killed for 40 s and back.
 // Prints a matrix (fault × runs × violations) and exits non-zero on any violation. FAULT_RUNS sets the runs per
-// fault (default 5); `npm test` runs every fault once (test/faults.test.ts).
+// fault (default 5); `npm test` runs every fault once (test/service/faults.test.ts).
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { ConversationError } from '../src/conversation/client';

@@ -1,4 +1,4 @@
-// Record the histories of representative runs into test/histories/, which `npm test` replays (test/replay.test.ts)
+// Record the histories of representative runs into test/histories/, which `npm test` replays (test/service/replay.test.ts)
 // so that a change breaking determinism fails CI. Runs on a real dev server, worker, Docker and the emulator image:
 //   npm run record-histories
 // Payloads are recorded without the encryption codec (the secrets in them are made up), so the files stay readable

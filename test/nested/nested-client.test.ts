@@ -381,7 +381,7 @@ describe('nested activities', () => {
   });
 });
 
-/** The real OpenHands 1.4.0 server's answers, recorded by test/contract.test.ts (RECORD_OPENHANDS_ANSWERS=1). */
+/** The real OpenHands 1.4.0 server's answers, recorded by test/nested/contract.test.ts (RECORD_OPENHANDS_ANSWERS=1). */
 const REAL: Record<string, { status: number; kind: 'json' | 'text'; body: unknown }> = JSON.parse(
   readFileSync(join(__dirname, '../../../test/fixtures/openhands-1.4.0-answers.json'), 'utf8'),
 );

@@ -1,5 +1,5 @@
 // The patch IDs of StartConversation: each marks a change to its command sequence, so histories recorded before the
-// change replay as they ran (test/replay.test.ts replays every recorded history and checks these markers).
+// change replay as they ran (test/service/replay.test.ts replays every recorded history and checks these markers).
 
 /** Patch ID: a delivery that finds the sandbox unreachable recovers it (a resume) and tries again. */
 export const RECOVER_SANDBOX_PATCH = 'recover-unreachable-sandbox';
