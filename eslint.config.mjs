@@ -2,6 +2,7 @@
 // without duplicates, and the size limits that keep each function and module readable in one sitting (src/ only:
 // tests and scripts are read as scenarios, top to bottom).
 import js from '@eslint/js';
+import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
 /** node:test's suite and hook functions: their promises are the runner's to await. */
@@ -20,6 +21,15 @@ export default tseslint.config(
       ],
       '@typescript-eslint/no-explicit-any': 'off',
       'no-empty': ['error', { allowEmptyCatch: true }],
+    },
+  },
+  {
+    // One import statement per module, and imports in three groups: Node's, packages', the project's own.
+    plugins: { 'import-x': importX },
+    rules: {
+      'import-x/no-duplicates': 'error',
+      'import-x/first': 'error',
+      'import-x/order': ['error', { groups: ['builtin', 'external', ['parent', 'sibling', 'index']] }],
     },
   },
   {

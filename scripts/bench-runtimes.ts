@@ -7,8 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PROJECT_ROOT } from '../src/config';
 import Docker from 'dockerode';
+import { PROJECT_ROOT } from '../src/config';
 import { createNestedActivities } from '../src/conversation/activities/nested';
 import { createRuntimeActivities } from '../src/conversation/activities/runtime';
 import { startLlmStandIn } from '../src/llm-stand-in/server';
@@ -128,7 +128,7 @@ export async function runtimeFigures(
   }
 }
 
-/** The phase's table, in the README's format. */
+/** The phase's table, in the format of docs/performance.md. */
 export function runtimeTable(rows: RuntimeFigures[]): string {
   const row = (cells: Array<string | number>) => `| ${cells.join(' | ')} |`;
   const pair = (s: Stats) => `${Math.round(s.p50)} / ${Math.round(s.p95)}`;

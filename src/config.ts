@@ -1,4 +1,4 @@
-// All configuration comes from environment variables, parsed once here (README: "Configuration").
+// All configuration comes from environment variables, parsed once here (every variable: docs/configuration.md).
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from './shared/constants';
@@ -15,13 +15,13 @@ import {
 } from './defaults';
 import { formatIssues } from './shared/schemas';
 import { ConfigError } from './errors';
-
-export { ConfigError };
 import type { OAuthConfig } from './conversation/activities/tokens';
 import type { ModelCapabilities } from './user-sessions/session';
 import { parseEncryptionKeys, type EncryptionKey } from './codec/encryption';
 import { RUNTIME_IMAGES, type RuntimeName } from './runtime/image-manifest';
 import { HOST_ID_PATTERN } from './sandbox-hosts/messages';
+
+export { ConfigError };
 
 /** The project root (where package.json is), whether running from src/ via tsx or from dist/src/. */
 export const PROJECT_ROOT = resolve(__dirname, __dirname.includes(`${'/dist/'}`) ? '../..' : '..');

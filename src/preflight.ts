@@ -75,7 +75,7 @@ export async function preflightProblems(t: PreflightTarget): Promise<string[]> {
     });
     if (limit !== undefined)
       problems.push(
-        `namespace ${t.namespace}: at most ${limit} updates in flight per workflow (history.maxInFlightUpdates); each message to a conversation is an update until delivered, and a burst needs at least ${REQUIRED_IN_FLIGHT_UPDATES}: set history.maxInFlightUpdates to 500 in the cluster's dynamic config (README "Production shape")`,
+        `namespace ${t.namespace}: at most ${limit} updates in flight per workflow (history.maxInFlightUpdates); each message to a conversation is an update until delivered, and a burst needs at least ${REQUIRED_IN_FLIGHT_UPDATES}: set history.maxInFlightUpdates to 500 in the cluster's dynamic config (docs/clusters.md, "Production shape")`,
       );
     if (t.hostRegistry) problems.push(...(await hostRegistryProblems(conn, t.namespace, t.hostRegistry)));
   } finally {

@@ -1,4 +1,4 @@
-// The benchmark's figures as the tables the README shows.
+// The benchmark's figures as the tables docs/performance.md shows.
 import { runtimeTable } from '../bench-runtimes';
 
 export function printTable(r: Record<string, any>) {

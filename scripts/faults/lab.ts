@@ -12,7 +12,7 @@ import { NestedClient } from '../../src/nested/client';
 import { AgentServerClient, messageOf } from '../../src/nested/agent-server';
 import { DockerRuntimeProvider } from '../../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
-import { LABELS, WORKFLOW_TYPES, conversationWorkflowId } from '../../src/shared/constants';
+import { LABELS, WORKFLOW_TYPES, conversationWorkflowId, poolWorkflowId } from '../../src/shared/constants';
 import type { AgentLoopInfo, MessageAck, StartConversationRequest } from '../../src/shared/schemas';
 import { waitReadyUpdate } from '../../src/conversation/messages';
 import type { ReapResult } from '../../src/reaper/workflow';
@@ -20,7 +20,6 @@ import { startLlmStandIn, type LlmStandIn } from '../../src/llm-stand-in/server'
 import { FaultProxy, PROXY_ENV } from './proxy';
 import { LOCK_LABEL } from '../../src/runtime/pool-locks';
 import { slotsQuery, userSessionsWorkflowId } from '../../src/user-sessions/messages';
-import { poolWorkflowId } from '../../src/shared/constants';
 import { containerName, poolNameFor } from '../../src/runtime/container-spec';
 import { drainPool } from '../../src/sandbox-pools/pools';
 import { RotatingTokenEndpoint } from './oauth';

@@ -1,14 +1,13 @@
 // The commands that run parts of the service: worker, host-worker, dev, cluster, llm-stand-in, codec-server.
 import type { Command } from 'commander';
 import { loadConfig } from '../config';
-import { runDev } from '../dev';
+import { runDev, codecGuard, codecServer } from '../dev';
 import { runCluster } from '../dev/run-cluster';
 import { DockerRuntimeProvider } from '../runtime/docker';
 import { SANDBOX_NETWORK } from '../runtime/container-spec';
 import { FINISH_MARKER, startLlmStandIn } from '../llm-stand-in/server';
 import { runWorker } from '../worker';
 import { runHostWorker } from '../host-worker';
-import { codecGuard, codecServer } from '../dev';
 import { portNumber } from './output';
 
 export function addServiceCommands(program: Command): void {

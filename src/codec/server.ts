@@ -1,12 +1,12 @@
 // The codec server: the Temporal UI posts payloads here to show them decoded to the operator (and encoded, for
 // payloads an operator types in). Only the UI's origin may read the answers (CORS), and a bearer token is required
 // unless turned off, explicitly, for local development.
-import { HttpError } from '../errors';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
+import { HttpError } from '../errors';
 
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 

@@ -41,7 +41,7 @@ function messagesOf(err: unknown): string {
     .join(' ');
 }
 
-/** Whether an update failure is the server's or the run's "not now" (README: Workflow contract, what to retry). */
+/** Whether an update failure is the server's or the run's "not now" (docs/contract.md: what a caller must retry). */
 export function retryableUpdateFailure(err: unknown): boolean {
   const continuing =
     err instanceof WorkflowUpdateFailedError &&

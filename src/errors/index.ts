@@ -15,7 +15,7 @@ export const ErrorType = {
   NestedUnauthorized: 'NestedUnauthorized',
   /**
    * The nested server checked a git provider token live and rejected it (`add-git-providers` 401 with the server's
-   * reason). Never retried; whether the start fails depends on whether it needs that provider (README: Git tokens).
+   * reason). Never retried; whether the start fails depends on whether it needs that provider (docs/runtimes.md: Git tokens).
    */
   GitProviderRejected: 'GitProviderRejected',
   /** The nested server rejected a request as malformed (400/422). Never retried. */

@@ -1,6 +1,6 @@
 // nestor's start input as the current agent server takes it: which settings V1 uses (and where they go in
 // `POST /api/conversations`), which it ignores, and which it refuses because V1 has no counterpart. One table, read
-// by the settings check (acquireSession), the create body and the README's table.
+// by the settings check (acquireSession), the create body and the table in docs/runtimes.md.
 import type { UserSettings } from '../shared/schemas';
 
 type Use = { use: 'used'; how: string } | { use: 'ignored'; why: string } | { use: 'refused'; why: string };

@@ -5,9 +5,9 @@ import { SESSION_KEY_REJECTED } from './errors';
 import { DEFAULT_NESTED_TIMEOUT_MS, DEFAULT_POST_EVENT_TIMEOUT_MS } from '../defaults';
 import { NestedHttp, type NestedClientOptions } from './http';
 
-export { DEFAULT_NESTED_TIMEOUT_MS, DEFAULT_POST_EVENT_TIMEOUT_MS, NestedHttp, type NestedClientOptions };
-
 import type { ConversationInfo, ConversationResponse, EventPage, InitSessionRequest, NestedEvent } from './wire';
+
+export { DEFAULT_NESTED_TIMEOUT_MS, DEFAULT_POST_EVENT_TIMEOUT_MS, NestedHttp, type NestedClientOptions };
 
 export type { ConversationInfo, ConversationResponse, EventPage, InitSessionRequest, NestedEvent };
 export { isUserMessage } from './wire';

@@ -9,7 +9,7 @@ export const NESTED_HINTS: Partial<Record<string, Hint>> = {
   [ErrorType.GitProviderRejected]: () =>
     "the git provider token in gitProviderTokens (the nested server checks it against the provider's API, so it also needs egress)",
   [ErrorType.NestedBadRequest]: () =>
-    "the field the nested server names against the start input's settings (README: Workflow contract)",
+    "the field the nested server names against the start input's settings (docs/contract.md)",
   [ErrorType.NestedNotFound]: (id) =>
     `that the nested conversation exists (GET /api/conversations/<id> on the sandbox) and ${sandboxLogs(id)}`,
   [ErrorType.NestedUnavailable]: (id) =>

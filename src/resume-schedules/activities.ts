@@ -2,8 +2,8 @@
 // the Temporal client the worker gives activities; deleteResumeSchedules clears a closing conversation's schedules.
 import { ScheduleNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { listResumeSchedules } from './schedules';
 import { Context } from '@temporalio/activity';
+import { listResumeSchedules } from './schedules';
 import { conversationWorkflowId } from '../shared/constants';
 import { ErrorType, NestorError } from '../errors';
 import type { AgentLoopInfo } from '../shared/schemas';

@@ -1,7 +1,7 @@
 // The container a conversation's sandbox runs in: its name, volume, networks, limits and hardening, as pure functions
 // of the request and the image's manifest, so tests can check every field without Docker.
-import { DEFAULT_SANDBOX_LIMITS } from '../defaults';
 import type Docker from 'dockerode';
+import { DEFAULT_SANDBOX_LIMITS } from '../defaults';
 import { LABELS } from '../shared/constants';
 import { ErrorType, NestorError } from '../errors';
 import type { RuntimeSpec } from './provider';

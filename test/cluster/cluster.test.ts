@@ -4,6 +4,8 @@
 // needs: temporal, docker, cluster
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import Docker from 'dockerode';
+import { msToTs } from '@temporalio/common/lib/time';
 import { ConversationClient } from '../../src/conversation/client';
 import { loadConfig, type NestorConfig } from '../../src/config';
 import { startWorker } from '../../src/worker';
@@ -14,8 +16,6 @@ import { containersFor } from '../helpers/docker';
 import { e2eInput, startE2e, userMessages, type E2e } from '../helpers/e2e';
 import { eventually, waitFor } from '../helpers/eventually';
 import { testWorkerDataConverter, uniqueId } from '../helpers/temporal';
-import Docker from 'dockerode';
-import { msToTs } from '@temporalio/common/lib/time';
 import { preflight, preflightProblems } from '../../src/preflight';
 import { ConfigError } from '../../src/errors';
 import { DockerRuntimeProvider } from '../../src/runtime/docker';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
-import { ConfigError, loadConfig } from '../../src/config';
+import { ConfigError, loadConfig, PROJECT_ROOT } from '../../src/config';
 import {
   EncryptionCodec,
   ENCODING_ENCRYPTED,
@@ -17,7 +17,6 @@ import {
   parseEncryptionKeys,
 } from '../../src/codec/encryption';
 import { describeKeys, resolveEncryptionKeys } from '../../src/codec/keys';
-import { PROJECT_ROOT } from '../../src/config';
 import { startCodecServer, type RunningCodecServer } from '../../src/codec/server';
 import { codecWithoutToken } from '../../src/dev';
 

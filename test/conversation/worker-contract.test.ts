@@ -7,16 +7,16 @@ import { after, before, describe, test } from 'node:test';
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Context } from '@temporalio/activity';
+import { Worker } from '@temporalio/worker';
 import { ConversationError } from '../../src/conversation/client';
 import { ConversationStatusKey, WORKFLOW_TYPES, conversationWorkflowId } from '../../src/shared/constants';
 import { pauseUpdate, statusQuery, waitReadyUpdate } from '../../src/conversation/messages';
-import { Context } from '@temporalio/activity';
 import { waitFor } from '../helpers/eventually';
 import { createTestEnv, testWorkerDataConverter, uniqueId } from '../helpers/temporal';
 import { fakeActivities, input, withFakeWorker, type FakeActivities } from '../helpers/fake-activities';
 import { createHostActivities } from '../../src/sandbox-hosts/activities';
 import { hostTaskQueue } from '../../src/sandbox-hosts/messages';
-import { Worker } from '@temporalio/worker';
 
 describe('the worker enforces the contract (fake activities)', () => {
   let env: TestWorkflowEnvironment;

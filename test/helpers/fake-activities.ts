@@ -1,8 +1,10 @@
 // Fake activities for workflow tests: every call recorded in order, failures injected where told.
-import { castKnownErrors } from '../../src/errors/cast-known-errors';
-import { KNOWN_ERRORS } from '../../src/activities';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { castKnownErrors } from '../../src/errors/cast-known-errors';
+import { KNOWN_ERRORS } from '../../src/activities';
 import type { Activities } from '../../src/activities';
 import type { ConversationActivities } from '../../src/conversation/workflow/steps';
 import { createHostActivities } from '../../src/sandbox-hosts/activities';
@@ -10,8 +12,6 @@ import type { SendEventInput, SentEvent } from '../../src/conversation/activitie
 import type { AcquireSessionInput } from '../../src/user-sessions/session';
 import type { StartStep } from '../../src/shared/constants';
 import type { StartConversationRequest } from '../../src/shared/schemas';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { ConversationClient } from '../../src/conversation/client';
 import { testWorkerDataConverter, uniqueId, workflowBundle } from './temporal';
 

@@ -1,11 +1,11 @@
 // The nested-server emulator over real HTTP on loopback: contract routes, auth, validation, persistence, faults.
 import assert from 'node:assert/strict';
-import { waitFor } from '../helpers/eventually';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { request } from 'undici';
+import { waitFor } from '../helpers/eventually';
 import { configFromEnv, createEmulator, type Emulator } from '../../emulator/src/server';
 
 const KEY = 'test-session-key';

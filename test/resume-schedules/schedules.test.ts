@@ -2,13 +2,13 @@
 // needs: temporal, docker
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ConversationClient } from '../../src/conversation/client';
 import { sendMessageUpdate } from '../../src/conversation/messages';
 import { conversationWorkflowId } from '../../src/shared/constants';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually, waitFor } from '../helpers/eventually';
 import { uniqueId } from '../helpers/temporal';
 

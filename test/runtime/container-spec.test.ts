@@ -1,8 +1,8 @@
 // Container spec building: name, labels, limits, port binding, environment.
 import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
 import { formerRuntimeOwner, runtimeOwner } from '../../src/worker';
 import { loadConfig } from '../../src/config';
-import { describe, test } from 'node:test';
 import {
   DEFAULT_LIMITS,
   buildContainerSpec,

@@ -1,13 +1,12 @@
 // The Docker runtime provider on the real engine with the emulator image: create, adopt, race, limits, removal.
 // needs: docker
 import assert from 'node:assert/strict';
-import { loadConfig } from '../../src/config';
-import { SANDBOX_NETWORK_INTERNAL } from '../../src/runtime/container-spec';
-import { formerRuntimeOwner, runtimeOwner } from '../../src/worker';
 import { after, describe, test } from 'node:test';
+import { loadConfig } from '../../src/config';
+import { SANDBOX_NETWORK_INTERNAL, containerName, volumeName } from '../../src/runtime/container-spec';
+import { formerRuntimeOwner, runtimeOwner } from '../../src/worker';
 import { createRuntimeActivities } from '../../src/conversation/activities/runtime';
 import { NestedClient } from '../../src/nested/client';
-import { containerName, volumeName } from '../../src/runtime/container-spec';
 import { DockerRuntimeProvider, demux } from '../../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
 import { ErrorType, NestorError } from '../../src/errors';

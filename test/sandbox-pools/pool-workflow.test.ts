@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { NestorError } from '../../src/errors';
 import type { ConversationClient } from '../../src/conversation/client';
 import { DockerRuntimeProvider } from '../../src/runtime/docker';
@@ -17,7 +18,6 @@ import { drainPool, poolStatus, poolTaskQueue, resizePool, setPoolEnabled } from
 import type { StartConversationRequest } from '../../src/shared/schemas';
 import { docker, removeContainers } from '../helpers/docker';
 import { createTestEnv, startWorker, uniqueId } from '../helpers/temporal';
-import { MockActivityEnvironment } from '@temporalio/testing';
 
 const poolName = uniqueId('wfpool').replace(/[^a-zA-Z0-9_.-]/g, '-');
 const provider = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, pool: { name: poolName } });

@@ -2,8 +2,8 @@
 // needs: docker
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { request } from 'undici';
 import { once } from 'node:events';
+import { request } from 'undici';
 import { containerName } from '../../src/runtime/container-spec';
 import { DockerRuntimeProvider, demux } from '../../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';

@@ -1,13 +1,13 @@
 // acquireSession's checks: known agent, LLM key, agent/model capability pairing.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
 import {
   AGENT_REGISTRY,
   DEFAULT_MODEL_CAPABILITIES,
   capabilitiesOf,
   resolveSession,
 } from '../../src/user-sessions/session';
-import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType, NestorError } from '../../src/errors';
 import { toApplicationFailure } from '../../src/errors/cast-known-errors';
 import { KNOWN_ERRORS } from '../../src/activities';

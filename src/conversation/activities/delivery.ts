@@ -69,7 +69,7 @@ export function createDeliveryActivities(deps: NestedDeps) {
      * no ID of ours with an event, so a post whose outcome is unknown (an earlier attempt or delivery the workflow
      * knows of) is looked for before posting again: the first user message with the same content and images after
      * the cursor marked before its first delivery (markDeliveryCursor). Not found at once, it is given `settleMs` to land (a post slower than its caller) and looked
-     * for again. What remains ambiguous is in the README (Messages: exactly once).
+     * for again. What remains ambiguous is in docs/lifecycle.md (messages, exactly once).
      */
     async sendEvent(input: SendEventInput): Promise<SentEvent> {
       if (input.protocol === 'v1') return sendV1(input, deps);

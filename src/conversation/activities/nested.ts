@@ -6,12 +6,12 @@ import { createDeliveryActivities } from './delivery';
 import { client, type NestedDeps, type NestedTarget } from './nested-target';
 import { createV1, deleteV1, waitReadyV1 } from './agent-server';
 import { prepareRepositoryV1, type PrepareRepositoryInput } from './repository';
+import { ErrorType, NestorError } from '../../errors';
+import type { CustomSecret, GitProvider, ProviderTokens, UserSettings } from '../../shared/schemas';
 
 export type { NestedDeps, NestedTarget } from './nested-target';
 
 export type { SendEventInput, SentEvent } from './delivery';
-import { ErrorType, NestorError } from '../../errors';
-import type { CustomSecret, GitProvider, ProviderTokens, UserSettings } from '../../shared/schemas';
 
 /** OpenHands' Settings on the wire (snake_case); the sandbox block is nestor's own and stays out. */
 export function nestedSettingsBody(s: UserSettings): Record<string, unknown> {

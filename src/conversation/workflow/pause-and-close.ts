@@ -85,7 +85,7 @@ async function tearDown(r: Run, wasRunning: boolean): Promise<Cause | undefined>
   } catch (err) {
     removeFailure = describeCause(err);
   }
-  // The host's room is given back either way: a sandbox left on a lost host is that host's reaper's (README).
+  // The host's room is given back either way: a sandbox left on a lost host is that host's reaper's (docs/hosts.md).
   if (conv.info.sandboxHost) {
     await acts
       .releaseSandbox({ conversationId })
