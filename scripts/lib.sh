@@ -20,3 +20,6 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # Where scripts/ensure-docker.sh records, for the whole machine, the pid of a dockerd it started.
 NESTOR_DOCKERD_PID="${NESTOR_DOCKERD_PID:-/run/nestor-dockerd.pid}"
+# Jaeger v2, a real OpenTelemetry trace store with an OTLP receiver, for the tracing test (scripts/ensure-jaeger.sh).
+JAEGER_VERSION="1.75.0"
+JAEGER_BIN="$TOOLS/jaeger-$JAEGER_VERSION/jaeger"

@@ -16,6 +16,7 @@ const NEEDS = {
   docker: 'a Docker engine and the emulator image',
   openhands: 'the OpenHands images (agent server and V0 server)',
   cluster: 'the local Temporal cluster: PostgreSQL and temporal-server',
+  otel: 'Jaeger, an OTLP receiver and trace store',
 };
 
 const args = process.argv.slice(2);
@@ -59,6 +60,7 @@ if (needed.has('docker') || needed.has('openhands')) {
 if (needed.has('openhands'))
   for (const v of ['v1', 'v0']) must(spawnSync('bash', ['scripts/build-openhands-image.sh', v], { stdio: 'inherit' }));
 if (needed.has('cluster')) must(spawnSync('bash', ['scripts/setup-cluster.sh'], { stdio: 'inherit' }));
+if (needed.has('otel')) must(spawnSync('bash', ['scripts/ensure-jaeger.sh'], { stdio: 'inherit' }));
 
 /**
  * The sandbox networks every sandbox of an engine shares (runtime/container-spec.ts): made by the first start that

@@ -1,8 +1,8 @@
 // Worker entry: the StartConversation workflow and its activities on the conversations task queue.
-import { startReaper } from './reaper/schedule';
-import { checkPoolSize, startPool } from './sandbox-pools/start';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
+import { startReaper } from './reaper/schedule';
+import { checkPoolSize, startPool } from './sandbox-pools/start';
 import { KNOWN_ERRORS, createActivities, type ActivityDeps } from './activities';
 import { describeRuntime, loadConfig, type NestorConfig } from './config';
 import { DEFAULT_MODEL_CAPABILITIES } from './user-sessions/session';
@@ -12,6 +12,7 @@ import { FAILURE_CONVERTER_PATH, describeKeys, nestorDataConverter, resolveEncry
 import { activityLogInterceptor } from './observability/activity-log';
 import { castKnownErrors } from './errors/cast-known-errors';
 import { installRuntime } from './observability/runtime';
+import { processTracing, shutdownTracing } from './observability/tracing';
 import {
   connectFailure,
   describeTemporalAuth,
@@ -46,7 +47,10 @@ export interface NestorWorkerOptions {
 }
 
 export function createWorker(o: NestorWorkerOptions): Promise<Worker> {
+  // With OTEL_EXPORTER_OTLP_* set: spans of workflows and activities, joined to their callers' (observability/tracing.ts).
+  const tracing = processTracing('nestor-worker');
   return Worker.create({
+    ...(tracing && { plugins: [tracing.plugin] }),
     connection: o.connection,
     namespace: o.namespace ?? 'default',
     taskQueue: o.taskQueue,
@@ -178,6 +182,7 @@ export async function runWorker(c: NestorConfig = loadConfig()): Promise<void> {
     await worker.run();
   } finally {
     await connection.close();
+    await shutdownTracing();
   }
 }
 

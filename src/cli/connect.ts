@@ -3,6 +3,7 @@ import { ConversationClient } from '../conversation/client';
 import { ConfigError } from '../errors';
 import { loadConfig, type NestorConfig } from '../config';
 import { connectFailure, temporalConnectionOptions } from '../temporal-connection';
+import { shutdownTracing } from '../observability/tracing';
 import { EXIT } from './output';
 
 /** Run fn with a connected client and close the connection after, so the command exits. */
@@ -12,6 +13,8 @@ export async function withClient<T>(fn: (client: ConversationClient) => Promise<
     return await fn(client);
   } finally {
     await client.closeConnection();
+    // Spans are exported in batches: send what this command made before it exits.
+    await shutdownTracing();
   }
 }
 

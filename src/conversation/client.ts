@@ -22,10 +22,9 @@ import {
 } from '../shared/constants';
 import { ConversationError, ErrorType, NestorError } from '../errors';
 import { messagesSaid, type SaidMessage } from '../nested/said';
+import { processTracing } from '../observability/tracing';
 import { temporalConnectionOptions } from '../temporal-connection';
 import { CONTINUE_AS_NEW_RETRIES, retryableUpdateFailure, unwrap, unwrapped } from './client-failures';
-
-export { ConversationError };
 import {
   createResumeSchedule,
   deleteResumeSchedule,
@@ -33,8 +32,6 @@ import {
   type ResumeScheduleEntry,
   type ScheduleResumeOptions,
 } from '../resume-schedules/schedules';
-
-export { ScheduleResumeSchema, type ScheduleResumeOptions } from '../resume-schedules/schedules';
 import {
   CloseInputSchema,
   ConversationIdSchema,
@@ -49,6 +46,10 @@ import {
 } from '../shared/schemas';
 import { closeUpdate, pauseUpdate, resumeUpdate, sendMessageUpdate, statusQuery, waitReadyUpdate } from './messages';
 import type { StartConversation } from './workflow';
+
+export { ConversationError };
+
+export { ScheduleResumeSchema, type ScheduleResumeOptions } from '../resume-schedules/schedules';
 
 /** One scheduled resume, as listed. */
 export type ScheduledResume = ResumeScheduleEntry;
@@ -106,8 +107,15 @@ export class ConversationClient {
       ...(reach.tls && { tls: reach.tls }),
       ...(reach.apiKey && { apiKey: reach.apiKey }),
     });
+    // With OTEL_EXPORTER_OTLP_* set, each call starts a span the workflow's spans join (observability/tracing.ts).
+    const tracing = processTracing('nestor-client');
     return new ConversationClient({
-      client: new Client({ connection, namespace: o.namespace ?? config.namespace, dataConverter }),
+      client: new Client({
+        connection,
+        namespace: o.namespace ?? config.namespace,
+        dataConverter,
+        ...(tracing && { plugins: [tracing.plugin] }),
+      }),
       taskQueue: o.taskQueue ?? config.taskQueue,
     });
   }
