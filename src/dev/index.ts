@@ -69,8 +69,9 @@ export async function runDev(c: NestorConfig): Promise<void> {
             '  npx nestor llm-stand-in   # a scripted LLM for the agent; or use a real model and key',
             '  LLM_API_KEY=sk-stand-in npx nestor start -c demo-1 -u alice --model openai/stand-in --base-url <its URL> -m "hello"',
           ]
-        : [`  LLM_API_KEY=sk-test npx nestor start -c demo-1 -u alice --model anthropic/claude-sonnet-4-5 -m "hello"`]),
+        : [`  LLM_API_KEY=sk-demo npx nestor start -c demo-1 -u alice --model anthropic/claude-sonnet-4-5 -m "hello"`]),
       '  npx nestor send demo-1 "how are you?"',
+      "  npx nestor events demo-1   # what was said: the agent's answer",
       '  npx nestor status demo-1',
       '  npx nestor close demo-1',
       '',
