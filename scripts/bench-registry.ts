@@ -1,0 +1,122 @@
+// `npm run bench:registry`: the placement rate of the SandboxHosts registry, measured apart (issue 24). Every start of
+// a service with sandbox hosts asks this one workflow for a host (its `place` update, what the placeSandbox step
+// sends) and every close gives the placement back (its `release` signal); the workflow handles them one at a time.
+// Here nothing else runs: an in-memory dev server, the registry's worker in this process, one host registered with
+// room for everything, and placements sent straight to the update at several concurrencies, with the registry
+// already holding 0, then more placements (each one is kept in its state and carried across continue-as-new).
+// Prints a table and writes bench/registry.json. Reports; never asserts.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { FAILURE_CONVERTER_PATH } from '../src/codec/keys';
+import { PROJECT_ROOT, loadConfig } from '../src/config';
+import { startDevServer } from '../src/dev/server';
+import { DockerRuntimeProvider } from '../src/runtime/docker';
+import { RUNTIME_IMAGES } from '../src/runtime/image-manifest';
+import { registryStart } from '../src/sandbox-hosts/activities';
+import { registerHost } from '../src/sandbox-hosts/hosts';
+import { SANDBOX_HOSTS_WORKFLOW_ID, placeUpdate, releaseSignal } from '../src/sandbox-hosts/messages';
+import { createWorker } from '../src/worker';
+import { freePort } from '../test/helpers/net';
+import { workflowBundle } from '../test/helpers/temporal';
+import { log, newId, pool } from './bench/measure';
+import { stats, type Stats } from './stats';
+
+/** Placements per measure; the concurrencies; the placements the registry holds before each series. */
+const N = Number(process.env.BENCH_REGISTRY_PLACEMENTS ?? 300);
+const CONCURRENCY = (process.env.BENCH_REGISTRY_CONCURRENCY ?? '1,8,64').split(',').map(Number);
+const HELD = (process.env.BENCH_REGISTRY_HELD ?? '0,2000,6000').split(',').map(Number);
+
+interface Row {
+  held: number;
+  concurrency: number;
+  placementsPerSecond: number;
+  latencyMs: Stats;
+  releasesPerSecond: number;
+}
+
+async function main() {
+  const c = loadConfig();
+  const server = await startDevServer(
+    { ...c, dataDir: join(c.dataDir, 'bench-registry'), temporalPort: await freePort(), uiPort: await freePort() },
+    { inMemory: true },
+  );
+  const connection = await NativeConnection.connect({ address: server.address });
+  const taskQueue = 'bench-registry';
+  const dataConverter = { failureConverterPath: FAILURE_CONVERTER_PATH };
+  // The conversations' worker (the registry runs on its queue); it never touches Docker here.
+  const worker = await createWorker({
+    connection,
+    taskQueue,
+    workflowBundle: await workflowBundle(),
+    dataConverter,
+    deps: { runtime: new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator }), sandboxHosts: true },
+  });
+  const running = worker.run();
+  const raw = new Client({ connection: await Connection.connect({ address: server.address }), dataConverter });
+  try {
+    // The most one host may declare; the series below stay under it (held + one measure's placements).
+    await registerHost(raw, { taskQueue, hostId: 'h1', capacity: 10_000 });
+    const registry = raw.workflow.getHandle(SANDBOX_HOSTS_WORKFLOW_ID);
+    const place = (conversationId: string) =>
+      raw.workflow.executeUpdateWithStart(placeUpdate, {
+        args: [{ conversationId, exclude: [] }],
+        startWorkflowOperation: registryStart(taskQueue),
+      });
+    const rows: Row[] = [];
+    let held = 0;
+    for (const target of HELD) {
+      // Fill up to the next level, unmeasured: placements of conversations that stay.
+      const fill = Array.from({ length: target - held }, () => newId('held'));
+      await pool(fill, 64, (id) => place(id));
+      held = target;
+      for (const concurrency of CONCURRENCY) {
+        const ids = Array.from({ length: N }, () => newId(`p${concurrency}`));
+        const latencies: number[] = [];
+        const t0 = performance.now();
+        await pool(ids, concurrency, async (id) => {
+          const s = performance.now();
+          await place(id);
+          latencies.push(performance.now() - s);
+        });
+        const placementsPerSecond = N / ((performance.now() - t0) / 1000);
+        const r0 = performance.now();
+        await pool(ids, concurrency, (id) => registry.signal(releaseSignal, { conversationId: id }));
+        const releasesPerSecond = N / ((performance.now() - r0) / 1000);
+        const row = { held, concurrency, placementsPerSecond, latencyMs: stats(latencies), releasesPerSecond };
+        rows.push(row);
+        log(
+          `${held} held, concurrency ${concurrency}: ${placementsPerSecond.toFixed(1)} placements/s ` +
+            `(p50 ${row.latencyMs.p50} ms, p99 ${row.latencyMs.p99} ms), ${releasesPerSecond.toFixed(1)} releases/s`,
+        );
+      }
+    }
+    const r1 = (x: number) => Math.round(x * 10) / 10;
+    console.log(`\nthe SandboxHosts registry alone, ${N} placements per measure (in-memory dev server):`);
+    console.log('| placements held | concurrency | placements/s | latency p50 / p99 (ms) | releases/s |');
+    console.log('|---|---|---|---|---|');
+    for (const r of rows)
+      console.log(
+        `| ${r.held} | ${r.concurrency} | ${r1(r.placementsPerSecond)} | ${r.latencyMs.p50} / ${r.latencyMs.p99} | ${r1(r.releasesPerSecond)} |`,
+      );
+    const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+    mkdirSync(join(PROJECT_ROOT, 'bench'), { recursive: true });
+    writeFileSync(
+      join(PROJECT_ROOT, 'bench/registry.json'),
+      `${JSON.stringify({ date: new Date().toISOString(), machine, n: N, rows }, null, 2)}\n`,
+    );
+  } finally {
+    await raw.connection.close();
+    worker.shutdown();
+    await running.catch(() => undefined);
+    await connection.close();
+    await server.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
