@@ -44,30 +44,32 @@ const selected = files
 const needed = new Set(selected.flatMap(needsOf));
 console.log(`# ${selected.length} test files; set-up: ${[...needed].map((n) => NEEDS[n]).join('; ') || 'none'}`);
 
-const sh = (script, env = process.env) =>
-  spawnSync('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', env });
 const must = (r) => {
   if (r.status !== 0) process.exit(r.status ?? 1);
   return r;
 };
+const setUp = (...args) => must(spawnSync('bash', args, { stdio: 'inherit' }));
+const usesDocker = needed.has('docker') || needed.has('openhands');
 
 let startedDocker = false;
-if (needed.has('temporal')) must(spawnSync('bash', ['scripts/ensure-temporal-cli.sh'], { stdio: 'inherit' }));
-if (needed.has('docker') || needed.has('openhands')) {
-  startedDocker = must(sh('scripts/ensure-docker.sh')).stdout.includes('started');
-  must(spawnSync('bash', ['scripts/build-emulator-image.sh'], { stdio: 'inherit' }));
+if (needed.has('temporal')) setUp('scripts/ensure-temporal-cli.sh');
+if (usesDocker) {
+  const docker = spawnSync('bash', ['scripts/ensure-docker.sh'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+  });
+  startedDocker = must(docker).stdout.includes('started');
+  setUp('scripts/build-emulator-image.sh');
 }
-if (needed.has('openhands'))
-  for (const v of ['v1', 'v0']) must(spawnSync('bash', ['scripts/build-openhands-image.sh', v], { stdio: 'inherit' }));
-if (needed.has('cluster')) must(spawnSync('bash', ['scripts/setup-cluster.sh'], { stdio: 'inherit' }));
-if (needed.has('otel')) must(spawnSync('bash', ['scripts/ensure-jaeger.sh'], { stdio: 'inherit' }));
+if (needed.has('openhands')) for (const v of ['v1', 'v0']) setUp('scripts/build-openhands-image.sh', v);
+if (needed.has('cluster')) setUp('scripts/setup-cluster.sh');
+if (needed.has('otel')) setUp('scripts/ensure-jaeger.sh');
 
 /**
  * The sandbox networks every sandbox of an engine shares (runtime/container-spec.ts): made by the first start that
  * needs one and kept for the next, so one made during the run is not something a test left behind.
  */
 const SHARED_NETWORKS = ['nestor-sandboxes', 'nestor-sandboxes-internal'];
-const usesDocker = needed.has('docker') || needed.has('openhands');
 
 /** Docker objects of one kind that carry nestor's label, by ID (the shared sandbox networks aside). */
 const labelled = (kind) => {
