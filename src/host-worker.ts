@@ -56,13 +56,14 @@ export async function startHostWorker(c: NestorConfig, dataConverter: DataConver
       activities: createActivities(deps),
       maxConcurrentActivityTaskExecutions: 50,
     });
+    // The host's reaper first: once the host is registered (what operators and tests wait for), it is all there.
+    await startReaper(worker, c, { hostId, taskQueue });
     const record = await registerHost(worker.client!, {
       taskQueue: c.taskQueue,
       hostId,
       capacity: c.sandboxHosts.capacity,
     });
     const stopHeartbeat = heartbeat(worker, c, hostId, deps.runtime);
-    await startReaper(worker, c, { hostId, taskQueue });
     // The host's warm pool (NESTOR_POOL_SIZE), kept by a SandboxPool workflow on this host's queue.
     await startPool(worker, { ...c, taskQueue }, deps.runtime);
     Runtime.instance().logger.info(
