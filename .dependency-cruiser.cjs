@@ -22,8 +22,9 @@ module.exports = {
     {
       name: 'workflow-imports-only-types-and-messages',
       comment:
-        'Workflow code imports other workflow code, message definitions, the contract (schemas, constants, errors, ' +
-        'defaults) and the key-mismatch marker; anything else only as a type.',
+        'Workflow code imports other workflow code, message definitions, the contract (constants, errors, defaults), ' +
+        'the key-mismatch marker and the schemas through src/shared/workflow-preload.ts (one set per worker thread; ' +
+        'imported directly, every workflow would build its own); anything else only as a type.',
       severity: 'error',
       from: { path: WORKFLOW_CODE },
       to: {
@@ -31,7 +32,7 @@ module.exports = {
         pathNot: [
           ...WORKFLOW_CODE,
           '^src/[^/]+/messages[.]ts$',
-          '^src/shared/(constants|schemas)[.]ts$',
+          '^src/shared/(constants|workflow-preload)[.]ts$',
           '^src/errors/index[.]ts$',
           '^src/defaults[.]ts$',
           '^src/codec/undecryptable[.]ts$',

@@ -103,6 +103,7 @@ export const EnvSchema = z.object({
   NESTOR_CODEC_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   NESTOR_CODEC_INSECURE: bool(false),
   NESTOR_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  NESTOR_WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(0).max(100_000).optional(),
   NESTOR_LOG_LEVEL: z.enum(LOG_LEVELS).default('INFO'),
   NESTOR_REAPER_INTERVAL_MS: z.coerce.number().int().min(0).default(DEFAULT_REAPER_INTERVAL_MS),
   NESTOR_REAPER_GRACE_MS: z.coerce.number().int().min(0).default(DEFAULT_REAPER_GRACE_MS),
@@ -152,6 +153,11 @@ export interface NestorConfig {
   codec: { port: number; corsOrigins: string[]; token?: string; insecure: boolean };
   /** Prometheus endpoint port on 127.0.0.1; 0 turns it off. */
   metricsPort: number;
+  /**
+   * Workflows a worker keeps in memory (Temporal's sticky cache); beyond it the least recently used is evicted and
+   * replayed from its history when it next has work. Unset: the SDK's default, sized from the heap limit.
+   */
+  workflowCacheSize?: number;
   logLevel: (typeof LOG_LEVELS)[number];
   /** The orphan reaper's schedule: every intervalMs (0: no schedule), sparing runtimes younger than graceMs. */
   reaper: { intervalMs: number; graceMs: number };
@@ -246,6 +252,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
       insecure: e.NESTOR_CODEC_INSECURE,
     },
     metricsPort: e.NESTOR_METRICS_PORT,
+    workflowCacheSize: e.NESTOR_WORKFLOW_CACHE_SIZE,
     logLevel: e.NESTOR_LOG_LEVEL,
     reaper: { intervalMs: e.NESTOR_REAPER_INTERVAL_MS, graceMs: e.NESTOR_REAPER_GRACE_MS },
     poolSize: e.NESTOR_POOL_SIZE,

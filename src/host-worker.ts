@@ -48,6 +48,7 @@ export async function startHostWorker(c: NestorConfig, dataConverter: DataConver
       taskQueue,
       // The reaper's workflow runs here too: its activities list and remove in this host's engine.
       workflowsPath: WORKFLOWS_PATH,
+      bundlerOptions: { preloadModules: BUNDLE_OPTIONS.preloadModules },
       interceptors: {
         workflowModules: BUNDLE_OPTIONS.workflowInterceptorModules,
         activity: [activityLogInterceptor, castKnownErrors(KNOWN_ERRORS)],

@@ -28,11 +28,18 @@ export const WORKFLOWS_PATH = require.resolve('./workflows');
 /** Workflow interceptors bundled with the workflows (log attributes, the user ID header for activities). */
 export const WORKFLOW_INTERCEPTORS_PATH = require.resolve('./observability/workflow-interceptors');
 
+/**
+ * Modules evaluated once per worker thread and shared by every workflow, instead of once per workflow (the SDK's
+ * preloadModules). Only modules that keep no workflow's state: see src/shared/workflow-preload.ts.
+ */
+export const PRELOADED_WORKFLOW_MODULES = [require.resolve('./shared/workflow-preload')];
+
 /** What bundleWorkflowCode needs to build the bundle the worker would build itself (tests share one). */
 export const BUNDLE_OPTIONS = {
   workflowsPath: WORKFLOWS_PATH,
   workflowInterceptorModules: [WORKFLOW_INTERCEPTORS_PATH],
   failureConverterPath: FAILURE_CONVERTER_PATH,
+  preloadModules: PRELOADED_WORKFLOW_MODULES,
 };
 
 export interface NestorWorkerOptions {
@@ -44,6 +51,8 @@ export interface NestorWorkerOptions {
   dataConverter: DataConverter;
   /** A pre-built bundle from BUNDLE_OPTIONS (tests share one); @default bundle WORKFLOWS_PATH */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Workflows kept in memory (NESTOR_WORKFLOW_CACHE_SIZE); @default the SDK's, from the heap limit */
+  workflowCacheSize?: number;
 }
 
 export function createWorker(o: NestorWorkerOptions): Promise<Worker> {
@@ -54,7 +63,9 @@ export function createWorker(o: NestorWorkerOptions): Promise<Worker> {
     connection: o.connection,
     namespace: o.namespace ?? 'default',
     taskQueue: o.taskQueue,
-    ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(o.workflowBundle
+      ? { workflowBundle: o.workflowBundle }
+      : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: { preloadModules: PRELOADED_WORKFLOW_MODULES } }),
     dataConverter: o.dataConverter,
     // A pre-built bundle already holds the workflow interceptors (BUNDLE_OPTIONS).
     interceptors: {
@@ -65,6 +76,9 @@ export function createWorker(o: NestorWorkerOptions): Promise<Worker> {
     activities: createActivities(o.deps),
     // Our activities are I/O bound HTTP and Docker calls; a modest cap keeps a 2-core machine responsive.
     maxConcurrentActivityTaskExecutions: 50,
+    // A live conversation mostly waits; evicted, it is replayed from its history when a message comes
+    // (docs/scaling.md: the memory a cached one costs, what a replay costs).
+    ...(o.workflowCacheSize !== undefined && { maxCachedWorkflows: o.workflowCacheSize }),
   });
 }
 
@@ -153,6 +167,7 @@ export async function startWorker(
       taskQueue: c.taskQueue,
       deps,
       dataConverter,
+      workflowCacheSize: c.workflowCacheSize,
     });
     if (ownEngine) {
       await startReaper(worker, c);

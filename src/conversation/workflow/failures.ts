@@ -4,7 +4,7 @@ import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio
 import { TimeoutType } from '@temporalio/common';
 import type { z } from 'zod';
 import { ErrorType } from '../../errors';
-import { formatIssues } from '../../shared/schemas';
+import { workflowSchemas } from '../../shared/workflow-preload';
 import { userSessionsWorkflowId } from '../../user-sessions/messages';
 
 /** A failed step's cause, as a type name and a message, without stack or payloads. */
@@ -42,7 +42,7 @@ export function pickupTimedOut(err: unknown): boolean {
 /** The failure of an input that does not satisfy its schema: every bad field named, nothing done. */
 export function invalidInput(what: string, error: z.ZodError): ApplicationFailure {
   return ApplicationFailure.create({
-    message: `invalid ${what}: ${formatIssues(error)}`,
+    message: `invalid ${what}: ${workflowSchemas().formatIssues(error)}`,
     type: ErrorType.InvalidInput,
     nonRetryable: true,
     details: [{ issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) }],

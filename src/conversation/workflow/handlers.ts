@@ -13,14 +13,8 @@ import type { z } from 'zod';
 import { keyMismatch, undecryptable } from '../../codec/undecryptable';
 import { ErrorType } from '../../errors';
 import { conversationWorkflowId } from '../../shared/constants';
-import {
-  CloseInputSchema,
-  WaitReadyInputSchema,
-  PauseInputSchema,
-  SendMessageInputSchema,
-  StartConversationInputSchema,
-  type StartConversationInput,
-} from '../../shared/schemas';
+import type { StartConversationInput } from '../../shared/schemas';
+import { workflowSchemas } from '../../shared/workflow-preload';
 import {
   closeSignal,
   closeUpdate,
@@ -54,7 +48,7 @@ export function checkStartInput(request: StartConversationInput): {
 } {
   const sealed = keyMismatch('start', request);
   if (sealed) return { input: {} as StartConversationInput, invalid: sealed };
-  const r = StartConversationInputSchema.safeParse(request);
+  const r = workflowSchemas().StartConversationInputSchema.safeParse(request);
   if (!r.success)
     return { input: request ?? ({} as StartConversationInput), invalid: invalidInput('start input', r.error) };
   const expected = conversationWorkflowId(r.data.conversationId);
@@ -82,7 +76,7 @@ function checkWaiter(conv: Conversation, w: WaitReadyInput | undefined): void {
   if (sealed) throw sealed;
   // Required of every caller: an update without it (a backend that implements the contract literally with `{}`)
   // would otherwise get whichever conversation holds the ID.
-  const { userId } = checked(WaitReadyInputSchema, w ?? {}, 'waitReady input');
+  const { userId } = checked(workflowSchemas().WaitReadyInputSchema, w ?? {}, 'waitReady input');
   if (userId !== conv.userId) {
     throw ApplicationFailure.create({
       message: `conversationId: conversation ${conv.conversationId} belongs to another user; choose another conversation ID`,
@@ -127,7 +121,7 @@ function installMessageHandler(conv: Conversation): void {
     },
     {
       validator: (msg) => {
-        checked(SendMessageInputSchema, msg, 'message');
+        checked(workflowSchemas().SendMessageInputSchema, msg, 'message');
         conv.rejectIfClosed();
         if (conv.switching) {
           throw ApplicationFailure.create({
@@ -149,14 +143,14 @@ function installCloseHandlers(conv: Conversation): void {
       await condition(() => conv.terminal());
       return conv.publicInfo();
     },
-    { validator: (c) => void checked(CloseInputSchema, c, 'close input') },
+    { validator: (c) => void checked(workflowSchemas().CloseInputSchema, c, 'close input') },
   );
   // A signal cannot be refused: a close is a close, but a reason that breaks the schema is not kept.
   // A signal nobody here can read (another key) is no instruction: only holders of a shared key drive a conversation.
   setHandler(closeSignal, (c) => {
     if (undecryptable(c))
       return void log.warn('close signal sealed with an unknown key ignored', { keyId: undecryptable(c)!.keyId });
-    conv.requestClose(CloseInputSchema.safeParse(c ?? {}).data?.reason);
+    conv.requestClose(workflowSchemas().CloseInputSchema.safeParse(c ?? {}).data?.reason);
   });
 }
 
@@ -173,7 +167,7 @@ function installPauseResumeHandlers(conv: Conversation): void {
     },
     {
       validator: (p) => {
-        checked(PauseInputSchema, p, 'pause input');
+        checked(workflowSchemas().PauseInputSchema, p, 'pause input');
         conv.rejectIfClosed();
       },
     },
@@ -181,7 +175,7 @@ function installPauseResumeHandlers(conv: Conversation): void {
   setHandler(pauseSignal, (p) => {
     if (undecryptable(p))
       return void log.warn('pause signal sealed with an unknown key ignored', { keyId: undecryptable(p)!.keyId });
-    conv.requestPause(PauseInputSchema.safeParse(p ?? {}).data?.reason ?? 'paused on request');
+    conv.requestPause(workflowSchemas().PauseInputSchema.safeParse(p ?? {}).data?.reason ?? 'paused on request');
   });
   setHandler(
     resumeUpdate,
