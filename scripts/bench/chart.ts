@@ -15,7 +15,11 @@ export interface Bar {
   value: number;
   kind: 'nestor' | 'reference';
 }
-export function svgChart(panels: Array<{ title: string; unit: string; bars: Bar[] }>, caption: string): string {
+export function svgChart(
+  panels: Array<{ title: string; unit: string; bars: Bar[] }>,
+  caption: string,
+  legend = true,
+): string {
   const W = 760;
   const LABEL = 230;
   const BAR_H = 18;
@@ -41,8 +45,12 @@ export function svgChart(panels: Array<{ title: string; unit: string; bars: Bar[
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y + 20}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="10" y="20" font-size="14" font-weight="bold">nestor benchmark — ${caption}</text>`,
-    `<rect x="10" y="30" width="12" height="12" fill="#3b6fd4"/><text x="27" y="40">nestor</text>`,
-    `<rect x="90" y="30" width="12" height="12" fill="#a0a6b0"/><text x="107" y="40">reference: the same calls without Temporal, or bare Docker</text>`,
+    ...(legend
+      ? [
+          `<rect x="10" y="30" width="12" height="12" fill="#3b6fd4"/><text x="27" y="40">nestor</text>`,
+          `<rect x="90" y="30" width="12" height="12" fill="#a0a6b0"/><text x="107" y="40">reference: the same calls without Temporal, or bare Docker</text>`,
+        ]
+      : []),
     ...parts,
     '</svg>',
   ].join('\n');
