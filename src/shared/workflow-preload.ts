@@ -3,7 +3,7 @@
 //
 // Why: the SDK gives each workflow its own copy of every module it imports. The input schemas are some two hundred
 // zod objects, each with dozens of closures, so every cached workflow held its own set and every new or replayed one
-// built them again (about 1 MB and a few ms each; `npm run bench:scale`, docs/scaling.md). Here they are built once,
+// built them again (some 3 MB each; bench/history.md, issue 24). Here they are built once,
 // by the first workflow that validates anything, and kept in this module's closure for all the others. They hold
 // no workflow's state: a schema is a pure function of its input.
 //

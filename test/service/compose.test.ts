@@ -70,5 +70,11 @@ describe('docs/configuration.md', () => {
       () => loadConfig({ NESTOR_MODEL_CAPABILITIES: '{"m": {"vision": "yes"}}' }),
       /NESTOR_MODEL_CAPABILITIES\.m\.vision/,
     );
+    assert.throws(() => loadConfig({ NESTOR_WORKFLOW_CACHE_SIZE: '-1' }), /NESTOR_WORKFLOW_CACHE_SIZE: /);
+  });
+
+  test("the workflow cache is the SDK's unless bounded", () => {
+    assert.equal(loadConfig({}).workflowCacheSize, undefined);
+    assert.equal(loadConfig({ NESTOR_WORKFLOW_CACHE_SIZE: '2000' }).workflowCacheSize, 2000);
   });
 });
