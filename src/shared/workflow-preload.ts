@@ -3,9 +3,9 @@
 //
 // Why: the SDK gives each workflow its own copy of every module it imports. The input schemas are some two hundred
 // zod objects, each with dozens of closures, so every cached workflow held its own set and every new or replayed one
-// built them again (some 3 MB each; bench/history.md, issue 24). Here they are built once,
-// by the first workflow that validates anything, and kept in this module's closure for all the others. They hold
-// no workflow's state: a schema is a pure function of its input.
+// built them again (some 3 MB each; bench/history.md, issue 24). Here they are built once, by the first workflow that
+// validates anything, and kept in this module's closure for all the others. They hold no workflow's state: a schema
+// is a pure function of its input. test/service/workflow-bundle.test.ts checks the bundle keeps it so.
 //
 // The SDK deep-freezes what preloaded modules export (so no workflow can change what another sees); zod writes to
 // its schema objects while parsing (lazy caches, a pattern's lastIndex), so the schemas must not be reachable from
