@@ -1,4 +1,4 @@
-// The goals issues 12 and 21 set for starts, checked against one run's figures: reported as met or missed with the figure,
+// The goals issues 12, 21 and 24 set for starts, checked against one run's figures: reported as met or missed with the figure,
 // never asserted (a benchmark on a busy 2-core machine is a measurement, not a test).
 
 export interface Goal {
@@ -34,8 +34,15 @@ export function goals(r: Record<string, any>): Goal[] {
     ? r.runtimes.find((x: any) => String(x.image).startsWith('nestor-agent-server'))
     : undefined;
   add('cold start → ready, OpenHands agent server (V1), p50', '≤ 15000 ms', v1?.total?.p50, (v) => v <= 15000, ' ms');
-  const worst = r.throughput ? Math.min(...r.throughput.map((x: any) => x.ratio)) : undefined;
-  add('throughput vs bare Docker, worst of 1/4/8', '≥ 0.8×', worst, (v) => v >= 0.8, '×');
+  // Issue 24: against the same calls without Temporal (before: bare Docker create → start → remove, not the same work).
+  const at8 = Array.isArray(r.throughput) ? r.throughput.find((x: any) => x.concurrency === 8) : undefined;
+  add(
+    'starts/s vs the same calls without Temporal, concurrency 8',
+    '≥ 0.9×',
+    at8?.baselinePerS === undefined ? undefined : at8.ratio,
+    (v) => v >= 0.9,
+    '×',
+  );
   const machinery = r.machinery ? Math.max(...r.machinery.map((x: any) => x.perS)) : undefined;
   add('the machinery alone on the database file, best of 8/32/64', '≥ 25 starts/s', machinery, (v) => v >= 25, ' /s');
   return out;

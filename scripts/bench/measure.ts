@@ -6,7 +6,6 @@ import { performance } from 'node:perf_hooks';
 import { tsToMs } from '@temporalio/common/lib/time';
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
-import Docker from 'dockerode';
 import { ConversationClient } from '../../src/conversation/client';
 import { type DevServer } from '../../src/dev/server';
 import { NestedClient } from '../../src/nested/client';
@@ -15,7 +14,7 @@ import { SharedServerProvider } from '../../src/runtime/shared-server';
 import { createNestedActivities } from '../../src/conversation/activities/nested';
 import { createRuntimeActivities } from '../../src/conversation/activities/runtime';
 import { DEFAULT_MODEL_CAPABILITIES, resolveSession } from '../../src/user-sessions/session';
-import { LABELS, conversationWorkflowId } from '../../src/shared/constants';
+import { conversationWorkflowId } from '../../src/shared/constants';
 import type { AgentLoopInfo, StartConversationRequest } from '../../src/shared/schemas';
 import { createWorker } from '../../src/worker';
 import { configFromEnv, createEmulator } from '../../emulator/src/server';
@@ -119,11 +118,20 @@ export async function nestorStarts(
 
 /** The same Docker and HTTP calls as a start, made directly: no Temporal, no workflow, no activity tasks. */
 export async function baselineStarts(n: number, concurrency: number, provider: DockerRuntimeProvider): Promise<number[]> {
+  return (await baselineRun(n, concurrency, provider)).ms;
+}
+
+/**
+ * The same calls a start makes (settings check, container create and /alive, nested set-up, readiness), in this
+ * process without Temporal: each one's time to ready, and the wall time of all (removals after, untimed).
+ */
+async function baselineRun(n: number, concurrency: number, provider: DockerRuntimeProvider) {
   const runtime = createRuntimeActivities({ runtime: provider });
   const nested = createNestedActivities({});
   const ids = Array.from({ length: n }, () => newId('base'));
-  const out = await pool(ids, concurrency, async (conversationId) => {
-    const t0 = performance.now();
+  const t0 = performance.now();
+  const ms = await pool(ids, concurrency, async (conversationId) => {
+    const t = performance.now();
     resolveSession({ conversationId, userId: 'u', settings: SETTINGS } as never, DEFAULT_MODEL_CAPABILITIES);
     const rt = await runtime.createRuntime({
       conversationId,
@@ -135,10 +143,11 @@ export async function baselineStarts(n: number, concurrency: number, provider: D
     await nested.configureNestedServer({ ...target, settings: SETTINGS as never });
     await nested.createConversation({ ...target });
     await nested.waitForReady({ ...target, readyTimeoutMs: 60_000 });
-    return performance.now() - t0;
+    return performance.now() - t;
   });
+  const wallS = (performance.now() - t0) / 1000;
   await pool(ids, 8, (id) => provider.remove(id));
-  return out;
+  return { ms, wallS };
 }
 
 /** Wall-clock starts per second for n starts at a concurrency (closing after, untimed). */
@@ -151,22 +160,9 @@ export async function nestorRate(client: ConversationClient, n: number, concurre
   return n / s;
 }
 
-export async function dockerRate(docker: Docker, image: string, n: number, concurrency: number): Promise<number> {
-  const t0 = performance.now();
-  await pool(
-    Array.from({ length: n }, (_, i) => i),
-    concurrency,
-    async () => {
-      const c = await docker.createContainer({
-        Image: image,
-        Env: ['SESSION_API_KEY=bench'],
-        Labels: { [LABELS.managed]: 'bench' },
-      });
-      await c.start();
-      await c.remove({ force: true });
-    },
-  );
-  return n / ((performance.now() - t0) / 1000);
+/** Starts per second of the same calls without Temporal (baselineRun), for the ratio of phase 2. */
+export async function baselineRate(n: number, concurrency: number, provider: DockerRuntimeProvider): Promise<number> {
+  return n / (await baselineRun(n, concurrency, provider)).wallS;
 }
 
 /** Where the time of each sequential start went, from its history: activity execution by step, queue waits, workflow tasks. */
