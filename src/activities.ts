@@ -47,7 +47,11 @@ export function createActivities(deps: ActivityDeps) {
       limit: deps.maxConversationsPerUser ?? DEFAULT_MAX_CONVERSATIONS_PER_USER,
     }),
     ...createTokenActivities({ oauth: deps.oauth, dispatcher: deps.dispatcher, now: deps.now }),
-    ...createRuntimeActivities({ runtime: deps.runtime, dispatcher: deps.dispatcher }),
+    ...createRuntimeActivities({
+      runtime: deps.runtime,
+      dispatcher: deps.dispatcher,
+      sandboxHosts: deps.sandboxHosts,
+    }),
     ...createNestedActivities({ dispatcher: deps.dispatcher, requestTimeoutMs: deps.nestedRequestTimeoutMs }),
     ...createResumeScheduleActivities(),
     ...createReaperActivities({ runtime: deps.runtime, hostId: deps.hostId }),

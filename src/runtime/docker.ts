@@ -92,18 +92,32 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     const existing = await this.inspectRaw(name);
     if (existing) {
       // This start's own container (an earlier attempt made it): adopt it. An earlier life's: remove it, with its data.
-      if (claimOf(name, await this.labelsOf(existing), this.ownership, spec.incarnation) === 'own') {
-        const pooled = !!existing.Config.Labels?.[LABELS.pool];
-        // A claimed member took the conversation's limits after its rename: an attempt that died in between did not.
-        if (pooled) await applyLimits(this.docker, existing.Id, spec, this.opts.defaults, await this.requirements());
-        return { ...(await this.adopt(existing)), startPath: pooled ? 'pool' : 'cold' };
-      }
+      const own = await this.adoptOwn(existing, spec);
+      if (own) return own;
       await this.remove(spec.conversationId);
     }
     const coldReason = this.pool.ineligible(spec);
     const pooled = coldReason ? undefined : await this.pool.claim(spec);
     if (pooled) return pooled;
     return this.createCold(spec, name, coldReason ?? 'the pool had no ready sandbox');
+  }
+
+  async claim(spec: RuntimeSpec): Promise<RuntimeHandle | undefined> {
+    const existing = await this.inspectRaw(containerName(spec.conversationId, this.prefix));
+    // A member an earlier attempt of this claim took is adopted; anything else there (an earlier life's container) is
+    // left for create, which runs after the slot is granted and removes it.
+    if (existing) return existing.Config.Labels?.[LABELS.pool] ? this.adoptOwn(existing, spec) : undefined;
+    return this.pool.ineligible(spec) ? undefined : this.pool.claim(spec);
+  }
+
+  /** The conversation's container, adopted when it is this start's own (an earlier attempt made or claimed it). */
+  private async adoptOwn(existing: Docker.ContainerInspectInfo, spec: RuntimeSpec): Promise<RuntimeHandle | undefined> {
+    const name = containerName(spec.conversationId, this.prefix);
+    if (claimOf(name, await this.labelsOf(existing), this.ownership, spec.incarnation) !== 'own') return undefined;
+    const pooled = !!existing.Config.Labels?.[LABELS.pool];
+    // A claimed member took the conversation's limits after its rename: an attempt that died in between did not.
+    if (pooled) await applyLimits(this.docker, existing.Id, spec, this.opts.defaults, await this.requirements());
+    return { ...(await this.adopt(existing)), startPath: pooled ? 'pool' : 'cold' };
   }
 
   private async createCold(spec: RuntimeSpec, name: string, coldReason: string): Promise<RuntimeHandle> {

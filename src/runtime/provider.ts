@@ -97,6 +97,12 @@ export interface RuntimeProvider {
   requirements(): Promise<ImageManifest>;
   /** Create (or adopt) and start the runtime for spec.conversationId. Idempotent per conversation. */
   create(spec: RuntimeSpec): Promise<RuntimeHandle>;
+  /**
+   * Only from the warm pool: claim a ready member for spec.conversationId (or adopt the member an earlier attempt of
+   * this start claimed); undefined when there is none or the request cannot take one. Never creates a sandbox, so a
+   * start may ask for it before its user's slot is granted. Absent: the provider keeps no pools.
+   */
+  claim?(spec: RuntimeSpec): Promise<RuntimeHandle | undefined>;
   /** Stop the runtime but keep it (and its file store). */
   pause(conversationId: string): Promise<void>;
   /** Start a paused runtime again; the URL may change. A runtime of another incarnation is never resumed. */

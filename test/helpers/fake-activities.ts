@@ -16,7 +16,7 @@ import { ConversationClient } from '../../src/conversation/client';
 import { testWorkerDataConverter, uniqueId, workflowBundle } from './temporal';
 
 export interface FakeOptions {
-  failAt?: StartStep;
+  failAt?: StartStep | 'claimRuntime';
   /** removeRuntime fails (non-retryably). */
   removeFails?: boolean;
   /** pauseRuntime fails (non-retryably). */
@@ -29,6 +29,8 @@ export interface FakeOptions {
   releaseFails?: boolean;
   /** The idle check finds the agent at work ('running') this many times before it finds it waiting. @default 0 */
   agentBusyChecks?: number;
+  /** Ready members the pool has (readyInPool's answer); claimRuntime takes one while any is left. @default 0 */
+  poolReady?: number;
   /** Replaces sendEvent's answer: the nth call (1-based) with its input; throw to fail it. */
   sendEvent?: (input: SendEventInput, n: number) => SentEvent;
 }
@@ -79,6 +81,24 @@ export function fakeActivities(o: FakeOptions = {}) {
         sessionApiKey: 'secret-session-key',
         adopted: false,
         readyMs: 1,
+      };
+    },
+    // A look, not a step: not in `calls` (a test of the claim beside the slot sees claimRuntime).
+    async readyInPool() {
+      return { ready: o.poolReady ?? 0 };
+    },
+    async claimRuntime() {
+      calls.push('claimRuntime');
+      fail('claimRuntime');
+      if (!o.poolReady) return null;
+      o.poolReady--;
+      return {
+        runtimeId: 'rt-pooled',
+        url: 'http://127.0.0.1:1',
+        sessionApiKey: 'secret-session-key',
+        adopted: false,
+        readyMs: 1,
+        startPath: 'pool' as const,
       };
     },
     async pauseRuntime() {

@@ -77,6 +77,15 @@ describe('SandboxPool, the durable owner of a warm pool', { timeout: 300_000 }, 
     assert.equal(info.startPath, 'pool');
     assert.equal(info.coldReason, undefined);
     assert.equal((await client.status(id)).startPath, 'pool');
+    // Claimed beside the user's slot: both asked for by one workflow task, and nothing created after.
+    const scheduled = (await client.handle(id).fetchHistory()).events!.flatMap((e) => {
+      const a = e.activityTaskScheduledEventAttributes;
+      return a ? [{ type: a.activityType!.name!, by: Number(a.workflowTaskCompletedEventId) }] : [];
+    });
+    const by = (type: string) => scheduled.filter((a) => a.type === type).map((a) => a.by);
+    assert.deepEqual(by('claimRuntime'), by('acquireSession'));
+    assert.equal(by('claimRuntime').length, 1);
+    assert.deepEqual(by('createRuntime'), []);
     const s = await poolUntil((x) => x.counters.claimed === 1 && x.ready === 2, 'refilled after the claim');
     assert.equal(s.counters.created, 3);
     assert.equal((await readyMembers()).length, 2, 'never more than its size');
@@ -85,6 +94,27 @@ describe('SandboxPool, the durable owner of a warm pool', { timeout: 300_000 }, 
     const runtimeId = info.runtimeId!;
     await client.close(id, 'done');
     await assert.rejects(docker.getContainer(runtimeId).inspect(), /no such container/i);
+  });
+
+  test('a start whose settings are refused removes the member it claimed beside the slot; the pool refills', async () => {
+    await poolUntil((s) => s.ready === 2, '2 ready');
+    const claimedBefore = (await poolStatus(env.client, poolName)).counters.claimed;
+    const id = uniqueId('refused');
+    const req = input(id);
+    req.settings.agent = 'NoSuchAgent';
+    await assert.rejects(client.start(req), (err: Error & { type?: string }) => {
+      assert.equal(err.type, 'ConversationStartFailed');
+      assert.match(err.message, /^acquireSession failed: .*settings\.agent: unknown agent 'NoSuchAgent'/);
+      return true;
+    });
+    const scheduled = (await client.handle(id).fetchHistory()).events!.flatMap(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? [],
+    );
+    assert.ok(scheduled.includes('claimRuntime'), `claimed beside the slot: ${scheduled.join(', ')}`);
+    assert.ok(scheduled.includes('removeRuntime'), `and removed: ${scheduled.join(', ')}`);
+    assert.ok(!scheduled.includes('releaseSession'), 'no slot to give back');
+    assert.equal(await provider.inspect(id), undefined, 'nothing of the refused start is left');
+    await poolUntil((s) => s.counters.claimed === claimedBefore + 1 && s.ready === 2, 'refilled after the claim');
   });
 
   test('a start whose request a member cannot serve starts cold and says why', async () => {

@@ -108,11 +108,18 @@ describe('replay of recorded histories', () => {
       ['start-close.json', 'close-deletes-schedules', 'deleteResumeSchedules'],
       // Its host lost while running: the message not picked up, the slot given back as it pauses.
       ['host-lost.json', 'host-lost-pauses', 'releaseSession'],
+      // A pooled start claims its sandbox beside its slot (readyInPool, a local look, found a ready member).
+      ['pooled-start.json', 'claim-beside-slot', 'claimRuntime'],
     ];
     for (const [file, patch, activity] of cases) {
       assert.ok(patches(file).includes(patch), `${file} records the ${patch} patch`);
       assert.ok(scheduled(file).includes(activity), `${file} schedules ${activity}`);
     }
+    assert.ok(ranLocally('pooled-start.json').includes('readyInPool'), 'pooled-start looked at the pool locally');
+    assert.ok(
+      !scheduled('pooled-start.json').includes('createRuntime'),
+      'pooled-start creates nothing after its claim',
+    );
     // The slot checks as local activities (local-slot-checks), at the limit and when a registry starts afresh.
     for (const file of ['user-sessions-at-limit.json', 'user-sessions.json']) {
       assert.ok(patches(file).includes('local-slot-checks'), `${file} records the local-slot-checks patch`);

@@ -24,6 +24,8 @@ export interface CreatedRuntime extends RuntimeHandle {
 export interface RuntimeDeps {
   runtime: RuntimeProvider;
   dispatcher?: Dispatcher;
+  /** Sandboxes go to sandbox hosts: this worker's engine holds none, so it has no pool to look at. */
+  sandboxHosts?: boolean;
 }
 
 /** Poll GET /alive with a short first interval, heartbeating, until it answers or the bound passes. */
@@ -82,23 +84,54 @@ function wakePool(runtime: RuntimeProvider): void {
     .catch(() => undefined);
 }
 
+/** A sandbox just made, adopted or claimed: the pool told of a claim, then /alive awaited and the server initialized. */
+async function bringAlive(
+  deps: RuntimeDeps,
+  input: CreateRuntimeInput,
+  handle: RuntimeHandle,
+  started: number,
+): Promise<CreatedRuntime> {
+  heartbeat({ runtimeId: handle.runtimeId, adopted: handle.adopted, startPath: handle.startPath });
+  if (handle.startPath === 'pool' && !handle.adopted) wakePool(deps.runtime);
+  await waitAlive(
+    handle,
+    input.aliveTimeoutMs ?? (await deps.runtime.requirements()).aliveTimeoutMs,
+    deps,
+    input.conversationId,
+  );
+  await deps.runtime.initialize?.(input.conversationId);
+  return { ...handle, readyMs: Date.now() - started };
+}
+
 export function createRuntimeActivities(deps: RuntimeDeps) {
   return {
     /** Create or adopt the conversation's container, start it and wait until the nested server is alive. */
     async createRuntime(input: CreateRuntimeInput): Promise<CreatedRuntime> {
       const started = Date.now();
-      const { aliveTimeoutMs, ...spec } = input;
-      const handle = await deps.runtime.create(spec);
-      heartbeat({ runtimeId: handle.runtimeId, adopted: handle.adopted, startPath: handle.startPath });
-      if (handle.startPath === 'pool' && !handle.adopted) wakePool(deps.runtime);
-      await waitAlive(
-        handle,
-        aliveTimeoutMs ?? (await deps.runtime.requirements()).aliveTimeoutMs,
-        deps,
-        input.conversationId,
-      );
-      await deps.runtime.initialize?.(input.conversationId);
-      return { ...handle, readyMs: Date.now() - started };
+      const { aliveTimeoutMs: _, ...spec } = input;
+      return bringAlive(deps, input, await deps.runtime.create(spec), started);
+    },
+
+    /**
+     * Only from the warm pool (asked beside the user's slot): a claimed member, alive and initialized, or null when
+     * there was none to take (the start then creates one after its slot). Never creates a sandbox.
+     */
+    async claimRuntime(input: CreateRuntimeInput): Promise<CreatedRuntime | null> {
+      const started = Date.now();
+      const { aliveTimeoutMs: _, ...spec } = input;
+      const handle = await deps.runtime.claim?.(spec);
+      return handle ? bringAlive(deps, input, handle, started) : null;
+    },
+
+    /**
+     * How many ready members the pool this request would claim from has now (0: no pool here, the request cannot take
+     * one, or sandboxes go to sandbox hosts). A hint: a start asks for a claim beside its slot only when there is one.
+     */
+    async readyInPool(input: CreateRuntimeInput): Promise<{ ready: number }> {
+      const pool = deps.runtime.pool;
+      if (deps.sandboxHosts || !deps.runtime.claim || !pool || pool.ineligible(input)) return { ready: 0 };
+      const members = await pool.members();
+      return { ready: members.filter((m) => m.state === 'ready' && m.containerState === 'running').length };
     },
 
     /** Stop the conversation's container but keep it and its file store. Idempotent. */

@@ -11,7 +11,8 @@ import {
   RELEASE_UNFINISHED_ACQUIRE_PATCH,
   SANDBOX_HOSTS_PATCH,
 } from './patches';
-import type { Run } from './run';
+import { runtimeSpec, type Run } from './run';
+import { slotAndClaim } from './slot-and-claim';
 import { confirmHost, confirmHostFirst, placeAndCreate, undoRuntime } from './placement';
 import { touch } from './slot';
 import { createStep, repositoryStep } from './nested-steps';
@@ -66,11 +67,35 @@ export interface PlanStep {
   run: () => Promise<void>;
 }
 
-/** The steps of a start or resume, in order. */
-function plan(r: Run, mode: Mode): PlanStep[] {
+/** The user's slot (a start's pooled sandbox claimed beside it: slot-and-claim.ts; a resume's sandbox is its own). */
+function acquireStep(r: Run, mode: Mode, undoClaim: () => void): PlanStep {
+  const { conversationId, userId } = r.conv;
+  const acquire = async () =>
+    void (await r.acts.acquireSession({
+      conversationId,
+      userId,
+      settings: r.input.settings,
+      // A resume is checked for its own sandbox's server (a V0 one stays V0 after the worker's image changed; a
+      // sandbox recorded before protocols were is V0).
+      ...(mode === 'resume' && { protocol: r.conv.runtime?.protocol ?? 'v0' }),
+    }));
+  return {
+    name: 'acquireSession',
+    details: 'validating settings',
+    // A request interrupted by a close may still be granted by the user's registry (runs before the patch: after).
+    undo: { name: 'releaseSession', run: () => r.acts.releaseSession({ conversationId, userId }) },
+    undoFirst: () => patched(RELEASE_UNFINISHED_ACQUIRE_PATCH),
+    run: async () => {
+      if (mode === 'resume') return acquire();
+      r.claimed = await slotAndClaim(r, acquire, undoClaim);
+    },
+  };
+}
+
+/** The steps of a start or resume, in order; `undo` pushes a compensation a step needs before its own runs. */
+function plan(r: Run, mode: Mode, undo: (c: Compensation) => void): PlanStep[] {
   // `r.acts`, not a copy: the placement (runtimeStep) points the sandbox's steps at its host.
   const { conv, input } = r;
-  const { conversationId, userId } = conv;
   const m = MODES[mode];
   const target = () => conv.nestedTarget();
   // Asked once, at the first nested step, whichever it is (a replay asks at the same point).
@@ -79,27 +104,13 @@ function plan(r: Run, mode: Mode): PlanStep[] {
     lean ??= patched(LEAN_START_PATCH);
     return lean ? r.acts.local : r.acts;
   };
+  const removeRuntime: Compensation = { name: m.undoRuntime, run: () => undoRuntime(r, m.undoRuntime) };
   return [
-    {
-      name: 'acquireSession',
-      details: 'validating settings',
-      // A request interrupted by a close may still be granted by the user's registry (runs before the patch: after).
-      undo: { name: 'releaseSession', run: () => r.acts.releaseSession({ conversationId, userId }) },
-      undoFirst: () => patched(RELEASE_UNFINISHED_ACQUIRE_PATCH),
-      run: async () =>
-        void (await r.acts.acquireSession({
-          conversationId,
-          userId,
-          settings: input.settings,
-          // A resume is checked for its own sandbox's server (a V0 one stays V0 after the worker's image changed; a
-          // sandbox recorded before protocols were is V0).
-          ...(mode === 'resume' && { protocol: conv.runtime?.protocol ?? 'v0' }),
-        })),
-    },
+    acquireStep(r, mode, () => undo(removeRuntime)),
     {
       name: m.runtimeStep,
       details: m.runtimeDetails,
-      undo: { name: m.undoRuntime, run: () => undoRuntime(r, m.undoRuntime) },
+      undo: removeRuntime,
       run: () => runtimeStep(r, mode),
     },
     {
@@ -153,31 +164,16 @@ function plan(r: Run, mode: Mode): PlanStep[] {
 
 /** Create (start) or start again (resume) the sandbox, and record where it answers. */
 async function runtimeStep(r: Run, mode: Mode): Promise<void> {
-  const { conv, input, incarnation, aliveTimeoutMs } = r;
-  const { conversationId, userId } = conv;
-  const sandbox = input.settings.sandbox;
-  const create = () =>
-    r.acts.createRuntime({
-      conversationId,
-      userId,
-      incarnation,
-      env: sandbox?.env,
-      cpus: sandbox?.cpus,
-      memoryMb: sandbox?.memoryMb,
-      pidsLimit: sandbox?.pidsLimit,
-      egress: sandbox?.egress,
-      fromPool: sandbox?.fromPool,
-      aliveTimeoutMs,
-    });
+  const { conv, incarnation, aliveTimeoutMs } = r;
+  const { conversationId } = conv;
+  const create = () => r.acts.createRuntime(runtimeSpec(r));
   const resume = async () => {
     if (!r.hostConfirmed && patched(SANDBOX_HOSTS_PATCH)) await confirmHost(r);
     return r.acts.resumeRuntime({ conversationId, incarnation, aliveTimeoutMs });
   };
   const runtime =
     mode === 'start'
-      ? patched(SANDBOX_HOSTS_PATCH)
-        ? await placeAndCreate(r, create)
-        : await create()
+      ? (r.claimed ?? (patched(SANDBOX_HOSTS_PATCH) ? await placeAndCreate(r, create) : await create()))
       : await resume();
   conv.runtime = runtime;
   conv.info.runtimeId = runtime.runtimeId;
@@ -219,27 +215,36 @@ export async function bringUp(r: Run, mode: Mode): Promise<Outcome> {
   const at: { step: StepName } = { step: 'acquireSession' };
   conv.bringUpScope = new CancellationScope();
   r.hostConfirmed = false;
+  r.claimed = undefined;
+  // Each undo once, newest first (a start's sandbox removal may be pushed by its claim and again by createRuntime).
+  const undo = (c: Compensation) => {
+    if (!compensations.some((x) => x.name === c.name)) compensations.unshift(c);
+  };
   try {
     await conv.bringUpScope.run(async () => {
       if (mode === 'resume') {
         at.step = 'resumeRuntime';
         r.hostConfirmed = await confirmHostFirst(r);
       }
-      for (const s of plan(r, mode)) {
+      for (const s of plan(r, mode, undo)) {
         if (s.when && !s.when()) continue;
         const undoFirst = s.undo && (s.undoFirst?.() ?? true);
-        if (s.undo && undoFirst) compensations.unshift(s.undo);
+        if (s.undo && undoFirst) undo(s.undo);
         at.step = s.name;
         conv.setStep(s.name, s.details);
         await s.run();
-        if (s.undo && !undoFirst) compensations.unshift(s.undo);
+        if (s.undo && !undoFirst) undo(s.undo);
       }
     });
   } catch (err) {
     const cancelledByClose = conv.closeRequested && isCancellation(err);
     const cause = describeCause(err);
-    // Refused settings are refused before any slot is asked for: there is nothing to give back.
-    if (at.step === 'acquireSession' && (NEVER_RETRY_INPUT as string[]).includes(cause.type)) compensations.splice(0);
+    // Refused settings are refused before any slot is asked for: there is no slot to give back (a sandbox claimed
+    // beside it is still removed).
+    if (at.step === 'acquireSession' && (NEVER_RETRY_INPUT as string[]).includes(cause.type)) {
+      const slot = compensations.findIndex((c) => c.name === 'releaseSession');
+      if (slot >= 0) compensations.splice(slot, 1);
+    }
     await compensate(conv, compensations);
     if (mode === 'start') conv.runtime = undefined;
     return mode === 'start'

@@ -65,3 +65,10 @@ export const UNPLACED_UNDOES_NOTHING_PATCH = 'unplaced-undoes-nothing';
  * a slot and then waiting out two pickup bounds.
  */
 export const HOST_BEFORE_SLOT_PATCH = 'host-before-slot';
+
+/**
+ * Patch ID: a start that can take a pooled sandbox (the pool has a ready one: readyInPool, a local activity) claims it
+ * beside its user's slot instead of after it; the claim is removed if the slot is refused. A cold create still waits
+ * for the slot.
+ */
+export const CLAIM_BESIDE_SLOT_PATCH = 'claim-beside-slot';

@@ -3,6 +3,7 @@ import { workflowInfo } from '@temporalio/workflow';
 import { DEFAULT_HOST_PICKUP_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_READY_TIMEOUT_MS } from '../../defaults';
 import { hostTaskQueue } from '../../sandbox-hosts/messages';
 import type { StartConversationInput } from '../../shared/schemas';
+import type { CreatedRuntime, CreateRuntimeInput } from '../activities/runtime';
 import { conversationMetrics } from './metrics';
 import { Conversation, type CarriedState } from './state';
 import { stepActivities, type Steps } from './steps';
@@ -24,6 +25,8 @@ export interface Run {
   hostConfirmed?: boolean;
   /** A start's first placement: asked for and not answered yet (refused or interrupted), or answered. */
   placement?: 'asking' | 'answered';
+  /** A start's sandbox claimed from the pool beside its slot (CLAIM_BESIDE_SLOT_PATCH), for the runtime step to take. */
+  claimed?: CreatedRuntime;
 }
 
 /** From now on, the sandbox's steps go to this host (null: the worker's own engine). */
@@ -59,5 +62,22 @@ export function newRun(input: StartConversationInput, carried: CarriedState | un
     aliveTimeoutMs,
     readyTimeoutMs,
     idleTimeoutMs: input.timeouts?.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+  };
+}
+
+/** What this start asks of its sandbox (createRuntime's input, and a claim's). */
+export function runtimeSpec(r: Run): CreateRuntimeInput {
+  const sandbox = r.input.settings.sandbox;
+  return {
+    conversationId: r.conv.conversationId,
+    userId: r.conv.userId,
+    incarnation: r.incarnation,
+    env: sandbox?.env,
+    cpus: sandbox?.cpus,
+    memoryMb: sandbox?.memoryMb,
+    pidsLimit: sandbox?.pidsLimit,
+    egress: sandbox?.egress,
+    fromPool: sandbox?.fromPool,
+    aliveTimeoutMs: r.aliveTimeoutMs,
   };
 }

@@ -135,6 +135,7 @@ export function stepActivities(
   };
   const hostSteps = {
     createRuntime: onHost('createRuntime', RUNTIME, 'create or adopt the container, wait for /alive'),
+    claimRuntime: onHost('claimRuntime', RUNTIME, 'claim a pooled container beside the slot, wait for /alive'),
     resumeRuntime: onHost('resumeRuntime', RUNTIME, 'start the paused container, wait for /alive'),
     pauseRuntime: onHost('pauseRuntime', CLEANUP, 'stop the container, keep it'),
     configureNestedServer: onHost(
@@ -179,6 +180,8 @@ export function stepActivities(
     markDeliveryCursor: host
       ? onHost('markDeliveryCursor', cursorOptions, 'mark the newest event before a delivery')
       : proxyLocalActivities<Activities>(cursorOptions).markDeliveryCursor,
+    /** Whether the pool has a sandbox this start can take (CLAIM_BESIDE_SLOT_PATCH): local, one quick look at the engine. */
+    readyInPool: proxyLocalActivities<Activities>(PLACEMENT).readyInPool,
     /** Where the sandbox goes (patch SANDBOX_HOSTS_PATCH): local, a quick answer from the worker's configuration or the registry. */
     placeSandbox: proxyLocalActivities<Activities>(PLACEMENT).placeSandbox,
     releaseSandbox: one('releaseSandbox', CLEANUP, 'give the sandbox host placement back'),
