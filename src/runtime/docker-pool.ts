@@ -217,10 +217,10 @@ export class DockerPool implements PoolOps {
     // Limits the image cannot run with are refused before a member is touched (else it is renamed, then burnt).
     resolveMemoryMb(spec, this.host.defaults, await this.host.requirements());
     const target = containerName(spec.conversationId, this.host.convPrefix);
-    const ready = (await this.members()).filter((m) => m.state === 'ready' && m.containerState === 'running');
     // Start at a random member, so concurrent claimants mostly try different ones; but first the member this start
     // locked already, in an attempt that died (or whose rename failed) before renaming it: finish that claim.
-    const own = await this.locks.lockedBy(spec);
+    const [members, own] = await Promise.all([this.members(), this.locks.lockedBy(spec)]);
+    const ready = members.filter((m) => m.state === 'ready' && m.containerState === 'running');
     const offset = Math.floor(Math.random() * ready.length);
     const order = ready
       .map((_, i) => ready[(offset + i) % ready.length])

@@ -1,12 +1,13 @@
-// A start's pooled sandbox claimed beside its user's slot (patch claim-beside-slot), with fake activities on a real dev
-// server: both asked for in one workflow task, the claim removed when the slot is refused, and a failed claim left to
-// createRuntime after the slot.
+// A start on the worker's engine (patch one-task-start), with fake activities on a real dev server: its pooled sandbox
+// claimed beside its user's slot, both local activities; the claim removed when the slot is refused; a failed claim
+// left to createRuntime after the slot; with no ready member, the slot and then createRuntime.
 // needs: temporal
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ConversationClient } from '../../src/conversation/client';
 import { fakeActivities, input, withFakeWorker } from '../helpers/fake-activities';
+import { activitiesRun } from '../helpers/history';
 import { createTestEnv, uniqueId } from '../helpers/temporal';
 
 describe('the slot and a pooled sandbox asked for at once (fake activities)', () => {
@@ -18,32 +19,38 @@ describe('the slot and a pooled sandbox asked for at once (fake activities)', ()
     await env?.teardown();
   });
 
-  /** The workflow task that scheduled each activity of the conversation's history, by activity type. */
-  async function scheduledBy(client: ConversationClient, id: string): Promise<Map<string, number[]>> {
-    const { events } = await client.handle(id).fetchHistory();
-    const out = new Map<string, number[]>();
-    for (const e of events ?? []) {
-      const a = e.activityTaskScheduledEventAttributes;
-      if (!a?.activityType?.name) continue;
-      out.set(a.activityType.name, [...(out.get(a.activityType.name) ?? []), Number(a.workflowTaskCompletedEventId)]);
-    }
-    return out;
-  }
+  const ran = async (client: ConversationClient, id: string) =>
+    activitiesRun((await client.handle(id).fetchHistory()).events ?? []);
 
-  test('a ready pool: the claim is asked for beside the slot, in the same workflow task, and no create follows', async () => {
+  test('a ready pool: slot and claim at once, as local activities, and no create follows', async () => {
     const { acts, calls } = fakeActivities({ poolReady: 1 });
+    // Each takes 300 ms, so one asked for after the other would not overlap it.
+    const spans: Record<string, [number, number]> = {};
+    for (const name of ['acquireSession', 'claimRuntime'] as const) {
+      const fn = acts[name] as (i: unknown) => Promise<unknown>;
+      (acts as Record<string, unknown>)[name] = async (i: unknown) => {
+        const t = Date.now();
+        await new Promise((r) => setTimeout(r, 300));
+        const out = await fn(i);
+        spans[name] = [t, Date.now()];
+        return out;
+      };
+    }
     const id = uniqueId('beside');
     await withFakeWorker(env, acts, async (client) => {
       const info = await client.start(input(id));
       assert.equal(info.status, 'RUNNING');
       assert.equal(info.startPath, 'pool');
       assert.equal(info.runtimeId, 'rt-pooled');
-      const by = await scheduledBy(client, id);
-      assert.equal(by.get('acquireSession')?.length, 1);
-      assert.deepEqual(by.get('claimRuntime'), by.get('acquireSession'), 'scheduled by one workflow task');
-      assert.equal(by.get('createRuntime'), undefined);
+      const { scheduled, local } = await ran(client, id);
+      assert.deepEqual(local.slice(0, 3).sort(), ['acquireSession', 'claimRuntime', 'whereSandbox']);
+      assert.equal(local[0], 'whereSandbox');
+      for (const a of ['acquireSession', 'claimRuntime', 'createRuntime', 'waitForReady'])
+        assert.ok(!scheduled.includes(a), `no ${a} activity: ${scheduled.join(', ')}`);
       await client.close(id, 'done');
     });
+    const [slot, claim] = [spans.acquireSession, spans.claimRuntime];
+    assert.ok(claim[0] < slot[1] && slot[0] < claim[1], `they ran at once: ${JSON.stringify(spans)}`);
     assert.deepEqual(calls.slice(0, 2).sort(), ['acquireSession', 'claimRuntime']);
     assert.deepEqual(calls.slice(2), [
       'refreshTokens',
@@ -56,9 +63,22 @@ describe('the slot and a pooled sandbox asked for at once (fake activities)', ()
     ]);
   });
 
-  test('no ready member: no claim is asked for; the slot, then createRuntime, as before', async () => {
+  test('no ready member: the claim finds none beside the slot; createRuntime after the slot', async () => {
     const { acts, calls } = fakeActivities({ poolReady: 0 });
     const id = uniqueId('empty-pool');
+    await withFakeWorker(env, acts, async (client) => {
+      const info = await client.start(input(id));
+      assert.equal(info.status, 'RUNNING');
+      assert.equal(info.runtimeId, 'rt-1', 'the sandbox createRuntime made');
+      await client.close(id, 'done');
+    });
+    assert.deepEqual(calls.slice(0, 2).sort(), ['acquireSession', 'claimRuntime']);
+    assert.equal(calls[2], 'createRuntime');
+  });
+
+  test('no pool here, or a request a member cannot serve: no claim; the slot, then createRuntime', async () => {
+    const { acts, calls } = fakeActivities();
+    const id = uniqueId('no-pool');
     await withFakeWorker(env, acts, async (client) => {
       assert.equal((await client.start(input(id))).status, 'RUNNING');
       await client.close(id, 'done');

@@ -127,7 +127,11 @@ describe('the worker enforces the contract (fake activities)', () => {
     // after minutes of retries), so the start must not ask.
     const { acts, calls } = fakeActivities({ removeFails: true });
     const id = uniqueId('no-host');
-    await withFakeWorker(env, { ...acts, ...createHostActivities({ sandboxHosts: true }) }, async (client) => {
+    const hosts = {
+      ...createHostActivities({ sandboxHosts: true }),
+      whereSandbox: async () => ({ here: false, canClaim: false }),
+    };
+    await withFakeWorker(env, { ...acts, ...hosts }, async (client) => {
       await assert.rejects(client.start(input(id)), (err) => {
         assert.ok(err instanceof ConversationError);
         assert.equal(err.type, 'ConversationStartFailed');
@@ -151,6 +155,10 @@ describe('the worker enforces the contract (fake activities)', () => {
     const hosted: FakeActivities = {
       ...acts,
       // The registry's answer: this host, and (for a resume) whether its heartbeats stopped.
+      // Sandbox hosts: the worker's engine holds none.
+      async whereSandbox() {
+        return { here: false, canClaim: false };
+      },
       async placeSandbox(input) {
         calls.push('placeSandbox');
         return {

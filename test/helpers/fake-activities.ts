@@ -29,7 +29,7 @@ export interface FakeOptions {
   releaseFails?: boolean;
   /** The idle check finds the agent at work ('running') this many times before it finds it waiting. @default 0 */
   agentBusyChecks?: number;
-  /** Ready members the pool has (readyInPool's answer); claimRuntime takes one while any is left. @default 0 */
+  /** A pool here with this many ready members (claimRuntime takes one while any is left). @default no pool */
   poolReady?: number;
   /** Replaces sendEvent's answer: the nth call (1-based) with its input; throw to fail it. */
   sendEvent?: (input: SendEventInput, n: number) => SentEvent;
@@ -48,6 +48,7 @@ export function fakeActivities(o: FakeOptions = {}) {
   const sendInputs: SendEventInput[] = [];
   const acquireInputs: AcquireSessionInput[] = [];
   const runs = new Map<string, number>();
+  let readyAt: number | undefined;
   const fail = (step: string) => {
     runs.set(step, (runs.get(step) ?? 0) + 1);
     if (o.failAt === step) throw ApplicationFailure.nonRetryable(`injected failure in ${step}`, 'NestedBadRequest');
@@ -84,8 +85,8 @@ export function fakeActivities(o: FakeOptions = {}) {
       };
     },
     // A look, not a step: not in `calls` (a test of the claim beside the slot sees claimRuntime).
-    async readyInPool() {
-      return { ready: o.poolReady ?? 0 };
+    async whereSandbox() {
+      return { here: true, canClaim: o.poolReady !== undefined };
     },
     async claimRuntime() {
       calls.push('claimRuntime');
@@ -140,15 +141,18 @@ export function fakeActivities(o: FakeOptions = {}) {
       calls.push('prepareRepository');
       return { path: '/workspace/project', preCommitHook: 'none' as const, setupScript: 'none' };
     },
-    async waitForReady() {
+    async waitForReady(input) {
       calls.push('waitForReady');
       if (o.readyDelayMs) {
+        // Ready readyDelayMs after the first look; a look with a shorter bound (the start's local first look) gives up.
         const ctx = Context.current();
-        const end = Date.now() + o.readyDelayMs;
+        readyAt ??= Date.now() + o.readyDelayMs;
+        const end = Math.min(readyAt, Date.now() + input.readyTimeoutMs);
         while (Date.now() < end) {
           ctx.heartbeat();
           await ctx.sleep(50);
         }
+        if (Date.now() < readyAt) throw ApplicationFailure.nonRetryable('not ready yet', 'NotReady');
       }
       fail('waitForReady');
       return { polls: 1, waitedMs: 1, status: 'RUNNING', lastEventId: -1 };

@@ -108,18 +108,22 @@ describe('replay of recorded histories', () => {
       ['start-close.json', 'close-deletes-schedules', 'deleteResumeSchedules'],
       // Its host lost while running: the message not picked up, the slot given back as it pauses.
       ['host-lost.json', 'host-lost-pauses', 'releaseSession'],
-      // A pooled start claims its sandbox beside its slot (readyInPool, a local look, found a ready member).
-      ['pooled-start.json', 'claim-beside-slot', 'claimRuntime'],
     ];
     for (const [file, patch, activity] of cases) {
       assert.ok(patches(file).includes(patch), `${file} records the ${patch} patch`);
       assert.ok(scheduled(file).includes(activity), `${file} schedules ${activity}`);
     }
-    assert.ok(ranLocally('pooled-start.json').includes('readyInPool'), 'pooled-start looked at the pool locally');
-    assert.ok(
-      !scheduled('pooled-start.json').includes('createRuntime'),
-      'pooled-start creates nothing after its claim',
-    );
+    // A start on the worker's engine (one-task-start): the slot, a pooled claim beside it and a first readiness look
+    // as local activities; a pooled start schedules no activity before RUNNING, a cold one only createRuntime.
+    for (const file of ['pooled-start.json', 'start-close.json'])
+      assert.ok(patches(file).includes('one-task-start'), `${file} records the one-task-start patch`);
+    const pooledLocally = ranLocally('pooled-start.json');
+    for (const a of ['whereSandbox', 'acquireSession', 'claimRuntime', 'waitForReady'])
+      assert.ok(pooledLocally.includes(a), `pooled-start ran ${a} as a local activity: ${pooledLocally.join(', ')}`);
+    for (const a of ['acquireSession', 'claimRuntime', 'createRuntime', 'waitForReady'])
+      assert.ok(!scheduled('pooled-start.json').includes(a), `pooled-start schedules no ${a} activity`);
+    assert.ok(scheduled('start-close.json').includes('createRuntime'), 'a cold start creates its sandbox');
+    assert.ok(!scheduled('start-close.json').includes('acquireSession'), 'a cold start takes its slot locally');
     // The slot checks as local activities (local-slot-checks), at the limit and when a registry starts afresh.
     for (const file of ['user-sessions-at-limit.json', 'user-sessions.json']) {
       assert.ok(patches(file).includes('local-slot-checks'), `${file} records the local-slot-checks patch`);
@@ -148,9 +152,11 @@ describe('replay of recorded histories', () => {
     assert.ok(patches('hosted-start.json').includes('host-before-slot'), 'hosted-start records host-before-slot');
     assert.ok(patches('sandbox-hosts.json').includes('heal-placements'), 'sandbox-hosts records heal-placements');
     assert.ok(scheduled('before-issue-12/start-close.json').includes('configureNestedServer'));
-    // sandbox-hosts: every start asks for a placement (locally); on a host, the sandbox's steps go to its task queue
-    // (the nested set-up too: not local there) and a resume confirms the host.
-    for (const file of ['start-close.json', 'hosted-start.json']) {
+    // sandbox-hosts: every start asks for a placement (locally; on the worker's own engine not since one-task-start);
+    // on a host, the sandbox's steps go to its task queue (the nested set-up too: not local there) and a resume
+    // confirms the host.
+    assert.ok(!ranLocally('start-close.json').includes('placeSandbox'), 'on its own engine, no placement asked');
+    for (const file of ['before-issue-24/start-close.json', 'hosted-start.json']) {
       assert.ok(patches(file).includes('sandbox-hosts'), `${file} records the sandbox-hosts patch`);
       assert.ok(ranLocally(file).includes('placeSandbox'), `${file}: placeSandbox ran as a local activity`);
     }

@@ -124,14 +124,14 @@ export function createRuntimeActivities(deps: RuntimeDeps) {
     },
 
     /**
-     * How many ready members the pool this request would claim from has now (0: no pool here, the request cannot take
-     * one, or sandboxes go to sandbox hosts). A hint: a start asks for a claim beside its slot only when there is one.
+     * Whether this worker's engine holds the start's sandbox (no sandbox hosts), and whether the request can take a
+     * member of its warm pool (a pool here, the request eligible). A start on this engine takes its slot and claims
+     * beside it as local activities. No engine call: a claim that finds no ready member costs one, beside the slot.
      */
-    async readyInPool(input: CreateRuntimeInput): Promise<{ ready: number }> {
+    async whereSandbox(input: CreateRuntimeInput): Promise<{ here: boolean; canClaim: boolean }> {
+      if (deps.sandboxHosts) return { here: false, canClaim: false };
       const pool = deps.runtime.pool;
-      if (deps.sandboxHosts || !deps.runtime.claim || !pool || pool.ineligible(input)) return { ready: 0 };
-      const members = await pool.members();
-      return { ready: members.filter((m) => m.state === 'ready' && m.containerState === 'running').length };
+      return { here: true, canClaim: !!deps.runtime.claim && !!pool && !pool.ineligible(input) };
     },
 
     /** Stop the conversation's container but keep it and its file store. Idempotent. */

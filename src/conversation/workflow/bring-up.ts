@@ -12,6 +12,7 @@ import {
   SANDBOX_HOSTS_PATCH,
 } from './patches';
 import { runtimeSpec, type Run } from './run';
+import type { ReadyReport } from '../activities/nested';
 import { slotAndClaim } from './slot-and-claim';
 import { confirmHost, confirmHostFirst, placeAndCreate, undoRuntime } from './placement';
 import { touch } from './slot';
@@ -70,8 +71,8 @@ export interface PlanStep {
 /** The user's slot (a start's pooled sandbox claimed beside it: slot-and-claim.ts; a resume's sandbox is its own). */
 function acquireStep(r: Run, mode: Mode, undoClaim: () => void): PlanStep {
   const { conversationId, userId } = r.conv;
-  const acquire = async () =>
-    void (await r.acts.acquireSession({
+  const acquire = async (via: Pick<Run['acts'], 'acquireSession'> = r.acts) =>
+    void (await via.acquireSession({
       conversationId,
       userId,
       settings: r.input.settings,
@@ -155,7 +156,9 @@ function plan(r: Run, mode: Mode, undo: (c: Compensation) => void): PlanStep[] {
       name: 'waitForReady',
       details: `waiting up to ${r.readyTimeoutMs} ms for the conversation to run`,
       run: async () => {
-        const ready = await r.acts.waitForReady({ ...target(), readyTimeoutMs: r.readyTimeoutMs });
+        const ready =
+          (r.here && (await readyNow(r))) ||
+          (await r.acts.waitForReady({ ...target(), readyTimeoutMs: r.readyTimeoutMs }));
         conv.cursor = Math.max(conv.cursor, ready.lastEventId);
       },
     },
@@ -171,9 +174,10 @@ async function runtimeStep(r: Run, mode: Mode): Promise<void> {
     if (!r.hostConfirmed && patched(SANDBOX_HOSTS_PATCH)) await confirmHost(r);
     return r.acts.resumeRuntime({ conversationId, incarnation, aliveTimeoutMs });
   };
+  // On this worker's engine (r.here) there is no placement to ask for.
   const runtime =
     mode === 'start'
-      ? (r.claimed ?? (patched(SANDBOX_HOSTS_PATCH) ? await placeAndCreate(r, create) : await create()))
+      ? (r.claimed ?? (!r.here && patched(SANDBOX_HOSTS_PATCH) ? await placeAndCreate(r, create) : await create()))
       : await resume();
   conv.runtime = runtime;
   conv.info.runtimeId = runtime.runtimeId;
@@ -187,6 +191,20 @@ async function runtimeStep(r: Run, mode: Mode): Promise<void> {
     runtimeAdopted: runtime.adopted,
     ...(conv.info.sandboxHost && { sandboxHost: conv.info.sandboxHost }),
   });
+}
+
+/** Bound of the local first readiness look: a sandbox that is not ready by then is waited for by the activity. */
+const READY_NOW_MS = 1000;
+
+/** A first readiness look in this workflow task (ONE_TASK_START_PATCH); undefined when not ready yet (or it failed). */
+async function readyNow(r: Run): Promise<ReadyReport | undefined> {
+  const readyTimeoutMs = Math.min(r.readyTimeoutMs, READY_NOW_MS);
+  try {
+    return await r.acts.here.readyNow({ ...r.conv.nestedTarget(), readyTimeoutMs });
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    return undefined;
+  }
 }
 
 /** Undo, newest first, what the bring-up made; a compensation that fails is noted and the others still run. */
@@ -216,6 +234,7 @@ export async function bringUp(r: Run, mode: Mode): Promise<Outcome> {
   conv.bringUpScope = new CancellationScope();
   r.hostConfirmed = false;
   r.claimed = undefined;
+  r.here = undefined;
   // Each undo once, newest first (a start's sandbox removal may be pushed by its claim and again by createRuntime).
   const undo = (c: Compensation) => {
     if (!compensations.some((x) => x.name === c.name)) compensations.unshift(c);
