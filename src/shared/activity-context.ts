@@ -9,8 +9,10 @@ function current(): Context | undefined {
   }
 }
 
+/** Heartbeat a regular activity; a local activity has none (the SDK would log a failed heartbeat for each). */
 export function heartbeat(details?: unknown): void {
-  current()?.heartbeat(details);
+  const ctx = current();
+  if (ctx && !ctx.info.isLocal) ctx.heartbeat(details);
 }
 
 /** Sleep that ends early with a CancelledFailure when the activity is cancelled. */

@@ -149,7 +149,7 @@ export function fakeActivities(o: FakeOptions = {}) {
         readyAt ??= Date.now() + o.readyDelayMs;
         const end = Math.min(readyAt, Date.now() + input.readyTimeoutMs);
         while (Date.now() < end) {
-          ctx.heartbeat();
+          if (!ctx.info.isLocal) ctx.heartbeat();
           await ctx.sleep(50);
         }
         if (Date.now() < readyAt) throw ApplicationFailure.nonRetryable('not ready yet', 'NotReady');
