@@ -1,5 +1,5 @@
-// A start on the worker's engine (patch one-task-start), with fake activities on a real dev server: its pooled sandbox
-// claimed beside its user's slot, both local activities; the claim removed when the slot is refused; a failed claim
+// A start on the worker's engine (patch claim-beside-slot), with fake activities on a real dev server: its pooled
+// sandbox claimed beside its user's slot, both scheduled by one workflow task; the claim removed when the slot is refused; a failed claim
 // left to createRuntime after the slot; with no ready member, the slot and then createRuntime.
 // needs: temporal
 import assert from 'node:assert/strict';
@@ -22,7 +22,7 @@ describe('the slot and a pooled sandbox asked for at once (fake activities)', ()
   const ran = async (client: ConversationClient, id: string) =>
     activitiesRun((await client.handle(id).fetchHistory()).events ?? []);
 
-  test('a ready pool: slot and claim at once, as local activities, and no create follows', async () => {
+  test('a ready pool: slot and claim asked for at once, readiness looked at locally, and no create follows', async () => {
     const { acts, calls } = fakeActivities({ poolReady: 1 });
     // Each takes 300 ms, so one asked for after the other would not overlap it.
     const spans: Record<string, [number, number]> = {};
@@ -42,10 +42,12 @@ describe('the slot and a pooled sandbox asked for at once (fake activities)', ()
       assert.equal(info.status, 'RUNNING');
       assert.equal(info.startPath, 'pool');
       assert.equal(info.runtimeId, 'rt-pooled');
-      const { scheduled, local } = await ran(client, id);
-      assert.deepEqual(local.slice(0, 3).sort(), ['acquireSession', 'claimRuntime', 'whereSandbox']);
+      const { scheduled, local, scheduledBy } = await ran(client, id);
       assert.equal(local[0], 'whereSandbox');
-      for (const a of ['acquireSession', 'claimRuntime', 'createRuntime', 'waitForReady'])
+      assert.equal(scheduledBy.acquireSession?.length, 1);
+      assert.deepEqual(scheduledBy.claimRuntime, scheduledBy.acquireSession, 'scheduled by one workflow task');
+      assert.ok(local.includes('waitForReady'), 'readiness looked at locally');
+      for (const a of ['createRuntime', 'waitForReady'])
         assert.ok(!scheduled.includes(a), `no ${a} activity: ${scheduled.join(', ')}`);
       await client.close(id, 'done');
     });

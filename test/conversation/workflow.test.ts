@@ -79,7 +79,7 @@ describe('StartConversation workflow (fake activities)', () => {
         assert.equal((await handle.describe()).typedSearchAttributes.get(ConversationStatusKey), 'ERROR');
       });
       const upTo = START_STEPS.slice(0, START_STEPS.indexOf(step) + 1);
-      // Readiness is looked at once locally (one-task-start); not ready there, the waitForReady activity fails too.
+      // Readiness is looked at once locally (claim-beside-slot); not ready there, the waitForReady activity fails too.
       if (step === 'waitForReady') upTo.push('waitForReady');
       const compensations = step === 'acquireSession' ? [] : ['removeRuntime', 'releaseSession'];
       assert.deepEqual(calls, [...upTo, ...compensations]);

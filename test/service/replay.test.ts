@@ -113,17 +113,16 @@ describe('replay of recorded histories', () => {
       assert.ok(patches(file).includes(patch), `${file} records the ${patch} patch`);
       assert.ok(scheduled(file).includes(activity), `${file} schedules ${activity}`);
     }
-    // A start on the worker's engine (one-task-start): the slot, a pooled claim beside it and a first readiness look
-    // as local activities; a pooled start schedules no activity before RUNNING, a cold one only createRuntime.
+    // A start on the worker's engine (claim-beside-slot): a pooled claim beside the slot, no placement asked for, and
+    // readiness looked at once locally (a pooled start schedules no createRuntime or waitForReady).
     for (const file of ['pooled-start.json', 'start-close.json'])
-      assert.ok(patches(file).includes('one-task-start'), `${file} records the one-task-start patch`);
-    const pooledLocally = ranLocally('pooled-start.json');
-    for (const a of ['whereSandbox', 'acquireSession', 'claimRuntime', 'waitForReady'])
-      assert.ok(pooledLocally.includes(a), `pooled-start ran ${a} as a local activity: ${pooledLocally.join(', ')}`);
-    for (const a of ['acquireSession', 'claimRuntime', 'createRuntime', 'waitForReady'])
+      assert.ok(patches(file).includes('claim-beside-slot'), `${file} records the claim-beside-slot patch`);
+    for (const a of ['whereSandbox', 'waitForReady'])
+      assert.ok(ranLocally('pooled-start.json').includes(a), `pooled-start ran ${a} as a local activity`);
+    assert.ok(scheduled('pooled-start.json').includes('claimRuntime'), 'pooled-start claims beside its slot');
+    for (const a of ['createRuntime', 'waitForReady'])
       assert.ok(!scheduled('pooled-start.json').includes(a), `pooled-start schedules no ${a} activity`);
     assert.ok(scheduled('start-close.json').includes('createRuntime'), 'a cold start creates its sandbox');
-    assert.ok(!scheduled('start-close.json').includes('acquireSession'), 'a cold start takes its slot locally');
     // The slot checks as local activities (local-slot-checks), at the limit and when a registry starts afresh.
     for (const file of ['user-sessions-at-limit.json', 'user-sessions.json']) {
       assert.ok(patches(file).includes('local-slot-checks'), `${file} records the local-slot-checks patch`);
@@ -152,7 +151,7 @@ describe('replay of recorded histories', () => {
     assert.ok(patches('hosted-start.json').includes('host-before-slot'), 'hosted-start records host-before-slot');
     assert.ok(patches('sandbox-hosts.json').includes('heal-placements'), 'sandbox-hosts records heal-placements');
     assert.ok(scheduled('before-issue-12/start-close.json').includes('configureNestedServer'));
-    // sandbox-hosts: every start asks for a placement (locally; on the worker's own engine not since one-task-start);
+    // sandbox-hosts: every start asks for a placement (locally; on the worker's own engine not since claim-beside-slot);
     // on a host, the sandbox's steps go to its task queue (the nested set-up too: not local there) and a resume
     // confirms the host.
     assert.ok(!ranLocally('start-close.json').includes('placeSandbox'), 'on its own engine, no placement asked');

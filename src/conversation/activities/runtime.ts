@@ -125,8 +125,8 @@ export function createRuntimeActivities(deps: RuntimeDeps) {
 
     /**
      * Whether this worker's engine holds the start's sandbox (no sandbox hosts), and whether the request can take a
-     * member of its warm pool (a pool here, the request eligible). A start on this engine takes its slot and claims
-     * beside it as local activities. No engine call: a claim that finds no ready member costs one, beside the slot.
+     * member of its warm pool (a pool here, the request eligible): a start on this engine claims beside its slot. No
+     * engine call: a claim that finds no ready member costs one, beside the slot.
      */
     async whereSandbox(input: CreateRuntimeInput): Promise<{ here: boolean; canClaim: boolean }> {
       if (deps.sandboxHosts) return { here: false, canClaim: false };

@@ -71,8 +71,8 @@ export interface PlanStep {
 /** The user's slot (a start's pooled sandbox claimed beside it: slot-and-claim.ts; a resume's sandbox is its own). */
 function acquireStep(r: Run, mode: Mode, undoClaim: () => void): PlanStep {
   const { conversationId, userId } = r.conv;
-  const acquire = async (via: Pick<Run['acts'], 'acquireSession'> = r.acts) =>
-    void (await via.acquireSession({
+  const acquire = async () =>
+    void (await r.acts.acquireSession({
       conversationId,
       userId,
       settings: r.input.settings,
@@ -196,7 +196,7 @@ async function runtimeStep(r: Run, mode: Mode): Promise<void> {
 /** Bound of the local first readiness look: a sandbox that is not ready by then is waited for by the activity. */
 const READY_NOW_MS = 1000;
 
-/** A first readiness look in this workflow task (ONE_TASK_START_PATCH); undefined when not ready yet (or it failed). */
+/** A first readiness look in this workflow task (CLAIM_BESIDE_SLOT_PATCH); undefined when not ready yet (or it failed). */
 async function readyNow(r: Run): Promise<ReadyReport | undefined> {
   const readyTimeoutMs = Math.min(r.readyTimeoutMs, READY_NOW_MS);
   try {

@@ -67,9 +67,9 @@ export const UNPLACED_UNDOES_NOTHING_PATCH = 'unplaced-undoes-nothing';
 export const HOST_BEFORE_SLOT_PATCH = 'host-before-slot';
 
 /**
- * Patch ID: a start whose sandbox is on this worker's engine (no sandbox hosts: whereSandbox, a local activity) takes
- * its slot as a local activity, claims a pooled sandbox beside it when the pool has one ready (removed if the slot is
- * refused; a cold create still waits for the slot), and polls readiness once locally after the nested set-up: a pooled
- * start runs in one workflow task, a cold one in two (four before).
+ * Patch ID: a start whose sandbox is on this worker's engine (no sandbox hosts: whereSandbox, a local activity) asks
+ * for a pooled sandbox (claimRuntime: a claim or nothing) beside its slot when a pool member can serve the request
+ * (removed if the slot is refused; a cold create still waits for the slot), goes straight to createRuntime without a
+ * placement, and looks at readiness once locally after the nested set-up before the waitForReady activity.
  */
-export const ONE_TASK_START_PATCH = 'one-task-start';
+export const CLAIM_BESIDE_SLOT_PATCH = 'claim-beside-slot';

@@ -25,7 +25,7 @@ export interface Run {
   hostConfirmed?: boolean;
   /** A start's first placement: asked for and not answered yet (refused or interrupted), or answered. */
   placement?: 'asking' | 'answered';
-  /** A start whose sandbox is on this worker's engine, run in as few workflow tasks as it can (ONE_TASK_START_PATCH). */
+  /** A start whose sandbox is on this worker's engine (CLAIM_BESIDE_SLOT_PATCH): no placement, a local readiness look. */
   here?: boolean;
   /** Its sandbox, claimed from the pool beside its slot, for the runtime step to take. */
   claimed?: CreatedRuntime;

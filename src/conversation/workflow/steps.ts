@@ -135,6 +135,7 @@ export function stepActivities(
   };
   const hostSteps = {
     createRuntime: onHost('createRuntime', RUNTIME, 'create or adopt the container, wait for /alive'),
+    claimRuntime: onHost('claimRuntime', RUNTIME, 'claim a pooled container beside the slot, wait for /alive'),
     resumeRuntime: onHost('resumeRuntime', RUNTIME, 'start the paused container, wait for /alive'),
     pauseRuntime: onHost('pauseRuntime', CLEANUP, 'stop the container, keep it'),
     configureNestedServer: onHost(
@@ -179,16 +180,14 @@ export function stepActivities(
     markDeliveryCursor: host
       ? onHost('markDeliveryCursor', cursorOptions, 'mark the newest event before a delivery')
       : proxyLocalActivities<Activities>(cursorOptions).markDeliveryCursor,
-    /** Whether the sandbox is on this worker's engine and its pool has one ready (ONE_TASK_START_PATCH): a quick look. */
+    /** Whether the sandbox is on this worker's engine and a pool member can serve it (CLAIM_BESIDE_SLOT_PATCH). */
     whereSandbox: proxyLocalActivities<Activities>(PLACEMENT).whereSandbox,
     /**
-     * A start on this worker's engine (ONE_TASK_START_PATCH): the slot and a pooled claim as local activities (each a
-     * short call; a slot that waits for another conversation to pause holds the workflow task, heartbeated), and a first
-     * readiness look (no retries: not ready yet, the waitForReady activity goes on with the whole bound).
+     * A start on this worker's engine (CLAIM_BESIDE_SLOT_PATCH): a first readiness look in the workflow task of the
+     * nested set-up (no retries: not ready yet, the waitForReady activity goes on with the whole bound). The slot stays
+     * an activity: it waits for the user's registry, another workflow, which needs a workflow task slot of its own.
      */
     here: {
-      acquireSession: proxyLocalActivities<Activities>(SESSION).acquireSession,
-      claimRuntime: proxyLocalActivities<Activities>(RUNTIME).claimRuntime,
       readyNow: proxyLocalActivities<Activities>({ startToCloseTimeout: '10 seconds', retry: { maximumAttempts: 1 } })
         .waitForReady,
     },
@@ -210,4 +209,4 @@ export type Steps = ReturnType<typeof stepActivities>;
  * The activities StartConversation calls: what a worker of its task queue must provide, and what a test's fakes must
  * fake in full (a new step missing from them is a compile error, not thirty failed tests).
  */
-export type ConversationActivities = Pick<Activities, Exclude<keyof Steps, 'local' | 'here'> | 'claimRuntime'>;
+export type ConversationActivities = Pick<Activities, Exclude<keyof Steps, 'local' | 'here'>>;
