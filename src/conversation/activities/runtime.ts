@@ -84,10 +84,10 @@ function wakePool(runtime: RuntimeProvider): void {
     .catch(() => undefined);
 }
 
-/** A sandbox just made, adopted or claimed: the pool told of a claim, then /alive awaited and the server initialized. */
+/** A sandbox just made, adopted, claimed or resumed: the pool told of a claim, then /alive awaited and the server initialized. */
 async function bringAlive(
   deps: RuntimeDeps,
-  input: CreateRuntimeInput,
+  input: { conversationId: string; aliveTimeoutMs?: number },
   handle: RuntimeHandle,
   started: number,
 ): Promise<CreatedRuntime> {
@@ -146,16 +146,7 @@ export function createRuntimeActivities(deps: RuntimeDeps) {
       aliveTimeoutMs?: number;
     }): Promise<CreatedRuntime> {
       const started = Date.now();
-      const handle = await deps.runtime.resume(input.conversationId, input.incarnation);
-      heartbeat({ runtimeId: handle.runtimeId });
-      await waitAlive(
-        handle,
-        input.aliveTimeoutMs ?? (await deps.runtime.requirements()).aliveTimeoutMs,
-        deps,
-        input.conversationId,
-      );
-      await deps.runtime.initialize?.(input.conversationId);
-      return { ...handle, readyMs: Date.now() - started };
+      return bringAlive(deps, input, await deps.runtime.resume(input.conversationId, input.incarnation), started);
     },
 
     /** Remove the conversation's container (and its anonymous volumes). Idempotent. */
