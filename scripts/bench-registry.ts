@@ -1,9 +1,11 @@
 // `npm run bench:registry`: the placement rate of the SandboxHosts registry, measured apart (issue 24). Every start of
-// a service with sandbox hosts asks this one workflow for a host (its `place` update, what the placeSandbox step
-// sends) and every close gives the placement back (its `release` signal); the workflow handles them one at a time.
+// a service with sandbox hosts asks the registry for a host (its `place` update, what the placeSandbox step sends)
+// and every close gives the placement back (its `release` signal); one registry workflow handles them one at a time.
 // Here nothing else runs: an in-memory dev server, the registry's worker in this process, one host registered with
 // room for everything, and placements sent straight to the update at several concurrencies, with the registry
-// already holding 0, then more placements (each one is kept in its state and carried across continue-as-new).
+// already holding 0, then more placements (each one is kept in its state and carried across continue-as-new). Each
+// series runs once with the registry as one workflow and once as several shards (NESTOR_HOST_REGISTRY_SHARDS; each
+// conversation's placement goes to the shard its ID hashes to), so before and after are in the same run.
 // Prints a table and writes bench/registry.json. Reports; never asserts.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -17,7 +19,7 @@ import { DockerRuntimeProvider } from '../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../src/runtime/image-manifest';
 import { registryStart } from '../src/sandbox-hosts/activities';
 import { registerHost } from '../src/sandbox-hosts/hosts';
-import { SANDBOX_HOSTS_WORKFLOW_ID, placeUpdate, releaseSignal } from '../src/sandbox-hosts/messages';
+import { placeUpdate, registryShards, registryWorkflowId, releaseSignal, shardOf } from '../src/sandbox-hosts/messages';
 import { createWorker } from '../src/worker';
 import { freePort } from '../test/helpers/net';
 import { workflowBundle } from '../test/helpers/temporal';
@@ -28,8 +30,11 @@ import { stats, type Stats } from './stats';
 const N = Number(process.env.BENCH_REGISTRY_PLACEMENTS ?? 300);
 const CONCURRENCY = (process.env.BENCH_REGISTRY_CONCURRENCY ?? '1,8,64').split(',').map(Number);
 const HELD = (process.env.BENCH_REGISTRY_HELD ?? '0,2000,6000').split(',').map(Number);
+/** The registry's shard counts, each a series of its own: one workflow, then shards. */
+const SHARDS = (process.env.BENCH_REGISTRY_SHARDS ?? '1,4').split(',').map(Number);
 
 interface Row {
+  shards: number;
   held: number;
   concurrency: number;
   placementsPerSecond: number;
@@ -57,49 +62,70 @@ async function main() {
   const running = worker.run();
   const raw = new Client({ connection: await Connection.connect({ address: server.address }), dataConverter });
   try {
-    // The most one host may declare; the series below stay under it (held + one measure's placements).
-    await registerHost(raw, { taskQueue, hostId: 'h1', capacity: 10_000 });
-    const registry = raw.workflow.getHandle(SANDBOX_HOSTS_WORKFLOW_ID);
-    const place = (conversationId: string) =>
-      raw.workflow.executeUpdateWithStart(placeUpdate, {
-        args: [{ conversationId, exclude: [] }],
-        startWorkflowOperation: registryStart(taskQueue),
-      });
     const rows: Row[] = [];
-    let held = 0;
-    for (const target of HELD) {
-      // Fill up to the next level, unmeasured: placements of conversations that stay.
-      const fill = Array.from({ length: target - held }, () => newId('held'));
-      await pool(fill, 64, (id) => place(id));
-      held = target;
-      for (const concurrency of CONCURRENCY) {
-        const ids = Array.from({ length: N }, () => newId(`p${concurrency}`));
-        const latencies: number[] = [];
-        const t0 = performance.now();
-        await pool(ids, concurrency, async (id) => {
-          const s = performance.now();
-          await place(id);
-          latencies.push(performance.now() - s);
+    for (const shards of SHARDS) {
+      // A registry of this many shards, afresh (the one before was another count: its shares differ).
+      await Promise.all(
+        registryShards(Math.max(...SHARDS)).map(({ index }) =>
+          raw.workflow
+            .getHandle(registryWorkflowId(index))
+            .terminate('next series')
+            .catch(() => undefined),
+        ),
+      );
+      // The most one host may declare; the series below stay under each shard's share of it.
+      await registerHost(raw, { taskQueue, hostId: 'h1', capacity: 10_000, shards });
+      const place = (conversationId: string) =>
+        raw.workflow.executeUpdateWithStart(placeUpdate, {
+          args: [{ conversationId, exclude: [] }],
+          startWorkflowOperation: registryStart(taskQueue, shardOf(conversationId, shards)),
         });
-        const placementsPerSecond = N / ((performance.now() - t0) / 1000);
-        const r0 = performance.now();
-        await pool(ids, concurrency, (id) => registry.signal(releaseSignal, { conversationId: id }));
-        const releasesPerSecond = N / ((performance.now() - r0) / 1000);
-        const row = { held, concurrency, placementsPerSecond, latencyMs: stats(latencies), releasesPerSecond };
-        rows.push(row);
-        log(
-          `${held} held, concurrency ${concurrency}: ${placementsPerSecond.toFixed(1)} placements/s ` +
-            `(p50 ${row.latencyMs.p50} ms, p99 ${row.latencyMs.p99} ms), ${releasesPerSecond.toFixed(1)} releases/s`,
-        );
+      const release = (conversationId: string) =>
+        raw.workflow
+          .getHandle(registryWorkflowId(shardOf(conversationId, shards).index))
+          .signal(releaseSignal, { conversationId });
+      let held = 0;
+      for (const target of HELD) {
+        // Fill up to the next level, unmeasured: placements of conversations that stay.
+        const fill = Array.from({ length: target - held }, () => newId('held'));
+        await pool(fill, 64, (id) => place(id));
+        held = target;
+        for (const concurrency of CONCURRENCY) {
+          const ids = Array.from({ length: N }, () => newId(`p${concurrency}`));
+          const latencies: number[] = [];
+          const t0 = performance.now();
+          await pool(ids, concurrency, async (id) => {
+            const s = performance.now();
+            await place(id);
+            latencies.push(performance.now() - s);
+          });
+          const placementsPerSecond = N / ((performance.now() - t0) / 1000);
+          const r0 = performance.now();
+          await pool(ids, concurrency, release);
+          const releasesPerSecond = N / ((performance.now() - r0) / 1000);
+          const row = {
+            shards,
+            held,
+            concurrency,
+            placementsPerSecond,
+            latencyMs: stats(latencies),
+            releasesPerSecond,
+          };
+          rows.push(row);
+          log(
+            `${shards} shard(s), ${held} held, concurrency ${concurrency}: ${placementsPerSecond.toFixed(1)} placements/s ` +
+              `(p50 ${row.latencyMs.p50} ms, p99 ${row.latencyMs.p99} ms), ${releasesPerSecond.toFixed(1)} releases/s`,
+          );
+        }
       }
     }
     const r1 = (x: number) => Math.round(x * 10) / 10;
     console.log(`\nthe SandboxHosts registry alone, ${N} placements per measure (in-memory dev server):`);
-    console.log('| placements held | concurrency | placements/s | latency p50 / p99 (ms) | releases/s |');
-    console.log('|---|---|---|---|---|');
+    console.log('| shards | placements held | concurrency | placements/s | latency p50 / p99 (ms) | releases/s |');
+    console.log('|---|---|---|---|---|---|');
     for (const r of rows)
       console.log(
-        `| ${r.held} | ${r.concurrency} | ${r1(r.placementsPerSecond)} | ${r.latencyMs.p50} / ${r.latencyMs.p99} | ${r1(r.releasesPerSecond)} |`,
+        `| ${r.shards} | ${r.held} | ${r.concurrency} | ${r1(r.placementsPerSecond)} | ${r.latencyMs.p50} / ${r.latencyMs.p99} | ${r1(r.releasesPerSecond)} |`,
       );
     const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
     mkdirSync(join(PROJECT_ROOT, 'bench'), { recursive: true });

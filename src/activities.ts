@@ -34,6 +34,8 @@ export interface ActivityDeps {
   maxConversationsPerUser?: number | false;
   /** Sandboxes go to registered sandbox hosts (placement), not this worker's engine. @default false */
   sandboxHosts?: boolean;
+  /** The host registry's shards (NESTOR_HOST_REGISTRY_SHARDS). @default 1 */
+  registryShards?: number;
   /** On a sandbox host's worker: its host ID (the reaper removes what was placed on another host). */
   hostId?: string;
 }
@@ -56,7 +58,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createResumeScheduleActivities(),
     ...createReaperActivities({ runtime: deps.runtime, hostId: deps.hostId }),
     ...createPoolActivities({ runtime: deps.runtime }),
-    ...createHostActivities({ sandboxHosts: deps.sandboxHosts }),
+    ...createHostActivities({ sandboxHosts: deps.sandboxHosts, registryShards: deps.registryShards }),
   };
 }
 

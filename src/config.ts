@@ -19,7 +19,7 @@ import type { OAuthConfig } from './conversation/activities/tokens';
 import type { ModelCapabilities } from './user-sessions/session';
 import { parseEncryptionKeys, type EncryptionKey } from './codec/encryption';
 import { RUNTIME_IMAGES, type RuntimeName } from './runtime/image-manifest';
-import { HOST_ID_PATTERN } from './sandbox-hosts/messages';
+import { HOST_ID_PATTERN, MAX_REGISTRY_SHARDS } from './sandbox-hosts/messages';
 
 export { ConfigError };
 
@@ -117,6 +117,7 @@ export const EnvSchema = z.object({
     )
     .optional(),
   NESTOR_HOST_CAPACITY: z.coerce.number().int().min(1).max(10_000).default(DEFAULT_HOST_CAPACITY),
+  NESTOR_HOST_REGISTRY_SHARDS: z.coerce.number().int().min(1).max(MAX_REGISTRY_SHARDS).default(1),
 });
 
 export interface NestorConfig {
@@ -168,9 +169,10 @@ export interface NestorConfig {
   poolSize: number;
   /**
    * Sandbox hosts. `enabled` (NESTOR_SANDBOX_HOSTS): this service's conversations place their sandboxes on registered
-   * hosts. `hostId`/`capacity`: what `nestor host-worker` registers its Docker engine as.
+   * hosts. `hostId`/`capacity`: what `nestor host-worker` registers its Docker engine as. `registryShards`
+   * (NESTOR_HOST_REGISTRY_SHARDS): how many workflows the host registry is (the same on every worker, host worker and CLI).
    */
-  sandboxHosts: { enabled: boolean; hostId?: string; capacity: number };
+  sandboxHosts: { enabled: boolean; hostId?: string; capacity: number; registryShards: number };
 }
 
 /**
@@ -256,7 +258,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
     logLevel: e.NESTOR_LOG_LEVEL,
     reaper: { intervalMs: e.NESTOR_REAPER_INTERVAL_MS, graceMs: e.NESTOR_REAPER_GRACE_MS },
     poolSize: e.NESTOR_POOL_SIZE,
-    sandboxHosts: { enabled: e.NESTOR_SANDBOX_HOSTS, hostId: e.NESTOR_HOST_ID, capacity: e.NESTOR_HOST_CAPACITY },
+    sandboxHosts: {
+      enabled: e.NESTOR_SANDBOX_HOSTS,
+      hostId: e.NESTOR_HOST_ID,
+      capacity: e.NESTOR_HOST_CAPACITY,
+      registryShards: e.NESTOR_HOST_REGISTRY_SHARDS,
+    },
     oauth: {
       github: {
         tokenUrl: e.NESTOR_GITHUB_TOKEN_URL,

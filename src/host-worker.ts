@@ -15,7 +15,7 @@ import { preflight } from './preflight';
 import { startReaper } from './reaper/schedule';
 import { checkPoolSize, startPool } from './sandbox-pools/start';
 import { registerHost } from './sandbox-hosts/hosts';
-import { hostHeartbeatSignal, hostTaskQueue } from './sandbox-hosts/messages';
+import { hostHeartbeatSignal, hostTaskQueue, registryShards } from './sandbox-hosts/messages';
 import { registryStartOptions } from './sandbox-hosts/activities';
 import { HOST_HEARTBEAT_MS } from './defaults';
 import { WORKFLOW_TYPES } from './shared/constants';
@@ -63,6 +63,7 @@ export async function startHostWorker(c: NestorConfig, dataConverter: DataConver
       taskQueue: c.taskQueue,
       hostId,
       capacity: c.sandboxHosts.capacity,
+      shards: c.sandboxHosts.registryShards,
     });
     const stopHeartbeat = heartbeat(worker, c, hostId, deps.runtime);
     // The host's warm pool (NESTOR_POOL_SIZE), kept by a SandboxPool workflow on this host's queue.
@@ -108,11 +109,13 @@ function heartbeat(worker: Worker, c: NestorConfig, hostId: string, runtime: Run
     try {
       // What the engine holds (paused ones too): a registry started afresh sees how full the host is.
       const sandboxes = (await runtime.list()).filter((r) => !r.pool).length;
-      await worker.client!.workflow.signalWithStart(WORKFLOW_TYPES.sandboxHosts, {
-        ...registryStartOptions(c.taskQueue),
-        signal: hostHeartbeatSignal,
-        signalArgs: [{ hostId, capacity: c.sandboxHosts.capacity, sandboxes }],
-      });
+      // Every shard of the registry places on its share of this host: each hears the beat.
+      for (const shard of registryShards(c.sandboxHosts.registryShards))
+        await worker.client!.workflow.signalWithStart(WORKFLOW_TYPES.sandboxHosts, {
+          ...registryStartOptions(c.taskQueue, shard),
+          signal: hostHeartbeatSignal,
+          signalArgs: [{ hostId, capacity: c.sandboxHosts.capacity, sandboxes }],
+        });
     } catch (err) {
       Runtime.instance().logger.warn(`host heartbeat failed: ${(err as Error).message}`, { hostId });
     }

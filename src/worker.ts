@@ -117,6 +117,7 @@ export function depsFromConfig(c: NestorConfig): ActivityDeps {
     maxConversationsPerUser: c.maxConversationsPerUser,
     sandboxMaxima: c.maxLimits,
     sandboxHosts: c.sandboxHosts.enabled,
+    registryShards: c.sandboxHosts.registryShards,
     hostId: c.sandboxHosts.hostId,
   };
 }

@@ -7,20 +7,27 @@ import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType } from '../errors';
 import { WORKFLOW_TYPES, conversationWorkflowId } from '../shared/constants';
 import {
-  SANDBOX_HOSTS_WORKFLOW_ID,
+  ONE_SHARD,
   hostLostSignal,
   placeUpdate,
+  registryShards,
+  registryWorkflowId,
   releaseSignal,
+  shardOf,
   type Placement,
+  type RegistryShard,
   type SandboxHostsInput,
 } from './messages';
 
 export interface HostActivityDeps {
   /** Sandboxes go to registered sandbox hosts (true), or to this worker's own engine. */
   sandboxHosts?: boolean;
+  /** The registry's shards (NESTOR_HOST_REGISTRY_SHARDS). @default 1 */
+  registryShards?: number;
 }
 
 export function createHostActivities(deps: HostActivityDeps) {
+  const shards = () => deps.registryShards ?? 1;
   return {
     /** The host for this conversation's sandbox (the same one when asked again), or null without sandbox hosts. */
     async placeSandbox(input: {
@@ -33,7 +40,7 @@ export function createHostActivities(deps: HostActivityDeps) {
       try {
         return await ctx.client.workflow.executeUpdateWithStart(placeUpdate, {
           args: [{ conversationId: input.conversationId, exclude: input.exclude ?? [], current: input.current }],
-          startWorkflowOperation: registryStart(ctx.info.taskQueue),
+          startWorkflowOperation: registryStart(ctx.info.taskQueue, shardOf(input.conversationId, shards())),
         });
       } catch (err) {
         // The registry's refusal (NoSandboxHost) is final for this step: say it with its own type.
@@ -66,39 +73,46 @@ export function createHostActivities(deps: HostActivityDeps) {
       return { closed };
     },
 
+    /** Give the placement back to the shard that made it. */
     async releaseSandbox(input: { conversationId: string }): Promise<void> {
-      await signalRegistry((h) => h.signal(releaseSignal, input));
+      await signalRegistry(shardOf(input.conversationId, shards()), (h) => h.signal(releaseSignal, input));
     },
 
+    /** Shown by every shard (each lists the host). */
     async reportHostLost(input: { hostId: string; reason: string }): Promise<void> {
-      await signalRegistry((h) => h.signal(hostLostSignal, input));
+      for (const shard of registryShards(shards())) await signalRegistry(shard, (h) => h.signal(hostLostSignal, input));
     },
   };
 }
 
-/** How the registry is started by whoever needs it first: on the conversations task queue. */
-export function registryStartOptions(taskQueue: string) {
+/** How a registry shard is started by whoever needs it first: on the conversations task queue. */
+export function registryStartOptions(taskQueue: string, shard: RegistryShard = ONE_SHARD) {
   return {
-    workflowId: SANDBOX_HOSTS_WORKFLOW_ID,
+    workflowId: registryWorkflowId(shard.index),
     taskQueue,
-    args: [{}] as [SandboxHostsInput],
-    staticSummary: 'sandbox hosts: capacity, load, draining',
+    // One shard starts as the registry always did (no shard in its input).
+    args: [shard.of > 1 ? { shard } : {}] as [SandboxHostsInput],
+    staticSummary:
+      shard.of > 1
+        ? `sandbox hosts, shard ${shard.index} of ${shard.of}: its share of capacity, load, draining`
+        : 'sandbox hosts: capacity, load, draining',
   };
 }
 
-/** The registry's start, for update-with-start: whoever asks first starts it, on the conversations task queue. */
-export function registryStart(taskQueue: string) {
+/** A registry shard's start, for update-with-start: whoever asks first starts it, on the conversations task queue. */
+export function registryStart(taskQueue: string, shard: RegistryShard = ONE_SHARD) {
   return new WithStartWorkflowOperation(WORKFLOW_TYPES.sandboxHosts, {
-    ...registryStartOptions(taskQueue),
+    ...registryStartOptions(taskQueue, shard),
     workflowIdConflictPolicy: 'USE_EXISTING',
   });
 }
 
 async function signalRegistry(
+  shard: RegistryShard,
   send: (h: ReturnType<ReturnType<typeof Context.current>['client']['workflow']['getHandle']>) => Promise<void>,
 ): Promise<void> {
   try {
-    await send(Context.current().client.workflow.getHandle(SANDBOX_HOSTS_WORKFLOW_ID));
+    await send(Context.current().client.workflow.getHandle(registryWorkflowId(shard.index)));
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err; // no registry: nothing placed to give back
   }

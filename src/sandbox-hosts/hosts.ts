@@ -1,47 +1,95 @@
 // The host registry from outside a workflow: a host worker registers its host at start; operators list hosts and
-// drain or undrain one (`nestor host …`).
+// drain or undrain one (`nestor host …`). With several registry shards each call goes to every shard, and a host is
+// shown as one record: its shares and placements added up.
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType, NestorError } from '../errors';
 import { registryStart } from './activities';
 import {
-  SANDBOX_HOSTS_WORKFLOW_ID,
   hostsQuery,
   registerHostUpdate,
+  registryShards,
+  registryWorkflowId,
   setDrainingUpdate,
   type HostRecord,
 } from './messages';
 
-/** Register (or register again) a host with its capacity; starts the registry on `taskQueue` if none runs. */
+/**
+ * Register (or register again) a host with its capacity with every shard of the registry; starts those that do not
+ * run, on `taskQueue`.
+ */
 export async function registerHost(
   client: Client,
-  o: { taskQueue: string; hostId: string; capacity: number },
+  o: { taskQueue: string; hostId: string; capacity: number; shards?: number },
 ): Promise<HostRecord> {
-  return typed(() =>
-    client.workflow.executeUpdateWithStart(registerHostUpdate, {
-      args: [{ hostId: o.hostId, capacity: o.capacity }],
-      startWorkflowOperation: registryStart(o.taskQueue),
+  const records = await Promise.all(
+    registryShards(o.shards ?? 1).map((shard) =>
+      typed(() =>
+        client.workflow.executeUpdateWithStart(registerHostUpdate, {
+          args: [{ hostId: o.hostId, capacity: o.capacity }],
+          startWorkflowOperation: registryStart(o.taskQueue, shard),
+        }),
+      ),
+    ),
+  );
+  return merge(records);
+}
+
+/** Stop (or resume) placing new sandboxes on a host, in every shard. */
+export async function setHostDraining(
+  client: Client,
+  hostId: string,
+  draining: boolean,
+  shards = 1,
+): Promise<HostRecord> {
+  const records = await Promise.all(
+    registryShards(shards).map((shard) =>
+      typed(() =>
+        client.workflow
+          .getHandle(registryWorkflowId(shard.index))
+          .executeUpdate(setDrainingUpdate, { args: [{ hostId, draining }] }),
+      ),
+    ),
+  );
+  return merge(records);
+}
+
+/** The registered hosts (each shard's records of a host added up), or none when no registry runs. */
+export async function listHosts(client: Client, shards = 1): Promise<HostRecord[]> {
+  const byShard = await Promise.all(
+    registryShards(shards).map(async (shard) => {
+      try {
+        return await client.workflow.getHandle(registryWorkflowId(shard.index)).query(hostsQuery);
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return [];
+        throw err;
+      }
     }),
   );
+  const byHost = new Map<string, HostRecord[]>();
+  for (const h of byShard.flat()) byHost.set(h.hostId, [...(byHost.get(h.hostId) ?? []), h]);
+  return [...byHost.values()].map(merge);
 }
 
-/** Stop (or resume) placing new sandboxes on a host. */
-export async function setHostDraining(client: Client, hostId: string, draining: boolean): Promise<HostRecord> {
-  return typed(() =>
-    client.workflow
-      .getHandle(SANDBOX_HOSTS_WORKFLOW_ID)
-      .executeUpdate(setDrainingUpdate, { args: [{ hostId, draining }] }),
-  );
-}
-
-/** The registered hosts, or none when no registry runs. */
-export async function listHosts(client: Client): Promise<HostRecord[]> {
-  try {
-    return await client.workflow.getHandle(SANDBOX_HOSTS_WORKFLOW_ID).query(hostsQuery);
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return [];
-    throw err;
-  }
+/**
+ * One host as its shards see it: their shares of capacity and their placements added up; draining or lost if any
+ * shard says so (a shard a host worker did not reach sees it lost). One record is returned as it is.
+ */
+function merge(records: HostRecord[]): HostRecord {
+  if (records.length === 1) return records[0];
+  const [first] = records;
+  const lost = records.find((r) => r.lost)?.lost;
+  const reported = records.find((r) => r.reported)?.reported;
+  const { declaredCapacity: _, lost: __, reported: ___, ...rest } = first;
+  return {
+    ...rest,
+    capacity: records.reduce((n, r) => n + r.capacity, 0),
+    placed: records.flatMap((r) => r.placed),
+    draining: records.some((r) => r.draining),
+    registeredAt: records.map((r) => r.registeredAt).sort()[0],
+    ...(lost && { lost }),
+    ...(reported && { reported }),
+  };
 }
 
 /** The registry's refusals as NestorErrors with their type (HostNotFound, InvalidInput), not update failures. */

@@ -6,6 +6,9 @@
 // heartbeat: each host worker signals every HOST_HEARTBEAT_MS, and a host is lost while its last one is older than
 // HOST_LOST_AFTER_MS (a registry started afresh learns its hosts from those heartbeats). Every HOST_PLACEMENTS_HEAL_MS
 // the placements of conversations whose workflow has closed (terminated, failed) are given back.
+// With NESTOR_HOST_REGISTRY_SHARDS above 1 the registry is several such workflows (`sandbox-hosts`, `sandbox-hosts-1`,
+// …): each places the conversations whose IDs hash to it on its share of every host's capacity, so neither its update
+// queue nor its state (every placed ID) is one for the whole deployment.
 import {
   ApplicationFailure,
   allHandlersFinished,
@@ -24,6 +27,8 @@ import { ErrorType } from '../errors';
 import {
   HOST_ID_PATTERN,
   hostHeartbeatSignal,
+  ONE_SHARD,
+  capacityShare,
   hostLoad,
   hostLostSignal,
   hostTaskQueue,
@@ -34,6 +39,7 @@ import {
   setDrainingUpdate,
   type HostRecord,
   type Placement,
+  type RegistryShard,
   type SandboxHostsInput,
 } from './messages';
 
@@ -59,9 +65,11 @@ class Registry {
 
   readonly lostAfterMs: number;
   readonly healEveryMs: number;
+  readonly shard: RegistryShard;
 
   constructor(input: SandboxHostsInput) {
     this.hosts = new Map((input.hosts ?? []).map((h) => [h.hostId, h]));
+    this.shard = input.shard ?? ONE_SHARD;
     this.lostAfterMs = input.lostAfterMs ?? HOST_LOST_AFTER_MS;
     this.healEveryMs = input.healEveryMs ?? HOST_PLACEMENTS_HEAL_MS;
   }
@@ -95,10 +103,12 @@ class Registry {
   register(hostId: string, capacity: number, beat?: { sandboxes?: number }): HostRecord {
     const h = this.hosts.get(hostId);
     const now = new Date().toISOString();
+    const sharded = this.shard.of > 1;
     const record: HostRecord = {
       hostId,
       taskQueue: hostTaskQueue(hostId),
-      capacity,
+      capacity: sharded ? capacityShare(capacity, hostId, this.shard) : capacity,
+      ...(sharded && { declaredCapacity: capacity }),
       placed: h?.placed ?? [],
       draining: h?.draining ?? false,
       registeredAt: beat && h ? h.registeredAt : now,
@@ -159,7 +169,9 @@ function installHandlers(reg: Registry): void {
     reg.register(beat.hostId, beat.capacity, { sandboxes: countOf(beat.sandboxes) });
     // Shown in the UI only when something shows differently (each beat would otherwise add to history).
     const after = hosts.get(beat.hostId)!;
-    if (!before || before.lost || before.capacity !== beat.capacity || hostLoad(before) !== hostLoad(after)) reg.show();
+    const declared = (h: HostRecord) => h.declaredCapacity ?? h.capacity;
+    if (!before || before.lost || declared(before) !== beat.capacity || hostLoad(before) !== hostLoad(after))
+      reg.show();
     else reg.refresh();
   });
 
@@ -176,7 +188,7 @@ function installHandlers(reg: Registry): void {
     if (current && !exclude.includes(current.hostId) && !current.lost)
       return { hostId: current.hostId, taskQueue: current.taskQueue };
     if (current) current.placed = current.placed.filter((c) => c !== conversationId);
-    const chosen = choose([...hosts.values()], conversationId, exclude);
+    const chosen = choose([...hosts.values()], conversationId, exclude, reg.shard);
     chosen.placed.push(conversationId);
     reg.show();
     return { hostId: chosen.hostId, taskQueue: chosen.taskQueue };
@@ -225,6 +237,7 @@ export async function SandboxHosts(input: SandboxHostsInput = {}): Promise<void>
   await condition(allHandlersFinished);
   await continueAsNew<typeof SandboxHosts>({
     hosts: [...reg.hosts.values()],
+    ...(input.shard && { shard: input.shard }),
     lostAfterMs: input.lostAfterMs,
     healEveryMs: input.healEveryMs,
   });
@@ -234,7 +247,7 @@ export async function SandboxHosts(input: SandboxHostsInput = {}): Promise<void>
  * The host with the most free room (as a share of its capacity; then the host ID, so a tie is decided the same way),
  * never an excluded, draining, lost or full one; else NoSandboxHost saying why each host was passed over.
  */
-function choose(hosts: HostRecord[], conversationId: string, exclude: string[]): HostRecord {
+function choose(hosts: HostRecord[], conversationId: string, exclude: string[], shard: RegistryShard): HostRecord {
   const why: string[] = [];
   const open = hosts.filter((h) => {
     const no = exclude.includes(h.hostId)
@@ -251,12 +264,19 @@ function choose(hosts: HostRecord[], conversationId: string, exclude: string[]):
   });
   const free = (h: HostRecord) => (h.capacity - hostLoad(h)) / h.capacity;
   open.sort((a, b) => free(b) - free(a) || (a.hostId < b.hostId ? -1 : 1));
-  if (!open[0])
+  if (!open[0]) {
+    // With several shards, the room counted is this shard's share; a shard no host worker registered with means the
+    // host workers were started with fewer shards than the conversations' worker.
+    const where =
+      shard.of > 1
+        ? ` (registry shard ${shard.index} of ${shard.of}: its share of each host; every worker, host worker and CLI needs NESTOR_HOST_REGISTRY_SHARDS=${shard.of})`
+        : '';
     throw ApplicationFailure.create({
       type: ErrorType.NoSandboxHost,
-      message: `no sandbox host can take conversation ${conversationId}: ${why.join('; ') || 'none registered'}; start a host worker (nestor host-worker) or undrain one`,
+      message: `no sandbox host can take conversation ${conversationId}${where}: ${why.join('; ') || 'none registered'}; start a host worker (nestor host-worker) or undrain one`,
       nonRetryable: true,
     });
+  }
   return open[0];
 }
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createHostActivities, registryStartOptions } from '../../src/sandbox-hosts/activities';
 import { listHosts, registerHost } from '../../src/sandbox-hosts/hosts';
@@ -13,7 +13,11 @@ import {
   SANDBOX_HOSTS_WORKFLOW_ID,
   hostHeartbeatSignal,
   hostLostSignal,
+  hostsQuery,
   placeUpdate,
+  registryShards,
+  registryWorkflowId,
+  shardOf,
   type SandboxHostsInput,
 } from '../../src/sandbox-hosts/messages';
 import { WORKFLOW_TYPES, conversationWorkflowId } from '../../src/shared/constants';
@@ -126,5 +130,88 @@ describe('the sandbox-host registry heals itself (heartbeats, fresh start, close
       assert.deepEqual((await listHosts(env.client))[0].placed, [live]);
     }, 20_000);
     await env.client.workflow.getHandle(conversationWorkflowId(live)).terminate('done');
+  });
+
+  test('a registry of three shards: each places the conversations that hash to it on its share of every host', async () => {
+    const shards = registryShards(3);
+    const shard = (index: number) => env.client.workflow.getHandle(registryWorkflowId(index));
+    try {
+      await registerHost(env.client, { taskQueue, hostId: 'h1', capacity: 300, shards: 3 });
+      await registerHost(env.client, { taskQueue, hostId: 'h2', capacity: 300, shards: 3 });
+      for (const { index } of shards) {
+        const hosts = await shard(index).query(hostsQuery);
+        assert.deepEqual(
+          hosts.map((h) => [h.hostId, h.capacity, h.declaredCapacity]),
+          [
+            ['h1', 100, 300],
+            ['h2', 100, 300],
+          ],
+          `shard ${index}: a third of each host`,
+        );
+      }
+      // Placed through the step's own activity, as a conversations worker told of three shards does.
+      const acts = createHostActivities({ sandboxHosts: true, registryShards: 3 });
+      const act = new MockActivityEnvironment({ taskQueue }, { client: env.client });
+      const ids = Array.from({ length: 60 }, () => uniqueId('sharded'));
+      for (const conversationId of ids) await act.run(acts.placeSandbox, { conversationId });
+      for (const { index } of shards) {
+        const placed = (await shard(index).query(hostsQuery)).flatMap((h) => h.placed).sort();
+        assert.deepEqual(placed, ids.filter((id) => shardOf(id, 3).index === index).sort(), `shard ${index}`);
+        assert.ok(placed.length > 0, `shard ${index} placed some of 60`);
+      }
+      // The operator's view adds the shards up: one record per host.
+      const merged = await listHosts(env.client, 3);
+      assert.deepEqual(
+        merged.map((h) => [h.hostId, h.capacity, h.declaredCapacity]),
+        [
+          ['h1', 300, undefined],
+          ['h2', 300, undefined],
+        ],
+      );
+      assert.deepEqual(merged.flatMap((h) => h.placed).sort(), [...ids].sort());
+      // Asked again, a conversation keeps its host; given back, it leaves its own shard.
+      const [first] = ids;
+      const where = merged.find((h) => h.placed.includes(first))!.hostId;
+      const again: unknown = await act.run(acts.placeSandbox, { conversationId: first });
+      assert.equal((again as { hostId: string }).hostId, where);
+      await act.run(acts.releaseSandbox, { conversationId: first });
+      await eventually(async () => {
+        const placed = (await shard(shardOf(first, 3).index).query(hostsQuery)).flatMap((h) => h.placed);
+        assert.ok(!placed.includes(first));
+        assert.equal(placed.length, ids.filter((id) => shardOf(id, 3).index === shardOf(first, 3).index).length - 1);
+      });
+    } finally {
+      for (const { index } of shards)
+        await shard(index)
+          .terminate('next test')
+          .catch(() => {});
+    }
+  });
+
+  test('a shard with no share of a host left refuses with its own number, even while another shard has room', async () => {
+    const shard = (index: number) => env.client.workflow.getHandle(registryWorkflowId(index));
+    try {
+      // One sandbox of room over two shards: one shard has it, the other none.
+      await registerHost(env.client, { taskQueue, hostId: 'tiny', capacity: 1, shards: 2 });
+      const shares = await Promise.all([0, 1].map(async (i) => (await shard(i).query(hostsQuery))[0].capacity));
+      assert.deepEqual([...shares].sort(), [0, 1]);
+      const empty = shares.indexOf(0);
+      const acts = createHostActivities({ sandboxHosts: true, registryShards: 2 });
+      const act = new MockActivityEnvironment({ taskQueue }, { client: env.client });
+      let id = uniqueId('refused');
+      while (shardOf(id, 2).index !== empty) id = uniqueId('refused');
+      await assert.rejects(act.run(acts.placeSandbox, { conversationId: id }), (err: Error & { type?: string }) => {
+        assert.equal(err.type, 'NoSandboxHost');
+        assert.match(err.message, new RegExp(`registry shard ${empty} of 2`));
+        assert.match(err.message, /NESTOR_HOST_REGISTRY_SHARDS=2/);
+        assert.match(err.message, /tiny: full \(0\)/);
+        return true;
+      });
+    } finally {
+      for (const i of [0, 1])
+        await shard(i)
+          .terminate('next test')
+          .catch(() => {});
+    }
   });
 });
