@@ -112,10 +112,18 @@ if (unitOnly)
 // Nothing is printed after the runner's own summary (`# tests`, `# pass`, `# fail`, `# duration_ms`): CI reads it last.
 // Unit files start no shared server, so they run side by side; the others one at a time.
 const concurrency = unitOnly ? availableParallelism() : 1;
-const result = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...selected], {
-  stdio: 'inherit',
-  env,
-});
+// A test file that runs past this fails, named (the runner applies it to each file as a whole), instead of holding
+// the run until CI's own limit cuts it off with nothing said. The longest file (the fault suites, about 10 min on a
+// fresh 2-core machine) stays well inside it.
+const TEST_TIMEOUT_MS = Number(process.env.NESTOR_TEST_TIMEOUT_MS ?? 30 * 60_000);
+const result = spawnSync(
+  process.execPath,
+  ['--test', `--test-concurrency=${concurrency}`, `--test-timeout=${TEST_TIMEOUT_MS}`, ...selected],
+  {
+    stdio: 'inherit',
+    env,
+  },
+);
 sweep();
 
 if (startedDocker) {

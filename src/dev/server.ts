@@ -1,6 +1,6 @@
 // The Temporal dev server as a child process: persistent SQLite file, UI, nestor's search attributes.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTE_KEYS } from '../shared/constants';
@@ -71,16 +71,15 @@ export async function startDevServer(
     ...(opts.codecEndpoint ? ['--ui-codec-endpoint', opts.codecEndpoint] : []),
     ...SEARCH_ATTRIBUTE_KEYS.flatMap((k) => ['--search-attribute', `${k.name}=Keyword`]),
   ];
-  const logFd = openSync(join(c.dataDir, 'temporal-server.log'), 'a');
+  const logPath = join(c.dataDir, 'temporal-server.log');
+  const logFd = openSync(logPath, 'a');
   const child = spawn(c.temporalBin, args, { stdio: ['ignore', logFd, logFd] });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const address = `127.0.0.1:${c.temporalPort}`;
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
   for (;;) {
     if (child.exitCode !== null)
-      throw new Error(
-        `the Temporal dev server exited with code ${child.exitCode}; see ${join(c.dataDir, 'temporal-server.log')}`,
-      );
+      throw new Error(`the Temporal dev server exited with code ${child.exitCode}; ${logTail(logPath)}`);
     try {
       const conn = await Connection.connect({ address, connectTimeout: 1000 });
       await conn.workflowService.getSystemInfo({});
@@ -90,7 +89,7 @@ export async function startDevServer(
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
         throw new Error(
-          `the Temporal dev server did not answer on ${address}; see ${join(c.dataDir, 'temporal-server.log')}`,
+          `the Temporal dev server did not answer on ${address} within ${opts.readyTimeoutMs ?? 60_000} ms; ${logTail(logPath)}`,
         );
       }
       await new Promise((r) => setTimeout(r, 250));
@@ -108,4 +107,19 @@ export async function startDevServer(
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * The end of the server's log, for a start that failed: the reason (a port taken, a full disk, a slow machine) is
+ * there, and the data directory (with the log) may be gone by the time anyone looks, e.g. after a CI run.
+ */
+function logTail(logPath: string): string {
+  let text = '';
+  try {
+    text = readFileSync(logPath, 'utf8');
+  } catch {
+    return `no log at ${logPath}`;
+  }
+  const tail = text.trimEnd().split('\n').slice(-8).join('\n');
+  return `its log (${logPath}) ends: ${tail.slice(-2000) || '(empty)'}`;
 }
