@@ -6,6 +6,7 @@ import { drainPool, poolStatus, resizePool } from '../../src/sandbox-pools/pools
 import type { PoolStatus } from '../../src/sandbox-pools/messages';
 import type { StartConversationRequest } from '../../src/shared/schemas';
 import { stats, type Stats } from '../stats';
+import { startBreakdown, medianParts } from './breakdown';
 import { SETTINGS, log, newId, pool } from './measure';
 
 export interface PoolFigures {
@@ -17,6 +18,8 @@ export interface PoolFigures {
   pooled: Stats;
   /** Starts the sequential run took from the pool (the rest went cold: the pool was still refilling). */
   pooledShare: string;
+  /** Where a pooled start's time went, from its history (scripts/bench/breakdown.ts): each part's median. */
+  pooledParts?: Array<{ part: string; p50Ms: number }>;
   burst?: {
     starts: number;
     fromPool: number;
@@ -47,8 +50,10 @@ async function until(client: ConversationClient, name: string, pred: (s: PoolSta
 
 async function timedStart(client: ConversationClient, req: StartConversationRequest) {
   const t0 = performance.now();
+  const at = Date.now();
   const info = await client.start(req);
-  return { ms: performance.now() - t0, path: info.startPath, id: req.conversationId };
+  const ms = performance.now() - t0;
+  return { ms, path: info.startPath, id: req.conversationId, at, answeredAt: at + ms };
 }
 
 /**
@@ -76,11 +81,13 @@ export async function poolFigures(
   const fillMs = Math.round(performance.now() - t0);
   log(`  pool ${o.pool}: ${o.size} ready in ${fillMs} ms`);
   const seq = [];
+  const parts = [];
   for (let i = 0; i < o.n; i++) {
     await until(client, o.pool, (s) => s.ready >= 1, o.bootMs + 60_000);
     const r = await timedStart(client, input(newId('pooled'), settings));
     log(`  from the pool ${i + 1}/${o.n}: ${Math.round(r.ms)} ms (${r.path})`);
     seq.push(r);
+    if (r.path === 'pool') parts.push(await startBreakdown(client.client, r.id, r.at, r.answeredAt));
     await client.close(r.id);
   }
   const cold = [];
@@ -97,6 +104,7 @@ export async function poolFigures(
     cold: stats(cold.map((r) => r.ms)),
     pooled: stats(seq.filter((r) => r.path === 'pool').map((r) => r.ms)),
     pooledShare: `${seq.filter((r) => r.path === 'pool').length}/${seq.length}`,
+    ...(parts.length && { pooledParts: medianParts(parts) }),
   };
   if (o.burst) out.burst = await burstFigures(client, o.pool, o.size, o.burst, settings, o.bootMs);
   await drainPool(client.client, o.pool);

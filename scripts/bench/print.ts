@@ -90,6 +90,12 @@ function poolLines(r: Record<string, any>): string[] {
     ),
     '',
   ];
+  for (const p of pools.filter((x: any) => x.pooledParts)) {
+    lines.push(`Where a start from the pool spends its time (${p.image}; medians of each part, from the histories):`, '');
+    lines.push(row(['part', 'p50 (ms)']), row(['---', '---']));
+    for (const x of p.pooledParts) lines.push(row([x.part, x.p50Ms]));
+    lines.push('');
+  }
   for (const p of pools.filter((x: any) => x.burst)) {
     const b = p.burst;
     lines.push(
