@@ -114,7 +114,7 @@ export async function startDevServer(
  * there, and the data directory (with the log) may be gone by the time anyone looks, e.g. after a CI run.
  */
 function logTail(logPath: string): string {
-  let text = '';
+  let text: string;
   try {
     text = readFileSync(logPath, 'utf8');
   } catch {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -17,6 +17,19 @@ import { freePort } from '../helpers/net';
 describe('the dev server behind npm start', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'nestor-dev-'));
   after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  test('a server that fails to start is reported with the end of its log (its data folder may be gone later)', async () => {
+    // A stand-in binary that fails as a real one does when its port is taken: it writes why and exits.
+    const bin = join(dataDir, 'failing-temporal');
+    writeFileSync(bin, '#!/bin/sh\necho "listen tcp 127.0.0.1:7233: bind: address already in use" >&2\nexit 3\n');
+    chmodSync(bin, 0o755);
+    const c = { ...loadConfig(), dataDir, temporalBin: bin, temporalPort: await freePort(), uiPort: await freePort() };
+    await assert.rejects(startDevServer(c), (err: Error) => {
+      assert.match(err.message, /exited with code 3/);
+      assert.match(err.message, /bind: address already in use/);
+      return true;
+    });
+  });
 
   test('keeps its database in the data folder, registers the search attributes, serves the UI, and stops cleanly', async () => {
     const c = { ...loadConfig(), dataDir, temporalPort: await freePort(), uiPort: await freePort() };
