@@ -264,23 +264,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
       capacity: e.NESTOR_HOST_CAPACITY,
       registryShards: e.NESTOR_HOST_REGISTRY_SHARDS,
     },
-    oauth: {
-      github: {
-        tokenUrl: e.NESTOR_GITHUB_TOKEN_URL,
-        clientId: e.NESTOR_GITHUB_CLIENT_ID,
-        clientSecret: e.NESTOR_GITHUB_CLIENT_SECRET,
-      },
-      gitlab: {
-        tokenUrl: e.NESTOR_GITLAB_TOKEN_URL,
-        clientId: e.NESTOR_GITLAB_CLIENT_ID,
-        clientSecret: e.NESTOR_GITLAB_CLIENT_SECRET,
-      },
-      bitbucket: {
-        tokenUrl: e.NESTOR_BITBUCKET_TOKEN_URL,
-        clientId: e.NESTOR_BITBUCKET_CLIENT_ID,
-        clientSecret: e.NESTOR_BITBUCKET_CLIENT_SECRET,
-      },
-    },
+    oauth: { github: oauthOf(e, 'GITHUB'), gitlab: oauthOf(e, 'GITLAB'), bitbucket: oauthOf(e, 'BITBUCKET') },
+  };
+}
+
+/** A git provider's OAuth client, from its NESTOR_<PROVIDER>_{TOKEN_URL,CLIENT_ID,CLIENT_SECRET}. */
+function oauthOf(e: z.infer<typeof EnvSchema>, p: 'GITHUB' | 'GITLAB' | 'BITBUCKET') {
+  return {
+    tokenUrl: e[`NESTOR_${p}_TOKEN_URL`],
+    clientId: e[`NESTOR_${p}_CLIENT_ID`],
+    clientSecret: e[`NESTOR_${p}_CLIENT_SECRET`],
   };
 }
 
