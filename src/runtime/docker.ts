@@ -17,6 +17,7 @@ import {
   removeVolumeWhenFree,
   statusOf,
 } from './docker-parts';
+import { createNamedContainer } from './docker-create';
 import { DockerPool } from './docker-pool';
 import { LOCK_LABEL, removeLock } from './pool-locks';
 import { buildContainerSpec, containerName, poolVolumeName, volumeName, type SandboxDefaults } from './container-spec';
@@ -145,46 +146,18 @@ export class DockerRuntimeProvider implements RuntimeProvider {
       owner: this.opts.owner,
       manifest,
     });
-    try {
-      await this.docker.createContainer(createOpts);
-    } catch (err) {
-      const status = statusOf(err);
-      if (status === 409) {
-        // Someone (a retry racing the first attempt) is creating it: adopt it once Docker shows it. Docker holds the
-        // name before the container can be inspected, so wait briefly for it to appear.
-        for (let wait = 20; wait <= 2000; wait *= 2) {
-          const raced = await this.inspectRaw(name);
-          if (raced && claimOf(name, await this.labelsOf(raced), this.ownership, spec.incarnation) === 'own')
-            return this.adopt(raced);
-          if (raced)
-            throw new NestorError(
-              ErrorType.RuntimeStartFailed,
-              `container ${name} was created meanwhile by another life of the conversation`,
-              true,
-            );
-          await new Promise((r) => setTimeout(r, wait));
-        }
-      }
-      if (status === 404 && !/no such image/i.test((err as Error).message)) {
-        // The network went away under us (deleted by hand): make it again on the next attempt.
-        this.networks.forget();
-        throw new NestorError(
-          ErrorType.RuntimeStartFailed,
-          `creating container ${name} failed: ${(err as Error).message}`,
-          true,
-        );
-      }
-      if (status === 404) throw imageNotFound(this.opts.image);
-      throw new NestorError(
-        ErrorType.RuntimeStartFailed,
-        `creating container ${name} failed: ${(err as Error).message}`,
-        true,
-      );
-    }
-    const created = await this.inspectRaw(name);
-    if (!created)
-      throw new NestorError(ErrorType.RuntimeStartFailed, `container ${name} vanished right after creation`, true);
-    return { ...(await this.adopt(created, false)), startPath: 'cold', coldReason };
+    const { info, raced } = await createNamedContainer(
+      {
+        docker: this.docker,
+        name,
+        image: this.opts.image,
+        networks: this.networks,
+        isOwn: async (c) => claimOf(name, await this.labelsOf(c), this.ownership, spec.incarnation) === 'own',
+      },
+      createOpts,
+    );
+    if (raced) return this.adopt(info);
+    return { ...(await this.adopt(info, false)), startPath: 'cold', coldReason };
   }
 
   async initialize(conversationId: string): Promise<void> {
