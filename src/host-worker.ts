@@ -14,11 +14,9 @@ import { activityLogInterceptor } from './observability/activity-log';
 import { preflight } from './preflight';
 import { startReaper } from './reaper/schedule';
 import { checkPoolSize, startPool } from './sandbox-pools/start';
-import { registerHost } from './sandbox-hosts/hosts';
-import { hostHeartbeatSignal, hostTaskQueue, registryShards } from './sandbox-hosts/messages';
-import { registryStartOptions } from './sandbox-hosts/activities';
+import { registerHost, sendHostHeartbeat } from './sandbox-hosts/hosts';
+import { hostTaskQueue } from './sandbox-hosts/messages';
 import { HOST_HEARTBEAT_MS } from './defaults';
-import { WORKFLOW_TYPES } from './shared/constants';
 import type { RuntimeProvider } from './runtime/provider';
 import { describeTemporalAuth, temporalConnectionOptions } from './temporal-connection';
 import { BUNDLE_OPTIONS, WORKFLOWS_PATH, connectWorker, depsFromConfig, prepareProcess } from './worker';
@@ -109,13 +107,13 @@ function heartbeat(worker: Worker, c: NestorConfig, hostId: string, runtime: Run
     try {
       // What the engine holds (paused ones too): a registry started afresh sees how full the host is.
       const sandboxes = (await runtime.list()).filter((r) => !r.pool).length;
-      // Every shard of the registry places on its share of this host: each hears the beat.
-      for (const shard of registryShards(c.sandboxHosts.registryShards))
-        await worker.client!.workflow.signalWithStart(WORKFLOW_TYPES.sandboxHosts, {
-          ...registryStartOptions(c.taskQueue, shard),
-          signal: hostHeartbeatSignal,
-          signalArgs: [{ hostId, capacity: c.sandboxHosts.capacity, sandboxes }],
-        });
+      await sendHostHeartbeat(worker.client!, {
+        taskQueue: c.taskQueue,
+        hostId,
+        capacity: c.sandboxHosts.capacity,
+        sandboxes,
+        shards: c.sandboxHosts.registryShards,
+      });
     } catch (err) {
       Runtime.instance().logger.warn(`host heartbeat failed: ${(err as Error).message}`, { hostId });
     }

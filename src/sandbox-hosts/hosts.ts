@@ -4,8 +4,10 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType, NestorError } from '../errors';
-import { registryStart } from './activities';
+import { WORKFLOW_TYPES } from '../shared/constants';
+import { registryStart, registryStartOptions } from './activities';
 import {
+  hostHeartbeatSignal,
   hostsQuery,
   registerHostUpdate,
   registryShards,
@@ -33,6 +35,22 @@ export async function registerHost(
     ),
   );
   return merge(records);
+}
+
+/**
+ * A host worker's heartbeat, to every shard of the registry (each places on its share of the host), by
+ * signal-with-start: a registry started afresh is started again and learns the host from it.
+ */
+export async function sendHostHeartbeat(
+  client: Client,
+  o: { taskQueue: string; hostId: string; capacity: number; sandboxes?: number; shards?: number },
+): Promise<void> {
+  for (const shard of registryShards(o.shards ?? 1))
+    await client.workflow.signalWithStart(WORKFLOW_TYPES.sandboxHosts, {
+      ...registryStartOptions(o.taskQueue, shard),
+      signal: hostHeartbeatSignal,
+      signalArgs: [{ hostId: o.hostId, capacity: o.capacity, sandboxes: o.sandboxes }],
+    });
 }
 
 /** Stop (or resume) placing new sandboxes on a host, in every shard. */

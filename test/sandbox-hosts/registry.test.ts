@@ -8,10 +8,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createHostActivities, registryStartOptions } from '../../src/sandbox-hosts/activities';
-import { listHosts, registerHost } from '../../src/sandbox-hosts/hosts';
+import { listHosts, registerHost, sendHostHeartbeat } from '../../src/sandbox-hosts/hosts';
 import {
   SANDBOX_HOSTS_WORKFLOW_ID,
-  hostHeartbeatSignal,
   hostLostSignal,
   hostsQuery,
   placeUpdate,
@@ -62,11 +61,7 @@ describe('the sandbox-host registry heals itself (heartbeats, fresh start, close
       args: [input],
     });
   const beat = (hostId: string, capacity = 2, sandboxes?: number) =>
-    env.client.workflow.signalWithStart(WORKFLOW_TYPES.sandboxHosts, {
-      ...registryStartOptions(taskQueue),
-      signal: hostHeartbeatSignal,
-      signalArgs: [{ hostId, capacity, sandboxes }],
-    });
+    sendHostHeartbeat(env.client, { taskQueue, hostId, capacity, sandboxes });
   const place = (conversationId: string) => registry().executeUpdate(placeUpdate, { args: [{ conversationId }] });
 
   test("one conversation's pickup timeout marks no host lost; a host whose heartbeats stop is, until its next one", async () => {
@@ -149,6 +144,19 @@ describe('the sandbox-host registry heals itself (heartbeats, fresh start, close
           `shard ${index}: a third of each host`,
         );
       }
+      // A host worker's beat reaches every shard: one started afresh (terminated here) learns the host from it.
+      await shard(2).terminate('reset by an operator');
+      await sendHostHeartbeat(env.client, { taskQueue, hostId: 'h1', capacity: 300, sandboxes: 0, shards: 3 });
+      await sendHostHeartbeat(env.client, { taskQueue, hostId: 'h2', capacity: 300, sandboxes: 0, shards: 3 });
+      await eventually(async () =>
+        assert.deepEqual(
+          (await shard(2).query(hostsQuery)).map((h) => [h.hostId, h.capacity]),
+          [
+            ['h1', 100],
+            ['h2', 100],
+          ],
+        ),
+      );
       // Placed through the step's own activity, as a conversations worker told of three shards does.
       const acts = createHostActivities({ sandboxHosts: true, registryShards: 3 });
       const act = new MockActivityEnvironment({ taskQueue }, { client: env.client });
