@@ -19,8 +19,16 @@ import { drainPool, poolStatus, resizePool, setPoolEnabled } from '../src/sandbo
 import type { StartConversationRequest } from '../src/shared/schemas';
 import { userSessionsWorkflowId } from '../src/user-sessions/messages';
 import { createWorker } from '../src/worker';
-import { registerHost } from '../src/sandbox-hosts/hosts';
-import { SANDBOX_HOSTS_WORKFLOW_ID, hostTaskQueue } from '../src/sandbox-hosts/messages';
+import { registryStart } from '../src/sandbox-hosts/activities';
+import { registerHost, sendHostHeartbeat } from '../src/sandbox-hosts/hosts';
+import {
+  SANDBOX_HOSTS_WORKFLOW_ID,
+  hostTaskQueue,
+  hostsQuery,
+  placeUpdate,
+  registryWorkflowId,
+  releaseSignal,
+} from '../src/sandbox-hosts/messages';
 import { createTestEnv, uniqueId, workflowBundle } from '../test/helpers/temporal';
 
 // The emulator's fault knobs and quick boots are what this script measures against; the real image has its own runs.
@@ -221,6 +229,23 @@ async function main() {
     await hostedClient.close('rec-host-lost');
     record('host-lost', conversationWorkflowId('rec-host-lost'));
     record('sandbox-hosts', SANDBOX_HOSTS_WORKFLOW_ID);
+
+    // A registry of two shards (NESTOR_HOST_REGISTRY_SHARDS=2): its second shard, which holds its share of the host
+    // (the first is the one-shard registry above, started before shards). A registration, a beat with the host's
+    // count, a placement, a resume's placement on its host, a release.
+    const second = { index: 1, of: 2 };
+    await registerHost(raw, { taskQueue: hostedQueue, hostId: 'rec-host', capacity: 6, shards: 2 });
+    await sendHostHeartbeat(raw, { taskQueue: hostedQueue, hostId: 'rec-host', capacity: 6, sandboxes: 1, shards: 2 });
+    const placeInSecond = (conversationId: string, current?: string) =>
+      raw.workflow.executeUpdateWithStart(placeUpdate, {
+        args: [{ conversationId, exclude: [], current }],
+        startWorkflowOperation: registryStart(hostedQueue, second),
+      });
+    await placeInSecond('rec-sharded');
+    await placeInSecond('rec-sharded-resumed', 'rec-host');
+    await raw.workflow.getHandle(registryWorkflowId(1)).signal(releaseSignal, { conversationId: 'rec-sharded' });
+    await raw.workflow.getHandle(registryWorkflowId(1)).query(hostsQuery);
+    record('sandbox-hosts-shard', registryWorkflowId(1));
     hosted.shutdown();
     hostWorker.shutdown();
     await Promise.all([...hostedRuns, hostRun]);
