@@ -252,6 +252,8 @@ export interface MachineryRow {
   concurrency: number;
   starts: number;
   perS: number;
+  /** Sequential starts only (concurrency 1): the p50 of client → RUNNING, the floor under any start's latency. */
+  p50Ms?: number;
   cpu: Record<string, { seconds: number; cores: number }>;
 }
 
@@ -291,6 +293,18 @@ export async function machineryAlone(server: DevServer, dataConverter: DataConve
   const rows: MachineryRow[] = [];
   try {
     await nestorStarts(client, 8, 8, 'mwarm');
+    // One at a time, 24 in a row: a run longer than the server's burst credit (the dispatch limit, dev/server.ts).
+    const seq = await cpuOver({ temporalServer: server.process.pid!, benchAndWorker: process.pid }, () =>
+      nestorStarts(client, 24, 1, 'mseq'),
+    );
+    const seqMs = seq.result.map((x) => x.ms);
+    rows.push({
+      concurrency: 1,
+      starts: seqMs.length,
+      perS: Math.round((seqMs.length / (seqMs.reduce((a, b) => a + b, 0) / 1000)) * 100) / 100,
+      p50Ms: stats(seqMs).p50,
+      cpu: seq.cpu,
+    });
     for (const k of [8, 32, 64]) {
       const n = Math.max(32, 2 * k);
       const run = await cpuOver({ temporalServer: server.process.pid!, benchAndWorker: process.pid }, () =>

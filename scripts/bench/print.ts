@@ -47,11 +47,11 @@ export function printTable(r: Record<string, any>) {
     row(['machinery alone, concurrency', 'starts', 'starts/s', 'CPU cores busy: Temporal server', 'bench + worker']),
     row(['---', '---', '---', '---', '---']),
     ...r.machinery.map((x: any) =>
-      row([x.concurrency, x.starts, x.perS, x.cpu.temporalServer.cores, x.cpu.benchAndWorker.cores]),
+      row([concurrencyCell(x), x.starts, x.perS, x.cpu.temporalServer.cores, x.cpu.benchAndWorker.cores]),
     ),
     ...r.machineryInMemory.map((x: any) =>
       row([
-        `${x.concurrency} (server without a database file)`,
+        `${concurrencyCell(x)} (server without a database file)`,
         x.starts,
         x.perS,
         x.cpu.temporalServer.cores,
@@ -110,4 +110,9 @@ function poolLines(r: Record<string, any>): string[] {
     lines.push('');
   }
   return lines;
+}
+
+/** A machinery row's concurrency; the sequential row (1) with its p50 time to RUNNING. */
+function concurrencyCell(x: { concurrency: number; p50Ms?: number }): string {
+  return x.p50Ms === undefined ? String(x.concurrency) : `${x.concurrency} (p50 ${Math.round(x.p50Ms)} ms)`;
 }

@@ -16,12 +16,20 @@ import type { NestorConfig } from '../config';
  *   trip through the task queue.
  * - `frontend.enableUpdateWorkflowExecution`: starts (update-with-start), messages, pause and close are updates. On
  *   by default since server 1.25 (off before); stated so an older cluster's operator sees it is needed.
- * The worker checks the first and the last at start-up (worker-preflight.ts).
+ * - `history.transferProcessorMaxPollRPS`: how often one history shard may read its new tasks (a workflow task to
+ *   dispatch, an activity, a signal to another workflow) from the database. At the default of 20 per shard, a server
+ *   with few shards (the dev server has one, the local cluster four) ran out of its burst after about twenty starts
+ *   in a row, and then every workflow task waited about 30 ms before a worker could take it: a trivial update-with-
+ *   start with two activities took 95 ms instead of 35 (scratch measurement of 2026-12-06, docs/performance.md). A
+ *   cluster with hundreds of shards reads each shard rarely and needs no change; its database load is bounded by
+ *   `history.transferProcessorMaxPollHostRPS` per host.
+ * The worker checks the first and the third at start-up (src/preflight.ts).
  */
 export const NESTOR_DYNAMIC_CONFIG: Record<string, unknown> = {
   'history.maxInFlightUpdates': 500,
   'system.enableActivityEagerExecution': true,
   'frontend.enableUpdateWorkflowExecution': true,
+  'history.transferProcessorMaxPollRPS': 1000,
 };
 
 /** NESTOR_DYNAMIC_CONFIG as `--dynamic-config-value` arguments of `temporal server start-dev`. */
