@@ -3,7 +3,9 @@
 const WORKFLOW_CODE = [
   '^src/workflows[.]ts$',
   '^src/conversation/workflow/',
+  // A feature's workflow, and the parts it keeps beside it (workflow-<part>.ts).
   '^src/(user-sessions|resume-schedules|reaper|sandbox-pools|sandbox-hosts)/workflow[.]ts$',
+  '^src/(user-sessions|resume-schedules|reaper|sandbox-pools|sandbox-hosts)/workflow-[a-z-]+[.]ts$',
   '^src/observability/workflow-interceptors[.]ts$',
 ];
 const FEATURES = '^src/(conversation|user-sessions|resume-schedules|reaper|sandbox-pools|sandbox-hosts)/';

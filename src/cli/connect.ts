@@ -7,10 +7,12 @@ import { shutdownTracing } from '../observability/tracing';
 import { EXIT } from './output';
 
 /** Run fn with a connected client and close the connection after, so the command exits. */
-export async function withClient<T>(fn: (client: ConversationClient) => Promise<T>): Promise<T> {
-  const client = await connect(loadConfig());
+export async function withClient<T>(fn: (client: ConversationClient, config: NestorConfig) => Promise<T>): Promise<T> {
+  // One read of the configuration per command: the client and whatever else the command needs from it.
+  const config = loadConfig();
+  const client = await connect(config);
   try {
-    return await fn(client);
+    return await fn(client, config);
   } finally {
     await client.closeConnection();
     // Spans are exported in batches: send what this command made before it exits.

@@ -1,7 +1,6 @@
 // The commands for sandbox hosts: list the registered hosts with their load, drain one (no new placements; its
 // conversations stay until they close: their data is on its local volumes) or take it back.
 import type { Command } from 'commander';
-import { loadConfig } from '../config';
 import { ErrorType, NestorError } from '../errors';
 import { listHosts, setHostDraining } from '../sandbox-hosts/hosts';
 import { HOST_ID_PATTERN, hostLoad, type HostRecord } from '../sandbox-hosts/messages';
@@ -23,16 +22,13 @@ function hostIdOf(raw: string): string {
   return raw;
 }
 
-/** The registry's shards, as the workers were told (NESTOR_HOST_REGISTRY_SHARDS). */
-const shards = () => loadConfig().sandboxHosts.registryShards;
-
 export function addHostCommands(program: Command): void {
   const host = program.command('host').description('sandbox hosts: Docker engines with a host worker each');
   host
     .command('list')
     .description('registered hosts: conversations placed / capacity, open, draining or lost, task queue')
     .action(async (_o, cmd) => {
-      const hosts = await withClient((c) => listHosts(c.client, shards()));
+      const hosts = await withClient((c, config) => listHosts(c.client, config.sandboxHosts.registryShards));
       print(hosts, cmd.optsWithGlobals().json, () =>
         hosts.length ? hosts.map(describe).join('\n') : 'no host registered',
       );
@@ -45,7 +41,9 @@ export function addHostCommands(program: Command): void {
       .command(`${name} <hostId>`)
       .description(what)
       .action(async (raw: string, _o, cmd) => {
-        const h = await withClient((c) => setHostDraining(c.client, hostIdOf(raw), draining, shards()));
+        const h = await withClient((c, config) =>
+          setHostDraining(c.client, hostIdOf(raw), draining, config.sandboxHosts.registryShards),
+        );
         print(h, cmd.optsWithGlobals().json, () => describe(h));
       });
 }

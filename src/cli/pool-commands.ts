@@ -48,9 +48,9 @@ export function addPoolCommands(program: Command): void {
       const size = parseSize(raw);
       show(
         cmd,
-        await withClient(async (c) => {
+        await withClient(async (c, config) => {
           // A host's pool (not running yet) is started on that host's queue, where its members' engine is.
-          const hosts = (await listHosts(c.client, loadConfig().sandboxHosts.registryShards)).map((h) => h.hostId);
+          const hosts = (await listHosts(c.client, config.sandboxHosts.registryShards)).map((h) => h.hostId);
           const pool = nameOf(cmd);
           return resizePool(c.client, { taskQueue: poolTaskQueue(pool, hosts, c.taskQueue), pool, size });
         }),

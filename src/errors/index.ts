@@ -64,6 +64,12 @@ export const ErrorType = {
   /** Every registered sandbox host is full, draining or lost (or none is registered). Never retried by the step. */
   NoSandboxHost: 'NoSandboxHost',
   /**
+   * A registry shard was started for another number of shards than the caller's NESTOR_HOST_REGISTRY_SHARDS (the
+   * setting changed without terminating the `sandbox-hosts*` workflows): placing on it would count a host's capacity
+   * twice. Refused, nothing changed; never retried.
+   */
+  RegistryShardsMismatch: 'RegistryShardsMismatch',
+  /**
    * The host holding the conversation's sandbox did not pick up its task within the bound (its worker or engine is
    * gone). A start is placed again elsewhere; a running conversation becomes PAUSED with it as lastError (its data is
    * on that host and cannot move) and resumes once the host is back; a close meanwhile ends in ERROR.

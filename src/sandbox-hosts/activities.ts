@@ -39,11 +39,18 @@ export function createHostActivities(deps: HostActivityDeps) {
       const ctx = Context.current();
       try {
         return await ctx.client.workflow.executeUpdateWithStart(placeUpdate, {
-          args: [{ conversationId: input.conversationId, exclude: input.exclude ?? [], current: input.current }],
+          args: [
+            {
+              conversationId: input.conversationId,
+              exclude: input.exclude ?? [],
+              current: input.current,
+              shards: shards(),
+            },
+          ],
           startWorkflowOperation: registryStart(ctx.info.taskQueue, shardOf(input.conversationId, shards())),
         });
       } catch (err) {
-        // The registry's refusal (NoSandboxHost) is final for this step: say it with its own type.
+        // The registry's refusal (NoSandboxHost, RegistryShardsMismatch) is final for this step: say it with its type.
         if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure)
           throw ApplicationFailure.create({
             type: err.cause.type ?? ErrorType.NoSandboxHost,

@@ -3,7 +3,7 @@
 // shown as one record: its shares and placements added up.
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { ErrorType, NestorError } from '../errors';
+import { ErrorType, NestorError, type ErrorTypeName } from '../errors';
 import { WORKFLOW_TYPES } from '../shared/constants';
 import { registryStart, registryStartOptions } from './activities';
 import {
@@ -28,7 +28,7 @@ export async function registerHost(
     registryShards(o.shards ?? 1).map((shard) =>
       typed(() =>
         client.workflow.executeUpdateWithStart(registerHostUpdate, {
-          args: [{ hostId: o.hostId, capacity: o.capacity }],
+          args: [{ hostId: o.hostId, capacity: o.capacity, shards: shard.of }],
           startWorkflowOperation: registryStart(o.taskQueue, shard),
         }),
       ),
@@ -49,7 +49,7 @@ export async function sendHostHeartbeat(
     await client.workflow.signalWithStart(WORKFLOW_TYPES.sandboxHosts, {
       ...registryStartOptions(o.taskQueue, shard),
       signal: hostHeartbeatSignal,
-      signalArgs: [{ hostId: o.hostId, capacity: o.capacity, sandboxes: o.sandboxes }],
+      signalArgs: [{ hostId: o.hostId, capacity: o.capacity, sandboxes: o.sandboxes, shards: shard.of }],
     });
 }
 
@@ -65,7 +65,7 @@ export async function setHostDraining(
       typed(() =>
         client.workflow
           .getHandle(registryWorkflowId(shard.index))
-          .executeUpdate(setDrainingUpdate, { args: [{ hostId, draining }] }),
+          .executeUpdate(setDrainingUpdate, { args: [{ hostId, draining, shards: shard.of }] }),
       ),
     ),
   );
@@ -110,7 +110,13 @@ function merge(records: HostRecord[]): HostRecord {
   };
 }
 
-/** The registry's refusals as NestorErrors with their type (HostNotFound, InvalidInput), not update failures. */
+/** The registry's own refusals, kept by type; any other is the caller's input. */
+const REFUSALS: ErrorTypeName[] = [ErrorType.HostNotFound, ErrorType.RegistryShardsMismatch];
+
+/**
+ * The registry's refusals as NestorErrors with their type (HostNotFound, RegistryShardsMismatch, InvalidInput), not
+ * update failures.
+ */
 async function typed<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
@@ -118,7 +124,8 @@ async function typed<T>(call: () => Promise<T>): Promise<T> {
     if (err instanceof WorkflowNotFoundError)
       throw new NestorError(ErrorType.HostNotFound, 'no sandbox host registry runs: no host worker has started', false);
     if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
-      const type = err.cause.type === ErrorType.HostNotFound ? ErrorType.HostNotFound : ErrorType.InvalidInput;
+      const said = err.cause.type;
+      const type = REFUSALS.find((t) => t === said) ?? ErrorType.InvalidInput;
       throw new NestorError(type, err.cause.message, false);
     }
     throw err;

@@ -47,6 +47,20 @@ export function capacityShare(capacity: number, hostId: string, shard: RegistryS
   return base + (turn < capacity % shard.of ? 1 : 0);
 }
 
+/**
+ * Why a shard refuses a caller that counts another number of shards (`shards`, its NESTOR_HOST_REGISTRY_SHARDS), or
+ * undefined. A caller that says nothing (an earlier version) is not checked. Shard 0 of a registry started for one
+ * would otherwise place on a host's whole capacity while the new shards place on their shares of it.
+ */
+export function shardsMismatch(shard: RegistryShard, shards: unknown): string | undefined {
+  if (shards === undefined || shards === shard.of) return undefined;
+  return (
+    `shards: registry ${registryWorkflowId(shard.index)} runs as shard ${shard.index} of ${shard.of}, the caller has ` +
+    `NESTOR_HOST_REGISTRY_SHARDS=${JSON.stringify(shards)}; every worker, host worker and CLI needs the same value. To ` +
+    `change it, stop them, terminate the sandbox-hosts* workflows and start them with the new value (docs/hosts.md)`
+  );
+}
+
 /** The task queue a host's worker polls: its sandbox's runtime and nested-server activities go there. */
 export const hostTaskQueue = (hostId: string) => `sandbox-host-${hostId}`;
 
@@ -103,20 +117,30 @@ export interface Placement {
   lost?: string;
 }
 
-export const registerHostUpdate = defineUpdate<HostRecord, [{ hostId: string; capacity: number }]>('registerHost');
+/** What every caller of the registry says: its number of shards (NESTOR_HOST_REGISTRY_SHARDS), checked by each shard. */
+export interface ShardsSaid {
+  shards?: number;
+}
+
+export const registerHostUpdate = defineUpdate<HostRecord, [{ hostId: string; capacity: number } & ShardsSaid]>(
+  'registerHost',
+);
 /**
  * Place a conversation's sandbox (idempotent per conversation), avoiding the hosts in `exclude`; with `current`, the
  * sandbox exists on that host already (a resume): it is recorded there and the host's state returned, never moved.
  */
-export const placeUpdate = defineUpdate<Placement, [{ conversationId: string; exclude?: string[]; current?: string }]>(
-  'place',
-);
+export const placeUpdate = defineUpdate<
+  Placement,
+  [{ conversationId: string; exclude?: string[]; current?: string } & ShardsSaid]
+>('place');
 export const releaseSignal = defineSignal<[{ conversationId: string }]>('release');
-export const setDrainingUpdate = defineUpdate<HostRecord, [{ hostId: string; draining: boolean }]>('setDraining');
+export const setDrainingUpdate = defineUpdate<HostRecord, [{ hostId: string; draining: boolean } & ShardsSaid]>(
+  'setDraining',
+);
 export const hostLostSignal = defineSignal<[{ hostId: string; reason: string }]>('hostLost');
 /** A host worker is there, with this capacity (every HOST_HEARTBEAT_MS); registers a host a fresh registry lacks. */
 export const hostHeartbeatSignal =
-  defineSignal<[{ hostId: string; capacity: number; sandboxes?: number }]>('hostHeartbeat');
+  defineSignal<[{ hostId: string; capacity: number; sandboxes?: number } & ShardsSaid]>('hostHeartbeat');
 
 /**
  * How full a host is: its placements, or the sandboxes its worker counted if more (a registry started afresh); a

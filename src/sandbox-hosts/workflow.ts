@@ -24,6 +24,7 @@ import {
 import type { Activities } from '../activities';
 import { HOST_LOST_AFTER_MS, HOST_PLACEMENTS_HEAL_MS } from '../defaults';
 import { ErrorType } from '../errors';
+import { choose } from './workflow-choose';
 import {
   HOST_ID_PATTERN,
   hostHeartbeatSignal,
@@ -37,10 +38,12 @@ import {
   registerHostUpdate,
   releaseSignal,
   setDrainingUpdate,
+  shardsMismatch,
   type HostRecord,
   type Placement,
   type RegistryShard,
   type SandboxHostsInput,
+  type ShardsSaid,
 } from './messages';
 
 /** Patch ID: the registry gives back, every HOST_PLACEMENTS_HEAL_MS, the placements of closed conversations. */
@@ -146,6 +149,34 @@ function validHost({ hostId, capacity }: { hostId: unknown; capacity: unknown })
     throw new Error(`capacity: expected an integer from 1 to 10000, got ${JSON.stringify(capacity)}`);
 }
 
+/** A placement: the host the conversation has (a resume's `where`, or one it was placed on), else the roomiest. */
+function place(reg: Registry, conversationId: string, exclude: string[], where?: string): Placement {
+  const { hosts } = reg;
+  reg.refresh();
+  reg.touched.add(conversationId);
+  if (where) {
+    const h = reg.known(where);
+    if (!h.placed.includes(conversationId)) h.placed.push(conversationId);
+    reg.show();
+    return { hostId: h.hostId, taskQueue: h.taskQueue, draining: h.draining, lost: h.lost };
+  }
+  const current = [...hosts.values()].find((h) => h.placed.includes(conversationId));
+  if (current && !exclude.includes(current.hostId) && !current.lost)
+    return { hostId: current.hostId, taskQueue: current.taskQueue };
+  if (current) current.placed = current.placed.filter((c) => c !== conversationId);
+  const chosen = choose([...hosts.values()], conversationId, exclude, reg.shard);
+  chosen.placed.push(conversationId);
+  reg.show();
+  return { hostId: chosen.hostId, taskQueue: chosen.taskQueue };
+}
+
+/** Refuse (before the update is accepted: nothing recorded) a caller counting another number of shards. */
+function sameShards(reg: Registry, { shards }: ShardsSaid): void {
+  const why = shardsMismatch(reg.shard, shards);
+  if (why)
+    throw ApplicationFailure.create({ type: ErrorType.RegistryShardsMismatch, message: why, nonRetryable: true });
+}
+
 function installHandlers(reg: Registry): void {
   const { hosts } = reg;
   setHandler(
@@ -155,13 +186,19 @@ function installHandlers(reg: Registry): void {
       reg.show();
       return record;
     },
-    { validator: validHost },
+    {
+      validator: (a) => {
+        sameShards(reg, a);
+        validHost(a);
+      },
+    },
   );
 
   // A heartbeat that breaks the rules (a worker of another version) is ignored: a signal cannot be refused.
   setHandler(hostHeartbeatSignal, (beat) => {
     try {
       validHost(beat);
+      sameShards(reg, beat); // a host worker of another count: its registration was refused at its start
     } catch {
       return;
     }
@@ -175,36 +212,27 @@ function installHandlers(reg: Registry): void {
     else reg.refresh();
   });
 
-  setHandler(placeUpdate, ({ conversationId, exclude = [], current: where }): Placement => {
-    reg.refresh();
-    reg.touched.add(conversationId);
-    if (where) {
-      const h = reg.known(where);
-      if (!h.placed.includes(conversationId)) h.placed.push(conversationId);
-      reg.show();
-      return { hostId: h.hostId, taskQueue: h.taskQueue, draining: h.draining, lost: h.lost };
-    }
-    const current = [...hosts.values()].find((h) => h.placed.includes(conversationId));
-    if (current && !exclude.includes(current.hostId) && !current.lost)
-      return { hostId: current.hostId, taskQueue: current.taskQueue };
-    if (current) current.placed = current.placed.filter((c) => c !== conversationId);
-    const chosen = choose([...hosts.values()], conversationId, exclude, reg.shard);
-    chosen.placed.push(conversationId);
-    reg.show();
-    return { hostId: chosen.hostId, taskQueue: chosen.taskQueue };
-  });
+  setHandler(
+    placeUpdate,
+    ({ conversationId, exclude = [], current: where }): Placement => place(reg, conversationId, exclude, where),
+    { validator: (a) => sameShards(reg, a) },
+  );
 
   setHandler(releaseSignal, ({ conversationId }) => {
     for (const h of hosts.values()) h.placed = h.placed.filter((c) => c !== conversationId);
     reg.show();
   });
 
-  setHandler(setDrainingUpdate, ({ hostId, draining }) => {
-    const h = reg.known(hostId);
-    h.draining = draining;
-    reg.show();
-    return h;
-  });
+  setHandler(
+    setDrainingUpdate,
+    ({ hostId, draining }) => {
+      const h = reg.known(hostId);
+      h.draining = draining;
+      reg.show();
+      return h;
+    },
+    { validator: (a) => sameShards(reg, a) },
+  );
 
   // One conversation's pickup timeout is its own: shown, while the heartbeat decides whether the host is lost.
   setHandler(hostLostSignal, ({ hostId, reason }) => {
@@ -241,43 +269,6 @@ export async function SandboxHosts(input: SandboxHostsInput = {}): Promise<void>
     lostAfterMs: input.lostAfterMs,
     healEveryMs: input.healEveryMs,
   });
-}
-
-/**
- * The host with the most free room (as a share of its capacity; then the host ID, so a tie is decided the same way),
- * never an excluded, draining, lost or full one; else NoSandboxHost saying why each host was passed over.
- */
-function choose(hosts: HostRecord[], conversationId: string, exclude: string[], shard: RegistryShard): HostRecord {
-  const why: string[] = [];
-  const open = hosts.filter((h) => {
-    const no = exclude.includes(h.hostId)
-      ? 'excluded'
-      : h.draining
-        ? 'draining'
-        : h.lost
-          ? `lost (${h.lost})`
-          : hostLoad(h) >= h.capacity
-            ? `full (${h.capacity})`
-            : undefined;
-    if (no) why.push(`${h.hostId}: ${no}`);
-    return !no;
-  });
-  const free = (h: HostRecord) => (h.capacity - hostLoad(h)) / h.capacity;
-  open.sort((a, b) => free(b) - free(a) || (a.hostId < b.hostId ? -1 : 1));
-  if (!open[0]) {
-    // With several shards, the room counted is this shard's share; a shard no host worker registered with means the
-    // host workers were started with fewer shards than the conversations' worker.
-    const where =
-      shard.of > 1
-        ? ` (registry shard ${shard.index} of ${shard.of}: its share of each host; every worker, host worker and CLI needs NESTOR_HOST_REGISTRY_SHARDS=${shard.of})`
-        : '';
-    throw ApplicationFailure.create({
-      type: ErrorType.NoSandboxHost,
-      message: `no sandbox host can take conversation ${conversationId}${where}: ${why.join('; ') || 'none registered'}; start a host worker (nestor host-worker) or undrain one`,
-      nonRetryable: true,
-    });
-  }
-  return open[0];
 }
 
 /** The hosts in the UI: one line each in the current details, and the memo (counts, not conversation IDs). */

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createHostActivities, registryStartOptions } from '../../src/sandbox-hosts/activities';
-import { listHosts, registerHost, sendHostHeartbeat } from '../../src/sandbox-hosts/hosts';
+import { listHosts, registerHost, sendHostHeartbeat, setHostDraining } from '../../src/sandbox-hosts/hosts';
 import {
   SANDBOX_HOSTS_WORKFLOW_ID,
   hostLostSignal,
@@ -220,6 +220,44 @@ describe('the sandbox-host registry heals itself (heartbeats, fresh start, close
         await shard(i)
           .terminate('next test')
           .catch(() => {});
+    }
+  });
+
+  test('a registry started for one shard refuses callers that count two, changing nothing, and ignores their beats', async () => {
+    const mismatch = (err: Error & { type?: string }) => {
+      assert.equal(err.type, 'RegistryShardsMismatch');
+      assert.match(err.message, /shard 0 of 1/);
+      assert.match(err.message, /NESTOR_HOST_REGISTRY_SHARDS=2/);
+      assert.match(err.message, /terminate the sandbox-hosts\* workflows/);
+      return true;
+    };
+    try {
+      await startRegistry({});
+      await registerHost(env.client, { taskQueue, hostId: 'h1', capacity: 2 });
+      const acts = createHostActivities({ sandboxHosts: true, registryShards: 2 });
+      const act = new MockActivityEnvironment({ taskQueue }, { client: env.client });
+      let id = uniqueId('two-shards');
+      while (shardOf(id, 2).index !== 0) id = uniqueId('two-shards');
+      // Placed by shard 0 on the whole host while shard 1 places on half of it: refused instead, never retried.
+      await assert.rejects(act.run(acts.placeSandbox, { conversationId: id }), mismatch);
+      await assert.rejects(registerHost(env.client, { taskQueue, hostId: 'h2', capacity: 2, shards: 2 }), mismatch);
+      await assert.rejects(setHostDraining(env.client, 'h1', true, 2), mismatch);
+      await sendHostHeartbeat(env.client, { taskQueue, hostId: 'h1', capacity: 9, sandboxes: 0, shards: 2 });
+      const hosts = await registry().query(hostsQuery);
+      assert.deepEqual(
+        hosts.map((h) => [h.hostId, h.capacity, h.placed, h.draining]),
+        [['h1', 2, [], false]],
+        'shard 0 as it was: no placement, no new host, not draining, its capacity not changed by the beat',
+      );
+      // A caller of the registry's own count is served as before.
+      const same = createHostActivities({ sandboxHosts: true, registryShards: 1 });
+      const placed: unknown = await act.run(same.placeSandbox, { conversationId: id });
+      assert.equal((placed as { hostId: string }).hostId, 'h1');
+    } finally {
+      await env.client.workflow
+        .getHandle(registryWorkflowId(1))
+        .terminate('next test')
+        .catch(() => {});
     }
   });
 });

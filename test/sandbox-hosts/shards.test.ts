@@ -2,7 +2,14 @@
 // capacity, and a shard's share of the sandboxes a host worker counted.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { capacityShare, hostLoad, registryShards, registryWorkflowId, shardOf } from '../../src/sandbox-hosts/messages';
+import {
+  capacityShare,
+  hostLoad,
+  registryShards,
+  registryWorkflowId,
+  shardOf,
+  shardsMismatch,
+} from '../../src/sandbox-hosts/messages';
 
 test("every shard's share of a host adds up to its capacity, no two shares apart by more than one", () => {
   for (const of of [1, 2, 3, 8, 64])
@@ -46,4 +53,15 @@ test("a shard counts its share of the sandboxes a host's worker counted", () => 
   assert.equal(hostLoad({ placed: ['a', 'b', 'c', 'd'], sandboxes: 9, capacity: 3, declaredCapacity: 9 }), 4);
   assert.equal(hostLoad({ placed: [], sandboxes: 1, capacity: 1, declaredCapacity: 4 }), 1, 'rounded up');
   assert.equal(hostLoad({ placed: [], sandboxes: 7, capacity: 10 }), 7, 'one shard: the whole count');
+});
+
+test("a shard accepts its own count or none (an earlier caller's), and names both counts otherwise", () => {
+  assert.equal(shardsMismatch({ index: 0, of: 1 }, undefined), undefined);
+  assert.equal(shardsMismatch({ index: 2, of: 4 }, 4), undefined);
+  const why = shardsMismatch({ index: 2, of: 4 }, 8) ?? '';
+  assert.match(
+    why,
+    /^shards: registry sandbox-hosts-2 runs as shard 2 of 4, the caller has NESTOR_HOST_REGISTRY_SHARDS=8/,
+  );
+  assert.match(shardsMismatch({ index: 0, of: 1 }, 'x') ?? '', /NESTOR_HOST_REGISTRY_SHARDS="x"/);
 });
