@@ -56,7 +56,7 @@ export function svgChart(
   ].join('\n');
 }
 
-/** bench/results.svg from the results (`node dist/scripts/bench.js --chart` redraws it from bench/results.json). */
+/** bench/results.svg from the results (`node dist/scripts/bench.js --chart` redraws it, and reprints the tables). */
 export function drawChart(results: Record<string, any>): void {
   const machinery = results.machinery as MachineryRow[];
   const throughput = results.throughput as Array<{ concurrency: number; nestorPerS: number; baselinePerS?: number; dockerPerS?: number }>;

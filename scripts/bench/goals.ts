@@ -10,10 +10,17 @@ export interface Goal {
 
 export function goals(r: Record<string, any>): Goal[] {
   const out: Goal[] = [];
-  const add = (goal: string, target: string, value: number | undefined, ok: (v: number) => boolean, unit: string) =>
+  const add = (
+    goal: string,
+    target: string,
+    value: number | undefined,
+    ok: (v: number) => boolean,
+    unit: string,
+    note?: string,
+  ) =>
     value !== undefined &&
     Number.isFinite(value) &&
-    out.push({ goal, target, measured: `${value}${unit}`, met: ok(value) });
+    out.push({ goal, target, measured: `${value}${unit}${note ? ` (${note})` : ''}`, met: ok(value) });
   add(
     'orchestration overhead, sequential, p50',
     '≤ 100 ms',
@@ -36,14 +43,22 @@ export function goals(r: Record<string, any>): Goal[] {
   add('cold start → ready, OpenHands agent server (V1), p50', '≤ 15000 ms', v1?.total?.p50, (v) => v <= 15000, ' ms');
   // Issue 24: against the same calls without Temporal (before: bare Docker create → start → remove, not the same work).
   const at8 = Array.isArray(r.throughput) ? r.throughput.find((x: any) => x.concurrency === 8) : undefined;
+  // Where the machine's cores are the bound, the ratio cannot pass the CPU the same calls take over the CPU nestor's take.
+  const ceiling =
+    at8?.nestorCpuPerStartS > 0
+      ? `at most ${Math.round((at8.baselineCpuPerStartS / at8.nestorCpuPerStartS) * 100) / 100}× on these cores: ` +
+        `${at8.baselineCpuPerStartS} core-s a start without Temporal, ${at8.nestorCpuPerStartS} with`
+      : undefined;
   add(
     'starts/s vs the same calls without Temporal, concurrency 8',
     '≥ 0.9×',
     at8?.baselinePerS === undefined ? undefined : at8.ratio,
     (v) => v >= 0.9,
     '×',
+    ceiling,
   );
-  const machinery = r.machinery ? Math.max(...r.machinery.map((x: any) => x.perS)) : undefined;
+  const concurrent = (r.machinery ?? []).filter((x: any) => x.concurrency > 1);
+  const machinery = concurrent.length ? Math.max(...concurrent.map((x: any) => x.perS)) : undefined;
   add('the machinery alone on the database file, best of 8/32/64', '≥ 25 starts/s', machinery, (v) => v >= 25, ' /s');
   return out;
 }

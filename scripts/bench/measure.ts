@@ -51,6 +51,16 @@ export function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
+/**
+ * Core-seconds the whole machine has spent busy since boot (/proc/stat: every process, Docker's and the sandboxes'
+ * included), the cost of a run that no process list covers.
+ */
+export function machineBusySeconds(): number {
+  const v = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const [, , , idle, iowait] = v;
+  return (v.reduce((a, b) => a + b, 0) - idle - iowait) / 100;
+}
+
 /** Per-process CPU use over fn: seconds, and cores busy on average. */
 export async function cpuOver<T>(
   pids: Record<string, number>,
@@ -129,6 +139,7 @@ async function baselineRun(n: number, concurrency: number, provider: DockerRunti
   const runtime = createRuntimeActivities({ runtime: provider });
   const nested = createNestedActivities({});
   const ids = Array.from({ length: n }, () => newId('base'));
+  const busy0 = machineBusySeconds();
   const t0 = performance.now();
   const ms = await pool(ids, concurrency, async (conversationId) => {
     const t = performance.now();
@@ -146,23 +157,40 @@ async function baselineRun(n: number, concurrency: number, provider: DockerRunti
     return performance.now() - t;
   });
   const wallS = (performance.now() - t0) / 1000;
+  const busyS = machineBusySeconds() - busy0;
   await pool(ids, 8, (id) => provider.remove(id));
-  return { ms, wallS };
+  return { ms, wallS, busyS };
+}
+
+/** A rate, and the machine's busy core-seconds per start while it was measured (closes and removals not counted). */
+export interface Throughput {
+  perS: number;
+  cpuPerStartS: number;
 }
 
 /** Wall-clock starts per second for n starts at a concurrency (closing after, untimed). */
-export async function nestorRate(client: ConversationClient, n: number, concurrency: number): Promise<number> {
+export async function nestorThroughput(client: ConversationClient, n: number, concurrency: number): Promise<Throughput> {
   const ids = Array.from({ length: n }, () => newId(`rate${concurrency}`));
+  const busy0 = machineBusySeconds();
   const t0 = performance.now();
   await pool(ids, concurrency, (id) => client.start(startInput(id)));
   const s = (performance.now() - t0) / 1000;
+  const busyS = machineBusySeconds() - busy0;
   await pool(ids, 8, (id) => client.close(id));
-  return n / s;
+  return { perS: n / s, cpuPerStartS: busyS / n };
 }
 
+export const nestorRate = async (client: ConversationClient, n: number, concurrency: number): Promise<number> =>
+  (await nestorThroughput(client, n, concurrency)).perS;
+
 /** Starts per second of the same calls without Temporal (baselineRun), for the ratio of phase 2. */
-export async function baselineRate(n: number, concurrency: number, provider: DockerRuntimeProvider): Promise<number> {
-  return n / (await baselineRun(n, concurrency, provider)).wallS;
+export async function baselineThroughput(
+  n: number,
+  concurrency: number,
+  provider: DockerRuntimeProvider,
+): Promise<Throughput> {
+  const run = await baselineRun(n, concurrency, provider);
+  return { perS: n / run.wallS, cpuPerStartS: run.busyS / n };
 }
 
 /** Where the time of each sequential start went, from its history: activity execution by step, queue waits, workflow tasks. */

@@ -40,9 +40,23 @@ export function printTable(r: Record<string, any>) {
     `Orchestration overhead, sequential: p50 ${t.overhead.sequential.p50Ms} ms (×${t.overhead.sequential.ratioP50}), p99 ${t.overhead.sequential.p99Ms} ms; ` +
       `5 at a time: p50 ${t.overhead.concurrent5.p50Ms} ms (×${t.overhead.concurrent5.ratioP50}), p99 ${t.overhead.concurrent5.p99Ms} ms`,
     '',
-    row(['concurrency', 'nestor starts/s', 'the same calls without Temporal /s', 'ratio']),
-    row(['---', '---', '---', '---']),
-    ...r.throughput.map((x: any) => row([x.concurrency, x.nestorPerS, x.baselinePerS ?? `${x.dockerPerS} (bare Docker)`, x.ratio])),
+    row([
+      'concurrency',
+      'nestor starts/s',
+      'the same calls without Temporal /s',
+      'ratio',
+      'machine CPU per start, nestor / without (core-s)',
+    ]),
+    row(['---', '---', '---', '---', '---']),
+    ...r.throughput.map((x: any) =>
+      row([
+        x.concurrency,
+        x.nestorPerS,
+        x.baselinePerS ?? `${x.dockerPerS} (bare Docker)`,
+        x.ratio,
+        x.nestorCpuPerStartS === undefined ? '' : `${x.nestorCpuPerStartS} / ${x.baselineCpuPerStartS}`,
+      ]),
+    ),
     '',
     row(['machinery alone, concurrency', 'starts', 'starts/s', 'CPU cores busy: Temporal server', 'bench + worker']),
     row(['---', '---', '---', '---', '---']),

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -37,6 +37,9 @@ describe('the dev server behind npm start', () => {
     try {
       assert.equal(server.address, `127.0.0.1:${c.temporalPort}`);
       assert.ok(existsSync(join(dataDir, 'temporal.db')), 'a persistent database file');
+      // SQLite's header says the journal (bytes 18-19: 2 for a write-ahead log, 1 for the rollback journal).
+      const header = readFileSync(join(dataDir, 'temporal.db')).subarray(18, 20);
+      assert.deepEqual([...header], [2, 2], 'the database journals to a write-ahead log');
       const conn = await Connection.connect({ address: server.address });
       const { customAttributes } = await conn.operatorService.listSearchAttributes({ namespace: 'default' });
       await conn.close();
