@@ -180,6 +180,7 @@ export async function nestorThroughput(client: ConversationClient, n: number, co
   return { perS: n / s, cpuPerStartS: busyS / n };
 }
 
+/** Starts per second alone (nestorThroughput without the CPU). */
 export const nestorRate = async (client: ConversationClient, n: number, concurrency: number): Promise<number> =>
   (await nestorThroughput(client, n, concurrency)).perS;
 
