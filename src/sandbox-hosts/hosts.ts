@@ -24,7 +24,7 @@ export async function registerHost(
   client: Client,
   o: { taskQueue: string; hostId: string; capacity: number; shards?: number },
 ): Promise<HostRecord> {
-  const records = await Promise.all(
+  const records = await everyShard(
     registryShards(o.shards ?? 1).map((shard) =>
       typed(() =>
         client.workflow.executeUpdateWithStart(registerHostUpdate, {
@@ -60,7 +60,7 @@ export async function setHostDraining(
   draining: boolean,
   shards = 1,
 ): Promise<HostRecord> {
-  const records = await Promise.all(
+  const records = await everyShard(
     registryShards(shards).map((shard) =>
       typed(() =>
         client.workflow
@@ -108,6 +108,18 @@ function merge(records: HostRecord[]): HostRecord {
     ...(lost && { lost }),
     ...(reported && { reported }),
   };
+}
+
+/**
+ * Every shard's answer, or the refusal that explains the others: a shard of another count refuses with
+ * RegistryShardsMismatch while the others may answer HostNotFound (a host they never saw), whichever comes first.
+ */
+async function everyShard<T>(calls: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(calls);
+  const failed = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (!failed.length) return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
+  const mismatch = failed.find((e) => e instanceof NestorError && e.type === ErrorType.RegistryShardsMismatch);
+  throw mismatch ?? failed[0];
 }
 
 /** The registry's own refusals, kept by type; any other is the caller's input. */
