@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { run } from './cluster-postgres';
+import { makeCa, makeLeaf } from './openssl-certs';
 
 /** Files a client needs (TEMPORAL_TLS_* variables) and the server's own. */
 export interface ClusterCertificates {
@@ -117,47 +117,9 @@ function makeCertificates(dir: string): ClusterCertificates {
     clientKey: f('client-key.pem'),
   };
   if (Object.values(certs).every((p) => existsSync(p))) return certs;
-  const days = ['-days', '30'];
-  run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    f('ca-key.pem'),
-    '-out',
-    certs.ca,
-    ...days,
-    '-subj',
-    '/CN=nestor local cluster CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  const leaf = (cert: string, key: string, cn: string, ext: string) => {
-    const csr = `${cert}.csr`;
-    const extFile = `${cert}.ext`;
-    writeFileSync(extFile, ext);
-    run('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${cn}`]);
-    run('openssl', [
-      'x509',
-      '-req',
-      '-in',
-      csr,
-      '-CA',
-      certs.ca,
-      '-CAkey',
-      f('ca-key.pem'),
-      '-CAcreateserial',
-      '-out',
-      cert,
-      ...days,
-      '-extfile',
-      extFile,
-    ]);
-  };
+  const ca = { cert: certs.ca, key: f('ca-key.pem') };
+  makeCa(ca.cert, ca.key, 'nestor local cluster CA');
+  const leaf = (cert: string, key: string, cn: string, ext: string) => makeLeaf(ca, cert, key, `/CN=${cn}`, ext);
   leaf(
     certs.serverCert,
     certs.serverKey,
