@@ -16,6 +16,10 @@ EMULATOR_IMAGE="nestor-emulator:latest"
 EMULATOR_V1_IMAGE="nestor-emulator-v1:latest"
 OPENHANDS_IMAGE="nestor-agent-server:1.58.2"
 OPENHANDS_V0_IMAGE="nestor-openhands:1.4.0"
+# A local single-node Kubernetes (scripts/ensure-kubernetes.sh, src/dev/kubernetes.ts): the newest 1.35 patch the
+# Go module proxy serves here (1.35.7 and 1.35.9+ are refused).
+KUBERNETES_VERSION="1.35.8"
+KUBERNETES_DIR="$TOOLS/kubernetes-$KUBERNETES_VERSION"
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # Where scripts/ensure-docker.sh records, for the whole machine, the pid of a dockerd it started.
