@@ -17,6 +17,7 @@ const NEEDS = {
   openhands: 'the OpenHands images (agent server and V0 server)',
   cluster: 'the local Temporal cluster: PostgreSQL and temporal-server',
   otel: 'Jaeger, an OTLP receiver and trace store',
+  kubernetes: 'a local Kubernetes: its binaries built from the Go module proxy, Debian etcd and CNI plugins',
 };
 
 const args = process.argv.slice(2);
@@ -64,6 +65,7 @@ if (usesDocker) {
 if (needed.has('openhands')) for (const v of ['v1', 'v0']) setUp('scripts/build-openhands-image.sh', v);
 if (needed.has('cluster')) setUp('scripts/setup-cluster.sh');
 if (needed.has('otel')) setUp('scripts/ensure-jaeger.sh');
+if (needed.has('kubernetes')) setUp('scripts/ensure-kubernetes.sh');
 
 /**
  * The sandbox networks every sandbox of an engine shares (runtime/container-spec.ts): made by the first start that

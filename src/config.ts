@@ -76,6 +76,9 @@ export const EnvSchema = z.object({
   NESTOR_TEMPORAL_SERVER_DIR: z.string().min(1).default(resolve(PROJECT_ROOT, '.tools/temporal-server-1.29.2')),
   NESTOR_CLUSTER_PORT: int(7233),
   NESTOR_CLUSTER_PG_PORT: int(55432),
+  // The local Kubernetes (`nestor kubernetes`): binaries and Debian's parts from scripts/ensure-kubernetes.sh.
+  NESTOR_KUBERNETES_DIR: z.string().min(1).default(resolve(PROJECT_ROOT, '.tools/kubernetes-1.35.8')),
+  NESTOR_KUBERNETES_API_PORT: int(16443),
   NESTOR_RUNTIME: z.enum(Object.keys(RUNTIME_IMAGES) as [RuntimeName, ...RuntimeName[]]).default('openhands'),
   NESTOR_RUNTIME_IMAGE: z.string().min(1).optional(),
   NESTOR_DEFAULT_CPUS: z.coerce.number().positive().default(DEFAULT_SANDBOX_LIMITS.cpus),
@@ -137,6 +140,8 @@ export interface NestorConfig {
   temporalAuth: TemporalAuth;
   /** `nestor cluster`: binaries, frontend of the first server (the second is 100 above), PostgreSQL's port. */
   cluster: { binDir: string; basePort: number; pgPort: number };
+  /** `nestor kubernetes`: the local cluster's binaries and its API server's port on 127.0.0.1. */
+  kubernetes: { toolsDir: string; apiPort: number };
   /** Which runtime the sandboxes run (NESTOR_RUNTIME), and its image (NESTOR_RUNTIME_IMAGE overrides the tag). */
   runtime: RuntimeName;
   runtimeImage: string;
@@ -228,6 +233,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
       basePort: e.NESTOR_CLUSTER_PORT,
       pgPort: e.NESTOR_CLUSTER_PG_PORT,
     },
+    kubernetes: { toolsDir: e.NESTOR_KUBERNETES_DIR, apiPort: e.NESTOR_KUBERNETES_API_PORT },
     runtime: e.NESTOR_RUNTIME,
     runtimeImage: e.NESTOR_RUNTIME_IMAGE ?? RUNTIME_IMAGES[e.NESTOR_RUNTIME],
     defaultLimits: {

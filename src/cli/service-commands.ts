@@ -1,8 +1,9 @@
-// The commands that run parts of the service: worker, host-worker, dev, cluster, llm-stand-in, codec-server.
+// The commands that run parts of the service: worker, host-worker, dev, cluster, kubernetes, llm-stand-in, codec-server.
 import type { Command } from 'commander';
 import { loadConfig } from '../config';
 import { runDev, codecGuard, codecServer } from '../dev';
 import { runCluster } from '../dev/run-cluster';
+import { runKubernetes } from '../dev/run-kubernetes';
 import { DockerRuntimeProvider } from '../runtime/docker';
 import { SANDBOX_NETWORK } from '../runtime/container-spec';
 import { FINISH_MARKER, startLlmStandIn } from '../llm-stand-in/server';
@@ -71,6 +72,13 @@ export function addServiceCommands(program: Command): void {
       'run the whole service on a real Temporal cluster here: PostgreSQL, two temporal-server processes, the UI, a worker per frontend',
     )
     .action(() => runCluster(loadConfig()));
+
+  program
+    .command('kubernetes')
+    .description(
+      'run a real single-node Kubernetes here (etcd, containerd, the API server, controller manager, scheduler, kubelet) with the runtime image imported',
+    )
+    .action(() => runKubernetes(loadConfig()));
 }
 
 /** Until Ctrl-C (SIGINT) or SIGTERM. */
