@@ -15,14 +15,19 @@ export class HostChanges {
   private readonly sysctls = new Map<string, string>();
   private readonly madePaths: string[];
 
-  /** Note the host as it is, before the cluster starts; `dir` is the cluster's own directory. */
+  /** Note the host as it is, before the cluster starts; `dir` is the cluster's own directory (its containerd's too). */
   constructor(private readonly dir: string) {
     for (const s of KUBELET_SYSCTLS) this.sysctls.set(s, readFileSync(`/proc/sys/${s}`, 'utf8').trim());
     this.madePaths = HOST_PATHS.filter((p) => !existsSync(p));
   }
 
-  /** Put the host back (every process of the cluster stopped first). Idempotent. */
-  restore(): void {
+  /**
+   * Put the host back, once every process of the cluster is stopped: containerd's shims outlive it (a pod's shim
+   * exits after containerd, and makes /run/containerd again on its way out), so they are ended and waited for first.
+   * Idempotent.
+   */
+  async restore(): Promise<void> {
+    await endShims(this.dir);
     for (const [s, v] of this.sysctls)
       if (readFileSync(`/proc/sys/${s}`, 'utf8').trim() !== v) writeFileSync(`/proc/sys/${s}`, v);
     // The pods' mounts (service-account tokens, volumes, the sandboxes' shm) under the cluster's directory and their
@@ -43,6 +48,30 @@ export class HostChanges {
     rmSync('/run/containerd/runc/k8s.io', { recursive: true, force: true });
     for (const p of this.madePaths) rmSync(p, { recursive: true, force: true });
   }
+}
+
+/** containerd's shims started for the containerd whose sockets are under `dir`: SIGKILL, then wait (5 s at most). */
+async function endShims(dir: string): Promise<void> {
+  const shims = () =>
+    readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          const args = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+          return args.includes('containerd-shim') && args.includes(dir);
+        } catch {
+          return false; // gone meanwhile
+        }
+      })
+      .map(Number);
+  for (const pid of shims()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  for (let i = 0; i < 50 && shims().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
 }
 
 /** A cgroup directory and everything under it (rmdir only: a cgroup with a process left refuses, and stays). */

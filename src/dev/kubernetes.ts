@@ -306,7 +306,7 @@ export class LocalKubernetes {
     }
     await this.kill('containerd');
     await this.kill('etcd');
-    this.host?.restore();
+    await this.host?.restore();
     rmSync(this.path('cni', 'ipam'), { recursive: true, force: true });
   }
 

@@ -19,6 +19,8 @@ import { freePort } from '../helpers/net';
 const SYSCTLS = ['vm/overcommit_memory', 'kernel/panic', 'kernel/panic_on_oops'];
 const sysctls = () => SYSCTLS.map((s) => readFileSync(`/proc/sys/${s}`, 'utf8').trim());
 const IMAGE = RUNTIME_IMAGES.emulator;
+/** Directories the kubelet, containerd's shims and the CNI plugins make outside the cluster's own. */
+const HOST_PATHS = ['/var/lib/kubelet', '/var/lib/cni', '/run/containerd', '/run/netns'];
 
 interface PodStatus {
   status?: { phase?: string; podIP?: string };
@@ -27,11 +29,12 @@ interface PodStatus {
 describe('a local single-node Kubernetes', () => {
   let k: LocalKubernetes;
   let dir: string;
-  const before_ = { sysctls: [] as string[], kubepods: false };
+  const before_ = { sysctls: [] as string[], kubepods: false, absent: [] as string[] };
 
   before(async () => {
     before_.sysctls = sysctls();
     before_.kubepods = existsSync('/sys/fs/cgroup/cpu/kubepods');
+    before_.absent = HOST_PATHS.filter((p) => !existsSync(p));
     dir = mkdtempSync(join(tmpdir(), 'nestor-k8s-'));
     k = new LocalKubernetes({
       dir,
@@ -114,6 +117,11 @@ describe('a local single-node Kubernetes', () => {
       .split('\n')
       .filter((l) => l.includes(dir) || l.includes('/run/netns/cni-'));
     assert.deepEqual(mounts, [], 'no mount of the cluster is left');
+    assert.deepEqual(
+      before_.absent.filter((p) => existsSync(p)),
+      [],
+      'the directories made outside the cluster are gone',
+    );
     if (existsSync('/run/netns'))
       assert.deepEqual(
         readdirSync('/run/netns').filter((n) => n.startsWith('cni-')),
