@@ -8,10 +8,11 @@
 // What the kubelet and the CNI plugins change outside the cluster's directory is put back by `stop`
 // (kubernetes-host.ts); the configuration files it writes: kubernetes-config.ts.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
+import { AdminApi, type ApiAnswer } from './kubernetes-api';
 import { makePki, SERVICE_RANGE, type KubernetesPki } from './kubernetes-pki';
 import { cniConfig, containerdConfig, kubeletConfig } from './kubernetes-config';
 import { ctr, importImage, loadPauseImage } from './kubernetes-images';
@@ -238,37 +239,13 @@ export class LocalKubernetes {
     );
   }
 
-  /** A request to the API server as the administrator; the body parsed as JSON when it is. */
-  async api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
-    const p = this.pki!;
-    const dispatcher = (this.agent ??= new Agent({
-      connect: {
-        ca: readFileSync(p.ca),
-        cert: readFileSync(p.client('admin').cert),
-        key: readFileSync(p.client('admin').key),
-      },
-    }));
-    try {
-      const r = await request(`${this.server}${path}`, {
-        method: method as 'GET',
-        dispatcher,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await r.body.text();
-      let parsed: unknown = text;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        // not JSON (e.g. /readyz answers "ok")
-      }
-      return { status: r.statusCode, body: parsed };
-    } catch {
-      return { status: 0, body: undefined };
-    }
+  /** A request to the API server as the administrator (kubernetes-api.ts). */
+  api(method: string, path: string, body?: unknown): Promise<ApiAnswer> {
+    this.admin ??= new AdminApi(this.server, this.pki!);
+    return this.admin.call(method, path, body);
   }
 
-  private agent?: Agent;
+  private admin?: AdminApi;
 
   private async until(what: string, ok: () => Promise<boolean>, component?: Component, timeoutMs = 60_000) {
     const deadline = Date.now() + timeoutMs;
@@ -279,9 +256,9 @@ export class LocalKubernetes {
         // not answering yet
       }
       const proc = component && this.procs.get(component);
-      if (proc && proc.exitCode !== null)
+      if (proc && (proc.exitCode !== null || proc.signalCode !== null))
         throw new Error(
-          `${component} exited (${proc.exitCode}) before ${what}; see ${this.path('logs', `${component}.log`)}`,
+          `${component} exited (${proc.exitCode ?? proc.signalCode}) before ${what}; see ${this.path('logs', `${component}.log`)}`,
         );
       if (Date.now() > deadline)
         throw new Error(`${what} not there within ${timeoutMs} ms; logs in ${this.path('logs')}`);
@@ -294,8 +271,8 @@ export class LocalKubernetes {
    * certificates) stays for the next start; pods are started again by their kubelet then.
    */
   async stop(): Promise<void> {
-    await this.agent?.close();
-    this.agent = undefined;
+    await this.admin?.close();
+    this.admin = undefined;
     for (const name of ['kubelet', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver'] as const)
       await this.kill(name);
     // The pods' containers run under shims that outlive containerd: stop them first, then containerd.
