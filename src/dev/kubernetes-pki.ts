@@ -20,8 +20,9 @@ export interface KubernetesPki {
   kubeconfig(name: ClientName): string;
 }
 
-/** The API server's address inside the cluster (the first address of the service range, 10.96.0.0/16). */
+/** The cluster's Service addresses (the API server's --service-cluster-ip-range). */
 export const SERVICE_RANGE = '10.96.0.0/16';
+/** The API server's address inside the cluster: the first of the Service range, named in its certificate. */
 const KUBERNETES_SERVICE_IP = '10.96.0.1';
 
 function subjectOf(name: ClientName, node: string): string {
