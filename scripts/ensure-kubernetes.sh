@@ -58,6 +58,20 @@ if ! built; then
   log "Kubernetes v$KUBERNETES_VERSION built in $(($(date +%s) - started)) s into $BIN"
 fi
 
+# The storage provisioner (a claim's volume is a directory on the node), keyed by version like the rest.
+PROVISIONER="$BIN/local-path-provisioner"
+if [ ! -x "$PROVISIONER" ] || ! "$PROVISIONER" --version 2>/dev/null | grep -q "v$LOCAL_PATH_PROVISIONER_VERSION"; then
+  log "building local-path-provisioner v$LOCAL_PATH_PROVISIONER_VERSION from the Go module proxy (about 90 s the first time)"
+  build=$(mktemp -d)
+  trap 'rm -rf "$build"' EXIT
+  version="-X main.VERSION=v$LOCAL_PATH_PROVISIONER_VERSION"
+  GOBIN="$build" CGO_ENABLED=0 GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w $version" \
+    "github.com/rancher/local-path-provisioner@v$LOCAL_PATH_PROVISIONER_VERSION" ||
+    die "building local-path-provisioner v$LOCAL_PATH_PROVISIONER_VERSION failed (output above)"
+  mkdir -p "$BIN"
+  mv "$build/local-path-provisioner" "$PROVISIONER"
+fi
+
 # Debian's parts, unpacked into .tools (apt-get download needs no root; nothing lands in the system's paths).
 if [ ! -x "$DEBS/usr/bin/etcd" ] || [ ! -x "$DEBS/usr/lib/cni/bridge" ] || [ ! -x "$DEBS/bin/busybox" ]; then
   command -v apt-get >/dev/null || die "apt-get is needed to fetch etcd-server, containernetworking-plugins and busybox-static"

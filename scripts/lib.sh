@@ -20,6 +20,8 @@ OPENHANDS_V0_IMAGE="nestor-openhands:1.4.0"
 # Go module proxy serves here (1.35.7 and 1.35.9+ are refused).
 KUBERNETES_VERSION="1.35.8"
 KUBERNETES_DIR="$TOOLS/kubernetes-$KUBERNETES_VERSION"
+# Its dynamic volumes: Rancher's local-path-provisioner (src/dev/kubernetes-storage.ts), built into the same bin.
+LOCAL_PATH_PROVISIONER_VERSION="0.0.30"
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # Where scripts/ensure-docker.sh records, for the whole machine, the pid of a dockerd it started.

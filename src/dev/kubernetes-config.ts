@@ -5,6 +5,8 @@ import { BRIDGE } from './kubernetes-host';
 
 /** The pause image the cluster's pods share, made from Debian's busybox (no registry here). */
 export const PAUSE_IMAGE = 'localhost/nestor-pause:1';
+/** The image of the storage provisioner's helper pods (they make and remove volume directories): busybox. */
+export const HELPER_IMAGE = 'localhost/nestor-busybox:1';
 const POD_SUBNET = '10.244.0.0/24';
 
 export function cniConfig(ipamDir: string) {

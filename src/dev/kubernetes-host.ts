@@ -2,6 +2,7 @@
 // back: the sysctls the kubelet sets (it "protects" kernel defaults otherwise), its cgroups, the pods' mounts and
 // network namespaces, the CNI bridge, and directories the kubelet, containerd's shims and the CNI plugins make.
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -10,6 +11,16 @@ export const BRIDGE = 'nestorcni0';
 const KUBELET_SYSCTLS = ['vm/overcommit_memory', 'kernel/panic', 'kernel/panic_on_oops'];
 /** Removed by `restore` when they were not there when the cluster started. */
 const HOST_PATHS = ['/var/lib/kubelet', '/var/lib/cni', '/run/containerd', '/run/netns'];
+
+/** The first non-loopback IPv4 address: the kubelet refuses a loopback node IP, and the API server reaches it there. */
+export function nodeIp(): string {
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (name.startsWith('docker') || name.startsWith('br-') || name.startsWith('veth') || name === BRIDGE) continue;
+    const a = (addrs ?? []).find((x) => x.family === 'IPv4' && !x.internal);
+    if (a) return a.address;
+  }
+  throw new Error('no non-loopback IPv4 address on this machine: the kubelet needs one as its node IP');
+}
 
 export class HostChanges {
   private readonly sysctls = new Map<string, string>();

@@ -9,14 +9,14 @@
 // (kubernetes-host.ts); the configuration files it writes: kubernetes-config.ts.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { AdminApi, type ApiAnswer } from './kubernetes-api';
 import { makePki, SERVICE_RANGE, type KubernetesPki } from './kubernetes-pki';
 import { cniConfig, containerdConfig, kubeletConfig } from './kubernetes-config';
-import { ctr, importImage, loadPauseImage } from './kubernetes-images';
-import { BRIDGE, HostChanges } from './kubernetes-host';
+import { ctr, importImage, loadHelperImage, loadPauseImage } from './kubernetes-images';
+import { applyStorage, provisionerArgs } from './kubernetes-storage';
+import { HostChanges, nodeIp } from './kubernetes-host';
 
 export interface KubernetesOptions {
   /** State: certificates, etcd's data, containerd's root, the kubelet's directory, logs. */
@@ -33,19 +33,24 @@ export interface KubernetesOptions {
 
 /** The node's name (one node). */
 export const NODE_NAME = 'nestor-node';
-type Component = 'etcd' | 'containerd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kubelet';
+type Component =
+  | 'etcd'
+  | 'containerd'
+  | 'kube-apiserver'
+  | 'kube-controller-manager'
+  | 'kube-scheduler'
+  | 'kubelet'
+  | 'local-path-provisioner';
 
+/** What stops before containerd and etcd: whatever acts on pods first, the API server last. */
+const STOP_FIRST = [
+  'local-path-provisioner',
+  'kubelet',
+  'kube-scheduler',
+  'kube-controller-manager',
+  'kube-apiserver',
+] as const;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The first non-loopback IPv4 address: the kubelet refuses a loopback node IP, and the API server reaches it there. */
-export function nodeIp(): string {
-  for (const [name, addrs] of Object.entries(networkInterfaces())) {
-    if (name.startsWith('docker') || name.startsWith('br-') || name.startsWith('veth') || name === BRIDGE) continue;
-    const a = (addrs ?? []).find((x) => x.family === 'IPv4' && !x.internal);
-    if (a) return a.address;
-  }
-  throw new Error('no non-loopback IPv4 address on this machine: the kubelet needs one as its node IP');
-}
 
 export class LocalKubernetes {
   private readonly procs = new Map<Component, ChildProcess>();
@@ -94,7 +99,15 @@ export class LocalKubernetes {
   }
 
   private async startAll(): Promise<void> {
-    for (const b of ['etcd', 'kube-apiserver', 'kubelet', 'kube-controller-manager', 'kube-scheduler'])
+    const parts = [
+      'etcd',
+      'kube-apiserver',
+      'kubelet',
+      'kube-controller-manager',
+      'kube-scheduler',
+      'local-path-provisioner',
+    ];
+    for (const b of parts)
       if (!existsSync(this.bin(b))) throw new Error(`${this.bin(b)} missing: run scripts/ensure-kubernetes.sh`);
     mkdirSync(this.path('logs'), { recursive: true });
     this.pki = makePki(this.path('pki'), { node: NODE_NAME, nodeIp: this.nodeIp, server: this.server });
@@ -123,6 +136,10 @@ export class LocalKubernetes {
       const r = await this.api('GET', '/api/v1/namespaces/default/serviceaccounts/default');
       return r.status === 200;
     });
+    // Dynamic volumes and the sandboxes' namespace (kubernetes-storage.ts).
+    loadHelperImage(this.containerdSocket, join(this.o.toolsDir, 'debian/bin/busybox'), this.path('helper-image'));
+    await applyStorage((m, p, b) => this.api(m, p, b), this.path('volumes'));
+    this.launch('local-path-provisioner', provisionerArgs(this.kubeconfig));
   }
 
   private launch(name: Component, args: string[]): ChildProcess {
@@ -273,8 +290,7 @@ export class LocalKubernetes {
   async stop(): Promise<void> {
     await this.admin?.close();
     this.admin = undefined;
-    for (const name of ['kubelet', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver'] as const)
-      await this.kill(name);
+    for (const name of STOP_FIRST) await this.kill(name);
     // The pods' containers run under shims that outlive containerd: stop them first, then containerd.
     if (this.procs.has('containerd')) {
       const tasks = this.ctr(['tasks', 'list', '-q']).stdout?.toString().split('\n').filter(Boolean) ?? [];

@@ -42,7 +42,7 @@ export function reservedEnvName(env: Record<string, string> | undefined): string
  * sandbox's own (the agent server encrypts the secrets it stores with it; it lives as long as the container and its
  * volume, so stored secrets survive restarts, and is never in the workflow's history).
  */
-function serverEnv(
+export function serverEnv(
   manifest: ImageManifest,
   keys: { sessionApiKey: string; secretKey?: string },
 ): Record<string, string> {

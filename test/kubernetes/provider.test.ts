@@ -1,0 +1,163 @@
+// The Kubernetes runtime provider (src/runtime/kubernetes.ts) on the local cluster the project builds: a sandbox is a
+// hardened pod on a claim from the cluster's default class, found again by a retried create, paused (pod deleted, data
+// kept) and resumed on the same data, and removed with everything it made; an earlier life's data is never adopted.
+// needs: docker, kubernetes
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { request } from 'undici';
+import { PROJECT_ROOT } from '../../src/config';
+import { LocalKubernetes } from '../../src/dev/kubernetes';
+import { DockerRuntimeProvider } from '../../src/runtime/docker';
+import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
+import { KubernetesRuntimeProvider } from '../../src/runtime/kubernetes';
+import { SANDBOX_NAMESPACE, claimName, podName, secretName } from '../../src/runtime/pod-spec';
+import type { RuntimeHandle } from '../../src/runtime/provider';
+import { eventually } from '../helpers/eventually';
+import { freePort } from '../helpers/net';
+
+const IMAGE = RUNTIME_IMAGES.emulator;
+
+async function call(h: RuntimeHandle, method: 'GET' | 'POST', path: string, body?: unknown) {
+  const r = await request(`${h.url}${path}`, {
+    method,
+    headers: { 'x-session-api-key': h.sessionApiKey, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.body.text();
+  return { status: r.statusCode, body: text ? JSON.parse(text) : undefined };
+}
+
+const alive = (h: RuntimeHandle) =>
+  eventually(async () => assert.equal((await call(h, 'GET', '/alive')).status, 200), 60_000);
+
+describe('the Kubernetes runtime provider on a local cluster', () => {
+  let k: LocalKubernetes;
+  let dir: string;
+  let p: KubernetesRuntimeProvider;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nestor-k8s-provider-'));
+    k = new LocalKubernetes({
+      dir,
+      toolsDir: join(PROJECT_ROOT, '.tools/kubernetes-1.35.8'),
+      apiPort: await freePort(),
+      etcdPort: await freePort(),
+      etcdPeerPort: await freePort(),
+    });
+    await k.start();
+    k.importImage(IMAGE);
+    const docker = new DockerRuntimeProvider({ image: IMAGE });
+    p = new KubernetesRuntimeProvider({
+      image: IMAGE,
+      manifest: () => docker.requirements(),
+      namespace: SANDBOX_NAMESPACE,
+      kubeconfig: k.kubeconfig,
+      owner: 'test/kubernetes-provider',
+      workerCidrs: [`${k.nodeIp}/32`],
+    });
+  });
+
+  after(async () => {
+    await k?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const objects = async (conversationId: string) => {
+    const ns = `/api/v1/namespaces/${SANDBOX_NAMESPACE}`;
+    const status = async (path: string) => (await k.api('GET', path)).status;
+    return {
+      pod: await status(`${ns}/pods/${podName(conversationId)}`),
+      claim: await status(`${ns}/persistentvolumeclaims/${claimName(conversationId)}`),
+      secret: await status(`${ns}/secrets/${secretName(conversationId)}`),
+      policy: await status(
+        `/apis/networking.k8s.io/v1/namespaces/${SANDBOX_NAMESPACE}/networkpolicies/${podName(conversationId)}`,
+      ),
+    };
+  };
+
+  test('a conversation lives as a hardened pod: created, adopted, paused, resumed with its data, removed', async () => {
+    const spec = {
+      conversationId: 'K8s.Conv_1',
+      userId: 'alice@example.com',
+      incarnation: 'run-1',
+      cpus: 0.5,
+      memoryMb: 384,
+    };
+    const h = await p.create(spec);
+    assert.equal(h.adopted, false);
+    assert.equal(h.startPath, 'cold');
+    await alive(h);
+
+    // The pod as a platform team would audit it: nothing of the keys in its spec, every hardening field set.
+    const pod = (await k.api('GET', `/api/v1/namespaces/${SANDBOX_NAMESPACE}/pods/${podName(spec.conversationId)}`))
+      .body as { spec: Record<string, any> };
+    const c = pod.spec.containers[0];
+    assert.equal(pod.spec.automountServiceAccountToken, false);
+    assert.deepEqual(pod.spec.securityContext, {
+      runAsUser: 10001,
+      runAsGroup: 10001,
+      runAsNonRoot: true,
+      fsGroup: 10001,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    assert.deepEqual(c.securityContext, {
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      readOnlyRootFilesystem: true,
+      privileged: false,
+    });
+    assert.deepEqual(c.resources.limits, { cpu: '500m', memory: '384Mi' });
+    assert.equal(c.env, undefined);
+    assert.ok(!JSON.stringify(pod).includes(h.sessionApiKey), 'the session key is not in the pod spec');
+    assert.deepEqual(c.envFrom, [{ secretRef: { name: secretName(spec.conversationId) } }]);
+
+    // A retried create (the worker died after it) adopts the same pod.
+    const again = await p.create(spec);
+    assert.equal(again.adopted, true);
+    assert.equal(again.runtimeId, h.runtimeId);
+    assert.equal(again.sessionApiKey, h.sessionApiKey);
+
+    assert.equal((await call(h, 'POST', '/api/settings', { llm_model: 'kept/across-pause' })).status, 200);
+    await p.pause(spec.conversationId);
+    assert.equal((await objects(spec.conversationId)).pod, 404);
+    assert.equal((await p.inspect(spec.conversationId))?.state, 'exited');
+    const resumed = await p.resume(spec.conversationId, 'run-1');
+    assert.notEqual(resumed.runtimeId, h.runtimeId, 'a new pod');
+    await alive(resumed);
+    assert.equal((await call(resumed, 'GET', '/api/settings')).body.llm_model, 'kept/across-pause');
+
+    // Another life of the same ID never resumes this one's data.
+    await assert.rejects(p.resume(spec.conversationId, 'run-2'), { name: 'RuntimeStartFailed' });
+    assert.deepEqual(
+      (await p.list()).map((r) => [r.conversationId, r.userId, r.state]),
+      [[spec.conversationId, spec.userId, 'running']],
+    );
+
+    assert.equal(await p.remove(spec.conversationId), true);
+    await eventually(
+      async () =>
+        assert.deepEqual(await objects(spec.conversationId), { pod: 404, claim: 404, secret: 404, policy: 404 }),
+      60_000,
+    );
+    await eventually(async () => {
+      const pvs = (await k.api('GET', '/api/v1/persistentvolumes')).body as { items: unknown[] };
+      assert.equal(pvs.items.length, 0, 'the volume went with its claim');
+    }, 60_000);
+    assert.equal(await p.remove(spec.conversationId), false);
+  });
+
+  test("a new life of a conversation ID starts on fresh data, the earlier life's removed", async () => {
+    const id = 'reused-id';
+    const first = await p.create({ conversationId: id, userId: 'u', incarnation: 'life-1' });
+    await alive(first);
+    assert.equal((await call(first, 'POST', '/api/settings', { llm_model: 'life-1' })).status, 200);
+    const second = await p.create({ conversationId: id, userId: 'u', incarnation: 'life-2' });
+    assert.equal(second.adopted, false);
+    await alive(second);
+    assert.equal((await call(second, 'GET', '/api/settings')).status, 404, 'no settings of the earlier life');
+    await p.remove(id);
+  });
+});
