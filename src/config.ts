@@ -18,8 +18,9 @@ import { ConfigError } from './errors';
 import type { OAuthConfig } from './conversation/activities/tokens';
 import type { ModelCapabilities } from './user-sessions/session';
 import { parseEncryptionKeys, type EncryptionKey } from './codec/encryption';
-import { RUNTIME_IMAGES, type RuntimeName } from './runtime/image-manifest';
+import { RUNTIME_IMAGES, type ImageManifest, type RuntimeName } from './runtime/image-manifest';
 import { HOST_ID_PATTERN, MAX_REGISTRY_SHARDS } from './sandbox-hosts/messages';
+import { EngineEnv, engineOf, type SandboxEngine } from './sandbox-engine';
 
 export { ConfigError };
 
@@ -121,6 +122,7 @@ export const EnvSchema = z.object({
     .optional(),
   NESTOR_HOST_CAPACITY: z.coerce.number().int().min(1).max(10_000).default(DEFAULT_HOST_CAPACITY),
   NESTOR_HOST_REGISTRY_SHARDS: z.coerce.number().int().min(1).max(MAX_REGISTRY_SHARDS).default(1),
+  ...EngineEnv,
 });
 
 export interface NestorConfig {
@@ -145,6 +147,10 @@ export interface NestorConfig {
   /** Which runtime the sandboxes run (NESTOR_RUNTIME), and its image (NESTOR_RUNTIME_IMAGE overrides the tag). */
   runtime: RuntimeName;
   runtimeImage: string;
+  /** The image's manifest as NESTOR_RUNTIME_MANIFEST gives it (a cluster cannot read its labels); else its labels. */
+  runtimeManifest?: ImageManifest;
+  /** Where sandboxes run (NESTOR_SANDBOX_ENGINE): this machine's Docker engine, or a Kubernetes cluster. */
+  engine: SandboxEngine;
   /** Memory unset: the runtime image's own default (its manifest). */
   defaultLimits: { cpus: number; memoryMb?: number; pidsLimit: number };
   maxLimits: { cpus: number; memoryMb: number; pidsLimit: number };
@@ -236,6 +242,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): NestorConfig {
     kubernetes: { toolsDir: e.NESTOR_KUBERNETES_DIR, apiPort: e.NESTOR_KUBERNETES_API_PORT },
     runtime: e.NESTOR_RUNTIME,
     runtimeImage: e.NESTOR_RUNTIME_IMAGE ?? RUNTIME_IMAGES[e.NESTOR_RUNTIME],
+    runtimeManifest: e.NESTOR_RUNTIME_MANIFEST,
+    engine: engineOf(e),
     defaultLimits: {
       cpus: e.NESTOR_DEFAULT_CPUS,
       memoryMb: e.NESTOR_DEFAULT_MEMORY_MB,

@@ -7,6 +7,8 @@ import { KNOWN_ERRORS, createActivities, type ActivityDeps } from './activities'
 import { describeRuntime, loadConfig, type NestorConfig } from './config';
 import { DEFAULT_MODEL_CAPABILITIES } from './user-sessions/session';
 import { DockerRuntimeProvider } from './runtime/docker';
+import { kubernetesProvider } from './sandbox-engine';
+import type { RuntimeProvider } from './runtime/provider';
 import { poolNameFor } from './runtime/container-spec';
 import { FAILURE_CONVERTER_PATH, describeKeys, nestorDataConverter, resolveEncryptionKeys } from './codec/keys';
 import { activityLogInterceptor } from './observability/activity-log';
@@ -99,17 +101,36 @@ export function formerRuntimeOwner(c: NestorConfig): (label: string) => boolean 
   return (label) => label.endsWith(`/${c.namespace}`) && label.length > c.namespace.length + 1;
 }
 
-/** Activity dependencies from the configuration: the Docker provider on the configured image. */
-export function depsFromConfig(c: NestorConfig): ActivityDeps {
-  return {
-    runtime: new DockerRuntimeProvider({
+/** The sandboxes' provider: the configured engine (sandbox-engine.ts) running the configured image. */
+export function runtimeFromConfig(c: NestorConfig): RuntimeProvider {
+  if (c.engine.kind === 'kubernetes') {
+    // Kubernetes places pods itself: nestor's own placement over Docker hosts has nothing to place.
+    if (c.sandboxHosts.enabled || c.sandboxHosts.hostId)
+      throw new ConfigError(
+        'NESTOR_SANDBOX_ENGINE=kubernetes: sandbox hosts (NESTOR_SANDBOX_HOSTS, NESTOR_HOST_ID) place sandboxes over Docker engines; unset them, the cluster places the pods',
+      );
+    return kubernetesProvider({
+      engine: c.engine,
       image: c.runtimeImage,
+      manifest: c.runtimeManifest,
       defaults: c.defaultLimits,
       owner: runtimeOwner(c),
-      formerOwner: formerRuntimeOwner(c),
-      // A sandbox host's warm pool is its own (members are in its engine): named after the image and the host.
-      ...(c.sandboxHosts.hostId && { pool: { name: `${poolNameFor(c.runtimeImage)}-${c.sandboxHosts.hostId}` } }),
-    }),
+    });
+  }
+  return new DockerRuntimeProvider({
+    image: c.runtimeImage,
+    defaults: c.defaultLimits,
+    owner: runtimeOwner(c),
+    formerOwner: formerRuntimeOwner(c),
+    // A sandbox host's warm pool is its own (members are in its engine): named after the image and the host.
+    ...(c.sandboxHosts.hostId && { pool: { name: `${poolNameFor(c.runtimeImage)}-${c.sandboxHosts.hostId}` } }),
+  });
+}
+
+/** Activity dependencies from the configuration. */
+export function depsFromConfig(c: NestorConfig): ActivityDeps {
+  return {
+    runtime: runtimeFromConfig(c),
     // Operator entries come first (first match wins) and override defaults of the same pattern.
     modelCapabilities: { ...c.modelCapabilities, ...DEFAULT_MODEL_CAPABILITIES, ...c.modelCapabilities },
     oauth: c.oauth,

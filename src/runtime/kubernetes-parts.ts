@@ -1,11 +1,50 @@
 // What the Kubernetes provider asks the API server and how it reads the answers: a status code of a failed call, a
 // pod's state in the words the workflow and the reaper use for Docker's containers, waiting for a pod's address or for
 // an object to be gone, and what to say when a pod will not run.
-import type { CoreV1Api, V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Api, NetworkingV1Api, V1ObjectMeta, V1Pod, V1Secret } from '@kubernetes/client-node';
 import { ErrorType, NestorError } from '../errors';
 import { runtimeSummary } from './ownership';
-import { identityLabels } from './pod-spec';
-import type { RuntimeSummary } from './provider';
+import type { RuntimeHandle, RuntimeSummary } from './provider';
+import { SESSION_KEY_ENV } from './container-spec';
+import { protocolOfKind } from './image-manifest';
+import { KIND_ANNOTATION, identityLabels } from './pod-spec';
+
+export interface KubeClients {
+  core: CoreV1Api;
+  net: NetworkingV1Api;
+}
+
+/**
+ * The API clients of a kubeconfig (KUBECONFIG, ~/.kube/config or the pod's service account when none is named). The
+ * client library is loaded here, on first use, by a worker that runs sandboxes on Kubernetes only: it adds a third
+ * of a second to every process that loads it.
+ */
+export async function kubeClients(kubeconfig: string | undefined): Promise<KubeClients> {
+  const k = await import('@kubernetes/client-node');
+  const kc = new k.KubeConfig();
+  if (kubeconfig) kc.loadFromFile(kubeconfig);
+  else kc.loadFromDefault();
+  return { core: kc.makeApiClient(k.CoreV1Api), net: kc.makeApiClient(k.NetworkingV1Api) };
+}
+
+/** Where a running pod's server answers and the key it checks (from its Secret). */
+export function handleOfPod(pod: V1Pod, secret: V1Secret | undefined, adopted: boolean): RuntimeHandle {
+  const protocol = protocolOfKind(pod.metadata?.annotations?.[KIND_ANNOTATION]);
+  const encoded = secret?.data?.[SESSION_KEY_ENV[protocol]];
+  if (!encoded)
+    throw new NestorError(
+      ErrorType.RuntimeStartFailed,
+      `the secret of pod ${pod.metadata?.name} has no session key (${SESSION_KEY_ENV[protocol]})`,
+      false,
+    );
+  return {
+    runtimeId: pod.metadata!.uid!,
+    url: `http://${pod.status!.podIP}:${pod.spec?.containers[0]?.ports?.[0]?.containerPort}`,
+    sessionApiKey: Buffer.from(encoded, 'base64').toString('utf8'),
+    adopted,
+    protocol,
+  };
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

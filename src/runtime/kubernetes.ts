@@ -5,23 +5,14 @@
 // pod again from the spec kept on the claim, remove deletes them all. Ownership (service, life) is checked on the
 // claim's annotations exactly as on Docker's labels (ownership.ts).
 import { randomBytes } from 'node:crypto';
-import {
-  CoreV1Api,
-  KubeConfig,
-  NetworkingV1Api,
-  type V1ObjectMeta,
-  type V1OwnerReference,
-  type V1PersistentVolumeClaim,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import type { V1ObjectMeta, V1OwnerReference, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
 import { LABELS } from '../shared/constants';
 import { ErrorType, NestorError } from '../errors';
 import type { RuntimeHandle, RuntimeProvider, RuntimeSpec, RuntimeSummary } from './provider';
-import { protocolOfKind, type ImageManifest } from './image-manifest';
-import { SESSION_KEY_ENV, type SandboxDefaults } from './container-spec';
+import type { ImageManifest } from './image-manifest';
+import type { SandboxDefaults } from './container-spec';
 import { claimOf, type Owner } from './ownership';
 import {
-  KIND_ANNOTATION,
   POD_TEMPLATE_ANNOTATION,
   buildClaim,
   buildNetworkPolicy,
@@ -35,6 +26,9 @@ import {
   type PodSettings,
 } from './pod-spec';
 import {
+  handleOfPod,
+  kubeClients,
+  type KubeClients,
   describePod,
   idempotent,
   lastPodLogLines,
@@ -69,23 +63,22 @@ export interface KubernetesProviderOptions {
 
 export class KubernetesRuntimeProvider implements RuntimeProvider {
   readonly kind = 'kubernetes';
-  readonly core: CoreV1Api;
-  private readonly net: NetworkingV1Api;
+  private clients?: Promise<KubeClients>;
   private readonly ns: string;
   private readonly prefix?: string;
   private readonly ownership: Owner;
   private readonly timeoutMs: number;
 
   constructor(private readonly o: KubernetesProviderOptions) {
-    const kc = new KubeConfig();
-    if (o.kubeconfig) kc.loadFromFile(o.kubeconfig);
-    else kc.loadFromDefault();
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.net = kc.makeApiClient(NetworkingV1Api);
     this.ns = o.namespace;
     this.prefix = o.namePrefix;
     this.ownership = { id: o.owner };
     this.timeoutMs = o.addressTimeoutMs ?? 120_000;
+  }
+
+  private api(): Promise<KubeClients> {
+    this.clients ??= kubeClients(this.o.kubeconfig);
+    return this.clients;
   }
 
   requirements(): Promise<ImageManifest> {
@@ -106,17 +99,19 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
     };
   }
 
-  private readClaim(conversationId: string): Promise<V1PersistentVolumeClaim | undefined> {
+  private async readClaim(conversationId: string): Promise<V1PersistentVolumeClaim | undefined> {
+    const { core } = await this.api();
     return orAbsent(
-      this.core.readNamespacedPersistentVolumeClaim({
+      core.readNamespacedPersistentVolumeClaim({
         name: claimName(conversationId, this.prefix),
         namespace: this.ns,
       }),
     );
   }
 
-  private readPod(conversationId: string): Promise<V1Pod | undefined> {
-    return orAbsent(this.core.readNamespacedPod({ name: podName(conversationId, this.prefix), namespace: this.ns }));
+  private async readPod(conversationId: string): Promise<V1Pod | undefined> {
+    const { core } = await this.api();
+    return orAbsent(core.readNamespacedPod({ name: podName(conversationId, this.prefix), namespace: this.ns }));
   }
 
   /** Whose the claim is: this start's (`own`) or an earlier life's; a stranger's or another service's throws. */
@@ -125,6 +120,7 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
   }
 
   async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
+    const { core, net } = await this.api();
     let claim = await this.readClaim(spec.conversationId);
     if (claim && this.whose(claim, spec.incarnation) === 'earlier') {
       // An earlier life's data is never inherited: removed, and gone, before this life's claim takes its name.
@@ -147,11 +143,11 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
     };
     const secret = buildSecret(spec, s, keys);
     await this.own(claim, secret.metadata!, (metadata) =>
-      this.core.createNamespacedSecret({ namespace: this.ns, body: { ...secret, metadata } }),
+      core.createNamespacedSecret({ namespace: this.ns, body: { ...secret, metadata } }),
     );
     const policy = buildNetworkPolicy(spec, s, { workerCidrs: this.o.workerCidrs ?? [] });
     await this.own(claim, policy.metadata!, (metadata) =>
-      this.net.createNamespacedNetworkPolicy({ namespace: this.ns, body: { ...policy, metadata } }),
+      net.createNamespacedNetworkPolicy({ namespace: this.ns, body: { ...policy, metadata } }),
     );
     const handle = await this.ensurePod(claim, adopted);
     return {
@@ -163,9 +159,10 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
 
   /** The conversation's data claim, with the pod's spec on it; a racing attempt of this start may have made it. */
   private async createClaim(spec: RuntimeSpec, s: PodSettings): Promise<V1PersistentVolumeClaim> {
+    const { core } = await this.api();
     const body = buildClaim(spec, s);
     body.metadata!.annotations![POD_TEMPLATE_ANNOTATION] = JSON.stringify(buildPod(spec, s));
-    const made = await idempotent(this.core.createNamespacedPersistentVolumeClaim({ namespace: this.ns, body }));
+    const made = await idempotent(core.createNamespacedPersistentVolumeClaim({ namespace: this.ns, body }));
     const claim = await this.readClaim(spec.conversationId);
     if (!claim)
       throw new NestorError(
@@ -195,6 +192,7 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
 
   /** The claim's pod, made from the spec kept on the claim when it is not there (first start, resume, deleted). */
   private async ensurePod(claim: V1PersistentVolumeClaim, adopted: boolean): Promise<RuntimeHandle> {
+    const { core } = await this.api();
     const conversationId = claim.metadata!.annotations![LABELS.conversationId]!;
     const name = podName(conversationId, this.prefix);
     let pod = await this.readPod(conversationId);
@@ -213,40 +211,25 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
         );
       const body = JSON.parse(template) as V1Pod;
       await this.own(claim, body.metadata!, (metadata) =>
-        this.core.createNamespacedPod({ namespace: this.ns, body: { ...body, metadata } }),
+        core.createNamespacedPod({ namespace: this.ns, body: { ...body, metadata } }),
       );
     }
-    pod = await waitPodAddress(this.core, this.ns, name, this.timeoutMs);
+    pod = await waitPodAddress(core, this.ns, name, this.timeoutMs);
     return this.handleOf(pod, adopted);
   }
 
   private async handleOf(pod: V1Pod, adopted: boolean): Promise<RuntimeHandle> {
-    const protocol = protocolOfKind(pod.metadata?.annotations?.[KIND_ANNOTATION]);
+    const { core } = await this.api();
     const conversationId = pod.metadata!.annotations![LABELS.conversationId]!;
-    const secret = await orAbsent(
-      this.core.readNamespacedSecret({ name: secretName(conversationId, this.prefix), namespace: this.ns }),
-    );
-    const encoded = secret?.data?.[SESSION_KEY_ENV[protocol]];
-    if (!encoded)
-      throw new NestorError(
-        ErrorType.RuntimeStartFailed,
-        `secret ${secretName(conversationId, this.prefix)} has no session key`,
-        false,
-      );
-    const port = pod.spec?.containers[0]?.ports?.[0]?.containerPort;
-    return {
-      runtimeId: pod.metadata!.uid!,
-      url: `http://${pod.status!.podIP}:${port}`,
-      sessionApiKey: Buffer.from(encoded, 'base64').toString('utf8'),
-      adopted,
-      protocol,
-    };
+    const name = secretName(conversationId, this.prefix);
+    return handleOfPod(pod, await orAbsent(core.readNamespacedSecret({ name, namespace: this.ns })), adopted);
   }
 
   /** Delete the pod and keep the claim (its data) and the rest; returns once the pod is gone. */
   async pause(conversationId: string): Promise<void> {
+    const { core } = await this.api();
     const name = podName(conversationId, this.prefix);
-    await idempotent(this.core.deleteNamespacedPod({ name, namespace: this.ns }));
+    await idempotent(core.deleteNamespacedPod({ name, namespace: this.ns }));
     await waitGone(() => this.readPod(conversationId), `pod ${name}`, this.timeoutMs);
   }
 
@@ -270,13 +253,14 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
 
   /** Delete the pod, its policy, its secret and its claim (the volume goes by the class's reclaim policy). */
   async remove(conversationId: string): Promise<boolean> {
+    const { core, net } = await this.api();
     const base = { namespace: this.ns };
     const name = podName(conversationId, this.prefix);
-    const pod = await idempotent(this.core.deleteNamespacedPod({ ...base, name, gracePeriodSeconds: 0 }));
-    await idempotent(this.net.deleteNamespacedNetworkPolicy({ ...base, name }));
-    await idempotent(this.core.deleteNamespacedSecret({ ...base, name: secretName(conversationId, this.prefix) }));
+    const pod = await idempotent(core.deleteNamespacedPod({ ...base, name, gracePeriodSeconds: 0 }));
+    await idempotent(net.deleteNamespacedNetworkPolicy({ ...base, name }));
+    await idempotent(core.deleteNamespacedSecret({ ...base, name: secretName(conversationId, this.prefix) }));
     const claim = await idempotent(
-      this.core.deleteNamespacedPersistentVolumeClaim({ ...base, name: claimName(conversationId, this.prefix) }),
+      core.deleteNamespacedPersistentVolumeClaim({ ...base, name: claimName(conversationId, this.prefix) }),
     );
     return pod || claim;
   }
@@ -291,13 +275,14 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
 
   /** Every conversation of this service with a claim or a pod (a pod without its claim is a leftover too). */
   async list(): Promise<RuntimeSummary[]> {
+    const { core } = await this.api();
     const labelSelector = [
       `${LABELS.managed}=true`,
       ...(this.o.owner ? [`${LABELS.owner}=${labelValue(this.o.owner)}`] : []),
     ].join(',');
     const [claims, pods] = await Promise.all([
-      this.core.listNamespacedPersistentVolumeClaim({ namespace: this.ns, labelSelector }),
-      this.core.listNamespacedPod({ namespace: this.ns, labelSelector }),
+      core.listNamespacedPersistentVolumeClaim({ namespace: this.ns, labelSelector }),
+      core.listNamespacedPod({ namespace: this.ns, labelSelector }),
     ]);
     const byConversation = new Map<string, RuntimeSummary>();
     for (const c of claims.items) byConversation.set(c.metadata!.name!, summaryOf(c.metadata!, 'exited'));
@@ -310,9 +295,10 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
   }
 
   async diagnose(conversationId: string): Promise<string> {
+    const { core } = await this.api();
     const pod = await this.readPod(conversationId);
     if (!pod) return `pod ${podName(conversationId, this.prefix)} does not exist`;
-    const logs = await lastPodLogLines(this.core, this.ns, pod.metadata!.name!);
+    const logs = await lastPodLogLines(core, this.ns, pod.metadata!.name!);
     return `${describePod(pod)}${logs ? `; last log lines: ${logs}` : ''}`;
   }
 }

@@ -3,22 +3,14 @@
 // kept) and resumed on the same data, and removed with everything it made; an earlier life's data is never adopted.
 // needs: docker, kubernetes
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { PROJECT_ROOT } from '../../src/config';
-import { LocalKubernetes } from '../../src/dev/kubernetes';
-import { DockerRuntimeProvider } from '../../src/runtime/docker';
-import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
-import { KubernetesRuntimeProvider } from '../../src/runtime/kubernetes';
-import { SANDBOX_NAMESPACE, claimName, podName, secretName } from '../../src/runtime/pod-spec';
+import type { LocalKubernetes } from '../../src/dev/kubernetes';
+import type { KubernetesRuntimeProvider } from '../../src/runtime/kubernetes';
+import { CONVERSATION_LABEL, SANDBOX_NAMESPACE, labelValue, podName, secretName } from '../../src/runtime/pod-spec';
 import type { RuntimeHandle } from '../../src/runtime/provider';
 import { eventually } from '../helpers/eventually';
-import { freePort } from '../helpers/net';
-
-const IMAGE = RUNTIME_IMAGES.emulator;
+import { podProvider, sandboxObjects, startLocalKubernetes, volumeCount } from '../helpers/kubernetes';
 
 async function call(h: RuntimeHandle, method: 'GET' | 'POST', path: string, body?: unknown) {
   const r = await request(`${h.url}${path}`, {
@@ -35,48 +27,16 @@ const alive = (h: RuntimeHandle) =>
 
 describe('the Kubernetes runtime provider on a local cluster', () => {
   let k: LocalKubernetes;
-  let dir: string;
+  let stop: () => Promise<void>;
   let p: KubernetesRuntimeProvider;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'nestor-k8s-provider-'));
-    k = new LocalKubernetes({
-      dir,
-      toolsDir: join(PROJECT_ROOT, '.tools/kubernetes-1.35.8'),
-      apiPort: await freePort(),
-      etcdPort: await freePort(),
-      etcdPeerPort: await freePort(),
-    });
-    await k.start();
-    k.importImage(IMAGE);
-    const docker = new DockerRuntimeProvider({ image: IMAGE });
-    p = new KubernetesRuntimeProvider({
-      image: IMAGE,
-      manifest: () => docker.requirements(),
-      namespace: SANDBOX_NAMESPACE,
-      kubeconfig: k.kubeconfig,
-      owner: 'test/kubernetes-provider',
-      workerCidrs: [`${k.nodeIp}/32`],
-    });
+    ({ k, stop } = await startLocalKubernetes('k8s-provider'));
+    p = podProvider(k, 'test/kubernetes-provider');
   });
 
-  after(async () => {
-    await k?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  const objects = async (conversationId: string) => {
-    const ns = `/api/v1/namespaces/${SANDBOX_NAMESPACE}`;
-    const status = async (path: string) => (await k.api('GET', path)).status;
-    return {
-      pod: await status(`${ns}/pods/${podName(conversationId)}`),
-      claim: await status(`${ns}/persistentvolumeclaims/${claimName(conversationId)}`),
-      secret: await status(`${ns}/secrets/${secretName(conversationId)}`),
-      policy: await status(
-        `/apis/networking.k8s.io/v1/namespaces/${SANDBOX_NAMESPACE}/networkpolicies/${podName(conversationId)}`,
-      ),
-    };
-  };
+  after(() => stop?.());
+  const objects = (conversationId: string) => sandboxObjects(k, conversationId);
 
   test('a conversation lives as a hardened pod: created, adopted, paused, resumed with its data, removed', async () => {
     const spec = {
@@ -142,10 +102,7 @@ describe('the Kubernetes runtime provider on a local cluster', () => {
         assert.deepEqual(await objects(spec.conversationId), { pod: 404, claim: 404, secret: 404, policy: 404 }),
       60_000,
     );
-    await eventually(async () => {
-      const pvs = (await k.api('GET', '/api/v1/persistentvolumes')).body as { items: unknown[] };
-      assert.equal(pvs.items.length, 0, 'the volume went with its claim');
-    }, 60_000);
+    await eventually(async () => assert.equal(await volumeCount(k), 0, 'the volume went with its claim'), 60_000);
     assert.equal(await p.remove(spec.conversationId), false);
   });
 
@@ -159,5 +116,33 @@ describe('the Kubernetes runtime provider on a local cluster', () => {
     await alive(second);
     assert.equal((await call(second, 'GET', '/api/settings')).status, 404, 'no settings of the earlier life');
     await p.remove(id);
+  });
+
+  test('an attempt that died after the claim, or two attempts at once, leave exactly one pod', async () => {
+    const spec = { conversationId: 'crashed-create', userId: 'u', incarnation: 'run-1' };
+    await p.create(spec);
+    // What an attempt killed right after creating the claim leaves: the claim alone.
+    const ns = `/api/v1/namespaces/${SANDBOX_NAMESPACE}`;
+    await k.api('DELETE', `${ns}/pods/${podName(spec.conversationId)}?gracePeriodSeconds=0`);
+    await k.api('DELETE', `${ns}/secrets/${secretName(spec.conversationId)}`);
+    await k.api(
+      'DELETE',
+      `/apis/networking.k8s.io/v1/namespaces/${SANDBOX_NAMESPACE}/networkpolicies/${podName(spec.conversationId)}`,
+    );
+    await eventually(async () => assert.equal((await objects(spec.conversationId)).pod, 404), 30_000);
+    const [a, b] = await Promise.all([p.create(spec), p.create(spec)]);
+    assert.equal(a.runtimeId, b.runtimeId);
+    assert.equal(a.sessionApiKey, b.sessionApiKey);
+    assert.deepEqual(await objects(spec.conversationId), { pod: 200, claim: 200, secret: 200, policy: 200 });
+    const selector = `${CONVERSATION_LABEL}=${labelValue(spec.conversationId)}`;
+    const pods = (await k.api('GET', `${ns}/pods?labelSelector=${selector}`)).body as {
+      items: Array<{ metadata: { name: string } }>;
+    };
+    assert.deepEqual(
+      pods.items.map((x) => x.metadata.name),
+      [podName(spec.conversationId)],
+    );
+    await alive(a);
+    await p.remove(spec.conversationId);
   });
 });

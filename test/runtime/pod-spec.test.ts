@@ -1,7 +1,9 @@
 // The Kubernetes objects of a sandbox (src/runtime/pod-spec.ts), field by field, without a cluster.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config';
 import { LABELS } from '../../src/shared/constants';
+import { runtimeFromConfig } from '../../src/worker';
 import { UNLABELLED_MANIFEST, manifestFromLabels } from '../../src/runtime/image-manifest';
 import { claimOf } from '../../src/runtime/ownership';
 import {
@@ -121,5 +123,56 @@ describe('the sandbox NetworkPolicy', () => {
 
   test('no egress at all when the start asks for none', () => {
     assert.deepEqual(buildNetworkPolicy({ ...spec, egress: false }, settings, peers).spec!.egress, []);
+  });
+});
+
+describe('NESTOR_SANDBOX_ENGINE and its variables', () => {
+  test('docker by default; kubernetes with its namespace, class, size, worker CIDRs and manifest', () => {
+    assert.deepEqual(loadConfig({}).engine, { kind: 'docker' });
+    const c = loadConfig({
+      NESTOR_SANDBOX_ENGINE: 'kubernetes',
+      NESTOR_KUBERNETES_STORAGE_CLASS: 'fast',
+      NESTOR_KUBERNETES_STORAGE_SIZE: '10Gi',
+      NESTOR_KUBERNETES_WORKER_CIDRS: '10.0.0.5/32, 192.168.0.0/16',
+      NESTOR_RUNTIME_MANIFEST: '{"kind":"openhands-v1","port":8000,"tmpfs-mb":128}',
+    });
+    assert.deepEqual(c.engine, {
+      kind: 'kubernetes',
+      namespace: 'nestor-sandboxes',
+      storageClass: 'fast',
+      storageSize: '10Gi',
+      workerCidrs: ['10.0.0.5/32', '192.168.0.0/16'],
+    });
+    assert.equal(c.runtimeManifest?.kind, 'openhands-v1');
+    assert.equal(c.runtimeManifest?.port, 8000);
+    assert.equal(c.runtimeManifest?.tmpfsMb, 128);
+  });
+
+  test('a bad value is named with what was expected', () => {
+    const bad: Array<[Record<string, string>, RegExp]> = [
+      [{ NESTOR_SANDBOX_ENGINE: 'nomad' }, /NESTOR_SANDBOX_ENGINE/],
+      [{ NESTOR_KUBERNETES_NAMESPACE: 'Not_A_Name' }, /NESTOR_KUBERNETES_NAMESPACE: expected a namespace name/],
+      [{ NESTOR_KUBERNETES_STORAGE_SIZE: '1GB' }, /NESTOR_KUBERNETES_STORAGE_SIZE: expected a size/],
+      [{ NESTOR_KUBERNETES_WORKER_CIDRS: '10.0.0.5' }, /NESTOR_KUBERNETES_WORKER_CIDRS.*expected an IPv4 CIDR/],
+      [
+        { NESTOR_RUNTIME_MANIFEST: '{"port":"eighty"}' },
+        /NESTOR_RUNTIME_MANIFEST: expected a JSON object of runtime labels/,
+      ],
+      [{ NESTOR_RUNTIME_MANIFEST: 'kind=v1' }, /NESTOR_RUNTIME_MANIFEST: expected a JSON object/],
+    ];
+    for (const [env, message] of bad)
+      assert.throws(
+        () => loadConfig(env),
+        (e: Error) => e instanceof ConfigError && message.test(e.message),
+        JSON.stringify(env),
+      );
+  });
+
+  test('Kubernetes places pods itself: sandbox hosts with it are refused', () => {
+    assert.throws(
+      () => runtimeFromConfig(loadConfig({ NESTOR_SANDBOX_ENGINE: 'kubernetes', NESTOR_SANDBOX_HOSTS: 'true' })),
+      (e: Error) => e instanceof ConfigError && /NESTOR_SANDBOX_ENGINE=kubernetes: sandbox hosts/.test(e.message),
+    );
+    assert.equal(runtimeFromConfig(loadConfig({ NESTOR_SANDBOX_ENGINE: 'kubernetes' })).kind, 'kubernetes');
   });
 });

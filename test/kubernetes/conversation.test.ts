@@ -1,0 +1,97 @@
+// A conversation's whole life with its sandbox a pod: a real dev server and worker, the local Kubernetes, the emulator
+// image. Start, messages, pause (pod deleted, data kept) → resume on the same data, close leaving nothing; the reaper
+// on the cluster's sandboxes.
+// needs: temporal, docker, kubernetes
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { ConversationClient } from '../../src/conversation/client';
+import type { LocalKubernetes } from '../../src/dev/kubernetes';
+import type { KubernetesRuntimeProvider } from '../../src/runtime/kubernetes';
+import { WORKFLOW_TYPES, conversationWorkflowId } from '../../src/shared/constants';
+import type { ReapResult } from '../../src/reaper/workflow';
+import { e2eInput, userMessages } from '../helpers/e2e';
+import { eventually } from '../helpers/eventually';
+import { podProvider, sandboxObjects, startLocalKubernetes, volumeCount } from '../helpers/kubernetes';
+import { createTestEnv, startWorker, uniqueId } from '../helpers/temporal';
+
+const GONE = { pod: 404, claim: 404, secret: 404, policy: 404 };
+
+describe('conversations on Kubernetes (Temporal + a local cluster + emulator)', () => {
+  let k: LocalKubernetes;
+  let stopCluster: () => Promise<void>;
+  let env: TestWorkflowEnvironment;
+  let stopWorker: () => Promise<void>;
+  let client: ConversationClient;
+  let provider: KubernetesRuntimeProvider;
+  const made = new Set<string>();
+  const input = e2eInput(made);
+  const taskQueue = uniqueId('k8s');
+
+  before(async () => {
+    ({ k, stop: stopCluster } = await startLocalKubernetes('k8s-conversation'));
+    env = await createTestEnv();
+    provider = podProvider(k, uniqueId('owner'));
+    ({ client, stop: stopWorker } = await startWorker(env, taskQueue, {
+      runtime: provider,
+      maxConversationsPerUser: false,
+    }));
+  });
+
+  after(async () => {
+    await stopWorker?.();
+    for (const id of made) await provider?.remove(id).catch(() => false);
+    await env?.teardown();
+    await stopCluster?.();
+  });
+
+  test('start → messages → pause → resume with its data → close leaves no object', async () => {
+    const id = uniqueId('life');
+    const info = await client.start(input(id, { initialMessage: 'hello' }));
+    assert.equal(info.status, 'RUNNING');
+    assert.match(info.url!, /^http:\/\/10\.244\.0\.\d+:3000\/api\/conversations\//, 'the pod address');
+    for (const text of ['first', 'second']) assert.equal(typeof (await client.sendMessage(id, text)).eventId, 'number');
+
+    const paused = await client.pause(id, 'lunch');
+    assert.equal(paused.status, 'PAUSED');
+    assert.deepEqual(await sandboxObjects(k, id), { pod: 404, claim: 200, secret: 200, policy: 200 });
+
+    const resumed = await client.resume(id);
+    assert.equal(resumed.status, 'RUNNING');
+    assert.equal(typeof (await client.sendMessage(id, 'third')).eventId, 'number');
+    const now = await client.connection(id);
+    assert.deepEqual(
+      (await userMessages(now, id)).map((e) => e.args?.content),
+      ['hello', 'first', 'second', 'third'],
+      "the events from before the pause are on the conversation's claim, each once",
+    );
+
+    assert.equal((await client.close(id, 'done')).status, 'STOPPED');
+    assert.deepEqual(await sandboxObjects(k, id), GONE);
+    await eventually(async () => assert.equal(await volumeCount(k), 0, 'its volume went with its claim'), 60_000);
+  });
+
+  test('the reaper removes a sandbox no open conversation owns and keeps a running one', async () => {
+    const orphan = uniqueId('orphan');
+    const live = uniqueId('live');
+    made.add(orphan);
+    await provider.create({ conversationId: orphan, userId: 'nobody' });
+    await client.start(input(live));
+    const reap = () =>
+      env.client.workflow.execute<(i: { graceMs: number }) => Promise<ReapResult>>(WORKFLOW_TYPES.reapOrphanRuntimes, {
+        taskQueue,
+        workflowId: uniqueId('reap'),
+        args: [{ graceMs: 0 }],
+      });
+    const swept = await reap();
+    assert.deepEqual(swept.removed, [orphan]);
+    assert.equal(swept.owned, 1);
+    await eventually(async () => assert.deepEqual(await sandboxObjects(k, orphan), GONE), 30_000);
+    assert.equal((await sandboxObjects(k, live)).pod, 200, 'the running conversation keeps its pod');
+    await client.close(live);
+    assert.equal(
+      (await env.client.workflow.getHandle(conversationWorkflowId(live)).describe()).status.name,
+      'COMPLETED',
+    );
+  });
+});
