@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The parts of a local single-node Kubernetes (issue 25; src/dev/kubernetes.ts runs them): kube-apiserver, kubelet,
-# kube-controller-manager and kube-scheduler v1.35.8 built from the Go module proxy (no registry image can be pulled
-# here), and Debian's etcd, CNI plugins and busybox (the pause image is made from it) unpacked, not installed. All in
-# .tools/, keyed by version: a second run is a check of versions, not a build. containerd and runc come with Debian's
+# kube-controller-manager and kube-scheduler v1.35.8, Rancher's local-path-provisioner (volumes) and the CNI plugins
+# built from the Go module proxy (no registry image can be pulled here), and Debian's etcd and busybox (the pause and
+# helper images are made from it) unpacked, not installed. All in .tools/, keyed by version: a second run is a check
+# of versions, not a build. containerd and runc come with Debian's
 # docker.io (scripts/ensure-docker.sh); a private containerd instance runs them.
 # The route, its settings and its pitfalls: ../shared/reference/kubernetes-local-cluster.md (cold build 4 min 14 s on
 # 2 cores, 2.8 GB of Go build cache).
@@ -70,18 +71,36 @@ if [ ! -x "$PROVISIONER" ] || ! "$PROVISIONER" --version 2>/dev/null | grep -q "
     die "building local-path-provisioner v$LOCAL_PATH_PROVISIONER_VERSION failed (output above)"
   mkdir -p "$BIN"
   mv "$build/local-path-provisioner" "$PROVISIONER"
+  rm -rf "$build"
+fi
+
+# The CNI plugins the pods' network uses, keyed by version (the file VERSION beside them).
+CNI="$KUBERNETES_DIR/cni"
+if [ "$(cat "$CNI/VERSION" 2>/dev/null)" != "$CNI_PLUGINS_VERSION" ]; then
+  log "building the CNI plugins v$CNI_PLUGINS_VERSION (bridge, host-local, loopback, portmap) from the Go module proxy"
+  build=$(mktemp -d)
+  trap 'rm -rf "$build"' EXIT
+  for p in main/bridge main/loopback ipam/host-local meta/portmap; do
+    GOBIN="$build" CGO_ENABLED=0 GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w" \
+      "github.com/containernetworking/plugins/plugins/$p@v$CNI_PLUGINS_VERSION" ||
+      die "building the CNI plugin $p v$CNI_PLUGINS_VERSION failed (output above)"
+  done
+  rm -rf "$CNI" && mkdir -p "$CNI"
+  mv "$build"/* "$CNI/"
+  rm -rf "$build"
+  echo "$CNI_PLUGINS_VERSION" >"$CNI/VERSION"
 fi
 
 # Debian's parts, unpacked into .tools (apt-get download needs no root; nothing lands in the system's paths).
-if [ ! -x "$DEBS/usr/bin/etcd" ] || [ ! -x "$DEBS/usr/lib/cni/bridge" ] || [ ! -x "$DEBS/bin/busybox" ]; then
-  command -v apt-get >/dev/null || die "apt-get is needed to fetch etcd-server, containernetworking-plugins and busybox-static"
-  log "fetching Debian's etcd-server, containernetworking-plugins and busybox-static"
+if [ ! -x "$DEBS/usr/bin/etcd" ] || [ ! -x "$DEBS/bin/busybox" ]; then
+  command -v apt-get >/dev/null || die "apt-get is needed to fetch etcd-server and busybox-static"
+  log "fetching Debian's etcd-server and busybox-static"
   fetch=$(mktemp -d)
   (
     cd "$fetch"
-    apt-get download etcd-server containernetworking-plugins busybox-static >"$fetch/apt.log" 2>&1 || {
+    apt-get download etcd-server busybox-static >"$fetch/apt.log" 2>&1 || {
       [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1
-      apt-get download etcd-server containernetworking-plugins busybox-static >"$fetch/apt.log" 2>&1
+      apt-get download etcd-server busybox-static >"$fetch/apt.log" 2>&1
     } || { tail -5 "$fetch/apt.log" >&2; exit 1; }
     mkdir -p "$DEBS"
     for deb in ./*.deb; do dpkg-deb -x "$deb" "$DEBS"; done

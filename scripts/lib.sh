@@ -22,6 +22,8 @@ KUBERNETES_VERSION="1.35.8"
 KUBERNETES_DIR="$TOOLS/kubernetes-$KUBERNETES_VERSION"
 # Its dynamic volumes: Rancher's local-path-provisioner (src/dev/kubernetes-storage.ts), built into the same bin.
 LOCAL_PATH_PROVISIONER_VERSION="0.0.30"
+# Its CNI plugins: the bridge's port isolation (pods cannot reach each other) came after Debian 12's 1.1.1.
+CNI_PLUGINS_VERSION="1.9.1"
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # Where scripts/ensure-docker.sh records, for the whole machine, the pid of a dockerd it started.

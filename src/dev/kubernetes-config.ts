@@ -18,6 +18,10 @@ export function cniConfig(ipamDir: string) {
         type: 'bridge',
         bridge: BRIDGE,
         isGateway: true,
+        // Each pod's port on the bridge is isolated: pods reach this host, never each other (Docker's inter-container
+        // traffic off). The cluster runs no NetworkPolicy engine (docs/kubernetes.md says why), so this is what keeps
+        // one conversation's sandbox from another's here.
+        portIsolation: true,
         // No masquerade: pods reach this host and each other, not the outside (this machine has no network anyway).
         ipMasq: false,
         ipam: {

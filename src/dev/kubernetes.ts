@@ -187,7 +187,7 @@ export class LocalKubernetes {
         root: d('root'),
         state: d('state'),
         socket: this.containerdSocket,
-        cniBin: join(this.o.toolsDir, 'debian/usr/lib/cni'),
+        cniBin: join(this.o.toolsDir, 'cni'),
         cniConf: this.path('cni', 'net.d'),
       }),
     );

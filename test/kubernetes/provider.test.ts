@@ -4,10 +4,20 @@
 // needs: docker, kubernetes
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import { request } from 'undici';
 import type { LocalKubernetes } from '../../src/dev/kubernetes';
 import type { KubernetesRuntimeProvider } from '../../src/runtime/kubernetes';
-import { CONVERSATION_LABEL, SANDBOX_NAMESPACE, labelValue, podName, secretName } from '../../src/runtime/pod-spec';
+import {
+  CONVERSATION_LABEL,
+  SANDBOX_NAMESPACE,
+  buildPod,
+  labelValue,
+  podName,
+  secretName,
+} from '../../src/runtime/pod-spec';
+import { HELPER_IMAGE } from '../../src/dev/kubernetes-config';
+import { BRIDGE } from '../../src/dev/kubernetes-host';
 import type { RuntimeHandle } from '../../src/runtime/provider';
 import { eventually } from '../helpers/eventually';
 import { podProvider, sandboxObjects, startLocalKubernetes, volumeCount } from '../helpers/kubernetes';
@@ -144,5 +154,55 @@ describe('the Kubernetes runtime provider on a local cluster', () => {
     );
     await alive(a);
     await p.remove(spec.conversationId);
+  });
+
+  test("two conversations' pods cannot reach each other; this host reaches both", async () => {
+    const a = await p.create({ conversationId: 'isolated-a', userId: 'alice' });
+    const b = await p.create({ conversationId: 'isolated-b', userId: 'bob' });
+    await alive(a);
+    await alive(b);
+    // A sandbox pod of a third conversation whose process tries both, and this node's kubelet (reachable: the control
+    // that says the probe's network works at all). busybox: the cluster's helper image.
+    const probe = buildPod(
+      { conversationId: 'isolated-probe', userId: 'mallory' },
+      { image: HELPER_IMAGE, manifest: await p.requirements(), namespace: SANDBOX_NAMESPACE },
+    );
+    const target = (h: RuntimeHandle) => new URL(h.url).hostname;
+    const check = (name: string, host: string, port: number) =>
+      `if nc -w 3 ${host} ${port} </dev/null; then echo "${name}=open"; else echo "${name}=closed"; fi`;
+    probe.spec!.restartPolicy = 'Never';
+    probe.spec!.volumes = [];
+    Object.assign(probe.spec!.containers[0], {
+      imagePullPolicy: 'Never',
+      envFrom: [],
+      volumeMounts: [],
+      command: [
+        'sh',
+        '-c',
+        [check('node', k.nodeIp, 10250), check('a', target(a), 3000), check('b', target(b), 3000)].join('; '),
+      ],
+    });
+    const ns = `/api/v1/namespaces/${SANDBOX_NAMESPACE}`;
+    assert.equal((await k.api('POST', `${ns}/pods`, probe)).status, 201);
+    // The mechanism, not only its effect (Docker's FORWARD DROP also drops bridged traffic where br_netfilter is on):
+    // every pod's port on the bridge is isolated.
+    const ports = JSON.parse(
+      spawnSync('ip', ['-d', '-j', 'link', 'show', 'master', BRIDGE], { encoding: 'utf8' }).stdout,
+    ) as Array<{
+      ifname: string;
+      linkinfo?: { info_slave_data?: { isolated?: boolean } };
+    }>;
+    assert.ok(ports.length >= 2, 'the two sandboxes are on the bridge');
+    for (const port of ports) assert.equal(port.linkinfo?.info_slave_data?.isolated, true, port.ifname);
+    const log = await eventually(async () => {
+      const pod = (await k.api('GET', `${ns}/pods/${probe.metadata!.name}`)).body as { status: { phase: string } };
+      assert.equal(pod.status.phase, 'Succeeded');
+      return String((await k.api('GET', `${ns}/pods/${probe.metadata!.name}/log`)).body);
+    }, 60_000);
+    // (nc says why on its own lines: "nc: timed out".)
+    const verdicts = log.split('\n').filter((l) => l.includes('='));
+    assert.deepEqual(verdicts, ['node=open', 'a=closed', 'b=closed'], log);
+    await k.api('DELETE', `${ns}/pods/${probe.metadata!.name}?gracePeriodSeconds=0`);
+    for (const id of ['isolated-a', 'isolated-b']) await p.remove(id);
   });
 });
