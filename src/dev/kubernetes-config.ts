@@ -2,6 +2,7 @@
 // kubelet's. Each setting that was needed on this kind of machine says why.
 import { join } from 'node:path';
 import { BRIDGE } from './kubernetes-host';
+import { DEFAULT_SANDBOX_LIMITS } from '../defaults';
 
 /** The pause image the cluster's pods share, made from Debian's busybox (no registry here). */
 export const PAUSE_IMAGE = 'localhost/nestor-pause:1';
@@ -88,6 +89,8 @@ export function kubeletConfig(k: { containerdSocket: string; nodeIp: string }, c
     podLogsDir: join(dir, 'pod-logs'),
     // No iptables chains of the kubelet's own (there is no kube-proxy); fewer changes to the host.
     makeIPTablesUtilChains: false,
+    // A pod's process limit is the node's on Kubernetes (no pod field): nestor's default sandbox limit.
+    podPidsLimit: DEFAULT_SANDBOX_LIMITS.pidsLimit,
     // A small machine's disk is mostly full of images and build caches: evict only when it is nearly out.
     evictionHard: {
       'memory.available': '100Mi',

@@ -29,6 +29,8 @@ export async function runKubernetes(c: NestorConfig): Promise<void> {
       `Kubernetes is running here: API server ${k.server}, node ${k.nodeIp} (started in ${Date.now() - started} ms)`,
       `KUBECONFIG=${k.kubeconfig} (an administrator's credentials); logs in ${join(c.dataDir, 'kubernetes', 'logs')}`,
       `Image ${c.runtimeImage} imported (pods run it with imagePullPolicy: Never)`,
+      'nestor with its sandboxes as pods there, from another terminal:',
+      `  NESTOR_SANDBOX_ENGINE=kubernetes KUBECONFIG=${k.kubeconfig} NESTOR_KUBERNETES_WORKER_CIDRS=${k.nodeIp}/32 NESTOR_RUNTIME=${c.runtime} npm start`,
       'Ctrl-C stops it and puts back what it changed on this host (its state stays for the next start).',
     ].join('\n'),
   );

@@ -1,5 +1,5 @@
 // A local Kubernetes for a test file (src/dev/kubernetes.ts) on free ports in a directory of its own, with the emulator
-// image imported, and a Kubernetes provider of sandboxes on it; `stop` puts everything back.
+// image (or the ones named) imported, and a Kubernetes provider of sandboxes on it; `stop` puts everything back.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,10 @@ import { freePort } from './net';
 
 export const K8S_IMAGE = RUNTIME_IMAGES.emulator;
 
-export async function startLocalKubernetes(name: string): Promise<{ k: LocalKubernetes; stop(): Promise<void> }> {
+export async function startLocalKubernetes(
+  name: string,
+  images: string[] = [K8S_IMAGE],
+): Promise<{ k: LocalKubernetes; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), `nestor-${name}-`));
   const k = new LocalKubernetes({
     dir,
@@ -28,7 +31,7 @@ export async function startLocalKubernetes(name: string): Promise<{ k: LocalKube
   };
   try {
     await k.start();
-    k.importImage(K8S_IMAGE);
+    for (const image of images) k.importImage(image);
   } catch (err) {
     await stop();
     throw err;
@@ -37,10 +40,10 @@ export async function startLocalKubernetes(name: string): Promise<{ k: LocalKube
 }
 
 /** The provider a worker on this machine would use against the cluster (its manifest read from Docker's image). */
-export function podProvider(k: LocalKubernetes, owner: string): KubernetesRuntimeProvider {
-  const docker = new DockerRuntimeProvider({ image: K8S_IMAGE });
+export function podProvider(k: LocalKubernetes, owner: string, image: string = K8S_IMAGE): KubernetesRuntimeProvider {
+  const docker = new DockerRuntimeProvider({ image });
   return new KubernetesRuntimeProvider({
-    image: K8S_IMAGE,
+    image,
     manifest: () => docker.requirements(),
     namespace: SANDBOX_NAMESPACE,
     kubeconfig: k.kubeconfig,

@@ -12,7 +12,9 @@ import { WORKFLOW_TYPES, conversationWorkflowId } from '../../src/shared/constan
 import type { ReapResult } from '../../src/reaper/workflow';
 import { e2eInput, userMessages } from '../helpers/e2e';
 import { eventually } from '../helpers/eventually';
-import { podProvider, sandboxObjects, startLocalKubernetes, volumeCount } from '../helpers/kubernetes';
+import { K8S_IMAGE, podProvider, sandboxObjects, startLocalKubernetes, volumeCount } from '../helpers/kubernetes';
+import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
+import { eventsUntil, said } from '../helpers/agent-server';
 import { createTestEnv, startWorker, uniqueId } from '../helpers/temporal';
 
 const GONE = { pod: 404, claim: 404, secret: 404, policy: 404 };
@@ -29,7 +31,10 @@ describe('conversations on Kubernetes (Temporal + a local cluster + emulator)', 
   const taskQueue = uniqueId('k8s');
 
   before(async () => {
-    ({ k, stop: stopCluster } = await startLocalKubernetes('k8s-conversation'));
+    ({ k, stop: stopCluster } = await startLocalKubernetes('k8s-conversation', [
+      K8S_IMAGE,
+      RUNTIME_IMAGES['emulator-v1'],
+    ]));
     env = await createTestEnv();
     provider = podProvider(k, uniqueId('owner'));
     ({ client, stop: stopWorker } = await startWorker(env, taskQueue, {
@@ -93,5 +98,30 @@ describe('conversations on Kubernetes (Temporal + a local cluster + emulator)', 
       (await env.client.workflow.getHandle(conversationWorkflowId(live)).describe()).status.name,
       'COMPLETED',
     );
+  });
+
+  test('a V1 conversation (the V1 emulator) on a pod: messages once each, pause, a message while paused, close', async () => {
+    const v1 = podProvider(k, uniqueId('owner-v1'), RUNTIME_IMAGES['emulator-v1']);
+    const w = await startWorker(env, uniqueId('k8s-v1'), { runtime: v1, maxConversationsPerUser: false });
+    const id = uniqueId('v1');
+    try {
+      const info = await w.client.start({ ...input(id), initialMessage: 'first' });
+      assert.equal(info.protocol, 'v1');
+      const acks = await Promise.all(
+        Array.from({ length: 3 }, () => w.client.sendMessage(id, { messageId: 'same', content: 'once' })),
+      );
+      assert.equal(new Set(acks.map((a) => a.nestedEventId)).size, 1, 'one ID, one event');
+      await w.client.pause(id);
+      assert.equal((await sandboxObjects(k, id)).pod, 404);
+      await w.client.sendMessage(id, 'while paused');
+      const live = await w.client.connection(id);
+      const events = await eventsUntil(live, (ev) => said(ev, 'agent').includes('echo: while paused'), 30_000);
+      assert.deepEqual(said(events, 'user'), ['first', 'once', 'while paused']);
+      assert.equal((await w.client.close(id)).status, 'STOPPED');
+      assert.deepEqual(await sandboxObjects(k, id), GONE);
+    } finally {
+      await v1.remove(id).catch(() => false);
+      await w.stop();
+    }
   });
 });

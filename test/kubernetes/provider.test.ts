@@ -5,7 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { request } from 'undici';
+import { DEFAULT_SANDBOX_LIMITS } from '../../src/defaults';
 import type { LocalKubernetes } from '../../src/dev/kubernetes';
 import type { KubernetesRuntimeProvider } from '../../src/runtime/kubernetes';
 import {
@@ -83,6 +86,13 @@ describe('the Kubernetes runtime provider on a local cluster', () => {
     assert.equal(c.env, undefined);
     assert.ok(!JSON.stringify(pod).includes(h.sessionApiKey), 'the session key is not in the pod spec');
     assert.deepEqual(c.envFrom, [{ secretRef: { name: secretName(spec.conversationId) } }]);
+    // The process limit is the node's (the kubelet's podPidsLimit), on the pod's cgroup.
+    const uid = (pod as unknown as { metadata: { uid: string } }).metadata.uid;
+    const pidsMax = ['besteffort', 'burstable', '']
+      .map((qos) => join('/sys/fs/cgroup/pids/kubepods', qos, `pod${uid}`, 'pids.max'))
+      .find((f) => existsSync(f));
+    assert.ok(pidsMax, "the pod's pids cgroup");
+    assert.equal(readFileSync(pidsMax, 'utf8').trim(), String(DEFAULT_SANDBOX_LIMITS.pidsLimit));
 
     // A retried create (the worker died after it) adopts the same pod.
     const again = await p.create(spec);
