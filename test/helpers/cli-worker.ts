@@ -16,8 +16,16 @@ export interface CliWorkers {
   stopAll(): Promise<void>;
 }
 
-/** Workers of one task queue and runtime (NESTOR_RUNTIME), with no reaper schedule and no metrics port. */
-export function cliWorkers(address: string, taskQueue: string, runtime: string): CliWorkers {
+/**
+ * Workers of one task queue and runtime (NESTOR_RUNTIME), with no reaper schedule and no metrics port; `env` adds
+ * to their environment (e.g. the Kubernetes engine's variables).
+ */
+export function cliWorkers(
+  address: string,
+  taskQueue: string,
+  runtime: string,
+  env: Record<string, string> = {},
+): CliWorkers {
   const started: ChildProcess[] = [];
   return {
     spawn() {
@@ -30,6 +38,7 @@ export function cliWorkers(address: string, taskQueue: string, runtime: string):
           NESTOR_METRICS_PORT: '0',
           NESTOR_REAPER_INTERVAL_MS: '0',
           NESTOR_LOG_LEVEL: 'INFO',
+          ...env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -57,9 +66,11 @@ export async function killOnceSandboxExists<T>(
   first: ReturnType<CliWorkers['spawn']>,
   conversationId: string,
   started: Promise<T>,
+  /** Whether the sandbox (or the first part of it the test waits for) exists. @default a Docker container */
+  exists: () => Promise<boolean> = async () => (await containersFor(conversationId)).length > 0,
 ): Promise<T> {
   const deadline = Date.now() + 120_000;
-  while ((await containersFor(conversationId)).length === 0) {
+  while (!(await exists())) {
     assert.ok(Date.now() < deadline, `no container was made: ${first.output().slice(-2000)}`);
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { ConversationClient } from '../../src/conversation/client';
+import { ConversationClient } from '../../src/conversation/client';
+import { CONVERSATION_LABEL, SANDBOX_NAMESPACE, labelValue } from '../../src/runtime/pod-spec';
+import { cliWorkers, killOnceSandboxExists } from '../helpers/cli-worker';
 import type { LocalKubernetes } from '../../src/dev/kubernetes';
 import type { KubernetesRuntimeProvider } from '../../src/runtime/kubernetes';
 import { WORKFLOW_TYPES, conversationWorkflowId } from '../../src/shared/constants';
@@ -122,6 +124,43 @@ describe('conversations on Kubernetes (Temporal + a local cluster + emulator)', 
     } finally {
       await v1.remove(id).catch(() => false);
       await w.stop();
+    }
+  });
+
+  test('a worker (`nestor worker`, the Kubernetes engine) killed once the claim exists: the next one adopts it, one pod', async () => {
+    const queue = uniqueId('k8s-kill');
+    const workers = cliWorkers(env.address, queue, 'emulator', {
+      NESTOR_SANDBOX_ENGINE: 'kubernetes',
+      KUBECONFIG: k.kubeconfig,
+      NESTOR_KUBERNETES_WORKER_CIDRS: `${k.nodeIp}/32`,
+    });
+    const other = new ConversationClient({ client: env.client, taskQueue: queue });
+    const id = uniqueId('k8s-kill');
+    try {
+      const info = await killOnceSandboxExists(
+        workers,
+        workers.spawn(),
+        id,
+        other.start(input(id, { initialMessage: 'survived' })),
+        async () => (await sandboxObjects(k, id)).claim === 200,
+      );
+      assert.equal(info.status, 'RUNNING');
+      const selector = `${CONVERSATION_LABEL}=${labelValue(id)}`;
+      const pods = (await k.api('GET', `/api/v1/namespaces/${SANDBOX_NAMESPACE}/pods?labelSelector=${selector}`))
+        .body as { items: Array<{ metadata: { uid: string } }> };
+      assert.deepEqual(
+        pods.items.map((p) => p.metadata.uid),
+        [info.runtimeId],
+        'one pod: the retry adopted the claim',
+      );
+      assert.deepEqual(
+        (await userMessages(info, id)).map((e) => e.args?.content),
+        ['survived'],
+      );
+      await other.close(id);
+      assert.deepEqual(await sandboxObjects(k, id), GONE);
+    } finally {
+      await workers.stopAll();
     }
   });
 });
