@@ -1,7 +1,8 @@
 // What the Kubernetes provider asks the API server and how it reads the answers: a status code of a failed call, a
 // pod's state in the words the workflow and the reaper use for Docker's containers, waiting for a pod's address or for
 // an object to be gone, and what to say when a pod will not run.
-import type { CoreV1Api, NetworkingV1Api, V1ObjectMeta, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { CoreV1Api, NetworkingV1Api, V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
+import { LABELS } from '../shared/constants';
 import { ErrorType, NestorError } from '../errors';
 import { runtimeSummary } from './ownership';
 import type { RuntimeHandle, RuntimeSummary } from './provider';
@@ -27,11 +28,11 @@ export async function kubeClients(kubeconfig: string | undefined): Promise<KubeC
   return { core: kc.makeApiClient(k.CoreV1Api), net: kc.makeApiClient(k.NetworkingV1Api) };
 }
 
-/** Where a running pod's server answers and the key it checks (from its Secret). */
-export function handleOfPod(pod: V1Pod, secret: V1Secret | undefined, adopted: boolean): RuntimeHandle {
+/** Where a running pod's server answers and the key it checks (from its environment Secret, decoded). */
+export function handleOfPod(pod: V1Pod, env: Record<string, string>, adopted: boolean): RuntimeHandle {
   const protocol = protocolOfKind(pod.metadata?.annotations?.[KIND_ANNOTATION]);
-  const encoded = secret?.data?.[SESSION_KEY_ENV[protocol]];
-  if (!encoded)
+  const sessionApiKey = env[SESSION_KEY_ENV[protocol]];
+  if (!sessionApiKey)
     throw new NestorError(
       ErrorType.RuntimeStartFailed,
       `the secret of pod ${pod.metadata?.name} has no session key (${SESSION_KEY_ENV[protocol]})`,
@@ -40,7 +41,7 @@ export function handleOfPod(pod: V1Pod, secret: V1Secret | undefined, adopted: b
   return {
     runtimeId: pod.metadata!.uid!,
     url: `http://${pod.status!.podIP}:${pod.spec?.containers[0]?.ports?.[0]?.containerPort}`,
-    sessionApiKey: Buffer.from(encoded, 'base64').toString('utf8'),
+    sessionApiKey,
     adopted,
     protocol,
   };
@@ -170,6 +171,11 @@ export async function lastPodLogLines(core: CoreV1Api, namespace: string, name: 
 
 /** What `list` and `inspect` say of a conversation's pod or (paused) claim, from its exact annotations. */
 export function summaryOf(meta: V1ObjectMeta, state: string): RuntimeSummary {
-  const created = meta.creationTimestamp ? new Date(meta.creationTimestamp) : new Date(0);
-  return runtimeSummary('', meta.uid ?? '', meta.name ?? '', identityLabels(meta) ?? {}, state, created.toISOString());
+  const created = (meta.creationTimestamp ? new Date(meta.creationTimestamp) : new Date(0)).toISOString();
+  const s = runtimeSummary('', meta.uid ?? '', meta.name ?? '', identityLabels(meta) ?? {}, state, created);
+  // An unclaimed pool member (booting or ready) is no conversation's: the reaper asks its pool's workflow.
+  const poolState = meta.labels?.['nestor.pool-state'];
+  if (poolState !== 'booting' && poolState !== 'ready') return s;
+  const pool = { name: meta.annotations?.[LABELS.pool] ?? '', memberId: meta.labels?.[LABELS.poolMember] ?? '' };
+  return { ...s, conversationId: '', userId: '', pool };
 }

@@ -1,16 +1,18 @@
 // Kubernetes runtime provider (NESTOR_SANDBOX_ENGINE=kubernetes): each conversation's sandbox is a pod on any
 // conformant cluster, through the official client (@kubernetes/client-node) with a kubeconfig or in-cluster
-// credentials. Its objects (pod-spec.ts) are named after the conversation, so a retried create finds an earlier
-// attempt's and adopts it; the data claim is the root: pause deletes the pod and keeps the claim, resume makes the
-// pod again from the spec kept on the claim, remove deletes them all. Ownership (service, life) is checked on the
-// claim's annotations exactly as on Docker's labels (ownership.ts).
+// credentials. Its objects (pod-spec.ts) are named after the conversation, or after the warm pool member it claimed
+// (kubernetes-pool.ts), and labelled with it either way, so a retried create finds an earlier attempt's and adopts it
+// (kubernetes-objects.ts). The data claim is the root: pause deletes the pod and keeps the claim, resume makes the pod
+// again from the spec kept on the claim, remove deletes them all. Ownership (service, life) is checked on the claim's
+// annotations exactly as on Docker's labels (ownership.ts).
 import { randomBytes } from 'node:crypto';
-import type { V1ObjectMeta, V1OwnerReference, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
+import type { V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import { LABELS } from '../shared/constants';
 import { ErrorType, NestorError } from '../errors';
 import type { RuntimeHandle, RuntimeProvider, RuntimeSpec, RuntimeSummary } from './provider';
 import type { ImageManifest } from './image-manifest';
 import type { SandboxDefaults } from './container-spec';
+import { initializeServer } from './deferred-init';
 import { claimOf, type Owner } from './ownership';
 import {
   POD_TEMPLATE_ANNOTATION,
@@ -18,15 +20,10 @@ import {
   buildNetworkPolicy,
   buildPod,
   buildSecret,
-  claimName,
   identityLabels,
-  labelValue,
-  podName,
-  secretName,
   type PodSettings,
 } from './pod-spec';
 import {
-  handleOfPod,
   kubeClients,
   type KubeClients,
   describePod,
@@ -36,8 +33,9 @@ import {
   podState,
   summaryOf,
   waitGone,
-  waitPodAddress,
 } from './kubernetes-parts';
+import { ConversationObjects, waitClaimGone } from './kubernetes-objects';
+import { KubernetesPool } from './kubernetes-pool';
 
 export interface KubernetesProviderOptions {
   image: string;
@@ -57,6 +55,8 @@ export interface KubernetesProviderOptions {
   storageSize?: string;
   /** Addresses of nestor's workers outside the cluster, admitted by each sandbox's NetworkPolicy. */
   workerCidrs?: string[];
+  /** The warm pool's name. @default from the image */
+  poolName?: string;
   /** How long a pod may take to get its address (scheduled, volume bound, sandbox made). @default 120 s */
   addressTimeoutMs?: number;
 }
@@ -64,6 +64,8 @@ export interface KubernetesProviderOptions {
 export class KubernetesRuntimeProvider implements RuntimeProvider {
   readonly kind = 'kubernetes';
   private clients?: Promise<KubeClients>;
+  private readonly objects: ConversationObjects;
+  readonly pool: KubernetesPool;
   private readonly ns: string;
   private readonly prefix?: string;
   private readonly ownership: Owner;
@@ -74,6 +76,20 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
     this.prefix = o.namePrefix;
     this.ownership = { id: o.owner };
     this.timeoutMs = o.addressTimeoutMs ?? 120_000;
+    const ctx = {
+      api: () => this.api(),
+      ns: o.namespace,
+      prefix: o.namePrefix,
+      owner: o.owner,
+      timeoutMs: this.timeoutMs,
+    };
+    this.objects = new ConversationObjects(ctx);
+    this.pool = new KubernetesPool(ctx, this.objects, {
+      image: o.image,
+      settings: () => this.settings(),
+      workerCidrs: o.workerCidrs ?? [],
+      ...(o.poolName && { poolName: o.poolName }),
+    });
   }
 
   private api(): Promise<KubeClients> {
@@ -99,42 +115,46 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
     };
   }
 
-  private async readClaim(conversationId: string): Promise<V1PersistentVolumeClaim | undefined> {
-    const { core } = await this.api();
-    return orAbsent(
-      core.readNamespacedPersistentVolumeClaim({
-        name: claimName(conversationId, this.prefix),
-        namespace: this.ns,
-      }),
-    );
-  }
-
-  private async readPod(conversationId: string): Promise<V1Pod | undefined> {
-    const { core } = await this.api();
-    return orAbsent(core.readNamespacedPod({ name: podName(conversationId, this.prefix), namespace: this.ns }));
-  }
-
   /** Whose the claim is: this start's (`own`) or an earlier life's; a stranger's or another service's throws. */
   private whose(claim: V1PersistentVolumeClaim, incarnation: string | undefined): 'own' | 'earlier' {
     return claimOf(claim.metadata?.name ?? '', identityLabels(claim.metadata ?? {}), this.ownership, incarnation);
   }
 
   async create(spec: RuntimeSpec): Promise<RuntimeHandle> {
-    const { core, net } = await this.api();
-    let claim = await this.readClaim(spec.conversationId);
+    let claim = await this.objects.claim(spec.conversationId);
     if (claim && this.whose(claim, spec.incarnation) === 'earlier') {
       // An earlier life's data is never inherited: removed, and gone, before this life's claim takes its name.
       await this.remove(spec.conversationId);
-      await waitGone(
-        () => this.readClaim(spec.conversationId),
-        `claim ${claimName(spec.conversationId, this.prefix)}`,
-        this.timeoutMs,
-      );
+      await waitClaimGone(this.objects, spec.conversationId, this.timeoutMs);
       claim = undefined;
     }
-    const adopted = !!claim;
+    // This start's own sandbox (an earlier attempt made or claimed it): adopted.
+    if (claim?.metadata?.labels?.[LABELS.poolMember])
+      return { ...(await this.objects.ensurePod(claim, true)), startPath: 'pool' };
+    const coldReason = claim ? undefined : (this.pool.ineligible(spec) ?? undefined);
+    const pooled = claim || coldReason ? undefined : await this.pool.claim(spec);
+    if (pooled) return pooled;
+    return this.createCold(spec, claim, coldReason ?? 'the pool had no ready sandbox');
+  }
+
+  async claim(spec: RuntimeSpec): Promise<RuntimeHandle | undefined> {
+    const claim = await this.objects.claim(spec.conversationId);
+    // A member an earlier attempt of this claim took is adopted; anything else (an earlier life's) is left for create.
+    if (claim) {
+      const ours = claim.metadata?.labels?.[LABELS.poolMember] && this.whose(claim, spec.incarnation) === 'own';
+      return ours ? { ...(await this.objects.ensurePod(claim, true)), startPath: 'pool' } : undefined;
+    }
+    return this.pool.ineligible(spec) ? undefined : this.pool.claim(spec);
+  }
+
+  private async createCold(
+    spec: RuntimeSpec,
+    existing: V1PersistentVolumeClaim | undefined,
+    coldReason: string,
+  ): Promise<RuntimeHandle> {
+    const { core, net } = await this.api();
     const s = await this.settings();
-    if (!claim) claim = await this.createClaim(spec, s);
+    const claim = existing ?? (await this.createClaim(spec, s));
     // Made before the pod, after the claim (they name it as owner): an attempt killed in between left them missing,
     // and this one makes them. Already there (an earlier attempt's keys) is kept.
     const keys = {
@@ -142,19 +162,15 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
       secretKey: randomBytes(32).toString('base64url'),
     };
     const secret = buildSecret(spec, s, keys);
-    await this.own(claim, secret.metadata!, (metadata) =>
+    await this.objects.own(claim, secret.metadata!, (metadata) =>
       core.createNamespacedSecret({ namespace: this.ns, body: { ...secret, metadata } }),
     );
     const policy = buildNetworkPolicy(spec, s, { workerCidrs: this.o.workerCidrs ?? [] });
-    await this.own(claim, policy.metadata!, (metadata) =>
+    await this.objects.own(claim, policy.metadata!, (metadata) =>
       net.createNamespacedNetworkPolicy({ namespace: this.ns, body: { ...policy, metadata } }),
     );
-    const handle = await this.ensurePod(claim, adopted);
-    return {
-      ...handle,
-      startPath: 'cold',
-      ...(!adopted && { coldReason: 'the Kubernetes provider keeps no warm pool' }),
-    };
+    const handle = await this.objects.ensurePod(claim, !!existing);
+    return { ...handle, startPath: 'cold', ...(!existing && { coldReason }) };
   }
 
   /** The conversation's data claim, with the pod's spec on it; a racing attempt of this start may have made it. */
@@ -163,7 +179,7 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
     const body = buildClaim(spec, s);
     body.metadata!.annotations![POD_TEMPLATE_ANNOTATION] = JSON.stringify(buildPod(spec, s));
     const made = await idempotent(core.createNamespacedPersistentVolumeClaim({ namespace: this.ns, body }));
-    const claim = await this.readClaim(spec.conversationId);
+    const claim = await this.objects.claim(spec.conversationId);
     if (!claim)
       throw new NestorError(
         ErrorType.RuntimeStartFailed,
@@ -179,62 +195,26 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
     return claim;
   }
 
-  /** Create an object owned by the claim (Kubernetes deletes it with the claim); already there is fine. */
-  private async own(claim: V1PersistentVolumeClaim, meta: V1ObjectMeta, create: (m: V1ObjectMeta) => Promise<unknown>) {
-    const ref: V1OwnerReference = {
-      apiVersion: 'v1',
-      kind: 'PersistentVolumeClaim',
-      name: claim.metadata!.name!,
-      uid: claim.metadata!.uid!,
-    };
-    await idempotent(create({ ...meta, ownerReferences: [ref] }));
-  }
-
-  /** The claim's pod, made from the spec kept on the claim when it is not there (first start, resume, deleted). */
-  private async ensurePod(claim: V1PersistentVolumeClaim, adopted: boolean): Promise<RuntimeHandle> {
-    const { core } = await this.api();
-    const conversationId = claim.metadata!.annotations![LABELS.conversationId]!;
-    const name = podName(conversationId, this.prefix);
-    let pod = await this.readPod(conversationId);
-    if (pod?.metadata?.deletionTimestamp) {
-      // A pause (or a drain) is deleting it: the new one takes its name once it is gone.
-      await waitGone(() => this.readPod(conversationId), `pod ${name}`, this.timeoutMs);
-      pod = undefined;
-    }
-    if (!pod) {
-      const template = claim.metadata?.annotations?.[POD_TEMPLATE_ANNOTATION];
-      if (!template)
-        throw new NestorError(
-          ErrorType.RuntimeStartFailed,
-          `claim ${claim.metadata!.name} has no pod template (${POD_TEMPLATE_ANNOTATION})`,
-          false,
-        );
-      const body = JSON.parse(template) as V1Pod;
-      await this.own(claim, body.metadata!, (metadata) =>
-        core.createNamespacedPod({ namespace: this.ns, body: { ...body, metadata } }),
-      );
-    }
-    pod = await waitPodAddress(core, this.ns, name, this.timeoutMs);
-    return this.handleOf(pod, adopted);
-  }
-
-  private async handleOf(pod: V1Pod, adopted: boolean): Promise<RuntimeHandle> {
-    const { core } = await this.api();
-    const conversationId = pod.metadata!.annotations![LABELS.conversationId]!;
-    const name = secretName(conversationId, this.prefix);
-    return handleOfPod(pod, await orAbsent(core.readNamespacedSecret({ name, namespace: this.ns })), adopted);
+  /** A claimed V1 member's dormant server gets its conversation's keys (after every start of its pod). */
+  async initialize(conversationId: string): Promise<void> {
+    const pod = await this.objects.pod(conversationId);
+    const keys = pod && (await this.objects.conversationKeys(pod));
+    if (!pod || !keys) return;
+    await initializeServer((await this.objects.handleOf(pod, true)).url, await this.objects.initKeyOf(pod), keys);
   }
 
   /** Delete the pod and keep the claim (its data) and the rest; returns once the pod is gone. */
   async pause(conversationId: string): Promise<void> {
     const { core } = await this.api();
-    const name = podName(conversationId, this.prefix);
+    const pod = await this.objects.pod(conversationId);
+    if (!pod) return;
+    const name = pod.metadata!.name!;
     await idempotent(core.deleteNamespacedPod({ name, namespace: this.ns }));
-    await waitGone(() => this.readPod(conversationId), `pod ${name}`, this.timeoutMs);
+    await waitGone(() => orAbsent(core.readNamespacedPod({ name, namespace: this.ns })), `pod ${name}`, this.timeoutMs);
   }
 
   async resume(conversationId: string, incarnation?: string): Promise<RuntimeHandle> {
-    const claim = await this.readClaim(conversationId);
+    const claim = await this.objects.claim(conversationId);
     if (!claim)
       throw new NestorError(
         ErrorType.RuntimeStartFailed,
@@ -248,56 +228,44 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
         false,
       );
     }
-    return this.ensurePod(claim, true);
+    return this.objects.ensurePod(claim, true);
   }
 
-  /** Delete the pod, its policy, its secret and its claim (the volume goes by the class's reclaim policy). */
-  async remove(conversationId: string): Promise<boolean> {
-    const { core, net } = await this.api();
-    const base = { namespace: this.ns };
-    const name = podName(conversationId, this.prefix);
-    const pod = await idempotent(core.deleteNamespacedPod({ ...base, name, gracePeriodSeconds: 0 }));
-    await idempotent(net.deleteNamespacedNetworkPolicy({ ...base, name }));
-    await idempotent(core.deleteNamespacedSecret({ ...base, name: secretName(conversationId, this.prefix) }));
-    const claim = await idempotent(
-      core.deleteNamespacedPersistentVolumeClaim({ ...base, name: claimName(conversationId, this.prefix) }),
-    );
-    return pod || claim;
+  /** Delete pod, policy, secrets and claim, made cold or claimed (the volume goes by the class's reclaim policy). */
+  remove(conversationId: string): Promise<boolean> {
+    return this.objects.removeLabelled(conversationId);
   }
 
   async inspect(conversationId: string): Promise<RuntimeSummary | undefined> {
-    const pod = await this.readPod(conversationId);
+    const pod = await this.objects.pod(conversationId);
     if (pod) return summaryOf(pod.metadata!, podState(pod));
-    const claim = await this.readClaim(conversationId);
+    const claim = await this.objects.claim(conversationId);
     // A paused conversation is its claim alone: its sandbox is stopped, in Docker's words.
     return claim && summaryOf(claim.metadata!, 'exited');
   }
 
-  /** Every conversation of this service with a claim or a pod (a pod without its claim is a leftover too). */
+  /** Every sandbox of this service with a claim or a pod (a pod without its claim is a leftover too). */
   async list(): Promise<RuntimeSummary[]> {
     const { core } = await this.api();
-    const labelSelector = [
-      `${LABELS.managed}=true`,
-      ...(this.o.owner ? [`${LABELS.owner}=${labelValue(this.o.owner)}`] : []),
-    ].join(',');
+    const labelSelector = this.objects.selector();
     const [claims, pods] = await Promise.all([
       core.listNamespacedPersistentVolumeClaim({ namespace: this.ns, labelSelector }),
       core.listNamespacedPod({ namespace: this.ns, labelSelector }),
     ]);
-    const byConversation = new Map<string, RuntimeSummary>();
-    for (const c of claims.items) byConversation.set(c.metadata!.name!, summaryOf(c.metadata!, 'exited'));
-    for (const p of pods.items)
-      byConversation.set(
-        claimName(p.metadata!.annotations?.[LABELS.conversationId] ?? '', this.prefix),
-        summaryOf(p.metadata!, podState(p)),
-      );
-    return [...byConversation.values()];
+    // One entry per sandbox, keyed by its claim's name (a pod's claim is its `data` volume's).
+    const byClaim = new Map<string, RuntimeSummary>();
+    for (const c of claims.items) byClaim.set(c.metadata!.name!, summaryOf(c.metadata!, 'exited'));
+    for (const p of pods.items) {
+      const claimOfPod = p.spec?.volumes?.find((v) => v.persistentVolumeClaim)?.persistentVolumeClaim?.claimName;
+      byClaim.set(claimOfPod ?? p.metadata!.name!, summaryOf(p.metadata!, podState(p)));
+    }
+    return [...byClaim.values()];
   }
 
   async diagnose(conversationId: string): Promise<string> {
     const { core } = await this.api();
-    const pod = await this.readPod(conversationId);
-    if (!pod) return `pod ${podName(conversationId, this.prefix)} does not exist`;
+    const pod = await this.objects.pod(conversationId);
+    if (!pod) return `no pod of conversation ${conversationId} exists`;
     const logs = await lastPodLogLines(core, this.ns, pod.metadata!.name!);
     return `${describePod(pod)}${logs ? `; last log lines: ${logs}` : ''}`;
   }
