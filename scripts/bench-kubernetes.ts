@@ -2,8 +2,9 @@
 // cluster, src/dev/kubernetes.ts) beside the same start on this machine's Docker engine, in one run: a dev server (in
 // memory), one worker per engine in this process, the emulator image, starts one at a time alternating engines so both
 // see the same machine. Then the pod's own path split: claim → address (scheduling, the volume provisioned, the pod's
-// sandbox made) and address → /alive. Prints a table, writes bench/kubernetes.json. Reports; never asserts.
-// BENCH_K8S_STARTS sets the starts per engine (default 10).
+// sandbox made) and address → /alive; then pooled starts, the same SandboxPool workflow on each engine. Prints a table,
+// writes bench/kubernetes.json. Reports; never asserts. BENCH_K8S_STARTS sets the starts per engine and kind (default
+// 10), BENCH_K8S_POOL_SIZE the pools' size (3).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -22,9 +23,11 @@ import { freePort } from '../test/helpers/net';
 import { K8S_IMAGE, podProvider, startLocalKubernetes } from '../test/helpers/kubernetes';
 import { workflowBundle } from '../test/helpers/temporal';
 import { log, newId, startInput } from './bench/measure';
+import { poolFigures, type PoolFigures } from './bench/pools';
 import { stats, type Stats } from './stats';
 
 const N = Number(process.env.BENCH_K8S_STARTS ?? 10);
+const POOL_SIZE = Number(process.env.BENCH_K8S_POOL_SIZE ?? 3);
 
 /** Until the server answers /alive (ms from `t0`). */
 async function aliveAfter(url: string, t0: number): Promise<number> {
@@ -57,8 +60,8 @@ async function main() {
     const engines: Record<string, { runtime: RuntimeProvider; client: ConversationClient; ms: number[] }> = {};
     const owner = `bench-k8s-${Date.now().toString(36)}`;
     for (const [name, runtime] of [
-      ['docker', new DockerRuntimeProvider({ image: K8S_IMAGE, owner })],
-      ['kubernetes', podProvider(cluster.k, owner)],
+      ['docker', new DockerRuntimeProvider({ image: K8S_IMAGE, owner, pool: { name: 'bench-docker' } })],
+      ['kubernetes', podProvider(cluster.k, owner, K8S_IMAGE, { poolName: 'bench-kubernetes' })],
     ] as const) {
       const taskQueue = `bench-${name}`;
       const w = await createWorker({
@@ -100,6 +103,19 @@ async function main() {
       pod.toAlive.push(await aliveAfter(h.url, t0));
       await engines.kubernetes.runtime.remove(id);
     }
+    // Pooled starts: the same SandboxPool workflow on each engine, a ready member before each start.
+    const pooled: Record<string, PoolFigures> = {};
+    for (const [name, e] of Object.entries(engines)) {
+      log(`pooled starts on ${name}`);
+      pooled[name] = await poolFigures(e.client, {
+        pool: e.runtime.pool!.poolName,
+        image: K8S_IMAGE,
+        size: POOL_SIZE,
+        n: N,
+        nCold: 0,
+        bootMs: name === 'kubernetes' ? 15_000 : 5_000,
+      });
+    }
     const results: Record<string, unknown> = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30) },
@@ -107,7 +123,12 @@ async function main() {
       n: N,
       startToRunning: { docker: stats(engines.docker.ms), kubernetes: stats(engines.kubernetes.ms) },
       pod: { createToAddress: stats(pod.toAddress), createToAlive: stats(pod.toAlive) },
-      pooled: { kubernetes: 'no warm pool on Kubernetes yet (issue 25 item 4)' },
+      pooled: Object.fromEntries(
+        Object.entries(pooled).map(([k, f]) => [
+          k,
+          { size: f.size, fillMs: f.fillMs, startToRunning: f.pooled, share: f.pooledShare, parts: f.pooledParts },
+        ]),
+      ),
     };
     const row = (label: string, s: Stats) => `| ${label} | ${s.p50} | ${s.p95} | ${s.min} | ${s.max} |`;
     console.log(`\ncold start, ${N} each, one at a time (ms):\n| | p50 | p95 | min | max |\n|---|---|---|---|---|`);
@@ -115,6 +136,13 @@ async function main() {
     console.log(row('Kubernetes: client → RUNNING', stats(engines.kubernetes.ms)));
     console.log(row('Kubernetes: create → pod address', stats(pod.toAddress)));
     console.log(row('Kubernetes: create → /alive', stats(pod.toAlive)));
+    console.log(row(`Docker: pooled, client → RUNNING (${pooled.docker.pooledShare})`, pooled.docker.pooled));
+    console.log(
+      row(`Kubernetes: pooled, client → RUNNING (${pooled.kubernetes.pooledShare})`, pooled.kubernetes.pooled),
+    );
+    console.log(
+      `pool of ${POOL_SIZE} filled in ${pooled.docker.fillMs} ms (Docker), ${pooled.kubernetes.fillMs} ms (Kubernetes)`,
+    );
     mkdirSync(join(PROJECT_ROOT, 'bench'), { recursive: true });
     writeFileSync(join(PROJECT_ROOT, 'bench/kubernetes.json'), `${JSON.stringify(results, null, 2)}\n`);
     await raw.connection.close();

@@ -24,12 +24,13 @@ export class AdminApi {
     });
   }
 
-  async call(method: string, path: string, body?: unknown): Promise<ApiAnswer> {
+  /** `contentType`: a PATCH's kind (`application/json-patch+json`, `application/merge-patch+json`). */
+  async call(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<ApiAnswer> {
     try {
       const r = await request(`${this.server}${path}`, {
         method: method as 'GET',
         dispatcher: this.agent,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: body === undefined ? {} : { 'content-type': contentType },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await r.body.text();

@@ -257,9 +257,9 @@ export class LocalKubernetes {
   }
 
   /** A request to the API server as the administrator (kubernetes-api.ts). */
-  api(method: string, path: string, body?: unknown): Promise<ApiAnswer> {
+  api(method: string, path: string, body?: unknown, contentType?: string): Promise<ApiAnswer> {
     this.admin ??= new AdminApi(this.server, this.pki!);
-    return this.admin.call(method, path, body);
+    return this.admin.call(method, path, body, contentType);
   }
 
   private admin?: AdminApi;

@@ -112,10 +112,10 @@ export class ConversationObjects {
    * A claimed V1 pool member's conversation keys (its server boots dormant and takes them at init), from its claim
    * Secret; undefined for a sandbox whose keys are its own environment's.
    */
-  async conversationKeys(pod: V1Pod): Promise<ConversationKeys | undefined> {
+  async conversationKeys(pod: V1Pod, env?: Record<string, string>): Promise<ConversationKeys | undefined> {
     const memberId = pod.metadata?.labels?.[LABELS.poolMember];
     if (!memberId || pod.metadata?.labels?.[POOL_STATE_LABEL] !== 'claimed') return undefined;
-    if ((await this.envOf(pod))[DEFERRED_INIT_ENV] !== 'true') return undefined;
+    if ((env ?? (await this.envOf(pod)))[DEFERRED_INIT_ENV] !== 'true') return undefined;
     const { core } = await this.c.api();
     const name = `${pod.metadata!.name}-claim`;
     const data = (await orAbsent(core.readNamespacedSecret({ name, namespace: this.c.ns })))?.data ?? {};
@@ -137,8 +137,8 @@ export class ConversationObjects {
   }
 
   async handleOf(pod: V1Pod, adopted: boolean): Promise<RuntimeHandle> {
-    const keys = await this.conversationKeys(pod);
     const env = await this.envOf(pod);
+    const keys = await this.conversationKeys(pod, env);
     return handleOfPod(pod, keys ? { ...env, OH_SESSION_API_KEYS_0: keys.sessionApiKey } : env, adopted);
   }
 

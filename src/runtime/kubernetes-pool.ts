@@ -232,14 +232,17 @@ export class KubernetesPool implements PoolOps {
     const { core } = await this.c.api();
     const namespace = this.c.ns;
     const mine = this.objects.selector(`${CONVERSATION_LABEL}=${labelValue(spec.conversationId)}`, `${LABELS.pool}`);
-    const own = (await core.listNamespacedSecret({ namespace, labelSelector: mine })).items[0];
-    const ownId = own?.metadata?.labels?.[LABELS.poolMember];
-    const ready = (await this.members()).filter((m) => m.state === 'ready' && m.containerState === 'running');
+    const [owned, members] = await Promise.all([
+      core.listNamespacedSecret({ namespace, labelSelector: mine }),
+      this.members(),
+    ]);
+    const ownId = owned.items[0]?.metadata?.labels?.[LABELS.poolMember];
+    const ready = members.filter((m) => m.state === 'ready' && m.containerState === 'running');
     const offset = Math.floor(Math.random() * ready.length);
     const order = [...(ownId ? [ownId] : []), ...ready.map((_, i) => ready[(offset + i) % ready.length].memberId)];
     for (const memberId of order) {
       if (memberId !== ownId && !(await this.lock(memberId, spec))) continue; // another took it
-      const handle = await this.labelMember(memberId, spec);
+      const handle = await this.finishClaim(memberId, spec);
       if (handle) return { ...handle, startPath: 'pool' };
     }
     return undefined;
@@ -261,7 +264,7 @@ export class KubernetesPool implements PoolOps {
   }
 
   /** Label the claimed member's objects as the conversation's, its pod spec kept so; its handle (undefined: gone). */
-  private async labelMember(memberId: string, spec: RuntimeSpec): Promise<RuntimeHandle | undefined> {
+  async finishClaim(memberId: string, spec: RuntimeSpec): Promise<RuntimeHandle | undefined> {
     const { core, net } = await this.c.api();
     const namespace = this.c.ns;
     const base = this.base(memberId);
@@ -280,12 +283,19 @@ export class KubernetesPool implements PoolOps {
       annotations: { ...template.metadata!.annotations, ...annotations },
     };
     const templateOp = annotationOp(POD_TEMPLATE_ANNOTATION, JSON.stringify(template));
-    await core.patchNamespacedPersistentVolumeClaim({ name: `${base}-data`, namespace, body: [...ops, templateOp] });
+    // The claim's labels last: they are what the provider adopts the sandbox by, so an attempt that died before them
+    // is finished by the next (its claim Secret says which member is its own), never half-adopted.
     const pod = await this.podOf(memberId);
-    if (pod) await this.patchPod(pod, ops);
-    await idempotent(core.patchNamespacedSecret({ name: `${base}-keys`, namespace, body: ops }));
-    await idempotent(net.patchNamespacedNetworkPolicy({ name: base, namespace, body: ops }));
-    const labelled = await core.readNamespacedPersistentVolumeClaim({ name: `${base}-data`, namespace });
+    await Promise.all([
+      pod && this.patchPod(pod, ops),
+      idempotent(core.patchNamespacedSecret({ name: `${base}-keys`, namespace, body: ops })),
+      idempotent(net.patchNamespacedNetworkPolicy({ name: base, namespace, body: ops })),
+    ]);
+    const labelled = await core.patchNamespacedPersistentVolumeClaim({
+      name: `${base}-data`,
+      namespace,
+      body: [...ops, templateOp],
+    });
     return this.objects.ensurePod(labelled, false);
   }
 

@@ -128,9 +128,8 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
       await waitClaimGone(this.objects, spec.conversationId, this.timeoutMs);
       claim = undefined;
     }
-    // This start's own sandbox (an earlier attempt made or claimed it): adopted.
-    if (claim?.metadata?.labels?.[LABELS.poolMember])
-      return { ...(await this.objects.ensurePod(claim, true)), startPath: 'pool' };
+    // This start's own pooled sandbox (an earlier attempt claimed it): its claim finished and adopted.
+    if (claim?.metadata?.labels?.[LABELS.poolMember]) return this.adoptPooled(claim, spec);
     const coldReason = claim ? undefined : (this.pool.ineligible(spec) ?? undefined);
     const pooled = claim || coldReason ? undefined : await this.pool.claim(spec);
     if (pooled) return pooled;
@@ -142,9 +141,15 @@ export class KubernetesRuntimeProvider implements RuntimeProvider {
     // A member an earlier attempt of this claim took is adopted; anything else (an earlier life's) is left for create.
     if (claim) {
       const ours = claim.metadata?.labels?.[LABELS.poolMember] && this.whose(claim, spec.incarnation) === 'own';
-      return ours ? { ...(await this.objects.ensurePod(claim, true)), startPath: 'pool' } : undefined;
+      return ours ? this.adoptPooled(claim, spec) : undefined;
     }
     return this.pool.ineligible(spec) ? undefined : this.pool.claim(spec);
+  }
+
+  /** A member this start claimed in an earlier attempt: its labelling finished (idempotent), then adopted. */
+  private async adoptPooled(claim: V1PersistentVolumeClaim, spec: RuntimeSpec): Promise<RuntimeHandle> {
+    const finished = await this.pool.finishClaim(claim.metadata!.labels![LABELS.poolMember]!, spec);
+    return { ...(finished ?? (await this.objects.ensurePod(claim, true))), adopted: true, startPath: 'pool' };
   }
 
   private async createCold(

@@ -7,7 +7,7 @@ import { PROJECT_ROOT } from '../../src/config';
 import { LocalKubernetes } from '../../src/dev/kubernetes';
 import { DockerRuntimeProvider } from '../../src/runtime/docker';
 import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
-import { KubernetesRuntimeProvider } from '../../src/runtime/kubernetes';
+import { KubernetesRuntimeProvider, type KubernetesProviderOptions } from '../../src/runtime/kubernetes';
 import { SANDBOX_NAMESPACE, claimName, podName, secretName } from '../../src/runtime/pod-spec';
 import { freePort } from './net';
 
@@ -40,9 +40,15 @@ export async function startLocalKubernetes(
 }
 
 /** The provider a worker on this machine would use against the cluster (its manifest read from Docker's image). */
-export function podProvider(k: LocalKubernetes, owner: string, image: string = K8S_IMAGE): KubernetesRuntimeProvider {
+export function podProvider(
+  k: LocalKubernetes,
+  owner: string,
+  image: string = K8S_IMAGE,
+  more: Partial<KubernetesProviderOptions> = {},
+): KubernetesRuntimeProvider {
   const docker = new DockerRuntimeProvider({ image });
   return new KubernetesRuntimeProvider({
+    ...more,
     image,
     manifest: () => docker.requirements(),
     namespace: SANDBOX_NAMESPACE,

@@ -14,6 +14,7 @@ import { WORKFLOW_TYPES, conversationWorkflowId } from '../../src/shared/constan
 import type { ReapResult } from '../../src/reaper/workflow';
 import { e2eInput, userMessages } from '../helpers/e2e';
 import { eventually } from '../helpers/eventually';
+import { drainPool, resizePool } from '../../src/sandbox-pools/pools';
 import { K8S_IMAGE, podProvider, sandboxObjects, startLocalKubernetes, volumeCount } from '../helpers/kubernetes';
 import { RUNTIME_IMAGES } from '../../src/runtime/image-manifest';
 import { eventsUntil, said } from '../helpers/agent-server';
@@ -162,5 +163,21 @@ describe('conversations on Kubernetes (Temporal + a local cluster + emulator)', 
     } finally {
       await workers.stopAll();
     }
+  });
+
+  test('a pooled start: the SandboxPool workflow keeps a pod ready, a start takes it, the pool makes another', async () => {
+    const pool = provider.pool.poolName;
+    await resizePool(env.client, { taskQueue, pool, size: 1 });
+    const ready = async () => (await provider.pool.members()).filter((m) => m.state === 'ready');
+    await eventually(async () => assert.equal((await ready()).length, 1), 60_000);
+    const [member] = await ready();
+    const id = uniqueId('pooled');
+    const info = await client.start(input(id, { settings: { ...input(id).settings, sandbox: {} } }));
+    assert.deepEqual([info.status, info.startPath, info.runtimeId], ['RUNNING', 'pool', member.runtimeId]);
+    assert.equal(typeof (await client.sendMessage(id, 'from a pooled pod')).eventId, 'number');
+    await eventually(async () => assert.equal((await ready()).length, 1, 'refilled'), 60_000);
+    assert.equal((await client.close(id)).status, 'STOPPED');
+    await drainPool(env.client, pool);
+    await eventually(async () => assert.deepEqual(await provider.pool.members(), []), 60_000);
   });
 });

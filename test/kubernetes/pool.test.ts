@@ -80,6 +80,32 @@ describe('warm pools on Kubernetes', () => {
     );
     assert.equal(await v0.pool.retire(members.find((m) => m.runtimeId === h1.runtimeId)!.memberId), false);
 
+    // An attempt that died after taking its member's claim Secret, before labelling the member: the next finishes it.
+    const m2 = (
+      await k.api(
+        'GET',
+        `/api/v1/namespaces/${SANDBOX_NAMESPACE}/pods?labelSelector=${CONVERSATION_LABEL}=${labelValue('pooled-2')}`,
+      )
+    ).body as { items: Array<{ metadata: { name: string } }> };
+    const base = m2.items[0].metadata.name;
+    const unlabel = [{ op: 'remove', path: `/metadata/labels/${CONVERSATION_LABEL}` }];
+    for (const path of [`pods/${base}`, `persistentvolumeclaims/${base}-data`])
+      assert.equal(
+        (
+          await k.api(
+            'PATCH',
+            `/api/v1/namespaces/${SANDBOX_NAMESPACE}/${path}`,
+            unlabel,
+            'application/json-patch+json',
+          )
+        ).status,
+        200,
+      );
+    assert.equal(await v0.inspect('pooled-2'), undefined, "unlabelled: not found as the conversation's");
+    const finished = await v0.create({ conversationId: 'pooled-2', userId: 'u', incarnation: 'i' });
+    assert.deepEqual([finished.runtimeId, finished.startPath], [h2.runtimeId, 'pool'], 'the same member, finished');
+    assert.equal((await v0.inspect('pooled-2'))?.runtimeId, h2.runtimeId);
+
     const cold = await a.createRuntime({ conversationId: 'cold-1', userId: 'u', incarnation: 'i' });
     assert.deepEqual([cold.startPath, cold.coldReason], ['cold', 'the pool had no ready sandbox']);
 
