@@ -94,7 +94,8 @@ export class ConversationObjects {
       await this.own(claim, body.metadata!, (metadata) =>
         core.createNamespacedPod({ namespace: this.c.ns, body: { ...body, metadata } }),
       );
-    pod = await waitPodAddress(core, this.c.ns, name, this.c.timeoutMs);
+    // Running already (an adopted or claimed pod): no second read.
+    if (!pod?.status?.podIP) pod = await waitPodAddress(core, this.c.ns, name, this.c.timeoutMs);
     return this.handleOf(pod, adopted);
   }
 

@@ -168,8 +168,9 @@ export function buildPod(spec: RuntimeSpec, s: PodSettings): V1Pod {
           envFrom: [{ secretRef: { name: secretName(spec.conversationId, s.prefix) } }],
           resources: {
             limits: { cpu: String(cpus), memory: `${memoryMb}Mi` },
-            // The scheduler places by requests: a quarter of the limits, so idle conversations pack densely.
-            requests: { cpu: String(Math.max(0.01, cpus / 4)), memory: `${Math.ceil(memoryMb / 4)}Mi` },
+            // The scheduler places by requests: a tenth of the CPU limit and a quarter of the memory, so mostly idle
+            // conversations pack densely (a 2-core node holds 20 sandboxes of 1 CPU by their requests).
+            requests: { cpu: String(Math.max(0.01, cpus / 10)), memory: `${Math.ceil(memoryMb / 4)}Mi` },
           },
           securityContext: {
             allowPrivilegeEscalation: false,

@@ -84,7 +84,7 @@ describe('the sandbox pod', () => {
   test('limits from the request, defaults and the manifest; below the floor is InvalidSettings', () => {
     const c = buildPod({ ...spec, cpus: 2, memoryMb: 2048 }, settings).spec!.containers[0];
     assert.deepEqual(c.resources?.limits, { cpu: '2', memory: '2048Mi' });
-    assert.deepEqual(c.resources?.requests, { cpu: '0.5', memory: '512Mi' });
+    assert.deepEqual(c.resources?.requests, { cpu: '0.2', memory: '512Mi' });
     const d = buildPod(spec, { ...settings, defaults: { cpus: 1, memoryMb: 300 } }).spec!.containers[0];
     assert.deepEqual(d.resources?.limits, { cpu: '1', memory: '300Mi' });
     assert.throws(() => buildPod({ ...spec, memoryMb: 1 }, settings), { name: 'InvalidSettings' });
