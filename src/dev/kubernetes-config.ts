@@ -2,6 +2,7 @@
 // kubelet's. Each setting that was needed on this kind of machine says why.
 import { join } from 'node:path';
 import { BRIDGE } from './kubernetes-host';
+import { SERVICE_RANGE, type KubernetesPki } from './kubernetes-pki';
 import { DEFAULT_SANDBOX_LIMITS } from '../defaults';
 
 /** The pause image the cluster's pods share, made from Debian's busybox (no registry here). */
@@ -102,4 +103,28 @@ export function kubeletConfig(k: { containerdSocket: string; nodeIp: string }, c
     imageGCLowThresholdPercent: 99,
     clusterDomain: 'cluster.local',
   };
+}
+
+/** The API server's command line: etcd, its port on 127.0.0.1, the cluster's PKI, the node's address. */
+export function apiServerArgs(o: { etcdPort: number; apiPort: number; nodeIp: string; pki: KubernetesPki }): string[] {
+  const kubeletClient = o.pki.client('apiserver-kubelet-client');
+  return [
+    `--etcd-servers=http://127.0.0.1:${o.etcdPort}`,
+    '--bind-address=127.0.0.1',
+    `--secure-port=${o.apiPort}`,
+    `--advertise-address=${o.nodeIp}`,
+    `--service-cluster-ip-range=${SERVICE_RANGE}`,
+    `--client-ca-file=${o.pki.ca}`,
+    `--tls-cert-file=${o.pki.apiserver.cert}`,
+    `--tls-private-key-file=${o.pki.apiserver.key}`,
+    '--service-account-issuer=https://kubernetes.default.svc',
+    `--service-account-key-file=${o.pki.saPublic}`,
+    `--service-account-signing-key-file=${o.pki.saPrivate}`,
+    '--authorization-mode=Node,RBAC',
+    '--enable-admission-plugins=NodeRestriction',
+    `--kubelet-client-certificate=${kubeletClient.cert}`,
+    `--kubelet-client-key=${kubeletClient.key}`,
+    // The node's host name does not resolve here: logs and exec reach the kubelet by its address.
+    '--kubelet-preferred-address-types=InternalIP',
+  ];
 }

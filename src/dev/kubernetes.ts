@@ -12,8 +12,8 @@ import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } fro
 import { join } from 'node:path';
 import { request } from 'undici';
 import { AdminApi, type ApiAnswer } from './kubernetes-api';
-import { makePki, SERVICE_RANGE, type KubernetesPki } from './kubernetes-pki';
-import { cniConfig, containerdConfig, kubeletConfig } from './kubernetes-config';
+import { makePki, type KubernetesPki } from './kubernetes-pki';
+import { apiServerArgs, cniConfig, containerdConfig, kubeletConfig } from './kubernetes-config';
 import { ctr, importImage, loadHelperImage, loadPauseImage } from './kubernetes-images';
 import { applyStorage, provisionerArgs } from './kubernetes-storage';
 import { HostChanges, nodeIp } from './kubernetes-host';
@@ -208,26 +208,10 @@ export class LocalKubernetes {
 
   private async startApiServer(): Promise<void> {
     const p = this.pki!;
-    const kubeletClient = p.client('apiserver-kubelet-client');
-    this.launch('kube-apiserver', [
-      `--etcd-servers=http://127.0.0.1:${this.etcdPort}`,
-      '--bind-address=127.0.0.1',
-      `--secure-port=${this.apiPort}`,
-      `--advertise-address=${this.nodeIp}`,
-      `--service-cluster-ip-range=${SERVICE_RANGE}`,
-      `--client-ca-file=${p.ca}`,
-      `--tls-cert-file=${p.apiserver.cert}`,
-      `--tls-private-key-file=${p.apiserver.key}`,
-      '--service-account-issuer=https://kubernetes.default.svc',
-      `--service-account-key-file=${p.saPublic}`,
-      `--service-account-signing-key-file=${p.saPrivate}`,
-      '--authorization-mode=Node,RBAC',
-      '--enable-admission-plugins=NodeRestriction',
-      `--kubelet-client-certificate=${kubeletClient.cert}`,
-      `--kubelet-client-key=${kubeletClient.key}`,
-      // The node's host name does not resolve here: logs and exec reach the kubelet by its address.
-      '--kubelet-preferred-address-types=InternalIP',
-    ]);
+    this.launch(
+      'kube-apiserver',
+      apiServerArgs({ etcdPort: this.etcdPort, apiPort: this.apiPort, nodeIp: this.nodeIp, pki: p }),
+    );
     await this.until('kube-apiserver', async () => (await this.api('GET', '/readyz')).status === 200, 'kube-apiserver');
   }
 

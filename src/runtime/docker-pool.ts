@@ -10,6 +10,7 @@ import type Docker from 'dockerode';
 import { LABELS } from '../shared/constants';
 import { ErrorType, NestorError } from '../errors';
 import type { PoolMember, PoolOps, RuntimeHandle, RuntimeSpec } from './provider';
+import { poolIneligible } from './pool-eligibility';
 import type { ImageManifest } from './image-manifest';
 import { LOCK_LABEL, PoolLocks } from './pool-locks';
 import {
@@ -201,12 +202,7 @@ export class DockerPool implements PoolOps {
   }
 
   ineligible(spec: RuntimeSpec): string | undefined {
-    if (spec.fromPool === false) return 'the request asked for a cold start';
-    if (spec.env && Object.keys(spec.env).length > 0)
-      return 'the request sets extra environment (settings.sandbox.env), fixed when a sandbox is created';
-    if (spec.egress === false)
-      return 'the request has no egress (settings.sandbox.egress false); pooled sandboxes have';
-    return undefined;
+    return poolIneligible(spec);
   }
 
   /**

@@ -47,6 +47,20 @@ export function handleOfPod(pod: V1Pod, env: Record<string, string>, adopted: bo
   };
 }
 
+/** A JSON Patch operation (the client's default patch type). */
+export type PatchOp = { op: 'add'; path: string; value: unknown };
+const pointer = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
+export const labelOp = (key: string, value: string): PatchOp => ({
+  op: 'add',
+  path: `/metadata/labels/${pointer(key)}`,
+  value,
+});
+export const annotationOp = (key: string, value: string): PatchOp => ({
+  op: 'add',
+  path: `/metadata/annotations/${pointer(key)}`,
+  value,
+});
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The HTTP status of a failed API call (the client's ApiException), if it was one. */

@@ -10,10 +10,11 @@ import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { LABELS } from '../shared/constants';
 import type { PoolMember, PoolOps, RuntimeHandle, RuntimeSpec } from './provider';
+import { poolIneligible } from './pool-eligibility';
 import { DEFERRED_INIT_ENV, poolNameFor, resolveMemoryMb } from './container-spec';
 import { newConversationKeys } from './deferred-init';
 import { protocolOfKind } from './image-manifest';
-import { idempotent, orAbsent, podState } from './kubernetes-parts';
+import { annotationOp, idempotent, labelOp, orAbsent, podState, type PatchOp } from './kubernetes-parts';
 import { CLAIM_KEYS, POOL_STATE_LABEL, type ConversationObjects, type ObjectsContext } from './kubernetes-objects';
 import {
   CONVERSATION_LABEL,
@@ -37,16 +38,6 @@ export interface KubernetesPoolOptions {
 }
 
 type State = 'booting' | 'ready' | 'claimed';
-/** A JSON Patch operation (the client's default patch type). */
-type Op = { op: 'add'; path: string; value: unknown };
-const esc = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
-const labelOp = (key: string, value: string): Op => ({ op: 'add', path: `/metadata/labels/${esc(key)}`, value });
-const annotationOp = (key: string, value: string): Op => ({
-  op: 'add',
-  path: `/metadata/annotations/${esc(key)}`,
-  value,
-});
-
 export class KubernetesPool implements PoolOps {
   readonly poolName: string;
 
@@ -208,14 +199,9 @@ export class KubernetesPool implements PoolOps {
   }
 
   ineligible(spec: RuntimeSpec): string | undefined {
-    if (spec.fromPool === false) return 'the request asked for a cold start';
-    if (spec.env && Object.keys(spec.env).length > 0)
-      return 'the request sets extra environment (settings.sandbox.env), fixed when a sandbox is created';
-    if (spec.egress === false)
-      return 'the request has no egress (settings.sandbox.egress false); pooled sandboxes have';
-    if (spec.cpus !== undefined || spec.memoryMb !== undefined)
-      return "the request sets its own limits, and a pod's are fixed when it is made";
-    return undefined;
+    const why = poolIneligible(spec);
+    if (why || (spec.cpus === undefined && spec.memoryMb === undefined)) return why;
+    return "the request sets its own limits, and a pod's are fixed when it is made";
   }
 
   sibling(poolName: string): KubernetesPool {
@@ -299,7 +285,7 @@ export class KubernetesPool implements PoolOps {
     return this.objects.ensurePod(labelled, false);
   }
 
-  private async patchPod(pod: V1Pod, ops: Op[]): Promise<boolean> {
+  private async patchPod(pod: V1Pod, ops: PatchOp[]): Promise<boolean> {
     const { core } = await this.c.api();
     return idempotent(core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: this.c.ns, body: ops }));
   }
