@@ -291,17 +291,6 @@ function oauthOf(e: z.infer<typeof EnvSchema>, p: 'GITHUB' | 'GITLAB' | 'BITBUCK
   };
 }
 
-/** One line saying which runtime the sandboxes run, and how to choose the other (printed by `nestor dev` and the worker). */
-export function describeRuntime(c: NestorConfig): string {
-  const others =
-    "NESTOR_RUNTIME=openhands-v0 runs the V0 server of openhands-ai 1.4.0, NESTOR_RUNTIME=emulator nestor's quick echo emulator";
-  if (c.runtime === 'openhands')
-    return `Sandboxes run the current OpenHands agent server (NESTOR_RUNTIME=openhands, image ${c.runtimeImage}); ${others}`;
-  if (c.runtime === 'openhands-v0')
-    return `New sandboxes run the V0 OpenHands server, removed from OpenHands in 1.7.0 (NESTOR_RUNTIME=openhands-v0, image ${c.runtimeImage}); NESTOR_RUNTIME=openhands runs the current agent server`;
-  return `Sandboxes run nestor's emulator of the OpenHands server, an echo agent (NESTOR_RUNTIME=emulator, image ${c.runtimeImage}); NESTOR_RUNTIME=openhands runs the real server`;
-}
-
 /** The address to reach Temporal at: TEMPORAL_ADDRESS, else the local dev server. */
 export function temporalAddress(c: NestorConfig): string {
   return c.temporalAddress ?? `127.0.0.1:${c.temporalPort}`;

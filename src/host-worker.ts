@@ -7,7 +7,8 @@
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
 import { KNOWN_ERRORS, createActivities } from './activities';
-import { describeRuntime, loadConfig, type NestorConfig } from './config';
+import { loadConfig, type NestorConfig } from './config';
+import { describeRuntime } from './describe-runtime';
 import { ConfigError } from './errors';
 import { castKnownErrors } from './errors/cast-known-errors';
 import { activityLogInterceptor } from './observability/activity-log';

@@ -1,6 +1,7 @@
 // `nestor dev`: the whole service on one machine: the codec server, the Temporal dev server (unless TEMPORAL_ADDRESS
 // is set) and the worker `nestor worker` runs (worker.ts startWorker), until Ctrl-C.
-import { describeRuntime, type NestorConfig } from '../config';
+import { type NestorConfig } from '../config';
+import { describeRuntime } from '../describe-runtime';
 import { ConfigError } from '../errors';
 import { EncryptionCodec, type EncryptionKey } from '../codec/encryption';
 import { resolveEncryptionKeys } from '../codec/keys';

@@ -2,7 +2,8 @@
 // temporal-server processes, the Temporal UI server and the codec server, and one nestor worker per frontend (a
 // worker reaches the cluster through either; in production a load balancer or DNS name stands before them).
 import { join } from 'node:path';
-import { describeRuntime, type NestorConfig } from '../config';
+import { type NestorConfig } from '../config';
+import { describeRuntime } from '../describe-runtime';
 import { prepareProcess, startWorker } from '../worker';
 import { LocalCluster } from './cluster';
 import { codecGuard, codecServer, codecWithoutToken } from '.';

@@ -14,7 +14,7 @@ import { poolIneligible } from './pool-eligibility';
 import { DEFERRED_INIT_ENV, poolNameFor, resolveMemoryMb } from './container-spec';
 import { newConversationKeys } from './deferred-init';
 import { protocolOfKind } from './image-manifest';
-import { annotationOp, idempotent, labelOp, orAbsent, podState, type PatchOp } from './kubernetes-parts';
+import { annotationOp, idempotent, labelOp, orAbsent, podState, statusOf, type PatchOp } from './kubernetes-parts';
 import { CLAIM_KEYS, POOL_STATE_LABEL, type ConversationObjects, type ObjectsContext } from './kubernetes-objects';
 import {
   CONVERSATION_LABEL,
@@ -116,8 +116,9 @@ export class KubernetesPool implements PoolOps {
       annotations: this.annotations(),
     });
     const pod = buildPod(spec, s);
+    const own = pod.metadata!.annotations;
     pod.metadata = { ...meta(base), labels: { ...this.labels(memberId, 'booting'), [SANDBOX_LABEL]: 'true' } };
-    pod.metadata.annotations = { ...pod.metadata.annotations, ...buildPod(spec, s).metadata!.annotations };
+    pod.metadata.annotations = { ...pod.metadata.annotations, ...own };
     pod.spec!.containers[0].envFrom = [{ secretRef: { name: `${base}-keys` } }];
     pod.spec!.volumes![0] = { name: 'data', persistentVolumeClaim: { claimName: `${base}-data` } };
     const claimBody = { ...buildClaim(spec, s), metadata: meta(`${base}-data`) };
@@ -193,8 +194,10 @@ export class KubernetesPool implements PoolOps {
       const mi = (q: string) =>
         q.endsWith('Ki') ? parseInt(q) / 1024 : q.endsWith('Mi') ? parseInt(q) : parseInt(q) / 2 ** 20;
       return Math.floor(nodes.reduce((sum, n) => sum + mi(n.status?.allocatable?.memory ?? '0'), 0));
-    } catch {
-      return Number.MAX_SAFE_INTEGER;
+    } catch (err) {
+      // No right to list nodes (a namespaced service account): the namespace's quota bounds the pool instead.
+      if (statusOf(err) === 403) return Number.MAX_SAFE_INTEGER;
+      throw err;
     }
   }
 
