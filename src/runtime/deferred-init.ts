@@ -6,7 +6,7 @@ import type Docker from 'dockerode';
 import { AgentServerClient } from '../nested/agent-server';
 import { ErrorType, NestorError } from '../errors';
 import { envOf } from './docker-parts';
-import { DEFERRED_INIT_ENV, SECRET_KEY_ENV, SESSION_KEY_ENV } from './container-spec';
+import { SECRET_KEY_ENV, SESSION_KEY_ENV } from './container-spec';
 
 /** A conversation's keys on a V1 server: the session key its callers present, the key its stored secrets are under. */
 export interface ConversationKeys {
@@ -31,9 +31,6 @@ export function keysOfLock(lock: Docker.ContainerInspectInfo | undefined): Conve
   const secretKey = lock && envOf(lock, SECRET_KEY_ENV);
   return sessionApiKey && secretKey ? { sessionApiKey, secretKey } : undefined;
 }
-
-/** Whether a sandbox's server boots dormant (a V1 pool member's). */
-export const bootsDormant = (info: Docker.ContainerInspectInfo) => envOf(info, DEFERRED_INIT_ENV) === 'true';
 
 /** Poll interval while another attempt's init is under way, and how many polls before giving up (30 s). */
 const POLL_MS = 100;

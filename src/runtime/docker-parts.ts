@@ -4,6 +4,7 @@ import { ErrorType, NestorError } from '../errors';
 import { LABELS } from '../shared/constants';
 import {
   DEFAULT_LIMITS,
+  DEFERRED_INIT_ENV,
   SANDBOX_NETWORK,
   SANDBOX_NETWORK_INTERNAL,
   SESSION_KEY_ENV,
@@ -168,11 +169,13 @@ export async function applyLimits(
   spec: RuntimeSpec,
   defaults: Partial<SandboxDefaults> | undefined,
   manifest: ImageManifest,
+  /** Its limits now, from an inspect the caller made already (one call fewer on a claim); else read here. */
+  current?: Docker.HostConfig,
 ): Promise<void> {
   const limits = { ...DEFAULT_LIMITS, ...defaults };
   const memory = resolveMemoryMb(spec, defaults, manifest) * 1024 * 1024;
   const c = docker.getContainer(id);
-  const current = (await c.inspect()).HostConfig;
+  current ??= (await c.inspect()).HostConfig;
   const update: Record<string, number> = {};
   const cpus = Math.round((spec.cpus ?? limits.cpus) * 1e9);
   if (current.NanoCpus !== cpus) update.NanoCpus = cpus;
@@ -186,6 +189,9 @@ export async function applyLimits(
 export function envOf(info: Docker.ContainerInspectInfo, name: string): string | undefined {
   return (info.Config.Env ?? []).find((e) => e.startsWith(`${name}=`))?.slice(name.length + 1);
 }
+
+/** Whether a sandbox's server boots dormant (a V1 pool member's): it waits for its conversation's keys at init. */
+export const bootsDormant = (info: Docker.ContainerInspectInfo) => envOf(info, DEFERRED_INIT_ENV) === 'true';
 
 /**
  * Start the container if needed and read its URL, session key and protocol back from Docker. `initKeys`: the keys its
@@ -227,12 +233,11 @@ export async function handleOf(
   // The port the container was created with (its image's manifest), whatever image is configured now.
   const port = Object.keys(info.Config.ExposedPorts ?? {})[0] ?? `${UNLABELLED_MANIFEST.port}/tcp`;
   const binding = info.NetworkSettings.Ports?.[port]?.find((b) => b.HostIp === '127.0.0.1' && b.HostPort);
-  if (binding)
-    return { runtimeId: info.Id, url: `http://127.0.0.1:${binding.HostPort}`, sessionApiKey, adopted, protocol };
+  const handle = { runtimeId: info.Id, sessionApiKey, adopted, protocol, deferredInit: bootsDormant(info) };
+  if (binding) return { ...handle, url: `http://127.0.0.1:${binding.HostPort}` };
   // No egress: no published port; the sandbox is reached at its address on the internal bridge.
   const internalIp = info.NetworkSettings.Networks?.[SANDBOX_NETWORK_INTERNAL]?.IPAddress;
-  if (internalIp)
-    return { runtimeId: info.Id, url: `http://${internalIp}:${parseInt(port, 10)}`, sessionApiKey, adopted, protocol };
+  if (internalIp) return { ...handle, url: `http://${internalIp}:${parseInt(port, 10)}` };
   throw new NestorError(
     ErrorType.RuntimeStartFailed,
     `container ${name} has no published port or internal address (state ${info.State.Status})`,

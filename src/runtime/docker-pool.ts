@@ -13,15 +13,10 @@ import type { PoolMember, PoolOps, RuntimeHandle, RuntimeSpec } from './provider
 import { poolIneligible } from './pool-eligibility';
 import type { ImageManifest } from './image-manifest';
 import { LOCK_LABEL, PoolLocks } from './pool-locks';
-import {
-  bootsDormant,
-  initializeServer,
-  keysOfLock,
-  newConversationKeys,
-  type ConversationKeys,
-} from './deferred-init';
+import { initializeServer, keysOfLock, newConversationKeys, type ConversationKeys } from './deferred-init';
 import {
   applyLimits,
+  bootsDormant,
   envOf,
   inspectContainer,
   removeVolumeWhenFree,
@@ -58,6 +53,9 @@ export interface PoolHost {
 }
 
 const STATES = ['booting', 'ready'] as const;
+
+/** The ready members a claim tries, in order, and the one this start locked already (an earlier attempt), if any. */
+type Candidates = { order: PoolMember[]; own?: string };
 
 export { LOCK_LABEL };
 
@@ -205,22 +203,34 @@ export class DockerPool implements PoolOps {
     return poolIneligible(spec);
   }
 
-  /**
-   * Take a ready member for the conversation: lock it (exclusive), rename it to the conversation's name, apply its
-   * limits. Undefined when there is none to take (the caller starts cold).
-   */
+  /** Take a ready member: lock it, rename it to the conversation's, apply its limits; undefined: none (start cold). */
   async claim(spec: RuntimeSpec): Promise<RuntimeHandle | undefined> {
+    return this.take(spec, await this.candidates(spec));
+  }
+
+  /**
+   * The ready members a claim tries, in order (reads only: a caller may run them beside its own), from a random one so
+   * concurrent claimants mostly differ; first the member an earlier attempt of this start locked, to finish that claim.
+   */
+  async candidates(spec: RuntimeSpec): Promise<Candidates> {
     // Limits the image cannot run with are refused before a member is touched (else it is renamed, then burnt).
-    resolveMemoryMb(spec, this.host.defaults, await this.host.requirements());
-    const target = containerName(spec.conversationId, this.host.convPrefix);
-    // Start at a random member, so concurrent claimants mostly try different ones; but first the member this start
-    // locked already, in an attempt that died (or whose rename failed) before renaming it: finish that claim.
-    const [members, own] = await Promise.all([this.members(), this.locks.lockedBy(spec)]);
+    const [manifest, members, own] = await Promise.all([
+      this.host.requirements(),
+      this.members(),
+      this.locks.lockedBy(spec),
+    ]);
+    resolveMemoryMb(spec, this.host.defaults, manifest);
     const ready = members.filter((m) => m.state === 'ready' && m.containerState === 'running');
     const offset = Math.floor(Math.random() * ready.length);
     const order = ready
       .map((_, i) => ready[(offset + i) % ready.length])
       .sort((a, b) => +(b.memberId === own) - +(a.memberId === own));
+    return { order, own };
+  }
+
+  /** Claim the first of the candidates this start can lock and rename. */
+  async take(spec: RuntimeSpec, { order, own }: Candidates): Promise<RuntimeHandle | undefined> {
+    const target = containerName(spec.conversationId, this.host.convPrefix);
     for (const m of order) {
       const ours = m.memberId === own;
       // The keys its server takes at init (a V1 member's), made now and kept with the claim.
@@ -233,8 +243,10 @@ export class DockerPool implements PoolOps {
         if (renamed === 'taken' || ours) return undefined;
         continue; // retired before we locked it
       }
-      await applyLimits(this.host.docker, m.runtimeId, spec, this.host.defaults, await this.host.requirements());
-      const info = await this.host.docker.getContainer(m.runtimeId).inspect();
+      // One inspect serves the limits (only what differs is updated) and the handle (address, key: unchanged by it).
+      const c = this.host.docker.getContainer(m.runtimeId);
+      const [info, manifest] = await Promise.all([c.inspect(), this.host.requirements()]);
+      await applyLimits(this.host.docker, m.runtimeId, spec, this.host.defaults, manifest, info.HostConfig);
       return { ...(await this.host.handleOf(info, false)), startPath: 'pool' };
     }
     return undefined;

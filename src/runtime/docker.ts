@@ -104,11 +104,16 @@ export class DockerRuntimeProvider implements RuntimeProvider {
   }
 
   async claim(spec: RuntimeSpec): Promise<RuntimeHandle | undefined> {
-    const existing = await this.inspectRaw(containerName(spec.conversationId, this.prefix));
+    // The conversation's own container looked for beside the pool's reads (the claim itself only after it).
+    const eligible = !this.pool.ineligible(spec);
+    const [existing, candidates] = await Promise.all([
+      this.inspectRaw(containerName(spec.conversationId, this.prefix)),
+      eligible ? this.pool.candidates(spec) : undefined,
+    ]);
     // A member an earlier attempt of this claim took is adopted; anything else there (an earlier life's container) is
     // left for create, which runs after the slot is granted and removes it.
     if (existing) return existing.Config.Labels?.[LABELS.pool] ? this.adoptOwn(existing, spec) : undefined;
-    return this.pool.ineligible(spec) ? undefined : this.pool.claim(spec);
+    return candidates && this.pool.take(spec, candidates);
   }
 
   /** The conversation's container, adopted when it is this start's own (an earlier attempt made or claimed it). */
@@ -117,7 +122,15 @@ export class DockerRuntimeProvider implements RuntimeProvider {
     if (claimOf(name, await this.labelsOf(existing), this.ownership, spec.incarnation) !== 'own') return undefined;
     const pooled = !!existing.Config.Labels?.[LABELS.pool];
     // A claimed member took the conversation's limits after its rename: an attempt that died in between did not.
-    if (pooled) await applyLimits(this.docker, existing.Id, spec, this.opts.defaults, await this.requirements());
+    if (pooled)
+      await applyLimits(
+        this.docker,
+        existing.Id,
+        spec,
+        this.opts.defaults,
+        await this.requirements(),
+        existing.HostConfig,
+      );
     return { ...(await this.adopt(existing)), startPath: pooled ? 'pool' : 'cold' };
   }
 

@@ -35,6 +35,11 @@ export interface RuntimeHandle {
   coldReason?: string;
   /** The protocol its server speaks (its image's kind). Absent in handles recorded before V1 existed: `v0`. */
   protocol?: NestedProtocol;
+  /**
+   * Whether its server waits for its conversation's keys (a claimed V1 pool member: `initialize` gives them). False:
+   * nothing to give, `initialize` is not called. Absent (a provider that does not say): `initialize` decides.
+   */
+  deferredInit?: boolean;
 }
 
 export interface RuntimeSummary {

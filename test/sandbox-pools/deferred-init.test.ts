@@ -63,6 +63,7 @@ describe('V1 pool members and the deferred init', () => {
       aliveTimeoutMs: 20_000,
     });
     assert.equal(h.startPath, 'pool');
+    assert.equal(h.deferredInit, true, 'its server waits for the keys the claim made');
     assert.equal(h.runtimeId, member.runtimeId);
     assert.notEqual(h.sessionApiKey, memberKey, 'the conversation has a key the member never had');
     assert.equal(

@@ -180,6 +180,34 @@ describe('warm pool members on Docker', () => {
     await assert.rejects(docker.getContainer(h.runtimeId).inspect(), /no such container/i);
   });
 
+  test("the claim beside the slot (claimRuntime) takes a member with the conversation's limits; a V0 server is not initialized", async () => {
+    await boot(1);
+    const cid = id('beside');
+    let initialized = 0;
+    const spied = Object.assign(Object.create(provider) as DockerRuntimeProvider, {
+      initialize: async () => void initialized++,
+    });
+    const h = await createRuntimeActivities({ runtime: spied }).claimRuntime({
+      conversationId: cid,
+      userId: 'u-beside',
+      incarnation: 'inc-1',
+      cpus: 0.5,
+      memoryMb: 384,
+      aliveTimeoutMs: 20_000,
+    });
+    assert.ok(h, 'a member was taken');
+    assert.equal(h.startPath, 'pool');
+    assert.equal(h.deferredInit, false, 'its server took its keys at boot');
+    assert.equal(initialized, 0, 'nothing to initialize: no engine call for it');
+    const info = await docker.getContainer(h.runtimeId).inspect();
+    assert.equal(info.Name, `/${containerName(cid)}`);
+    assert.equal(info.HostConfig.NanoCpus, 500_000_000);
+    assert.equal(info.HostConfig.Memory, 384 * 1024 * 1024);
+    assert.equal(await new NestedClient({ baseUrl: h.url, sessionApiKey: h.sessionApiKey }).alive(), true);
+    // Nothing left to take: the next claim beside a slot takes nothing (the start then creates its sandbox).
+    assert.equal(await acts.claimRuntime({ conversationId: id('none'), userId: 'u-beside', incarnation: 'i' }), null);
+  });
+
   test("limits below the image's floor are refused before a member is touched (none is burnt)", async () => {
     const [memberId] = await boot(1);
     const cid = id('below-floor');

@@ -99,7 +99,8 @@ async function bringAlive(
     deps,
     input.conversationId,
   );
-  await deps.runtime.initialize?.(input.conversationId);
+  // A sandbox whose provider says its server took its keys at boot has nothing to be given (one engine call fewer).
+  if (handle.deferredInit !== false) await deps.runtime.initialize?.(input.conversationId);
   return { ...handle, readyMs: Date.now() - started };
 }
 
