@@ -237,10 +237,11 @@ export class DockerPool implements PoolOps {
       if (!ours && !(await this.locks.take(m.memberId, 'claim', spec, newConversationKeys()))) continue; // another took it
       const renamed = await renameContainer(this.host.docker, m.name, target);
       if (renamed !== 'done') {
-        // Ours: a racing attempt of this start may have renamed it just now; its lock stays.
-        if (!ours) await this.unlock(m.memberId);
-        // Taken: this conversation's container exists (a racing attempt of this start): the cold path adopts it.
-        if (renamed === 'taken' || ours) return undefined;
+        // Ours, or locked here and renamed first by a retry of this start that found the lock: the lock is that
+        // claim's record (a V1 member's keys) and stays. Taken: this conversation's container exists; create adopts it.
+        const finished = !ours && (await this.inspect(target))?.Id === m.runtimeId;
+        if (!ours && !finished) await this.unlock(m.memberId);
+        if (renamed === 'taken' || ours || finished) return undefined;
         continue; // retired before we locked it
       }
       // One inspect serves the limits (only what differs is updated) and the handle (address, key: unchanged by it).

@@ -296,6 +296,39 @@ describe('warm pool members on Docker', () => {
     assert.equal(await pool.claimLabels(memberId), undefined);
   });
 
+  test("a slow attempt whose rename loses to the start's retry keeps the retry's claim record", async () => {
+    const [memberId] = await boot(1);
+    const cid = id('two-attempts');
+    const spec = { conversationId: cid, userId: 'u', incarnation: 'i1', aliveTimeoutMs: 20_000 };
+    // The first attempt locks the member; its rename waits until the retry (which finds that lock) has claimed it.
+    let release!: () => void;
+    let renaming!: () => void;
+    const [gate, renamingNow] = [new Promise<void>((r) => (release = r)), new Promise<void>((r) => (renaming = r))];
+    const slow = new Docker();
+    const getContainer = slow.getContainer.bind(slow);
+    slow.getContainer = (name: string) => {
+      const c = getContainer(name);
+      const rename = c.rename.bind(c);
+      c.rename = async (opts: object) => {
+        renaming();
+        await gate;
+        return rename(opts);
+      };
+      return c;
+    };
+    const first = new DockerRuntimeProvider({ image: RUNTIME_IMAGES.emulator, pool: { name: poolName }, docker: slow });
+    const firstClaim = first.pool.claim(spec);
+    await renamingNow;
+    const h = await acts.createRuntime(spec);
+    assert.equal(h.startPath, 'pool');
+    release();
+    assert.equal(await firstClaim, undefined, 'the first attempt claims nothing more');
+    assert.equal((await pool.claimLabels(memberId))?.[LABELS.conversationId], cid, "the claim's record stayed");
+    const again = await acts.createRuntime(spec);
+    assert.equal(again.runtimeId, h.runtimeId, 'adopted as its own again');
+    assert.equal(again.adopted, true);
+  });
+
   test("a claim whose limits were not applied (the attempt died after the rename) gets them from the start's retry", async () => {
     const [memberId] = await boot(1);
     // The engine fails the claim's `docker update` once: the attempt ends with the member renamed, at the defaults.
